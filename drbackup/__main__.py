@@ -1,0 +1,3 @@
+from drbackup.cli.main import entry
+
+entry()

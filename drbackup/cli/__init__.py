@@ -1,0 +1,1 @@
+"""The drbackup command line."""

@@ -1,0 +1,52 @@
+"""drbackup config check | example"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from drbackup.cli.context import CliContext
+from drbackup.config import ConfigInvalid, load_config, resolve_config_path
+from drbackup.config.example import render_example
+from drbackup.errors import ExitCode
+
+
+def register(commands: Any) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "config", help="check or explain the config")
+    verbs = parser.add_subparsers(dest="config_command", metavar="ACTION")
+    verbs.required = True
+    check = verbs.add_parser("check", help="validate the config file; one-line verdict")
+    check.add_argument("--offline", action="store_true",
+                       help="skip checks of secret files (for linting a config on another host)")
+    check.set_defaults(handler=check_config)
+    example = verbs.add_parser("example", help="print the documented example config")
+    example.set_defaults(handler=print_example)
+
+
+def check_config(ctx: CliContext) -> int:
+    path = resolve_config_path(ctx.args.config)
+    try:
+        config = load_config(path, check_files=not ctx.args.offline)
+    except ConfigInvalid as exc:
+        problems = [str(p) for p in exc.problems]
+        if ctx.out.json_mode:
+            ctx.out.result({"valid": False, "path": str(path), "problems": problems})
+        else:
+            print(f"drbackup: error: config {path} is invalid: {len(problems)} problem(s)",
+                  file=sys.stderr)
+            for problem in problems:
+                print(f"  {path}: {problem}", file=sys.stderr)
+        return int(ExitCode.CONFIG)
+    sources = sum(len(a.sources) for a in config.agencies)
+    ctx.out.result(
+        {"valid": True, "path": str(path), "agencies": len(config.agencies), "sources": sources},
+        f"config {path} is valid: {len(config.agencies)} agencies, {sources} sources, "
+        f"{len(config.stores)} stores")
+    return 0
+
+
+def print_example(ctx: CliContext) -> int:
+    sys.stdout.write(render_example())
+    return 0

@@ -1,0 +1,172 @@
+"""Reading a TOML config file into the typed models, with errors that name the file, the key path
+and the problem, and the checks on secret files that a model alone cannot make."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from drbackup.config.models import Config
+from drbackup.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/drbackup/drbackup.toml")
+CONFIG_ENV = "DRBACKUP_CONFIG"
+_UNSET_VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+# Keys whose values name secret files: checked for existence and permissions, and
+# ${CREDENTIALS_DIRECTORY} expanded (systemd LoadCredential= puts secrets there).
+SECRET_FILE_KEYS = ("password_file", "credentials_file", "maintenance_credentials_file")
+
+
+class ConfigProblem:
+    """One thing wrong with a config: where (key path) and what."""
+
+    def __init__(self, location: str, message: str):
+        self.location = location
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+
+class ConfigInvalid(ConfigError):
+    """A config that failed validation; `problems` lists every finding, `message` the first."""
+
+    def __init__(self, path: Path, problems: list[ConfigProblem]):
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more problem(s); run 'drbackup config check')" if (
+            len(problems) > 1) else ""
+        super().__init__(
+            f"config {path}: {first}{more}",
+            "fix the config file, then run 'drbackup config check'",
+        )
+        self.path = path
+        self.problems = problems
+
+
+def resolve_config_path(explicit: str | None) -> Path:
+    """--config, else $DRBACKUP_CONFIG, else /etc/drbackup/drbackup.toml."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    return DEFAULT_CONFIG_PATH
+
+
+def format_location(loc: tuple[int | str, ...]) -> str:
+    """('agencies', 1, 'sources', 0, 'directory', 'paths') -> 'agencies[1].sources[0].paths'."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("directory", "postgres", "mysql", "sqlite", "dumpdir") and out.endswith("]"):
+            # pydantic names the union member it tried; the user's file has no such level.
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _problems_from_validation(error: ValidationError) -> list[ConfigProblem]:
+    problems = []
+    for item in error.errors():
+        message = item["msg"]
+        message = message.removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling and the example config)"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        elif item["type"] == "union_tag_invalid":
+            message = f"unknown source kind {item.get('input', {}).get('kind')!r}" if isinstance(
+                item.get("input"), dict) else message
+        problems.append(ConfigProblem(format_location(tuple(item["loc"])), message))
+    return problems
+
+
+def _expand_secret_paths(node: object) -> None:
+    """Expand environment variables in secret-file paths, in place."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in SECRET_FILE_KEYS and isinstance(value, str):
+                node[key] = os.path.expandvars(value)
+            else:
+                _expand_secret_paths(value)
+    elif isinstance(node, list):
+        for item in node:
+            _expand_secret_paths(item)
+
+
+def _secret_files(config: Config) -> Iterator[tuple[str, Path]]:
+    for name, store in config.stores.items():
+        if store.credentials_file is not None:
+            yield f"stores.{name}.credentials_file", store.credentials_file
+        maintenance = getattr(store, "maintenance_credentials_file", None)
+        if isinstance(maintenance, Path):
+            yield f"stores.{name}.maintenance_credentials_file", maintenance
+    for index, agency in enumerate(config.agencies):
+        yield f"agencies[{index}].password_file", agency.password_file
+
+
+def check_secret_file(location: str, path: Path) -> ConfigProblem | None:
+    """A secret file must exist, be a regular file, be readable and not be group/world-readable."""
+    unresolved = _UNSET_VAR.search(str(path))
+    if unresolved:
+        return ConfigProblem(
+            location, f"{path} uses ${unresolved.group(1)}, which is not set in this environment"
+        )
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return ConfigProblem(location, f"{path} does not exist")
+    except PermissionError:
+        return ConfigProblem(location, f"{path} cannot be read by this user")
+    if not stat.S_ISREG(info.st_mode):
+        return ConfigProblem(location, f"{path} is not a regular file")
+    if info.st_mode & 0o077:
+        return ConfigProblem(
+            location,
+            f"{path} has mode {stat.S_IMODE(info.st_mode):04o}: a secret must not be readable by "
+            f"group or others (run: chmod 600 {path})",
+        )
+    if not os.access(path, os.R_OK):
+        return ConfigProblem(location, f"{path} cannot be read by this user")
+    return None
+
+
+def parse_config(text: str, path: Path, *, check_files: bool = True) -> Config:
+    """Validate TOML text into a Config. Raises ConfigInvalid listing every problem found."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigInvalid(path, [ConfigProblem("", f"not valid TOML: {exc}")]) from None
+    _expand_secret_paths(raw)
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigInvalid(path, _problems_from_validation(exc)) from None
+    if check_files:
+        problems = [p for loc, f in _secret_files(config) if (p := check_secret_file(loc, f))]
+        if problems:
+            raise ConfigInvalid(path, problems)
+    return config
+
+
+def load_config(path: Path, *, check_files: bool = True) -> Config:
+    """Read and validate the config file. Raises ConfigError when missing, unreadable or invalid."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} does not exist",
+            f"pass --config PATH or set ${CONFIG_ENV}; see config/drbackup.example.toml",
+        ) from None
+    except (PermissionError, IsADirectoryError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.__class__.__name__}",
+                          "check the path and its permissions") from None
+    return parse_config(text, path, check_files=check_files)

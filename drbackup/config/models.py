@@ -1,0 +1,264 @@
+"""Typed configuration: the single source of truth for validation, defaults and the documented
+example config (`drbackup config example` renders config/drbackup.example.toml from these models).
+
+Each field's `description` is its documentation; `examples` give the value shown in the example
+file when the default is not what a reader needs to see.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from drbackup.config.units import ByteSize, Duration
+from drbackup.errors import NotFoundError
+
+IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+LOCAL_STORE = "local"
+
+
+def _identifier(value: str) -> str:
+    if not IDENTIFIER.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid id: use 1-63 lowercase letters, digits, '-' or '_', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def _absolute(value: Path) -> Path:
+    if not value.is_absolute():
+        raise ValueError(f"{str(value)!r} is not an absolute path")
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_identifier)]
+AbsolutePath = Annotated[Path, AfterValidator(_absolute)]
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are errors: a typo must never silently disable a setting."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DaemonConfig(StrictModel):
+    state_dir: AbsolutePath = Field(
+        Path("/var/lib/drbackup"),
+        description="Where the state database, locks and (by default) the local repositories live.",
+    )
+    cache_dir: AbsolutePath = Field(
+        Path("/var/cache/drbackup"), description="restic's cache (RESTIC_CACHE_DIR)."
+    )
+    metrics_listen: str = Field(
+        "127.0.0.1:9917", description="host:port of the Prometheus /metrics endpoint."
+    )
+    restic: str = Field("restic", description="The restic binary: a name on PATH or a path.")
+    hostname: str | None = Field(
+        None,
+        description="Host name recorded in snapshots; default: this machine's host name.",
+        examples=["records-host-01"],
+    )
+    max_concurrent_jobs: int = Field(
+        2, ge=1, le=64, description="Jobs (restic processes) running at once across all agencies."
+    )
+    restic_timeout: Duration = Field(
+        timedelta(hours=6), description="Wall-clock limit of one restic run before it is stopped."
+    )
+    stop_grace: Duration = Field(
+        timedelta(seconds=60),
+        description="On shutdown, how long a running job may finish before restic is stopped.",
+    )
+
+
+class StoreConfig(StrictModel):
+    """Either an S3-compatible bucket (`url`) or a local directory (`path`)."""
+
+    url: str | None = Field(
+        None,
+        description=(
+            "S3 location as a restic repository prefix, path-style: "
+            "s3:https://host[:port]/bucket[/prefix]. Each agency's repository is <url>/<agency id>."
+        ),
+        examples=["s3:https://s3.example.gov/drbackup-primary"],
+    )
+    path: AbsolutePath | None = Field(
+        None,
+        description="Local directory holding one restic repository per agency (instead of url).",
+    )
+    credentials_file: AbsolutePath | None = Field(
+        None,
+        description=(
+            "INI file with aws_access_key_id / aws_secret_access_key (section [default]) for "
+            "daily work; mode 0600 or stricter. ${CREDENTIALS_DIRECTORY} is expanded."
+        ),
+        examples=["/etc/drbackup/offsite.credentials"],
+    )
+    region: str = Field("us-east-1", description="S3 region.")
+    create_bucket: bool = Field(
+        True, description="Create the bucket when it is missing (needs the right to do so)."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> StoreConfig:
+        if (self.url is None) == (self.path is None):
+            raise ValueError("a store needs exactly one of 'url' (S3) or 'path' (local directory)")
+        if self.url is not None:
+            if not self.url.startswith("s3:http://") and not self.url.startswith("s3:https://"):
+                raise ValueError(
+                    f"url {self.url!r} must look like s3:https://host[:port]/bucket[/prefix]"
+                )
+            if self.credentials_file is None:
+                raise ValueError("an S3 store needs 'credentials_file'")
+        return self
+
+    @property
+    def is_s3(self) -> bool:
+        return self.url is not None
+
+
+class SourceBase(StrictModel):
+    id: Identifier = Field(description="Source id, unique within its agency; tags its snapshots.")
+    schedule: str | None = Field(
+        None,
+        description=(
+            "When to back up besides file changes: 'hourly', 'daily 02:00', 'every 15m', "
+            "or a 5-field cron expression."
+        ),
+        examples=["hourly"],
+    )
+    timeout: Duration = Field(
+        timedelta(hours=6), description="Wall-clock limit of one backup of this source."
+    )
+
+
+class DirectorySource(SourceBase):
+    kind: Literal["directory"] = Field(description="Files and folders on this host.")
+    paths: list[AbsolutePath] = Field(
+        min_length=1,
+        description="Absolute paths to back up.",
+        examples=[["/srv/planning/documents"]],
+    )
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="restic exclude patterns.",
+        examples=[["*.tmp", ".cache"]],
+    )
+    one_file_system: bool = Field(False, description="Do not cross filesystem boundaries.")
+    watch: bool = Field(True, description="Back up soon after files change (inotify).")
+    debounce: Duration = Field(
+        timedelta(seconds=10), description="Quiet period after the last change before a backup."
+    )
+    max_delay: Duration = Field(
+        timedelta(minutes=5),
+        description="Longest a change waits while the tree keeps changing.",
+    )
+
+
+Source = Annotated[DirectorySource, Field(discriminator="kind")]
+
+
+class AgencyConfig(StrictModel):
+    id: Identifier = Field(
+        description="Agency id; its repository is <store>/<id>.", examples=["planning"])
+    password_file: AbsolutePath = Field(
+        description=(
+            "File holding this agency's repository password; mode 0600 or stricter. "
+            "${CREDENTIALS_DIRECTORY} is expanded (systemd LoadCredential=)."
+        ),
+        examples=["/etc/drbackup/planning.password"],
+    )
+    store: Identifier = Field(
+        LOCAL_STORE,
+        description="Name of the store holding the primary repository.",
+        examples=["offsite"],
+    )
+    replicas: list[Identifier] = Field(
+        default_factory=list, description="Stores that receive copies of every snapshot."
+    )
+    rpo: Duration = Field(
+        timedelta(hours=24), description="Recovery point objective: the most data we may lose."
+    )
+    rto: Duration = Field(
+        timedelta(hours=24), description="Recovery time objective: the longest a restore may take."
+    )
+    sources: list[Source] = Field(default_factory=list, description="What to back up.")
+
+    @model_validator(mode="after")
+    def _unique_sources(self) -> AgencyConfig:
+        seen: set[str] = set()
+        for source in self.sources:
+            if source.id in seen:
+                raise ValueError(f"source id {source.id!r} is used twice in agency {self.id!r}")
+            seen.add(source.id)
+        if self.store in self.replicas:
+            raise ValueError(f"store {self.store!r} is both the primary and a replica")
+        return self
+
+    def source(self, source_id: str) -> Source:
+        for source in self.sources:
+            if source.id == source_id:
+                return source
+        known = ", ".join(s.id for s in self.sources) or "none"
+        raise NotFoundError(
+            f"agency {self.id!r} has no source {source_id!r}", f"known sources: {known}"
+        )
+
+
+class Config(StrictModel):
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    stores: dict[Identifier, StoreConfig] = Field(
+        default_factory=dict,
+        description=(
+            "Named stores. Without a store named 'local', one exists implicitly at "
+            "<state_dir>/repos: the embedded default."
+        ),
+    )
+    agencies: list[AgencyConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Config:
+        seen: set[str] = set()
+        for agency in self.agencies:
+            if agency.id in seen:
+                raise ValueError(f"agency id {agency.id!r} is used twice")
+            seen.add(agency.id)
+            for name in [agency.store, *agency.replicas]:
+                if name not in self.stores and name != LOCAL_STORE:
+                    known = ", ".join(sorted({*self.stores, LOCAL_STORE}))
+                    raise ValueError(
+                        f"agency {agency.id!r} names unknown store {name!r} (known: {known})"
+                    )
+        return self
+
+    def store(self, name: str) -> StoreConfig:
+        """The named store; 'local' falls back to the embedded default under the state dir."""
+        if name in self.stores:
+            return self.stores[name]
+        if name == LOCAL_STORE:
+            return StoreConfig(path=self.daemon.state_dir / "repos")
+        raise NotFoundError(f"no store {name!r} in the config")
+
+    def agency(self, agency_id: str) -> AgencyConfig:
+        for agency in self.agencies:
+            if agency.id == agency_id:
+                return agency
+        known = ", ".join(a.id for a in self.agencies) or "none"
+        raise NotFoundError(f"no agency {agency_id!r} in the config", f"known agencies: {known}")
+
+
+__all__ = [
+    "LOCAL_STORE",
+    "AgencyConfig",
+    "ByteSize",
+    "Config",
+    "DaemonConfig",
+    "DirectorySource",
+    "Source",
+    "SourceBase",
+    "StoreConfig",
+]

@@ -1,0 +1,99 @@
+"""Parsing of the human units used in the config: durations ("90s", "15m", "1h30m", "7d") and
+sizes ("1KiB", "200MB")."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+_DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
+_SIZE_FACTORS = {
+    "": 1, "b": 1,
+    "k": 1000, "kb": 1000, "ki": 1024, "kib": 1024,
+    "m": 1000**2, "mb": 1000**2, "mi": 1024**2, "mib": 1024**2,
+    "g": 1000**3, "gb": 1000**3, "gi": 1024**3, "gib": 1024**3,
+    "t": 1000**4, "tb": 1000**4, "ti": 1024**4, "tib": 1024**4,
+}
+
+
+def parse_duration(value: object) -> timedelta:
+    """Parse "1h30m", "90s", "7d" or a number of seconds. Raises ValueError on anything else."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as \"30s\", \"15m\", \"1h\", \"7d\"")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return timedelta(seconds=value)
+    if not isinstance(value, str):
+        raise ValueError("expected a duration such as \"30s\", \"15m\", \"1h\", \"7d\"")
+    text = value.strip().lower().replace(" ", "")
+    pos = 0
+    total = 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _DURATION_SECONDS[match.group(2)]
+        pos = match.end()
+    if not text or pos != len(text):
+        raise ValueError(
+            f"{value!r} is not a duration; use e.g. \"30s\", \"15m\", \"1h30m\", \"7d\"")
+    return timedelta(seconds=total)
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest exact spelling of a duration in the units parse_duration reads."""
+    seconds = value.total_seconds()
+    if seconds == 0:
+        return "0s"
+    if seconds != int(seconds):
+        return f"{round(seconds * 1000)}ms"
+    remaining = int(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if remaining >= size:
+            parts.append(f"{remaining // size}{unit}")
+            remaining %= size
+    return "".join(parts)
+
+
+def parse_size(value: object) -> int:
+    """Parse "1KiB", "200MB", "5G" or a number of bytes. Raises ValueError on anything else."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as \"1KiB\" or \"200MB\"")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a size cannot be negative")
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a size such as \"1KiB\" or \"200MB\"")
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(
+            f"{value!r} is not a size; use e.g. \"1KiB\", \"200MB\", \"5GiB\"")
+    return int(float(match.group(1)) * _SIZE_FACTORS[match.group(2).lower()])
+
+
+def _serialize_duration(value: timedelta) -> str:
+    return format_duration(value)
+
+
+def _check_duration(value: Any) -> timedelta:
+    return parse_duration(value)
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_check_duration),
+    PlainSerializer(_serialize_duration, return_type=str),
+]
+"""A config duration: written as "15m", held as a timedelta."""
+
+ByteSize = Annotated[int, BeforeValidator(parse_size)]
+"""A config size: written as "200MB" or a byte count, held as an int of bytes."""

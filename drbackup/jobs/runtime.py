@@ -1,0 +1,97 @@
+"""What every job needs: the config, the restic engine, the state database, and the mapping from
+an agency and a store name to a repository target."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drbackup.config.models import AgencyConfig, Config, StoreConfig
+from drbackup.engine import RepoTarget, Restic, ResticSettings
+from drbackup.state import StateDB
+from drbackup.store import S3Location, S3Store, StoreHealth, read_credentials_file
+
+STATE_FILE = "state.db"
+
+
+def restic_for(config: Config) -> Restic:
+    daemon = config.daemon
+    return Restic(ResticSettings(binary=daemon.restic, cache_dir=daemon.cache_dir,
+                                 timeout=daemon.restic_timeout))
+
+
+@dataclass
+class Runtime:
+    config: Config
+    restic: Restic
+    _state: StateDB | None = field(default=None, repr=False)
+    _stores: dict[str, S3Store] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def create(cls, config: Config) -> Runtime:
+        return cls(config=config, restic=restic_for(config))
+
+    @property
+    def hostname(self) -> str:
+        return self.config.daemon.hostname or socket.gethostname()
+
+    @property
+    def state(self) -> StateDB:
+        if self._state is None:
+            self._state = StateDB(self.config.daemon.state_dir / STATE_FILE)
+        return self._state
+
+    def close(self) -> None:
+        if self._state is not None:
+            self._state.close()
+            self._state = None
+
+    def store_config(self, name: str) -> StoreConfig:
+        return self.config.store(name)
+
+    def s3_store(self, name: str, *, maintenance: bool = False) -> S3Store | None:
+        """The boto3 door to a named store, or None for a local store."""
+        store = self.store_config(name)
+        if store.url is None:
+            return None
+        key = f"{name}:{'maintenance' if maintenance else 'daily'}"
+        if key not in self._stores:
+            credentials_file = self._credentials_file(store, maintenance)
+            assert credentials_file is not None
+            self._stores[key] = S3Store(name, S3Location.parse(store.url),
+                                        read_credentials_file(credentials_file), store.region)
+        return self._stores[key]
+
+    @staticmethod
+    def _credentials_file(store: StoreConfig, maintenance: bool) -> Path | None:
+        if maintenance:
+            special = getattr(store, "maintenance_credentials_file", None)
+            if isinstance(special, Path):
+                return special
+        return store.credentials_file
+
+    def target(self, agency: AgencyConfig, store_name: str | None = None, *,
+               maintenance: bool = False) -> RepoTarget:
+        """The repository of `agency` in `store_name` (default: its primary store)."""
+        name = store_name or agency.store
+        store = self.store_config(name)
+        label = f"{agency.id}@{name}"
+        if store.path is not None:
+            return RepoTarget(str(store.path / agency.id), agency.password_file, label=label)
+        assert store.url is not None
+        location = S3Location.parse(store.url).child(agency.id)
+        credentials_file = self._credentials_file(store, maintenance)
+        assert credentials_file is not None
+        credentials = read_credentials_file(credentials_file)
+        return RepoTarget(location.restic_url, agency.password_file,
+                          backend_env=credentials.restic_env(store.region), label=label)
+
+    def check_store(self, name: str) -> StoreHealth | None:
+        """Reach an S3 store with boto3 before restic is started, so an endpoint that is down
+        or credentials that are wrong give a clear error fast (restic would retry for minutes).
+        None for local stores."""
+        store = self.s3_store(name)
+        if store is None:
+            return None
+        return store.check()

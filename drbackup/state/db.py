@@ -1,0 +1,233 @@
+"""The state database (SQLite, WAL): every run of every job, and small persistent values.
+
+It is the record metrics and reports read after a restart, so it is written by jobs as they start
+and finish. A run left "running" by a crash is closed as "interrupted" at the next start.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drbackup.errors import StateError
+from drbackup.state.schema import MIGRATIONS
+
+RESULTS = ("running", "success", "warning", "failed", "interrupted", "skipped")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    job: str
+    agency: str
+    source: str | None
+    store: str | None
+    trigger: str
+    started_at: float
+    finished_at: float | None
+    result: str
+    snapshot_id: str | None = None
+    files_new: int | None = None
+    files_changed: int | None = None
+    files_unmodified: int | None = None
+    files_unreadable: int | None = None
+    bytes_added: int | None = None
+    bytes_processed: int | None = None
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.finished_at is None else self.finished_at - self.started_at
+
+    @property
+    def succeeded(self) -> bool:
+        return self.result in ("success", "warning")
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """Figures a finished backup reports; all optional."""
+
+    snapshot_id: str | None = None
+    files_new: int | None = None
+    files_changed: int | None = None
+    files_unmodified: int | None = None
+    files_unreadable: int | None = None
+    bytes_added: int | None = None
+    bytes_processed: int | None = None
+
+
+_COLUMNS = ("id, job, agency, source, store, trigger, started_at, finished_at, result, "
+            "snapshot_id, files_new, files_changed, files_unmodified, files_unreadable, "
+            "bytes_added, bytes_processed, error, details")
+
+
+def _record(row: tuple[Any, ...]) -> RunRecord:
+    details = json.loads(row[17]) if row[17] else {}
+    return RunRecord(*row[:17], details=details)  # type: ignore[misc]
+
+
+class StateDB:
+    """Thread-safe access to the state database; one connection guarded by a lock."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False,
+                                         isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA busy_timeout=30000")
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(f"cannot open the state database {path}: {exc}",
+                             "check daemon.state_dir exists and is writable by this user"
+                             ) from None
+        self._lock = threading.RLock()
+        self._migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise StateError(f"state database {self.path}: {exc}",
+                                 "check free disk space under daemon.state_dir") from None
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StateError(f"state database {self.path}: {exc}",
+                                 "check the state directory") from None
+
+    def _migrate(self) -> None:
+        with self._transaction() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+            current = row[0] if row else 0
+            if current > len(MIGRATIONS):
+                raise StateError(
+                    f"state database {self.path} has schema {current}, newer than this drbackup "
+                    f"({len(MIGRATIONS)})", "upgrade drbackup or use another state_dir")
+            for script in MIGRATIONS[current:]:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            if row is None:
+                conn.execute("INSERT INTO schema_version VALUES (?)", (len(MIGRATIONS),))
+            else:
+                conn.execute("UPDATE schema_version SET version = ?", (len(MIGRATIONS),))
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._query("SELECT version FROM schema_version")[0][0])
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def start_run(self, job: str, agency: str, *, source: str | None = None,
+                  store: str | None = None, trigger: str = "cli",
+                  started_at: float | None = None) -> int:
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO runs (job, agency, source, store, trigger, started_at, result) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'running')",
+                (job, agency, source, store, trigger, started_at or time.time()))
+            return int(cursor.lastrowid or 0)
+
+    def finish_run(self, run_id: int, result: str, *, counts: RunCounts | None = None,
+                   error: str | None = None, details: Mapping[str, Any] | None = None,
+                   finished_at: float | None = None) -> None:
+        if result not in RESULTS or result == "running":
+            raise ValueError(f"not a final result: {result}")
+        counts = counts or RunCounts()
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE runs SET finished_at = ?, result = ?, snapshot_id = ?, files_new = ?, "
+                "files_changed = ?, files_unmodified = ?, files_unreadable = ?, bytes_added = ?, "
+                "bytes_processed = ?, error = ?, details = ? WHERE id = ?",
+                (finished_at or time.time(), result, counts.snapshot_id, counts.files_new,
+                 counts.files_changed, counts.files_unmodified, counts.files_unreadable,
+                 counts.bytes_added, counts.bytes_processed, error,
+                 json.dumps(dict(details), sort_keys=True) if details else None, run_id))
+
+    def interrupt_unfinished_runs(self, reason: str = "drbackup stopped before the run ended"
+                                  ) -> list[RunRecord]:
+        """Close runs a crash left open; returns them as they were."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM runs WHERE result = 'running'").fetchall()  # noqa: S608
+            conn.execute(
+                "UPDATE runs SET result = 'interrupted', finished_at = ?, error = ? "
+                "WHERE result = 'running'", (time.time(), reason))
+        return [_record(row) for row in rows]
+
+    def run(self, run_id: int) -> RunRecord | None:
+        rows = self._query(f"SELECT {_COLUMNS} FROM runs WHERE id = ?", (run_id,))  # noqa: S608
+        return _record(rows[0]) if rows else None
+
+    def runs(self, *, agency: str | None = None, source: str | None = None,
+             job: str | None = None, results: tuple[str, ...] = (), since: float | None = None,
+             limit: int = 1000, newest_first: bool = True) -> list[RunRecord]:
+        clauses: list[str] = []
+        params: list[object] = []
+        for column, value in (("agency", agency), ("source", source), ("job", job)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if results:
+            clauses.append(f"result IN ({','.join('?' * len(results))})")
+            params += list(results)
+        if since is not None:
+            clauses.append("started_at >= ?")
+            params.append(since)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        order = "DESC" if newest_first else "ASC"
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM runs {where} ORDER BY started_at {order}, id {order} "  # noqa: S608
+            "LIMIT ?", (*params, limit))
+        return [_record(row) for row in rows]
+
+    def last_run(self, *, agency: str, job: str, source: str | None = None,
+                 results: tuple[str, ...] = ()) -> RunRecord | None:
+        found = self.runs(agency=agency, source=source, job=job, results=results, limit=1)
+        return found[0] if found else None
+
+    # -- small values -----------------------------------------------------------------------
+
+    def get_value(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM kv WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    def set_value(self, key: str, value: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
+                "updated_at = excluded.updated_at", (key, value, time.time()))
+
+    def integrity_ok(self) -> bool:
+        rows = self._query("PRAGMA integrity_check")
+        return bool(rows) and rows[0][0] == "ok"

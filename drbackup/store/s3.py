@@ -1,0 +1,159 @@
+"""The only door to S3: a boto3 client per store, with every failure mapped to a StoreError."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+
+from drbackup.store.credentials import S3Credentials
+from drbackup.store.errors import (
+    BucketMissing,
+    StoreAccessDenied,
+    StoreCredentialsRejected,
+    StoreError,
+    StoreUnreachable,
+)
+from drbackup.store.location import S3Location
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+T = TypeVar("T")
+_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
+                     "ExpiredToken", "InvalidClientTokenId", "AuthorizationHeaderMalformed"}
+_DENIED_CODES = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled"}
+_MISSING_BUCKET_CODES = {"NoSuchBucket", "404", "NotFound"}
+
+
+@dataclass(frozen=True)
+class StoreHealth:
+    latency_seconds: float
+
+
+class S3Store:
+    """One S3-compatible bucket, reached with one set of credentials."""
+
+    def __init__(self, name: str, location: S3Location, credentials: S3Credentials,
+                 region: str = "us-east-1", *, timeout: float = 10.0, retries: int = 2):
+        self.name = name
+        self.location = location
+        self.region = region
+        session = boto3.session.Session(
+            aws_access_key_id=credentials.access_key_id,
+            aws_secret_access_key=credentials.secret_access_key,
+            aws_session_token=credentials.session_token,
+            region_name=region,
+        )
+        self._client: S3Client = session.client(
+            "s3",
+            endpoint_url=location.endpoint,
+            config=BotoConfig(
+                connect_timeout=timeout, read_timeout=timeout * 3,
+                retries={"max_attempts": retries, "mode": "standard"},
+                s3={"addressing_style": "path"},
+            ),
+        )
+
+    @property
+    def client(self) -> S3Client:
+        return self._client
+
+    @property
+    def bucket(self) -> str:
+        return self.location.bucket
+
+    @contextmanager
+    def translate_errors(self, action: str) -> Iterator[None]:
+        """Turn botocore's exceptions into StoreErrors that name the store and the remedy."""
+        where = f"store {self.name!r} ({self.location.endpoint}, bucket {self.bucket})"
+        try:
+            yield
+        except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError) as exc:
+            raise StoreUnreachable(
+                f"{where} is unreachable during {action}: {exc.__class__.__name__}",
+                "check the network and the store url; jobs retry when it returns") from None
+        except NoCredentialsError:
+            raise StoreCredentialsRejected(f"{where}: no credentials for {action}",
+                                           "check the store's credentials_file") from None
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+            if code in _CREDENTIAL_CODES:
+                raise StoreCredentialsRejected(
+                    f"{where} rejected the credentials during {action} ({code})",
+                    "check aws_access_key_id/aws_secret_access_key in the credentials_file",
+                ) from None
+            if code in _MISSING_BUCKET_CODES:
+                raise BucketMissing(
+                    f"{where}: bucket {self.bucket!r} does not exist",
+                    "create it with 'drbackup store bootstrap' or let create_bucket = true",
+                ) from None
+            if code in _DENIED_CODES or status == "403":
+                raise StoreAccessDenied(
+                    f"{where} denied {action} ({code or status})",
+                    "the credentials lack this permission; see config/policies/") from None
+            raise StoreError(f"{where}: {action} failed ({code or status})",
+                             "see the store's logs") from None
+        except BotoCoreError as exc:
+            raise StoreUnreachable(f"{where}: {action} failed: {exc.__class__.__name__}",
+                                   "check the network and the store url") from None
+
+    def call(self, action: str, fn: Callable[[], T]) -> T:
+        with self.translate_errors(action):
+            return fn()
+
+    def check(self) -> StoreHealth:
+        """Reach the bucket with these credentials. Raises StoreUnreachable,
+        StoreCredentialsRejected, BucketMissing or StoreAccessDenied."""
+        started = time.monotonic()
+        self.call("list", lambda: self._client.list_objects_v2(
+            Bucket=self.bucket, Prefix=self.location.prefix, MaxKeys=1))
+        return StoreHealth(time.monotonic() - started)
+
+    def ensure_bucket(self, *, create: bool) -> bool:
+        """Make sure the bucket exists; True when it was created now."""
+        try:
+            self.check()
+            return False
+        except BucketMissing:
+            if not create:
+                raise
+        kwargs: dict[str, object] = {"Bucket": self.bucket}
+        if self.region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        self.call("create bucket", lambda: self._client.create_bucket(**kwargs))  # type: ignore[arg-type]
+        return True
+
+    def put_bytes(self, key: str, body: bytes) -> None:
+        self.call(f"put {key}", lambda: self._client.put_object(
+            Bucket=self.bucket, Key=key, Body=body))
+
+    def get_bytes(self, key: str) -> bytes:
+        def fetch() -> bytes:
+            response = self._client.get_object(Bucket=self.bucket, Key=key)
+            return response["Body"].read()
+        return self.call(f"get {key}", fetch)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        def collect() -> list[str]:
+            keys: list[str] = []
+            paginator = self._client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                keys += [item["Key"] for item in page.get("Contents", []) if "Key" in item]
+            return keys
+        return self.call(f"list {prefix}", collect)

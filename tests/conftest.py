@@ -1,0 +1,55 @@
+"""The one place where fixtures start real servers (moto S3; PostgreSQL and MariaDB live in
+tests/support/servers.py and are started from fixtures here too)."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from drbackup.engine import Restic, ResticSettings
+from tests.support.servers import MotoServer
+from tests.support.workspace import Workspace
+
+
+@pytest.fixture(scope="session")
+def restic_binary() -> str:
+    """The real restic; its absence is a failure, not a skip: CI must exercise it."""
+    found = shutil.which("restic")
+    if found is None:
+        pytest.fail("restic is not installed: run 'make setup'")
+    Restic(ResticSettings(binary=found)).require_supported()
+    return found
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """One moto S3 server for the session; tests isolate themselves by bucket name."""
+    server = MotoServer(tmp_path_factory.mktemp("moto"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_s3_server(tmp_path: Path) -> Iterator[MotoServer]:
+    """A moto server of this test's own, which the test may stop and start."""
+    server = MotoServer(tmp_path / "own-moto")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bucket() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, restic_binary: str) -> Workspace:
+    ws = Workspace(tmp_path / "ws")
+    ws.config["daemon"]["restic"] = restic_binary
+    return ws
