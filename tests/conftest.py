@@ -3,6 +3,7 @@ tests/support/servers.py and are started from fixtures here too)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -53,3 +54,14 @@ def workspace(tmp_path: Path, restic_binary: str) -> Workspace:
     ws = Workspace(tmp_path / "ws")
     ws.config["daemon"]["restic"] = restic_binary
     return ws
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`make test` leaves @pytest.mark.slow tests out; `make test-long` (DRBACKUP_LONG=1, -m slow)
+    runs them. An explicit -m expression also decides for itself."""
+    if os.environ.get("DRBACKUP_LONG") == "1" or config.getoption("markexpr"):
+        return
+    skip = pytest.mark.skip(reason="slow: runs in 'make test-long' (DRBACKUP_LONG=1)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -3,6 +3,7 @@ and the problem, and the checks on secret files that a model alone cannot make."
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -17,6 +18,7 @@ from drbackup.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/drbackup/drbackup.toml")
 CONFIG_ENV = "DRBACKUP_CONFIG"
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _UNSET_VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 # Keys whose values name secret files: checked for existence and permissions, and
 # ${CREDENTIALS_DIRECTORY} expanded (systemd LoadCredential= puts secrets there).
@@ -31,7 +33,9 @@ class ConfigProblem:
         self.message = message
 
     def __str__(self) -> str:
-        return f"{self.location}: {self.message}" if self.location else self.message
+        # One line always: a message may quote user input that held newlines or tabs.
+        message = " ".join(self.message.split())
+        return f"{self.location}: {message}" if self.location else message
 
 
 class ConfigInvalid(ConfigError):
@@ -65,11 +69,18 @@ def format_location(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif part == "[key]":
+            # pydantic's marker for a bad dict key, e.g. a store name: the key itself is wrong.
+            out += " (the name)"
         elif part in ("directory", "postgres", "mysql", "sqlite", "dumpdir") and out.endswith("]"):
             # pydantic names the union member it tried; the user's file has no such level.
             continue
         else:
-            out += f".{part}" if out else str(part)
+            key = str(part)
+            if not _BARE_KEY.fullmatch(key):
+                # Quote as TOML would (and keep the line one line): "a b", "\n", "".
+                key = json.dumps(key, ensure_ascii=True)
+            out += f".{key}" if out else key
     return out
 
 
@@ -126,6 +137,12 @@ def check_secret_file(location: str, path: Path) -> ConfigProblem | None:
         return ConfigProblem(location, f"{path} does not exist")
     except PermissionError:
         return ConfigProblem(location, f"{path} cannot be read by this user")
+    except NotADirectoryError:
+        return ConfigProblem(location, f"{path} does not exist (a parent is not a directory)")
+    except ValueError:  # an embedded NUL byte: no such path can exist
+        return ConfigProblem(location, f"{str(path)!r} is not a usable path (it holds a NUL byte)")
+    except OSError as exc:  # e.g. ENAMETOOLONG, ELOOP
+        return ConfigProblem(location, f"{path} cannot be used: {exc.strerror or exc}")
     if not stat.S_ISREG(info.st_mode):
         return ConfigProblem(location, f"{path} is not a regular file")
     if info.st_mode & 0o077:
@@ -143,13 +160,19 @@ def parse_config(text: str, path: Path, *, check_files: bool = True) -> Config:
     """Validate TOML text into a Config. Raises ConfigInvalid listing every problem found."""
     try:
         raw = tomllib.loads(text)
+        _expand_secret_paths(raw)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigInvalid(path, [ConfigProblem("", f"not valid TOML: {exc}")]) from None
-    _expand_secret_paths(raw)
+    except RecursionError:
+        raise ConfigInvalid(path, [ConfigProblem(
+            "", "not valid TOML: arrays or tables are nested too deeply")]) from None
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigInvalid(path, _problems_from_validation(exc)) from None
+    except RecursionError:
+        raise ConfigInvalid(path, [ConfigProblem(
+            "", "values are nested too deeply to be a drbackup config")]) from None
     if check_files:
         problems = [p for loc, f in _secret_files(config) if (p := check_secret_file(loc, f))]
         if problems:

@@ -222,16 +222,19 @@ class Config(StrictModel):
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
+        # Messages start with the key path: a model-level error has no location of its own.
         seen: set[str] = set()
-        for agency in self.agencies:
+        for index, agency in enumerate(self.agencies):
             if agency.id in seen:
-                raise ValueError(f"agency id {agency.id!r} is used twice")
+                raise ValueError(f"agencies[{index}].id: agency id {agency.id!r} is used twice")
             seen.add(agency.id)
-            for name in [agency.store, *agency.replicas]:
+            for key, name in [("store", agency.store), *(
+                    (f"replicas[{i}]", r) for i, r in enumerate(agency.replicas))]:
                 if name not in self.stores and name != LOCAL_STORE:
                     known = ", ".join(sorted({*self.stores, LOCAL_STORE}))
                     raise ValueError(
-                        f"agency {agency.id!r} names unknown store {name!r} (known: {known})"
+                        f"agencies[{index}].{key}: agency {agency.id!r} names unknown store "
+                        f"{name!r} (known: {known})"
                     )
         return self
 

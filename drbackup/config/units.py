@@ -30,7 +30,7 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=value)
+        return _seconds(value, value)
     if not isinstance(value, str):
         raise ValueError("expected a duration such as \"30s\", \"15m\", \"1h\", \"7d\"")
     text = value.strip().lower().replace(" ", "")
@@ -44,7 +44,20 @@ def parse_duration(value: object) -> timedelta:
     if not text or pos != len(text):
         raise ValueError(
             f"{value!r} is not a duration; use e.g. \"30s\", \"15m\", \"1h30m\", \"7d\"")
-    return timedelta(seconds=total)
+    return _seconds(total, value)
+
+
+# timedelta's own limit is ~2.7 million years; anything near it is a typo, and beyond it
+# timedelta raises OverflowError, which pydantic would not turn into a config error.
+_MAX_DURATION_SECONDS = 1000 * 365 * 86400
+
+
+def _seconds(seconds: float, original: object) -> timedelta:
+    if seconds != seconds:  # NaN (TOML allows `nan`)
+        raise ValueError("a duration must be a number of seconds or e.g. \"15m\", not nan")
+    if seconds > _MAX_DURATION_SECONDS:
+        raise ValueError(f"{original!r} is longer than 1000 years; use e.g. \"30d\" or \"1h\"")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(value: timedelta) -> str:
@@ -77,7 +90,13 @@ def parse_size(value: object) -> int:
     if not match:
         raise ValueError(
             f"{value!r} is not a size; use e.g. \"1KiB\", \"200MB\", \"5GiB\"")
-    return int(float(match.group(1)) * _SIZE_FACTORS[match.group(2).lower()])
+    size = float(match.group(1)) * _SIZE_FACTORS[match.group(2).lower()]
+    if size > _MAX_SIZE_BYTES:
+        raise ValueError(f"{value!r} is larger than 1 EiB; use e.g. \"200MB\" or \"5GiB\"")
+    return int(size)
+
+
+_MAX_SIZE_BYTES = float(1 << 60)
 
 
 def _serialize_duration(value: timedelta) -> str:

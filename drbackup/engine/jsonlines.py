@@ -91,3 +91,25 @@ def as_float(value: object) -> float:
     if isinstance(value, int | float):
         return float(value)
     return 0.0
+
+
+def as_str_list(value: object) -> list[str]:
+    """A list of strings from a field restic documents as one (paths, tags): a missing or odd
+    value reads as empty, a lone string as a one-item list, non-string items as their text."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [str(item) for item in value if item is not None]
+    return []
+
+
+def as_object(value: object) -> JsonObject:
+    """A JSON object field, or {} when restic sent something else."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_objects(value: object) -> list[JsonObject]:
+    """The objects of a JSON array field; anything that is not an object is skipped."""
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, dict)]

@@ -7,18 +7,37 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from drbackup.engine.jsonlines import JsonObject, as_float, as_int
+from drbackup.engine.errors import ResticError
+from drbackup.engine.jsonlines import JsonObject, as_float, as_int, as_str_list
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")
+_SNAPSHOT_ID = re.compile(r"[0-9a-f]{8,64}")
 
 
 def parse_restic_time(text: str) -> datetime:
-    """restic writes nanosecond ISO-8601 timestamps; Python reads microseconds. Always aware."""
+    """restic writes nanosecond ISO-8601 timestamps; Python reads microseconds. Always aware.
+
+    Raises ValueError when the text is not such a timestamp."""
     cleaned = _FRACTION.sub(r"\1", text.strip()).replace("Z", "+00:00")
     value = datetime.fromisoformat(cleaned)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value
+
+
+def _optional_time(value: object) -> datetime | None:
+    """A timestamp field that may be missing or malformed without making the record useless."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_restic_time(value)
+    except ValueError:
+        return None
+
+
+def _preview(value: object, limit: int = 80) -> str:
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 @dataclass(frozen=True)
@@ -95,8 +114,13 @@ class BackupSummary:
     @classmethod
     def from_json(cls, message: JsonObject) -> BackupSummary:
         snapshot = message.get("snapshot_id")
+        if snapshot is not None and snapshot != "" and not (
+                isinstance(snapshot, str) and _SNAPSHOT_ID.fullmatch(snapshot)):
+            # Never record a made-up id as a good snapshot.
+            raise ResticError(f"restic's backup summary names no valid snapshot id: "
+                              f"{_preview(snapshot)}", "see the log; run 'restic check'")
         return cls(
-            snapshot_id=str(snapshot) if snapshot else None,
+            snapshot_id=snapshot or None,
             files_new=as_int(message.get("files_new")),
             files_changed=as_int(message.get("files_changed")),
             files_unmodified=as_int(message.get("files_unmodified")),
@@ -160,14 +184,30 @@ class Snapshot:
 
     @classmethod
     def from_json(cls, message: JsonObject) -> Snapshot:
+        """Raises ResticError when the message is not a snapshot (no id, or no readable time):
+        a snapshot whose age is unknown must not count towards any objective."""
+        if not isinstance(message, dict):
+            raise ResticError(f"restic returned a snapshot record that is not an object: "
+                              f"{_preview(message)}", "see the log; is the restic binary sane?")
+        snapshot_id = message.get("id")
+        if not isinstance(snapshot_id, str) or not snapshot_id:
+            raise ResticError(f"restic returned a snapshot without an id: {_preview(message)}",
+                              "run 'restic check' on the repository")
+        raw_time = message.get("time")
+        try:
+            time = parse_restic_time(raw_time) if isinstance(raw_time, str) else None
+        except ValueError:
+            time = None
+        if time is None:
+            raise ResticError(
+                f"restic returned snapshot {snapshot_id[:8]} with an unreadable time "
+                f"{_preview(raw_time)}", "run 'restic check' on the repository")
         raw_summary = message.get("summary")
         summary = None
         if isinstance(raw_summary, dict):
-            start = raw_summary.get("backup_start")
-            end = raw_summary.get("backup_end")
             summary = SnapshotSummary(
-                backup_start=parse_restic_time(start) if isinstance(start, str) else None,
-                backup_end=parse_restic_time(end) if isinstance(end, str) else None,
+                backup_start=_optional_time(raw_summary.get("backup_start")),
+                backup_end=_optional_time(raw_summary.get("backup_end")),
                 data_added=as_int(raw_summary.get("data_added")),
                 total_files_processed=as_int(raw_summary.get("total_files_processed")),
                 total_bytes_processed=as_int(raw_summary.get("total_bytes_processed")),
@@ -175,11 +215,11 @@ class Snapshot:
         parent = message.get("parent")
         original = message.get("original")
         return cls(
-            id=str(message.get("id", "")),
-            time=parse_restic_time(str(message.get("time"))),
+            id=snapshot_id,
+            time=time,
             hostname=str(message.get("hostname", "")),
-            paths=[str(p) for p in message.get("paths") or []],
-            tags=[str(t) for t in message.get("tags") or []],
+            paths=as_str_list(message.get("paths")),
+            tags=as_str_list(message.get("tags")),
             tree=str(message.get("tree", "")),
             parent=str(parent) if parent else None,
             original=str(original) if original else None,
@@ -223,13 +263,12 @@ class LsNode:
 
     @classmethod
     def from_json(cls, message: JsonObject) -> LsNode:
-        mtime = message.get("mtime")
         return cls(
             path=str(message.get("path", "")),
             type=str(message.get("type", "")),
             size=as_int(message.get("size")),
             mode=as_int(message.get("mode")),
-            mtime=parse_restic_time(mtime) if isinstance(mtime, str) else None,
+            mtime=_optional_time(message.get("mtime")),
         )
 
 

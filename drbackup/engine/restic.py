@@ -24,7 +24,14 @@ from drbackup.engine.errors import (
     ResticTooOld,
     WrongPassword,
 )
-from drbackup.engine.jsonlines import JsonObject, as_int, error_text
+from drbackup.engine.jsonlines import (
+    JsonObject,
+    as_int,
+    as_object,
+    as_objects,
+    as_str_list,
+    error_text,
+)
 from drbackup.engine.models import (
     BackupResult,
     BackupSummary,
@@ -293,11 +300,18 @@ class Restic:
                 f"restic backup on {target.display} ended without a summary",
                 "see the log; the snapshot may not have been written",
                 stderr_tail=result.stderr_tail(), returncode=result.returncode)
+        summary = BackupSummary.from_json(summary_message)
+        if summary.snapshot_id is None and not skip_if_unchanged:
+            # Only --skip-if-unchanged may legitimately end without a snapshot.
+            raise ResticError(
+                f"restic backup on {target.display} reported no snapshot id",
+                "see the log; the snapshot may not have been written",
+                stderr_tail=result.stderr_tail(), returncode=result.returncode)
         unreadable = [error_text(m) for m in result.stderr.of_type("error")]
         if result.returncode == 3 and not unreadable:
             unreadable = [line for line in result.stderr.text if line.strip()] or [
                 "restic reported unreadable source data"]
-        return BackupResult(BackupSummary.from_json(summary_message), unreadable)
+        return BackupResult(summary, unreadable)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -460,15 +474,15 @@ class Restic:
             if not isinstance(item, dict):
                 continue
             reasons: dict[str, list[str]] = {}
-            for reason in item.get("reasons") or []:
-                snap = reason.get("snapshot") or {}
-                reasons[str(snap.get("id", ""))] = [str(m) for m in reason.get("matches") or []]
+            for reason in as_objects(item.get("reasons")):
+                snap = as_object(reason.get("snapshot"))
+                reasons[str(snap.get("id", ""))] = as_str_list(reason.get("matches"))
             groups.append(ForgetGroup(
-                tags=[str(t) for t in item.get("tags") or []],
+                tags=as_str_list(item.get("tags")),
                 host=str(item.get("host", "")),
-                paths=[str(p) for p in item.get("paths") or []],
-                keep=[Snapshot.from_json(s) for s in item.get("keep") or []],
-                remove=[Snapshot.from_json(s) for s in item.get("remove") or []],
+                paths=as_str_list(item.get("paths")),
+                keep=[Snapshot.from_json(s) for s in as_objects(item.get("keep"))],
+                remove=[Snapshot.from_json(s) for s in as_objects(item.get("remove"))],
                 reasons=reasons,
             ))
         return groups
