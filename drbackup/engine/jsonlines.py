@@ -7,6 +7,7 @@ Go panics); a line that is not a JSON object is kept as text, never an error.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,7 +82,8 @@ def as_int(value: object) -> int:
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        return int(value)
+        # json accepts Infinity and NaN; neither is a count.
+        return int(value) if math.isfinite(value) else 0
     return 0
 
 
@@ -89,7 +91,11 @@ def as_float(value: object) -> float:
     if isinstance(value, bool):
         return float(value)
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond a float's range
+            return 0.0
+        return number if math.isfinite(number) else 0.0
     return 0.0
 
 
