@@ -1,0 +1,110 @@
+"""Secrets audit: a full cycle through the real CLI against the real S3 server with a distinctive
+repository password and S3 secret key, then a search for both in every place they must never be:
+every spawned argv (sampled from /proc during the run), every log and output line, every state
+row, every file written outside the secret files, and the S3 server's own log. Zero hits."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import subprocess
+from pathlib import Path
+
+from tests.support.procwatch import ArgvSampler
+from tests.support.servers import MotoServer, free_port
+from tests.support.trees import manifest
+from tests.support.workspace import Workspace
+
+
+def _make_data(root: Path) -> None:
+    (root / "minutes").mkdir(parents=True)
+    (root / "minutes" / "2026-11-20.md").write_text("# Council minutes\n" * 200)
+    (root / "permits").mkdir()
+    for index in range(50):
+        (root / "permits" / f"permit-{index:03d}.txt").write_text(f"permit {index}\n" * 50)
+    (root / "scan.bin").write_bytes(secrets.token_bytes(2 * 1024 * 1024))
+
+
+def _files_outside_secrets(root: Path, skip: Path) -> list[Path]:
+    return [path for path in root.rglob("*")
+            if path.is_file() and not path.is_symlink() and skip not in path.parents]
+
+
+def test_no_secret_leaks_anywhere(workspace: Workspace, s3_server: MotoServer, bucket: str,
+                                  tmp_path: Path) -> None:
+    password = f"AUDIT-PW-{secrets.token_hex(12)}"
+    secret_key = f"AUDIT-SK-{secrets.token_hex(12)}"
+    needles = {"repository password": password, "S3 secret key": secret_key}
+
+    data = tmp_path / "data"
+    _make_data(data)
+    workspace.add_s3_store("offsite", s3_server, bucket, secret_key=secret_key)
+    workspace.add_agency("planning", store="offsite", password=password)
+    workspace.add_directory_source("planning", "documents", [data])
+    # A second store that is down: failure paths (error messages, stderr tails) leak most often.
+    dead = MotoServer(tmp_path / "dead", port=free_port())
+    workspace.add_s3_store("dead", dead, "nowhere", secret_key=secret_key)
+    workspace.add_agency("permits", store="dead", password=password)
+    workspace.add_directory_source("permits", "files", [data / "permits"])
+
+    results: list[subprocess.CompletedProcess[str]] = []
+
+    def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        result = workspace.cli("--debug", "--log-format", "json", *args, check=ok)
+        results.append(result)
+        return result
+
+    restored = tmp_path / "restored"
+    with ArgvSampler(interval=0.02) as sampler:
+        cli("config", "check")
+        cli("repo", "init", "--agency", "planning")
+        cli("backup", "--agency", "planning")
+        (data / "minutes" / "2026-11-27.md").write_text("# More minutes\n")
+        cli("--json", "backup", "--agency", "planning")
+        cli("--json", "snapshots", "--agency", "planning")
+        cli("restore", "--agency", "planning", "--source", "documents", "--dry-run",
+            "--target", str(tmp_path / "dry"))
+        cli("restore", "--agency", "planning", "--source", "documents", "--target",
+            str(restored))
+        # Failures: the store that is down, a wrong password, an unknown snapshot.
+        assert cli("backup", "--agency", "permits", ok=False).returncode != 0
+        assert cli("repo", "init", "--agency", "permits", ok=False).returncode != 0
+        assert cli("restore", "--agency", "planning", "--source", "documents", "--snapshot",
+                   "ffffffff", "--target", str(tmp_path / "none"), ok=False).returncode != 0
+        workspace.secret_file("planning.password", "AUDIT-WRONG-password\n")
+        assert cli("snapshots", "--agency", "planning", ok=False).returncode != 0
+        workspace.secret_file("planning.password", password + "\n")
+
+    # The cycle really happened and really went through restic (the sampler saw it).
+    assert manifest(restored / data.relative_to("/")) == manifest(data)
+    assert sampler.matching("restic", "backup"), "the sampler never saw restic backup"
+    assert sampler.matching("restic", "restore")
+    assert sampler.polls > 20
+
+    leaks: list[str] = []
+    for what, needle in needles.items():
+        for argv in sampler.hits(needle):
+            leaks.append(f"{what} in argv: {argv[:3]}...")
+        for result in results:
+            for stream, text in (("stdout", result.stdout), ("stderr", result.stderr)):
+                if needle in text:
+                    leaks.append(f"{what} in {stream} of {' '.join(result.args[3:6])}")
+        state_db = workspace.state_dir / "state.db"
+        with sqlite3.connect(state_db) as conn:
+            for row in conn.iterdump():
+                if needle in row:
+                    leaks.append(f"{what} in state row: {row[:80]}")
+        for path in _files_outside_secrets(workspace.root, workspace.root / "secrets"):
+            if needle.encode() in path.read_bytes():
+                leaks.append(f"{what} in file {path}")
+        for path in _files_outside_secrets(tmp_path, workspace.root / "secrets"):
+            if path.suffix == ".log" and needle.encode() in path.read_bytes():
+                leaks.append(f"{what} in log file {path}")
+        moto_log = s3_server.workdir / f"moto-{s3_server.port}.log"
+        if moto_log.exists() and needle.encode() in moto_log.read_bytes():
+            leaks.append(f"{what} in the S3 server's log")
+    assert not leaks, "\n".join(leaks)
+    # The audit looked at real material: logs were written and runs recorded.
+    assert sum(len(r.stderr) for r in results) > 0
+    with sqlite3.connect(workspace.state_dir / "state.db") as conn:
+        assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] >= 5
