@@ -73,6 +73,21 @@ def check_restore_target(target_dir: Path, *, overwrite: bool) -> None:
                                  "choose an empty directory, or pass --overwrite")
 
 
+def check_restore_patterns(includes: tuple[str, ...], excludes: tuple[str, ...]) -> None:
+    """Paths to restore name places inside the snapshot: a '..' component (which could only
+    mean "outside the target") or a NUL byte is refused before restic runs."""
+    for flag, patterns in (("--include", includes), ("--exclude", excludes)):
+        for pattern in patterns:
+            if "\0" in pattern:
+                raise TargetRefusedError(f"{flag} {pattern!r} holds a NUL byte",
+                                         "give a path as it appears in the snapshot")
+            if ".." in pattern.replace("\\", "/").split("/"):
+                raise TargetRefusedError(
+                    f"{flag} {pattern!r} climbs out with '..': a restore never writes outside "
+                    "its target", "give the path as it appears in the snapshot, e.g. "
+                    "/srv/planning/documents")
+
+
 def restore_snapshot(rt: Runtime, agency: AgencyConfig, snapshot: Snapshot, target_dir: Path, *,
                      includes: tuple[str, ...] = (), excludes: tuple[str, ...] = (),
                      overwrite: bool = False, dry_run: bool = False,
@@ -82,6 +97,7 @@ def restore_snapshot(rt: Runtime, agency: AgencyConfig, snapshot: Snapshot, targ
 
     Raises TargetRefusedError for a non-empty target without overwrite, and engine errors.
     """
+    check_restore_patterns(includes, excludes)
     if not dry_run:
         check_restore_target(target_dir, overwrite=overwrite)
     name = store_name or agency.store
