@@ -11,7 +11,7 @@ from drbackup.engine.errors import ResticError
 from drbackup.engine.jsonlines import JsonObject, as_float, as_int, as_str_list
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")
-_SNAPSHOT_ID = re.compile(r"[0-9a-f]{8,64}")
+_SNAPSHOT_ID = re.compile(r"[0-9a-f]{4,64}")  # restic: 64 hex digits
 
 
 def parse_restic_time(text: str) -> datetime:
