@@ -1,0 +1,186 @@
+"""`make bench`: run every registered benchmark module and write BENCHMARKS.md.
+
+    python -m bench.run                      # all modules in REGISTRY that exist
+    python -m bench.run --only backup_restore,scrape
+    DRBACKUP_BENCH_SCALE=0.01 python -m bench.run --output /tmp/B.md   # a quick smoke run
+
+Each module's figures are also kept in bench/results/<module>.json with the machine and load
+they were measured under, so a partial run (--only) re-renders the report with the other
+modules' last figures instead of dropping them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench.common import BenchFunction, BenchResult, ModuleOutcome, fmt, machine_facts, scale
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+# Explicit wiring: a benchmark runs because it is listed here (module name under bench/).
+# Modules not yet written are reported as absent; list new ones here.
+REGISTRY: list[tuple[str, str]] = [
+    ("backup_restore", "drbackup vs raw restic: backup (first, incremental) and restore"),
+    ("restore", "restore speed and RTO figures"),
+    ("latency", "change-to-snapshot latency p50/p95"),
+    ("daemon_idle", "idle daemon RSS and CPU with 100,000 watched files"),
+    ("scrape", "/metrics scrape latency with 50 agencies"),
+    ("verification", "verification cost: share of packs read per day"),
+    ("db_dump", "database dump and restore throughput"),
+]
+
+
+def run_module(name: str, work_root: Path) -> ModuleOutcome:
+    module_name = f"bench.{name}"
+    if importlib.util.find_spec(module_name) is None:
+        return ModuleOutcome(name, present=False)
+    module = importlib.import_module(module_name)
+    function: BenchFunction | None = getattr(module, "run", None)
+    if function is None:
+        return ModuleOutcome(name, error="module has no run(work_dir) function")
+    work = work_root / name
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    print(f"bench: {name} ...", file=sys.stderr, flush=True)
+    try:
+        results = function(work)
+    except Exception as exc:  # noqa: BLE001 - one failing benchmark must not lose the others
+        traceback.print_exc()
+        return ModuleOutcome(name, seconds=time.monotonic() - started,
+                             error=f"{exc.__class__.__name__}: {exc}")
+    seconds = time.monotonic() - started
+    print(f"bench: {name} done in {seconds:.0f} s", file=sys.stderr, flush=True)
+    return ModuleOutcome(name, results=results, seconds=seconds)
+
+
+def save(outcome: ModuleOutcome, facts: dict[str, str], results_dir: Path) -> None:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "module": outcome.module,
+        "seconds": outcome.seconds,
+        "error": outcome.error,
+        "machine": facts,
+        "scale": scale(),
+        "load_at_end": " / ".join(f"{v:.2f}" for v in os.getloadavg()),
+        "results": [asdict(r) for r in outcome.results],
+    }
+    (results_dir / f"{outcome.module}.json").write_text(json.dumps(payload, indent=1) + "\n")
+
+
+def load_saved(results_dir: Path) -> dict[str, dict[str, Any]]:
+    saved = {}
+    for path in sorted(results_dir.glob("*.json")):
+        try:
+            saved[path.stem] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+    return saved
+
+
+def _verdict(result: BenchResult) -> str:
+    if result.met is None:
+        return "–"
+    return "met" if result.met else "**not met**"
+
+
+def _row(result: BenchResult) -> str:
+    lo, hi = min(result.samples), max(result.samples)
+    figure = f"{fmt(result.median, result.unit)} ({fmt(lo, result.unit)}–{fmt(hi, result.unit)})"
+    if result.baseline:
+        base = result.baseline
+        baseline = (f"{fmt(statistics.median(base), result.unit)} "
+                    f"({fmt(min(base), result.unit)}–{fmt(max(base), result.unit)})")
+        ratio = f"{result.ratio:.3f}" if result.ratio is not None else "?"
+    else:
+        baseline, ratio = "", ""
+    goal = result.goal_text or (f"{result.goal_op} {result.goal}" if result.goal else "")
+    return (f"| {result.name} | {len(result.samples)} | {figure} | {baseline} | {ratio} | "
+            f"{goal} | {_verdict(result)} |")
+
+
+def render(saved: dict[str, dict[str, Any]], order: list[str]) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`python -m bench.run`); do not edit by hand. Figures are",
+        "medians with min–max of the runs; comparisons are interleaved runs of drbackup and raw",
+        "restic on the same data and the same repository, and the ratio is of the medians.",
+        "Each section names the machine, date and load it was measured under.",
+        "",
+    ]
+    names = [n for n in order if n in saved] + sorted(set(saved) - set(order))
+    absent = [n for n in order if n not in saved]
+    for name in names:
+        entry = saved[name]
+        results = [BenchResult(**r) for r in entry.get("results", [])]
+        description = dict(REGISTRY).get(name, "")
+        lines += [f"## {name}" + (f": {description}" if description else ""), ""]
+        machine = entry.get("machine", {})
+        facts = [f"{k}: {v}" for k, v in machine.items()]
+        facts.append(f"load average at end: {entry.get('load_at_end', '?')}")
+        facts.append(f"wall time of this module: {entry.get('seconds', 0):.0f} s")
+        if entry.get("scale", 1) != 1:
+            facts.append(f"**scaled-down run** (DRBACKUP_BENCH_SCALE={entry['scale']})")
+        lines += [f"- {fact}" for fact in facts] + [""]
+        if entry.get("error"):
+            lines += [f"**The module failed:** `{entry['error']}`", ""]
+        groups: dict[str, list[BenchResult]] = {}
+        for result in results:
+            groups.setdefault(result.group, []).append(result)
+        for group, members in groups.items():
+            lines += [f"### {group}", "",
+                      "| measure | runs | drbackup / value: median (min–max) | "
+                      "baseline: median (min–max) | ratio | goal | verdict |",
+                      "|---|---|---|---|---|---|---|"]
+            lines += [_row(r) for r in members]
+            notes = [f"- *{r.name}*: {r.note}" for r in members if r.note]
+            lines += (["", *notes] if notes else []) + [""]
+    if absent:
+        lines += ["## Not measured yet", ""]
+        lines += [f"- `bench/{n}.py` ({dict(REGISTRY)[n]}): module not present" for n in absent]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", help="comma-separated module names (default: all)")
+    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument("--results", type=Path, default=RESULTS_DIR,
+                        help="where each module's figures are kept as JSON")
+    parser.add_argument("--work", type=Path, help="scratch directory (default: a temp dir)")
+    args = parser.parse_args(argv)
+    names = [n for n, _ in REGISTRY]
+    wanted = args.only.split(",") if args.only else names
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(names)}")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="drbackup-bench-",
+                                     dir=args.work) as scratch:
+        for name in wanted:
+            facts = machine_facts()  # the date and load this module started under
+            outcome = run_module(name, Path(scratch))
+            if outcome.present:
+                save(outcome, facts, args.results)
+    args.output.write_text(render(load_saved(args.results), names))
+    print(f"bench: wrote {args.output} in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
