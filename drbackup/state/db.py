@@ -6,12 +6,13 @@ and finish. A run left "running" by a crash is closed as "interrupted" at the ne
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,9 @@ class StateDB:
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA busy_timeout=30000")
         except (OSError, sqlite3.Error) as exc:
+            full = "disk is full" in str(exc) or getattr(exc, "errno", None) == errno.ENOSPC
             raise StateError(f"cannot open the state database {path}: {exc}",
+                             "free disk space under daemon.state_dir" if full else
                              "check daemon.state_dir exists and is writable by this user"
                              ) from None
         self._lock = threading.RLock()
@@ -107,7 +110,9 @@ class StateDB:
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
+                    # On a full disk the rollback itself may fail; the first error is the news.
+                    with suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
                 raise StateError(f"state database {self.path}: {exc}",
                                  "check free disk space under daemon.state_dir") from None
             except BaseException:

@@ -31,6 +31,8 @@ def state_runs(workspace: Workspace) -> list[RunRow]:
     if not path.exists():
         return []
     with sqlite3.connect(path) as conn:
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone():
+            return []  # created but never migrated (e.g. the disk was full)
         rows = conn.execute(
             "SELECT id, job, result, snapshot_id, error FROM runs ORDER BY id").fetchall()
     return [RunRow(*row) for row in rows]

@@ -1,0 +1,166 @@
+"""Disk faults: the state and cache directories on a tiny tmpfs (2 MiB) that fills up. A full
+state directory gives one clear line (exit 21, STATE) and never a run marked good that is not;
+a full cache directory costs only speed (restic works without its cache); the state database
+passes PRAGMA integrity_check throughout; everything works again once space returns."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from drbackup.engine import RepoTarget
+from drbackup.errors import ExitCode
+from tests.support.invariants import (
+    assert_good_runs_are_real,
+    assert_repository_consistent,
+    restic_for,
+    state_integrity,
+    state_runs,
+)
+from tests.support.workspace import Workspace
+
+
+@pytest.fixture
+def tiny_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs mounted for this test (we run as root in CI; skipped where mounting is
+    not permitted, e.g. an unprivileged container)."""
+    mountpoint = tmp_path / "tiny"
+    mountpoint.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs",
+                              str(mountpoint)], capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip() or 'not root'}): "
+                    "the disk-full tests need 'mount -t tmpfs' (root or CAP_SYS_ADMIN)")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False, capture_output=True)
+
+
+def fill(mountpoint: Path) -> Path:
+    """Write a filler file until the filesystem is full; returns it (delete it to free)."""
+    filler = mountpoint / f"filler-{uuid.uuid4().hex[:6]}"
+    chunk = b"\0" * 65536
+    with filler.open("wb", buffering=0) as handle:
+        while True:
+            try:
+                handle.write(chunk)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                if len(chunk) == 1:
+                    break
+                chunk = chunk[: len(chunk) // 2]
+    return filler
+
+
+def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines()
+              if line.strip() and not line.startswith('{"ts":')]
+    assert len(errors) == 1 and errors[0].startswith("drbackup: error:"), result.stderr
+    return errors[0]
+
+
+@pytest.fixture
+def setup(workspace: Workspace, tiny_fs: Path, tmp_path: Path
+          ) -> tuple[Workspace, Path, RepoTarget]:
+    data = tmp_path / "data"
+    data.mkdir()
+    for index in range(100):
+        (data / f"file-{index:03d}.txt").write_text(f"record {index}\n" * 100)
+    workspace.config["daemon"]["state_dir"] = str(tiny_fs / "state")
+    workspace.config["daemon"]["cache_dir"] = str(tiny_fs / "cache")
+    workspace.config["stores"]["local"] = {"path": str(tmp_path / "repos")}
+    workspace.add_agency("planning")
+    workspace.add_directory_source("planning", "documents", [data])
+    target = RepoTarget(str(tmp_path / "repos" / "planning"),
+                        workspace.root / "secrets" / "planning.password")
+    return workspace, data, target
+
+
+def test_full_state_dir_gives_one_clear_line_and_recovers(
+        setup: tuple[Workspace, Path, RepoTarget], tiny_fs: Path, tmp_path: Path) -> None:
+    workspace, data, target = setup
+    restic = restic_for(workspace, tmp_path / "verify-cache")
+    state_db = workspace.state_dir / "state.db"
+
+    # 1. Full before the state database exists.
+    workspace.cli("repo", "init", check=True)  # the repository lives outside the tmpfs
+    filler = fill(tiny_fs)
+    refused = workspace.cli("backup", "--agency", "planning", "--no-progress")
+    line = _one_error_line(refused)
+    assert refused.returncode == ExitCode.STATE, refused.stderr
+    assert "state database" in line and "disk space" in line
+    assert not state_runs(workspace), "a run was recorded on a full disk"
+    filler.unlink()
+    workspace.cli("backup", "--agency", "planning", "--no-progress", check=True)
+    assert state_integrity(state_db) == "ok"
+
+    # 2. Full between runs (the database exists; its WAL is gone after a clean close).
+    filler = fill(tiny_fs)
+    failed = workspace.cli("backup", "--agency", "planning", "--no-progress")
+    assert failed.returncode == ExitCode.STATE, failed.stderr
+    assert "disk space" in _one_error_line(failed)
+    filler.unlink()
+    assert state_integrity(state_db) == "ok"
+
+    # 3. Full in the middle of a run: filled once restic is running.
+    done = threading.Event()
+
+    def fill_when_restic_runs() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not done.is_set():
+            for pid in os.listdir("/proc"):
+                try:
+                    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                if any(b"restic" in a for a in argv[:1]) and b"backup" in argv and any(
+                        str(data).encode() == a for a in argv):
+                    fillers.append(fill(tiny_fs))
+                    return
+            time.sleep(0.01)
+
+    fillers: list[Path] = []
+    watcher = threading.Thread(target=fill_when_restic_runs, daemon=True)
+    watcher.start()
+    midway = workspace.cli("backup", "--agency", "planning", "--no-progress")
+    done.set()
+    watcher.join()
+    assert fillers, "the disk was never filled during the backup"
+    if midway.returncode != 0:  # 0 when restic was faster than the filler: also correct
+        assert midway.returncode == ExitCode.STATE, midway.stderr
+        assert "disk space" in _one_error_line(midway)
+    for path in fillers:
+        path.unlink()
+    assert state_integrity(state_db) == "ok"
+
+    # Space is back: the next backup succeeds, and nothing the state calls good is false.
+    workspace.cli("backup", "--agency", "planning", "--no-progress", check=True)
+    assert state_integrity(state_db) == "ok"
+    assert_repository_consistent(restic, target)
+    assert assert_good_runs_are_real(workspace, restic, target, data, tmp_path) >= 2
+    assert state_runs(workspace)[-1].result == "success"
+
+
+def test_full_cache_dir_costs_only_speed(setup: tuple[Workspace, Path, RepoTarget],
+                                        tiny_fs: Path, tmp_path: Path) -> None:
+    workspace, data, target = setup
+    workspace.config["daemon"]["state_dir"] = str(tmp_path / "state")  # room for the state
+    workspace.cli("repo", "init", check=True)
+    filler = fill(tiny_fs)
+    result = workspace.cli("backup", "--agency", "planning", "--no-progress", check=True)
+    assert "Traceback" not in result.stderr
+    filler.unlink()
+    restic = restic_for(workspace, tmp_path / "verify-cache")
+    assert_repository_consistent(restic, target)
+    assert assert_good_runs_are_real(workspace, restic, target, data, tmp_path) == 1
