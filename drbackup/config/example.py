@@ -15,7 +15,14 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from drbackup.config.models import AgencyConfig, Config, DaemonConfig, Source, StoreConfig
+from drbackup.config.models import (
+    AgencyConfig,
+    Config,
+    DaemonConfig,
+    Source,
+    StoreConfig,
+    VerifyConfig,
+)
 from drbackup.config.units import format_duration
 
 HEADER = """\
@@ -98,8 +105,12 @@ def render_example() -> str:
                      overrides={"path": Path("/srv/backup-disk/drbackup")})
     lines.append("")
     lines.append("[[agencies]]")
-    lines += _fields(AgencyConfig, skip=frozenset({"sources"}),
+    lines += _fields(AgencyConfig, skip=frozenset({"sources", "verify"}),
                      overrides={"replicas": ["archive"]})
+    lines.append("")
+    lines += _comment(AgencyConfig.model_fields["verify"].description or "", "  ")
+    lines.append("  [agencies.verify]")
+    lines += _fields(VerifyConfig, "  ")
     for model in source_kinds():
         kind = typing.get_args(model.model_fields["kind"].annotation)[0]
         lines.append("")

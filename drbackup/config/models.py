@@ -162,6 +162,46 @@ class DirectorySource(SourceBase):
 Source = Annotated[DirectorySource, Field(discriminator="kind")]
 
 
+class VerifyConfig(StrictModel):
+    """How an agency's repository is checked and its restores drilled (drbackup verify)."""
+
+    check_subsets: int = Field(
+        30, ge=1, le=10000,
+        description=(
+            "N of the rotating 'restic check --read-data-subset=k/N': each data check reads the "
+            "next k, so every pack is read once every N data checks."),
+    )
+    data_check_interval: Duration = Field(
+        timedelta(hours=20),
+        description=(
+            "A scheduled check reads the next data subset when the last data check is at least "
+            "this old; checks in between verify the repository structure only."),
+    )
+    check_schedule: str | None = Field(
+        "daily 03:30",
+        description="When the daemon checks the repository (same forms as a source schedule).",
+    )
+    drill_schedule: str | None = Field(
+        "daily 04:30",
+        description="When the daemon runs restore drills of every source of the agency.",
+    )
+    drill_max_bytes: ByteSize = Field(
+        256 * 1024**2,
+        description=(
+            "A file drill restores the whole latest snapshot when it holds at most this many "
+            "bytes, else a sample of files."),
+        examples=["256MiB"],
+    )
+    drill_sample_files: int = Field(
+        50, ge=1, le=100000,
+        description=(
+            "Files restored by a sampling drill: the largest and newest files plus a random "
+            "choice of the rest."),
+    )
+
+
+
+
 class AgencyConfig(StrictModel):
     id: Identifier = Field(
         description="Agency id; its repository is <store>/<id>.", examples=["planning"])
@@ -187,6 +227,10 @@ class AgencyConfig(StrictModel):
         timedelta(hours=24), description="Recovery time objective: the longest a restore may take."
     )
     sources: list[Source] = Field(default_factory=list, description="What to back up.")
+    verify: VerifyConfig = Field(
+        default_factory=VerifyConfig,
+        description="Integrity checks and restore drills of this agency ([agencies.verify]).",
+    )
 
     @model_validator(mode="after")
     def _unique_sources(self) -> AgencyConfig:
@@ -261,4 +305,5 @@ __all__ = [
     "Source",
     "SourceBase",
     "StoreConfig",
+    "VerifyConfig",
 ]
