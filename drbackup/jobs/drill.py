@@ -62,7 +62,7 @@ def clean_stale_scratch(rt: Runtime) -> list[Path]:
 class FileCheck:
     path: str
     size: int
-    comparison: str  # "hash" (source unchanged) | "size" (source changed or gone)
+    comparison: str  # "hash" (source unchanged) | "size" (source changed or gone) | "none"
     result: str  # "ok" | "mismatch" | "missing" | "unreadable"
     sha256: str | None = None
     expected_sha256: str | None = None
@@ -187,8 +187,8 @@ def source_unchanged(node: LsNode) -> bool:
 def compare_file(node: LsNode, restored_root: Path) -> FileCheck:
     restored = restored_root / node.path.lstrip("/")
     if not restored.is_file():
-        return FileCheck(node.path, node.size, "size", "missing",
-                         detail="not restored (missing from the restore)")
+        return FileCheck(node.path, node.size, "none", "missing",
+                         detail="not restored")
     unchanged = source_unchanged(node)
     try:
         restored_sha = sha256_file(restored)
@@ -212,14 +212,26 @@ def compare_file(node: LsNode, restored_root: Path) -> FileCheck:
     return FileCheck(node.path, node.size, "size", "ok", restored_sha)
 
 
+def _with_restic_error(check: FileCheck, errors: list[str]) -> FileCheck:
+    """Name restic's own error for a file that did not come back intact."""
+    if check.result == "ok":
+        return check
+    for error in errors:
+        if error.startswith(f"{check.path}:"):
+            reason = error[len(check.path) + 1:].strip()
+            return FileCheck(check.path, check.size, check.comparison, check.result,
+                             check.sha256, check.expected_sha256,
+                             f"{check.detail}; restic: {reason}")
+    return check
+
+
 def count_checks(files_in_snapshot: int, checks: list[FileCheck]) -> DrillCounts:
     return DrillCounts(
         files_in_snapshot=files_in_snapshot,
         files_checked=len(checks),
         hash_compared=sum(1 for c in checks if c.comparison == "hash"),
         size_compared=sum(1 for c in checks if c.comparison == "size"),
-        source_changed=sum(1 for c in checks if c.comparison == "size"
-                           and c.result not in ("missing",)),
+        source_changed=sum(1 for c in checks if c.comparison == "size"),
         ok=sum(1 for c in checks if c.result == "ok"),
         missing=sum(1 for c in checks if c.result == "missing"),
         mismatched=sum(1 for c in checks if c.result == "mismatch"),
@@ -388,6 +400,7 @@ def _file_drill_body(rt: Runtime, agency: AgencyConfig, source: DirectorySource,
         record.timing = RestoreTiming(restored_bytes, seconds, restore_size,
                                       agency.rto.total_seconds())
         checks = [compare_file(node, scratch) for node in chosen]
+    checks = [_with_restic_error(c, summary.errors) for c in checks]
     counts = count_checks(len(files), checks)
     bad = [c for c in checks if c.result != "ok"]
     for check in bad[:20]:
