@@ -139,8 +139,13 @@ def run_check(rt: Runtime, agency: AgencyConfig, *, mode: CheckMode = "auto",
         "findings": findings,
         "verdict": verdict,
     }
-    published = publish_report(rt, agency, report_name("check", name, run_id, started_wall),
-                               report)
+    try:
+        published = publish_report(rt, agency,
+                                   report_name("check", name, run_id, started_wall), report)
+    except DrBackupError as exc:
+        rt.state.finish_run(run_id, "failed", error=f"evidence not written: {exc.one_line()}",
+                            details={"kind": kind, "subset": subset, "verdict": "error"})
+        raise
     details: dict[str, Any] = {
         "kind": kind, "subset": subset, "verdict": verdict, "seconds": round(seconds, 3),
         "bytes": None, "throughput": None, "rto_estimate_seconds": None,

@@ -328,7 +328,12 @@ def drill_run(rt: Runtime, agency: AgencyConfig, source: Source, kind: str, trig
         "verdict": verdict,
     }
     name = report_name(f"drill-{kind}", source.id, run_id, started_wall)
-    published = publish_report(rt, agency, name, report)
+    try:
+        published = publish_report(rt, agency, name, report)
+    except DrBackupError as exc:
+        rt.state.finish_run(run_id, "failed", error=f"evidence not written: {exc.one_line()}",
+                            details={"kind": kind, "verdict": "error"})
+        raise
     details: dict[str, Any] = {
         "kind": kind, "verdict": verdict,
         "snapshot_id": None if snapshot is None else snapshot.id,
