@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from drbackup.config.models import AgencyConfig
 from drbackup.engine import CheckResult, ResticInterrupted
-from drbackup.errors import DrBackupError
+from drbackup.errors import DrBackupError, VerifyFailedError
 from drbackup.jobs.evidence import PublishedReport, publish_report, report_name, utc_iso
 from drbackup.jobs.runtime import Runtime
 
@@ -159,3 +159,19 @@ def run_check(rt: Runtime, agency: AgencyConfig, *, mode: CheckMode = "auto",
     log.info("check %s: %s", kind, verdict, extra=fields)
     return CheckOutcome(run_id, agency.id, name, kind, subset, verdict, result, seconds,
                         published, findings)
+
+
+def check_job(rt: Runtime, agency: AgencyConfig, store_name: str, trigger: str
+              ) -> CheckOutcome:
+    """The daemon's periodic check (signature of drbackup.daemon.tasks.JobFunction): "auto"
+    mode, so data subsets rotate every data_check_interval with structure checks in between.
+
+    Raises VerifyFailedError when the repository has errors (the run and its signed report are
+    recorded first), and the errors of run_check."""
+    outcome = run_check(rt, agency, mode="auto", store_name=store_name, trigger=trigger)
+    if not outcome.passed:
+        raise VerifyFailedError(
+            f"repository check ({outcome.kind}) of {agency.id}@{store_name} found "
+            f"{outcome.result.num_errors} error(s)",
+            f"see the signed report {outcome.report.path}")
+    return outcome

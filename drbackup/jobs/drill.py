@@ -31,7 +31,7 @@ from typing import Any
 
 from drbackup.config.models import AgencyConfig, DirectorySource, Source
 from drbackup.engine import LsNode, ResticError, Snapshot
-from drbackup.errors import DrBackupError, NotFoundError
+from drbackup.errors import DrBackupError, NotFoundError, VerifyFailedError
 from drbackup.jobs.evidence import PublishedReport, publish_report, report_name, utc_iso
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.tags import source_filter
@@ -454,3 +454,33 @@ def drill_source(rt: Runtime, agency: AgencyConfig, source: Source, *,
         raise NotFoundError(f"no restore drill for {source.kind!r} sources",
                             "drills exist for: " + ", ".join(sorted(DRILLS)))
     return entry[1](rt, agency, source, trigger)
+
+
+def drill_job(rt: Runtime, agency: AgencyConfig, store_name: str, trigger: str
+              ) -> list[DrillOutcome]:
+    """The daemon's periodic drill of every source of an agency that has a drill (signature of
+    drbackup.daemon.tasks.JobFunction; drills read the primary store, `store_name`).
+
+    Every source is drilled even when one fails; then raises VerifyFailedError naming the
+    failed drills, or the first error that stopped a drill from running at all."""
+    outcomes: list[DrillOutcome] = []
+    first_error: DrBackupError | None = None
+    for source in agency.sources:
+        if drill_kind(source) is None:
+            continue
+        try:
+            outcomes.append(drill_source(rt, agency, source, trigger=trigger))
+        except DrBackupError as exc:
+            log.error("drill of %s/%s could not run: %s", agency.id, source.id,
+                      exc.one_line(), extra={"agency": agency.id, "source": source.id})
+            first_error = first_error or exc
+    failed = [o for o in outcomes if not o.passed]
+    if failed:
+        raise VerifyFailedError(
+            f"restore drill failed for {agency.id}: "
+            + "; ".join(f"{o.source}: {o.reasons[0] if o.reasons else o.verdict}"
+                        for o in failed[:3]),
+            "see the signed reports under the state directory's reports/")
+    if first_error is not None:
+        raise first_error
+    return outcomes
