@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from drbackup.config import load_config
+from drbackup.config.models import DirectorySource
 from drbackup.errors import VerifyFailedError
 from drbackup.jobs.backup import run_backup
 from drbackup.jobs.check import check_job
@@ -56,7 +57,9 @@ def test_daemon_jobs_record_runs_for_metrics(runtime: Runtime) -> None:
     assert [c.details["kind"] for c in checks] == ["structure", "read-data-subset"]
 
     # Same size and mtime, other content: the drill fails, and the job says so.
-    path = Path(agency.sources[0].paths[0]) / "a.txt"
+    source = agency.sources[0]
+    assert isinstance(source, DirectorySource)
+    path = source.paths[0] / "a.txt"
     info = path.stat()
     path.write_bytes(os.urandom(5000))
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
