@@ -60,12 +60,14 @@ def _dump_failure(plan: BackupPlan, exc: ResticError) -> DrBackupError:
     if report is None or report.ok or report.reader_gone:
         return exc
     detail = report.reason
-    last = [line for line in report.stderr_tail.splitlines() if line.strip()]
-    if last:
-        detail += f": {last[-1].strip()}"
+    lines = [line.strip() for line in report.stderr_tail.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower() or "fatal" in line.lower()]
+    if errors or lines:
+        detail += f": {(errors or lines)[-1]}"
     return DumpError(f"{detail}; no snapshot was made",
                      "see the run's stderr tail ('drbackup status' / the log) and fix the "
-                     "database or the source config", stderr_tail=report.stderr_tail)
+                     "database or the source config",
+                     stderr_tail="\n".join(filter(None, [report.reason, report.stderr_tail])))
 
 
 def _details(records: list[DumpRecord], extra: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -242,7 +242,7 @@ class MariaDBServer:
         assert self.root is not None
         return self.root / "mariadb.sock"
 
-    def _defaults_file(self) -> Path:
+    def defaults_file(self) -> Path:
         assert self.root is not None
         path = self.root / "client.cnf"
         if not path.exists():
@@ -297,11 +297,14 @@ class MariaDBServer:
 
     def sql(self, statements: str, database: str = "", *, check: bool = True
             ) -> subprocess.CompletedProcess[str]:
-        argv = ["mariadb", f"--defaults-extra-file={self._defaults_file()}", "-N", "-B"]
+        argv = ["mariadb", f"--defaults-extra-file={self.defaults_file()}", "-N", "-B"]
         if database:
             argv.append(database)
-        return subprocess.run(argv, input=statements, capture_output=True, text=True,
-                              check=check)
+        done = subprocess.run(argv, input=statements, capture_output=True, text=True,
+                              check=False)
+        if check and done.returncode != 0:
+            raise RuntimeError(f"mariadb failed: {done.stderr.strip()}")
+        return done
 
     def query(self, statements: str, database: str = "") -> str:
         return self.sql(statements, database).stdout.strip()
