@@ -70,7 +70,7 @@ def ready_files(source: DumpdirSource, *, now: float | None = None) -> list[Drop
         elif moment - seen.mtime_ns / 1e9 < settle:
             continue
         found.append(seen)
-    if not source.marker:
+    if found and not source.marker:
         # Size and mtime must hold still across a short look, too (clock skew, coarse mtimes).
         time.sleep(min(1.0, settle))
         found = [f for f in found if _stat(f.path) == f]
