@@ -293,7 +293,10 @@ class DumpdirSource(SourceBase):
             "backed up together in one snapshot of the folder."),
     )
     min_size: ByteSize = Field(
-        0, description="Files smaller than this are not taken (they fail the run)."
+        0,
+        description=(
+            "Files smaller than this are never taken (e.g. the empty file a failed dump job "
+            "left behind)."),
     )
 
 
