@@ -81,3 +81,29 @@ def test_slow_dump_is_backed_up_once_after_it_is_complete(workspace: Workspace,
     assert restored.stat().st_size == SIZE_MB << 20
     with restored.open("rb") as handle:
         assert hashlib.file_digest(handle, "sha256").hexdigest() == digest.hexdigest()
+
+
+def test_folder_mode_takes_new_marked_files_in_one_snapshot(workspace: Workspace,
+                                                            tmp_path: Path) -> None:
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    for name in ("a.sql", "b.sql", "c.sql"):
+        (drops / name).write_bytes(os.urandom(4096))
+    for name in ("a.sql", "b.sql"):
+        (drops / f"{name}.done").write_bytes(b"")
+    workspace.add_agency("finance")
+    workspace.add_source("finance", "dumps", "dumpdir", path=str(drops), marker=True,
+                         per_file=False)
+    workspace.cli("repo", "init", check=True)
+    config = load_config(workspace.write())
+    agency = config.agency("finance")
+    rt = Runtime.create(config)
+    try:
+        first = run_backup(rt, agency, agency.source("dumps"))
+        again = run_backup(rt, agency, agency.source("dumps"))
+    finally:
+        rt.close()
+    assert first.result == "success" and again.result == "skipped"
+    [snapshot] = local_snapshots(workspace.state_dir, "finance",
+                                 Path(workspace.agency("finance")["password_file"]))
+    assert sorted(snapshot.paths) == [str(drops / "a.sql"), str(drops / "b.sql")]

@@ -15,7 +15,10 @@ from typing import Any
 
 import pytest
 
-from drbackup.errors import ExitCode
+from drbackup.config import load_config
+from drbackup.errors import ExitCode, NotFoundError
+from drbackup.jobs.restore_db import restore_database
+from drbackup.jobs.runtime import Runtime
 from tests.support.dbcheck import all_cmdlines, local_snapshots, runs, wait_until
 from tests.support.servers import MotoServer, PostgresServer
 from tests.support.workspace import Workspace
@@ -128,6 +131,8 @@ def test_all_databases_one_snapshot_each_plus_globals(
         workspace: Workspace, postgres_server: PostgresServer) -> None:
     first = postgres_server.create_database("alla")
     second = postgres_server.create_database("allb")
+    role = f"auditor_{first[-10:]}"
+    postgres_server.psql(f"CREATE ROLE {role} NOLOGIN")
     try:
         postgres_server.psql("CREATE TABLE t (v text); INSERT INTO t VALUES ('one')", first)
         postgres_server.psql("CREATE TABLE t (v text); INSERT INTO t VALUES ('two')", second)
@@ -139,18 +144,31 @@ def test_all_databases_one_snapshot_each_plus_globals(
                       exclude_databases=others, min_size=100)
         workspace.cli("repo", "init", check=True)
         workspace.cli("backup", "--agency", "records", check=True)
-        tags = sorted(next(t for t in s["tags"] if t.startswith("database="))
-                      for s in snapshots(workspace))
-        assert tags == sorted([f"database={first}", f"database={second}", "database=_globals"])
-        ambiguous = workspace.cli("restore-db", "--agency", "records", "--source", "db",
-                                  "--into", "x", "--yes")
-        assert ambiguous.returncode == ExitCode.NOT_FOUND
-        target = f"{second}_copy"
-        workspace.cli("restore-db", "--agency", "records", "--source", "db", "--database",
-                      second, "--into", target, "--yes", check=True)
-        assert postgres_server.query("SELECT v FROM t", target) == "two"
-        postgres_server.drop_database(target)
+        tags = sorted(s.tag("database") or "" for s in local_snapshots(
+            workspace.state_dir, "records", Path(workspace.agency("records")["password_file"])))
+        assert tags == sorted([first, second, "_globals"])
+        [run] = runs(workspace.state_dir, agency="records", source="db")
+        assert len(run.details["snapshots"]) == 3 and run.details["dump_bytes"] > 0
+        config = load_config(workspace.config_path)
+        agency = config.agency("records")
+        rt = Runtime.create(config)
+        try:
+            with pytest.raises(NotFoundError, match="several databases"):
+                restore_database(rt, agency, "db", into="x")
+            target = f"{second}_copy"
+            outcome = restore_database(rt, agency, "db", database=second, into=target)
+            assert outcome.created and outcome.database == second
+            assert postgres_server.query("SELECT v FROM t", target) == "two"
+            postgres_server.drop_database(target)
+            # Roles come back from the globals snapshot.
+            postgres_server.psql(f"DROP ROLE {role}")
+            restore_database(rt, agency, "db", database="_globals", into="postgres")
+        finally:
+            rt.close()
+        assert postgres_server.query(
+            f"SELECT count(*) FROM pg_roles WHERE rolname = '{role}'") == "1"
     finally:
+        postgres_server.psql(f"DROP ROLE IF EXISTS {role}")
         postgres_server.drop_database(first)
         postgres_server.drop_database(second)
 
