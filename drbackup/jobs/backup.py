@@ -65,8 +65,8 @@ def _dump_failure(plan: BackupPlan, exc: ResticError) -> DrBackupError:
     if errors or lines:
         detail += f": {(errors or lines)[-1]}"
     return DumpError(f"{detail}; no snapshot was made",
-                     "see the run's stderr tail ('drbackup status' / the log) and fix the "
-                     "database or the source config",
+                     "fix the database or the source config and run the backup again; the "
+                     "dump's stderr tail is in the log and the run's details",
                      stderr_tail="\n".join(filter(None, [report.reason, report.stderr_tail])))
 
 
@@ -149,6 +149,8 @@ def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: st
         rt.state.finish_run(run_id, outcome, error=exc.one_line(), details=_details(
             records, {"stderr_tail": getattr(exc, "stderr_tail", "")[-2000:]}))
         log.error("backup %s: %s", outcome, exc.one_line(), extra=fields)
+        if isinstance(exc, DumpError) and exc.stderr_tail:
+            log.error("dump stderr tail:\n%s", exc.stderr_tail, extra=fields)
         raise
     except BaseException as exc:
         rt.state.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt)

@@ -110,7 +110,15 @@ class MotoServer:
 
 # -- database servers ---------------------------------------------------------------------------
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+def _pg_bin() -> Path:
+    """The newest installed PostgreSQL server's bin dir (Debian 12: 15)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                   key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit()
+                   else 0)
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 PG_SUPERUSER = "postgres"
 DB_TEST_USER = "drbackup"
 
@@ -130,7 +138,7 @@ def _stop_process(process: subprocess.Popen[bytes] | None, signum: int = signal.
 
 @dataclass
 class PostgresServer:
-    """A throwaway PostgreSQL 15 cluster: initdb in a private temp dir owned by the `postgres`
+    """A throwaway PostgreSQL (15 on Debian 12) cluster: initdb in a private temp dir owned by the `postgres`
     system user (PostgreSQL refuses to run as root), listening on 127.0.0.1:<random port> with
     password (scram) authentication and its unix socket inside the temp dir."""
 
