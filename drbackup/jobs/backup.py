@@ -26,6 +26,8 @@ from drbackup.state import RunCounts
 log = logging.getLogger(__name__)
 # restic stops a dump run this much later than the dump guard would.
 DUMP_RESTIC_GRACE = timedelta(minutes=2)
+# Under the state dir: temporary copies (SQLite) need room, which /tmp (often tmpfs) may lack.
+SCRATCH_DIR = "tmp"
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,9 @@ def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: st
     unreadable: list[str] = []
     try:
         rt.restic.require_supported()
-        plans = plan_backups(source, PlanContext(agency=agency.id, values=rt.state))
+        plans = plan_backups(source, PlanContext(
+            agency=agency.id, values=rt.state,
+            scratch_dir=rt.config.daemon.state_dir / SCRATCH_DIR))
         if plans:
             rt.check_store(agency.store)
         target = rt.target(agency) if plans else None

@@ -32,7 +32,7 @@ def plan_backups(source: Source, context: PlanContext | None = None) -> list[Bac
     if isinstance(source, SqliteSource):
         from drbackup.sources.sqlite import plan_sqlite
 
-        return plan_sqlite(source)
+        return plan_sqlite(source, context.scratch_dir if context else None)
     if isinstance(source, DumpdirSource):
         from drbackup.sources.dumpdir import plan_dumpdir
 

@@ -52,6 +52,7 @@ class PlanContext:
 
     agency: str
     values: KeyValues | None = None
+    scratch_dir: Path | None = None  # room for temporary copies (e.g. of a SQLite database)
 
 
 class DumpError(DumpFailedError):

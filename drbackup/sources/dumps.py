@@ -26,8 +26,10 @@ STDERR_TAIL_LINES = 20
 class PrivateDir:
     """A 0700 temp directory for one run's generated secrets; removed by cleanup()."""
 
-    def __init__(self, prefix: str = "drbackup-") -> None:
-        self.path = Path(tempfile.mkdtemp(prefix=prefix))
+    def __init__(self, prefix: str = "drbackup-", parent: Path | None = None) -> None:
+        if parent is not None:
+            parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
         os.chmod(self.path, 0o700)
 
     def write_secret(self, name: str, content: str) -> Path:

@@ -71,12 +71,14 @@ def copy_and_stream(database: Path, workdir: Path, out: IO[bytes], err: IO[str])
     return 0
 
 
-def plan_sqlite(source: SqliteSource) -> list[BackupPlan]:
-    """Raises SourceMissingError when the database file does not exist."""
+def plan_sqlite(source: SqliteSource, scratch_dir: Path | None = None) -> list[BackupPlan]:
+    """The copy is made in a private directory under scratch_dir (default: the system's temp
+    dir); it needs room for one copy of the database. Raises SourceMissingError when the
+    database file does not exist."""
     if not source.path.is_file():
         raise SourceMissingError(f"source {source.id!r}: database file {source.path} does not "
                                  "exist", "fix sources.path; nothing was backed up")
-    workdir = PrivateDir("drbackup-sqlite-")
+    workdir = PrivateDir("drbackup-sqlite-", scratch_dir)
     command = python_module("drbackup.sources.sqlite", str(source.path), str(workdir.path))
     plan = dump_plan(command, workdir=workdir, name="db", min_size=source.min_size,
                      timeout=source.timeout, stdin_filename=source.path.name, env={},

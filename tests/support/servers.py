@@ -138,9 +138,10 @@ def _stop_process(process: subprocess.Popen[bytes] | None, signum: int = signal.
 
 @dataclass
 class PostgresServer:
-    """A throwaway PostgreSQL (15 on Debian 12) cluster: initdb in a private temp dir owned by the `postgres`
-    system user (PostgreSQL refuses to run as root), listening on 127.0.0.1:<random port> with
-    password (scram) authentication and its unix socket inside the temp dir."""
+    """A throwaway PostgreSQL cluster (15 on Debian 12): initdb in a private temp dir owned by
+    the `postgres` system user (PostgreSQL refuses to run as root), listening on
+    127.0.0.1:<random port> with password (scram) authentication and its unix socket inside the
+    temp dir."""
 
     password: str = field(default_factory=lambda: "pg-" + secrets.token_hex(12))
     port: int = field(default_factory=free_port)
