@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -174,36 +175,59 @@ def test_all_databases_one_snapshot_each_plus_globals(
 
 
 def assert_failed_without_snapshot(ws: Workspace, result: subprocess.CompletedProcess[str],
-                                   expected_tail: str) -> None:
+                                   expected_tail: str, source: str = "db") -> None:
     assert result.returncode == ExitCode.DUMP_FAILED, result.stderr
     assert "no snapshot was made" in result.stderr
     assert local_snapshots(ws.state_dir, "records",
                            Path(ws.agency("records")["password_file"])) == []
-    [run] = runs(ws.state_dir, agency="records", source="db")
+    [run] = runs(ws.state_dir, agency="records", source=source)
     assert run.result == "failed"
     assert expected_tail in run.details["stderr_tail"], run.details
     assert expected_tail in (run.error or "")
 
 
-def test_missing_database_makes_no_snapshot(workspace: Workspace,
-                                            postgres_server: PostgresServer) -> None:
-    workspace.add_agency("records")
-    add_pg_source(workspace, postgres_server, "no_such_database")
-    workspace.cli("repo", "init", check=True)
-    result = workspace.cli("backup", "--agency", "records")
-    assert_failed_without_snapshot(workspace, result,
-                                   'database "no_such_database" does not exist')
+@contextmanager
+def exclusive_lock(server: PostgresServer, database: str, table: str) -> Iterator[None]:
+    """Another session holds an ACCESS EXCLUSIVE lock: pg_dump waits inside the server."""
+    locker = subprocess.Popen(
+        ["psql", "-X", "-q", "-d", server.dsn(database)], stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True, env=server.env())
+    assert locker.stdin is not None
+    try:
+        locker.stdin.write(f"BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;\n")
+        locker.stdin.flush()
+        wait_until(lambda: server.query(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+            f"WHERE c.relname = '{table}' AND l.mode = 'AccessExclusiveLock' AND l.granted",
+            database) == "1", what="the lock")
+        yield
+    finally:
+        locker.kill()
+        locker.wait()
 
 
-def test_dump_below_min_size_makes_no_snapshot(workspace: Workspace,
-                                               postgres_server: PostgresServer,
-                                               pg_database: str) -> None:
+def test_failed_dumps_make_no_snapshot(workspace: Workspace, postgres_server: PostgresServer,
+                                       pg_database: str) -> None:
+    """A database that does not exist, a dump below min_size, a dump past its time limit."""
     postgres_server.psql("CREATE TABLE t (v int); INSERT INTO t VALUES (1)", pg_database)
     workspace.add_agency("records")
-    add_pg_source(workspace, postgres_server, pg_database, min_size="10MB")
+    password_file = workspace.secret_file("pg.password", postgres_server.password + "\n")
+    for source_id, database, extra in (("missing", "no_such_database", {}),
+                                       ("small", pg_database, {"min_size": "10MB"}),
+                                       ("slow", pg_database, {"timeout": "2s"})):
+        workspace.add_source("records", source_id, "postgres", dsn=postgres_server.dsn(database),
+                             password_file=str(password_file), **extra)
     workspace.cli("repo", "init", check=True)
-    result = workspace.cli("backup", "--agency", "records")
-    assert_failed_without_snapshot(workspace, result, "less than the minimum plausible size")
+
+    missing = workspace.cli("backup", "--agency", "records", "--source", "missing")
+    assert_failed_without_snapshot(workspace, missing,
+                                   'database "no_such_database" does not exist', "missing")
+    small = workspace.cli("backup", "--agency", "records", "--source", "small")
+    assert_failed_without_snapshot(workspace, small, "less than the minimum plausible size",
+                                   "small")
+    with exclusive_lock(postgres_server, pg_database, "t"):
+        slow = workspace.cli("backup", "--agency", "records", "--source", "slow")
+    assert_failed_without_snapshot(workspace, slow, "did not finish within 2s", "slow")
 
 
 def test_dump_killed_midway_makes_no_snapshot_and_password_stays_out_of_argv(
@@ -216,35 +240,23 @@ def test_dump_killed_midway_makes_no_snapshot_and_password_stays_out_of_argv(
     add_pg_source(workspace, postgres_server, pg_database)
     workspace.cli("repo", "init", check=True)
     workspace.write()
-    locker = subprocess.Popen(
-        ["psql", "-X", "-q", "-d", postgres_server.dsn(pg_database)], stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
-        env=postgres_server.env())
-    assert locker.stdin is not None
-    locker.stdin.write("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE;\n")
-    locker.stdin.flush()
-    wait_until(lambda: postgres_server.query(
-        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-        "WHERE c.relname = 't' AND l.mode = 'AccessExclusiveLock' AND l.granted",
-        pg_database) == "1", what="the lock")
-    backup = subprocess.Popen(
-        [sys.executable, "-m", "drbackup", "--config", str(workspace.config_path),
-         "--log-format", "json", "backup", "--agency", "records"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=workspace.env())
     waiting = ("SELECT pid FROM pg_stat_activity WHERE application_name = 'drbackup' "
                f"AND datname = '{pg_database}' AND wait_event_type = 'Lock'")
-    try:
-        wait_until(lambda: postgres_server.query(waiting) != "", what="pg_dump waiting")
-        samples = [all_cmdlines() for _ in range(5)]
-        dumps = [line for sample in samples for line in sample if "pg_dump" in line]
-        assert any("--format=custom" in line for line in dumps)
-        assert not any(postgres_server.password in line for s in samples for line in s)
-        postgres_server.query(f"SELECT pg_terminate_backend(pid) FROM ({waiting}) w")
-        stdout, stderr = backup.communicate(timeout=120)
-    finally:
-        backup.kill()
-        locker.kill()
-        locker.wait()
+    with exclusive_lock(postgres_server, pg_database, "t"):
+        backup = subprocess.Popen(
+            [sys.executable, "-m", "drbackup", "--config", str(workspace.config_path),
+             "--log-format", "json", "backup", "--agency", "records"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=workspace.env())
+        try:
+            wait_until(lambda: postgres_server.query(waiting) != "", what="pg_dump waiting")
+            samples = [all_cmdlines() for _ in range(5)]
+            dumps = [line for sample in samples for line in sample if "pg_dump" in line]
+            assert any("--format=custom" in line for line in dumps)
+            assert not any(postgres_server.password in line for s in samples for line in s)
+            postgres_server.query(f"SELECT pg_terminate_backend(pid) FROM ({waiting}) w")
+            stdout, stderr = backup.communicate(timeout=120)
+        finally:
+            backup.kill()
     result = subprocess.CompletedProcess(backup.args, backup.returncode, stdout, stderr)
     assert_failed_without_snapshot(workspace, result, "terminating connection")
     assert postgres_server.password not in stdout + stderr

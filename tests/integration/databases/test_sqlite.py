@@ -79,6 +79,11 @@ def test_backup_while_writing_restores_a_consistent_prefix(workspace: Workspace,
     again = workspace.cli("restore-db", "--agency", "records", "--source", "registry",
                           "--into", str(restored), "--yes")
     assert again.returncode == ExitCode.TARGET_REFUSED
+    # Scripts must say --yes to replace a database: no prompt without a terminal.
+    unconfirmed = workspace.cli("restore-db", "--agency", "records", "--source", "registry",
+                                "--into", str(restored), "--overwrite")
+    assert unconfirmed.returncode == ExitCode.TARGET_REFUSED
+    assert "pass --yes" in unconfirmed.stderr
 
 
 def test_missing_database_file_is_an_error(workspace: Workspace, tmp_path: Path) -> None:
