@@ -65,7 +65,9 @@ def test_a_file_is_planned_once_and_again_when_replaced(tmp_path: Path) -> None:
     assert memory.get_value(memory_key("fin", "drops", "a.sql"))
     assert plan_dumpdir(config, PlanContext("fin", memory)) == []
     dump.write_bytes(b"second, longer")
-    assert len(plan_dumpdir(config, PlanContext("fin", memory))) == 1
+    plans = plan_dumpdir(config, PlanContext("fin", memory))
+    assert len(plans) == 1
+    plans[0].run_cleanup()
 
 
 def test_files_below_min_size_are_never_taken(tmp_path: Path) -> None:
