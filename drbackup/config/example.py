@@ -75,11 +75,12 @@ def _fields(model: type[BaseModel], indent: str = "", *, skip: frozenset[str] = 
             required = " Required." if info.is_required() else ""
             lines += _comment(info.description + required, indent)
         known, value = (True, overrides[name]) if name in overrides else _value(info)
+        key = info.alias or name  # e.g. "assert", a Python keyword
         if not known or name in comment_out:
             shown = _toml(value) if known else '"..."'
-            lines.append(f"{indent}# {name} = {shown}")
+            lines.append(f"{indent}# {key} = {shown}")
         else:
-            lines.append(f"{indent}{name} = {_toml(value)}")
+            lines.append(f"{indent}{key} = {_toml(value)}")
     return lines
 
 

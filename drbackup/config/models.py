@@ -178,6 +178,13 @@ class DumpSourceBase(SourceBase):
             "Smallest plausible dump; a smaller one fails the run and makes no snapshot "
             "(e.g. '1KiB', '10MB')."),
     )
+    assertions: list[str] = Field(
+        default_factory=list, alias="assert",
+        description=(
+            "Restore drills: SQL run in the scratch copy of the database; each must return "
+            "true (key: assert)."),
+        examples=[["SELECT count(*) > 0 FROM permits"]],
+    )
 
 
 class PostgresSource(DumpSourceBase):
@@ -297,6 +304,23 @@ class DumpdirSource(SourceBase):
         description=(
             "Files smaller than this are never taken (e.g. the empty file a failed dump job "
             "left behind)."),
+    )
+    drill_postgres_dsn: str | None = Field(
+        None,
+        description=(
+            "Restore drills of the folder's PostgreSQL dumps (pg_dump custom or plain format): "
+            "the server (DSN without password) where a throwaway database is created, "
+            "restored into, checked and dropped. Unset: no database drill for this source."),
+        examples=["postgresql://drill@db.internal:5432/postgres"],
+    )
+    drill_password_file: AbsolutePath | None = Field(
+        None, description="Password file (mode 0600) for drill_postgres_dsn.")
+    assertions: list[str] = Field(
+        default_factory=list, alias="assert",
+        description=(
+            "Restore drills: SQL run in the scratch database; each must return true "
+            "(key: assert)."),
+        examples=[["SELECT count(*) > 0 FROM ledger"]],
     )
 
 

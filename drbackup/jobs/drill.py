@@ -49,6 +49,7 @@ STALE_CLEANERS: list[Callable[[Runtime], None]] = []
 def clean_stale_scratch(rt: Runtime) -> list[Path]:
     """Remove what killed drills left behind: scratch directories nobody holds, and whatever
     the registered cleaners find. The daemon calls this at start; every verify run too."""
+    _register_kinds()
     removed = _clean_scratch_dirs(rt.config.daemon.state_dir)
     for cleaner in STALE_CLEANERS:
         try:
@@ -437,8 +438,17 @@ DRILLS: dict[str, tuple[str, DrillFunction]] = {
 }
 
 
+def _register_kinds() -> None:
+    """Database drills live in their own module, which registers itself in DRILLS."""
+    import drbackup.jobs.drill_db  # noqa: F401
+
+
 def drill_kind(source: Source) -> str | None:
-    """"files" or "db" for the source's kind; None when no drill exists for it."""
+    """"files" or "db" for the source's kind; None when no drill exists for it (e.g. a dump
+    folder without drill_postgres_dsn)."""
+    _register_kinds()
+    if source.kind == "dumpdir" and getattr(source, "drill_postgres_dsn", None) is None:
+        return None
     entry = DRILLS.get(source.kind)
     return entry[0] if entry else None
 
@@ -449,6 +459,7 @@ def drill_source(rt: Runtime, agency: AgencyConfig, source: Source, *,
 
     Raises NotFoundError when no drill exists for the kind, and the drill's own errors.
     """
+    _register_kinds()
     entry = DRILLS.get(source.kind)
     if entry is None:
         raise NotFoundError(f"no restore drill for {source.kind!r} sources",

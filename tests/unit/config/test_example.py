@@ -24,9 +24,10 @@ def test_example_documents_every_key() -> None:
     models: list[type[BaseModel]] = [DaemonConfig, StoreConfig, AgencyConfig, VerifyConfig,
                                      *source_kinds()]
     for model in models:
-        for name in model.model_fields:
+        for name, info in model.model_fields.items():
             if model is AgencyConfig and name == "sources":
                 continue  # shown as [[agencies.sources]] tables
+            name = info.alias or name
             assert f"{name} = " in text or f"[agencies.{name}]" in text, (
                 f"{model.__name__}.{name} missing from the example")
 
