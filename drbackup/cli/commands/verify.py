@@ -68,9 +68,10 @@ def _sources(agency: AgencyConfig, source_id: str | None, kind: str | None) -> l
         source = agency.source(source_id)
         found = drill_kind(source)
         if found is None:
+            hint = ("set drill_postgres_dsn when the folder holds PostgreSQL dumps"
+                    if source.kind == "dumpdir" else "drill a directory or database source")
             raise DrBackupError(f"source {source.id!r} ({source.kind}) has no restore drill",
-                                "drill a directory or database source",
-                                exit_code=ExitCode.USAGE)
+                                hint, exit_code=ExitCode.USAGE)
         if kind not in (None, found):
             raise DrBackupError(f"source {source.id!r} is a {found} source, not {kind}",
                                 f"use --kind {found} or leave --kind out",
