@@ -361,10 +361,10 @@ class VerifyConfig(StrictModel):
         examples=["256MiB"],
     )
     drill_sample_files: int = Field(
-        50, ge=1, le=100000,
+        50, ge=1, le=2000,
         description=(
             "Files restored by a sampling drill: the largest and newest files plus a random "
-            "choice of the rest."),
+            "choice of the rest (each is a restic --include argument, hence the limit)."),
     )
 
 
