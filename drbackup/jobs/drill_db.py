@@ -2,7 +2,7 @@
 check it, drop it.
 
 - postgres sources: the latest snapshot of each database the source dumps, restored with
-  pg_restore into `drbackup_drill_<run>_<n>` on the source's own server (the source's user
+  pg_restore into `drbackup_drill_<run>_<n>_<random>` on the source's own server (the source's user
   needs CREATEDB);
 - dumpdir sources with `drill_postgres_dsn`: the newest dump file of the latest snapshot
   (pg_dump custom format, recognised by its PGDMP header, or plain SQL), restored into a
@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -88,6 +89,11 @@ def _pg_source_for(source: PostgresSource | DumpdirSource) -> PostgresSource:
     return PostgresSource.model_validate({
         "id": source.id, "kind": "postgres", "dsn": source.drill_postgres_dsn,
         "password_file": source.drill_password_file})
+
+
+def scratch_database_name(run_id: int, index: int) -> str:
+    """Unique across hosts and state directories sharing a database server: run ids are not."""
+    return f"drbackup_drill_{run_id}_{index}_{secrets.token_hex(4)}"
 
 
 @contextmanager
@@ -327,7 +333,7 @@ def _drill_postgres(rt: Runtime, agency: AgencyConfig, source: PostgresSource | 
                     record: DrillRecord) -> float:
     pg_source = _pg_source_for(source)
     conn = connect(pg_source)
-    name = f"drbackup_drill_{run_id}_{index}"
+    name = scratch_database_name(run_id, index)
     admin_dsn = dsn_with_database(pg_source.dsn, "postgres")
     scratch_dsn = dsn_with_database(pg_source.dsn, name)
     entry["scratch_database"] = name
@@ -410,7 +416,7 @@ def _check_postgres(conn: PgConnection, dsn: str, source: PostgresSource | Dumpd
 
 def _drill_mysql(rt: Runtime, agency: AgencyConfig, source: MysqlSource, dump: Path,
                  run_id: int, index: int, entry: dict[str, Any], record: DrillRecord) -> float:
-    name = f"drbackup_drill_{run_id}_{index}"
+    name = scratch_database_name(run_id, index)
     entry["scratch_database"] = name
     entry["format"] = "sql"
     label = entry["database"] or source.database

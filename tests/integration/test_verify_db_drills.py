@@ -38,9 +38,17 @@ def permits_db(postgres_server: PostgresServer) -> Iterator[str]:
     postgres_server.drop_database(name)
 
 
-def _scratch_databases(server: PostgresServer) -> list[str]:
-    rows = server.query("SELECT datname FROM pg_database WHERE datname LIKE 'drbackup_drill_%'")
-    return [r for r in rows.splitlines() if r]
+def _exists(server: PostgresServer, names: list[str]) -> list[str]:
+    """Which of these databases exist (other tests may drill on the same server meanwhile)."""
+    rows = server.query("SELECT datname FROM pg_database")
+    return [n for n in names if n in rows.splitlines()]
+
+
+def _scratch_names(drill: dict[str, Any]) -> list[str]:
+    report = json.loads(Path(drill["report"]).read_text())["report"]
+    names = [d["scratch_database"] for d in report["databases"] if "scratch_database" in d]
+    assert names, report
+    return names
 
 
 def _verify(workspace: Workspace, *args: str) -> tuple[int, dict[str, Any]]:
@@ -80,6 +88,7 @@ def test_postgres_and_sqlite_drills_pass_with_row_counts_and_check_assertions(
     code, outcome = _verify(workspace)
     assert code == 0, outcome
     assert list(pending.iterdir()) == []
+    assert _exists(postgres_server, [leftover]) == []
     drill, lite = outcome["drills"]
     assert drill["verdict"] == "pass", drill
     assert lite["verdict"] == "pass", lite
@@ -91,7 +100,7 @@ def test_postgres_and_sqlite_drills_pass_with_row_counts_and_check_assertions(
     [database] = report["databases"]
     assert database["expected_tables"] == sorted(counts)
     assert all(a["ok"] for a in database["assertions"])
-    assert _scratch_databases(postgres_server) == []
+    assert _exists(postgres_server, _scratch_names(drill)) == []
     assert workspace.cli("verify-report", drill["report"]).returncode == 0
 
     # An assertion that does not hold fails the drill, naming it.
@@ -100,7 +109,7 @@ def test_postgres_and_sqlite_drills_pass_with_row_counts_and_check_assertions(
     assert code == ExitCode.VERIFY_FAILED
     assert any("assertion failed: SELECT count(*) > 5000 FROM permits returned f" in r
                for r in outcome["drills"][0]["reasons"]), outcome
-    assert _scratch_databases(postgres_server) == []
+    assert _exists(postgres_server, _scratch_names(outcome["drills"][0])) == []
 
 
 def test_truncated_dump_in_a_dump_folder_fails_and_a_good_one_passes(
@@ -128,7 +137,7 @@ def test_truncated_dump_in_a_dump_folder_fails_and_a_good_one_passes(
     assert drill["verdict"] == "fail"
     assert any("permits-1.pgdump: the dump does not restore" in r for r in drill["reasons"]), \
         drill["reasons"]
-    assert _scratch_databases(postgres_server) == []
+    assert _exists(postgres_server, _scratch_names(drill)) == []
     assert any("truncated or damaged dump" in r for r in drill["reasons"])
 
     good = folder / "permits-2.pgdump"
@@ -160,6 +169,9 @@ def test_mariadb_drill_passes_with_row_counts(
         assert code == 0, outcome
         counts = {t["table"]: t["rows"] for t in outcome["drills"][0]["tables"]}
         assert counts == {"licences": 3, "empty_one": 0}
-        assert "drbackup_drill" not in mariadb_server.query("SHOW DATABASES")
+        report = json.loads(Path(outcome["drills"][0]["report"]).read_text())["report"]
+        [scratch] = [d["scratch_database"] for d in report["databases"]]
+        assert scratch.startswith("drbackup_drill_")
+        assert scratch not in mariadb_server.query("SHOW DATABASES").split()
     finally:
         mariadb_server.drop_database(database)
