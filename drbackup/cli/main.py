@@ -20,9 +20,21 @@ Handler = Callable[[CliContext], int]
 
 def _command_modules() -> list[ModuleType]:
     # Explicit wiring (no discovery by name): a verb exists because it is listed here.
-    from drbackup.cli.commands import backup, config_cmd, repo, restore, snapshots, version
+    from drbackup.cli.commands import (
+        backup,
+        config_cmd,
+        repo,
+        restore,
+        restore_db,
+        snapshots,
+        version,
+    )
+    from drbackup.cli.commands import report as report_cmd
+    from drbackup.cli.commands import verify as verify_cmd
+    from drbackup.cli.commands import verify_report as verify_report_cmd
 
-    return [config_cmd, version, repo, backup, snapshots, restore]
+    return [config_cmd, version, repo, backup, snapshots, restore, restore_db,
+            verify_cmd, report_cmd, verify_report_cmd]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -43,9 +43,10 @@ def test_registry_run_save_and_render(tmp_path: Path, monkeypatch: pytest.Monkey
     bad.run = run_bad  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "bench.fake_good", good)
     monkeypatch.setitem(sys.modules, "bench.fake_bad", bad)
-    monkeypatch.setattr(bench_run, "REGISTRY", [("fake_good", "a good one"),
-                                                ("fake_bad", "a failing one"),
-                                                ("fake_absent", "not written yet")])
+    monkeypatch.setattr(bench_run, "REGISTRY", [
+        ("fake_good", "a good one", "bench.fake_good:run"),
+        ("fake_bad", "a failing one", "bench.fake_bad:run"),
+        ("fake_absent", "not written yet", "bench.fake_absent:run")])
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name: None if name.endswith("absent") else object())
     output = tmp_path / "BENCHMARKS.md"
@@ -59,7 +60,7 @@ def test_registry_run_save_and_render(tmp_path: Path, monkeypatch: pytest.Monkey
     report = output.read_text()
     assert "| thing | 3 | 2.00 s (1.00 s–3.00 s) | 2.00 s (2.00 s–2.00 s) | 1.000 |" in report
     assert "**The module failed:** `RuntimeError: boom`" in report
-    assert "`bench/fake_absent.py` (not written yet): module not present" in report
+    assert "fake_absent (`bench.fake_absent:run`, not written yet): not present" in report
 
     # A partial run keeps the other modules' last figures.
     assert bench_run.main(["--only", "fake_bad", "--output", str(output), "--results",
