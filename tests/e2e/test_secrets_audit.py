@@ -1,5 +1,7 @@
-"""Secrets audit: a full cycle through the real CLI against the real S3 server with a distinctive
-repository password and S3 secret key, then a search for both in every place they must never be:
+"""Secrets audit: a full cycle through the real CLI (repo init, backup of files and of a PostgreSQL
+database, restore, restore-db, check, file and database drills, report) against the real S3 server
+with a distinctive repository password and S3 secret key and the database's password, then a
+search for all three in every place they must never be:
 every spawned argv (sampled from /proc during the run), every log and output line, every state
 row, every file written outside the secret files, and the S3 server's own log. Zero hits."""
 
@@ -11,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 from tests.support.procs import ArgvSampler
-from tests.support.servers import MotoServer, free_port
+from tests.support.servers import MotoServer, PostgresServer, free_port
 from tests.support.trees import manifest
 from tests.support.workspace import Workspace
 
@@ -31,16 +33,26 @@ def _files_outside_secrets(root: Path, skip: Path) -> list[Path]:
 
 
 def test_no_secret_leaks_anywhere(workspace: Workspace, s3_server: MotoServer, bucket: str,
-                                  tmp_path: Path) -> None:
+                                  postgres_server: PostgresServer, tmp_path: Path) -> None:
     password = f"AUDIT-PW-{secrets.token_hex(12)}"
     secret_key = f"AUDIT-SK-{secrets.token_hex(12)}"
-    needles = {"repository password": password, "S3 secret key": secret_key}
+    needles = {"repository password": password, "S3 secret key": secret_key,
+               "PostgreSQL password": postgres_server.password}
+    database = postgres_server.create_database("audit")
+    postgres_server.psql("CREATE TABLE permits (id int primary key, holder text);"
+                         "INSERT INTO permits SELECT g, 'holder ' || g "
+                         "FROM generate_series(1, 200) g;", database)
+    restored_db = f"{database}_restored"
 
     data = tmp_path / "data"
     _make_data(data)
     workspace.add_s3_store("offsite", s3_server, bucket, secret_key=secret_key)
     workspace.add_agency("planning", store="offsite", password=password)
     workspace.add_directory_source("planning", "documents", [data])
+    pg_password = workspace.secret_file("pg.password", postgres_server.password + "\n")
+    workspace.add_source("planning", "permits", "postgres", dsn=postgres_server.dsn(database),
+                         password_file=str(pg_password),
+                         **{"assert": ["SELECT count(*) = 200 FROM permits"]})
     # A second store that is down: failure paths (error messages, stderr tails) leak most often.
     dead = MotoServer(tmp_path / "dead", port=free_port())
     workspace.add_s3_store("dead", dead, "nowhere", secret_key=secret_key)
@@ -66,6 +78,13 @@ def test_no_secret_leaks_anywhere(workspace: Workspace, s3_server: MotoServer, b
             "--target", str(tmp_path / "dry"))
         cli("restore", "--agency", "planning", "--source", "documents", "--target",
             str(restored))
+        # Database dump (in the backups above), restore and drills; repository check.
+        cli("restore-db", "--agency", "planning", "--source", "permits", "--into",
+            restored_db, "--yes")
+        cli("verify", "--agency", "planning", "--kind", "check")
+        cli("verify", "--agency", "planning", "--kind", "files")
+        cli("verify", "--agency", "planning", "--kind", "db")
+        cli("report", "--agency", "planning")
         # Failures: the store that is down, a wrong password, an unknown snapshot.
         assert cli("backup", "--agency", "permits", ok=False).returncode != 0
         assert cli("repo", "init", "--agency", "permits", ok=False).returncode != 0
@@ -77,8 +96,12 @@ def test_no_secret_leaks_anywhere(workspace: Workspace, s3_server: MotoServer, b
 
     # The cycle really happened and really went through restic (the sampler saw it).
     assert manifest(restored / data.relative_to("/")) == manifest(data)
+    assert postgres_server.query("SELECT count(*) FROM permits", restored_db) == "200"
+    postgres_server.drop_database(restored_db)
+    postgres_server.drop_database(database)
+    assert sampler.commands_named("pg_dump") and sampler.commands_named("pg_restore")
     restic_verbs = {verb for argv in sampler.commands_named("restic") for verb in argv[1:]}
-    assert {"backup", "restore", "snapshots", "init"} <= restic_verbs, restic_verbs
+    assert {"backup", "restore", "snapshots", "init", "check"} <= restic_verbs, restic_verbs
 
     leaks: list[str] = []
     for what, needle in needles.items():
