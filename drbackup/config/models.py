@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from drbackup.config.schedule import validate_schedule
 from drbackup.config.units import ByteSize, Duration
 from drbackup.errors import NotFoundError
 
@@ -38,6 +39,7 @@ def _absolute(value: Path) -> Path:
 
 Identifier = Annotated[str, AfterValidator(_identifier)]
 AbsolutePath = Annotated[Path, AfterValidator(_absolute)]
+Schedule = Annotated[str, AfterValidator(validate_schedule)]
 
 
 class StrictModel(BaseModel):
@@ -73,6 +75,14 @@ class DaemonConfig(StrictModel):
         timedelta(seconds=60),
         description="On shutdown, how long a running job may finish before restic is stopped.",
     )
+    schedule_jitter: Duration = Field(
+        timedelta(minutes=10),
+        description=(
+            "Largest delay added to scheduled runs, fixed per source (a hash of its name), so "
+            "50 agencies on 'daily 02:00' do not all start at once. At most a tenth of the "
+            "schedule's interval is used."
+        ),
+    )
 
 
 class StoreConfig(StrictModel):
@@ -102,6 +112,11 @@ class StoreConfig(StrictModel):
     create_bucket: bool = Field(
         True, description="Create the bucket when it is missing (needs the right to do so)."
     )
+    limit_upload: ByteSize | None = Field(
+        None,
+        description="Upload bandwidth limit of each restic process, per second (--limit-upload).",
+        examples=["20MiB"],
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> StoreConfig:
@@ -123,7 +138,7 @@ class StoreConfig(StrictModel):
 
 class SourceBase(StrictModel):
     id: Identifier = Field(description="Source id, unique within its agency; tags its snapshots.")
-    schedule: str | None = Field(
+    schedule: Schedule | None = Field(
         None,
         description=(
             "When to back up besides file changes: 'hourly', 'daily 02:00', 'every 15m', "

@@ -1,0 +1,70 @@
+"""THE place where the daemon learns which jobs exist besides backups.
+
+Two kinds of entries:
+
+- `PeriodicTask`: runs per agency and store on a schedule taken from the config (retention,
+  prune, replication, store health, integrity checks, restore drills…).
+- `FollowUp`: queued after a successful backup of an agency (e.g. copy to the replicas).
+
+Wiring a new job kind in is a few lines: append an entry to `PERIODIC_TASKS` or `FOLLOW_UPS`
+below whose `run` is the job function from drbackup/jobs/. The supervisor schedules each entry
+through the same queue as backups, so the one-job-per-repository rule, the concurrency limit,
+fairness, coalescing and timeouts apply to it unchanged. A job function raises DrBackupError for
+expected failures and records its own run in state (as drbackup/jobs/backup.py does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from drbackup.config.models import AgencyConfig, Config
+from drbackup.jobs.runtime import Runtime
+
+# rt, agency, store name, trigger
+JobFunction = Callable[[Runtime, AgencyConfig, str, str], object]
+
+
+def primary_store(agency: AgencyConfig) -> list[str]:
+    return [agency.store]
+
+
+def replica_stores(agency: AgencyConfig) -> list[str]:
+    return list(agency.replicas)
+
+
+def _default_timeout(config: Config) -> timedelta:
+    return config.daemon.restic_timeout
+
+
+@dataclass(frozen=True)
+class PeriodicTask:
+    kind: str  # job kind: the runs table's `job` column, e.g. "forget", "check"
+    run: JobFunction
+    # The schedule string for this agency (same syntax as a source's `schedule`), or None when
+    # the task is off for it. Read from the config on every reload.
+    schedule: Callable[[Config, AgencyConfig], str | None]
+    stores: Callable[[AgencyConfig], list[str]] = primary_store
+    timeout: Callable[[Config], timedelta] = _default_timeout
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    kind: str
+    run: JobFunction
+    after: frozenset[str] = field(default_factory=lambda: frozenset({"backup"}))
+    enabled: Callable[[Config, AgencyConfig], bool] = lambda config, agency: True
+    stores: Callable[[AgencyConfig], list[str]] = primary_store
+    timeout: Callable[[Config], timedelta] = _default_timeout
+
+
+# Periodic tasks, e.g.
+#   PeriodicTask("forget", run=jobs.retention.run_forget,
+#                schedule=lambda config, agency: agency.retention.schedule)
+PERIODIC_TASKS: list[PeriodicTask] = []
+
+# After-backup follow-ups, e.g.
+#   FollowUp("copy", run=jobs.replication.run_copy, stores=replica_stores,
+#            enabled=lambda config, agency: bool(agency.replicas))
+FOLLOW_UPS: list[FollowUp] = []
