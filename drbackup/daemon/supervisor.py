@@ -439,7 +439,11 @@ class Daemon:
         with self._ready_lock:
             if key in self._ready_repos:
                 return
-        init_repository(rt, agency)
+        store = rt.store_config(agency.store)
+        if store.path is not None and (store.path / agency.id / "config").is_file():
+            pass  # a local repository exists: restic itself will say if it cannot open it
+        else:
+            init_repository(rt, agency)
         with self._ready_lock:
             self._ready_repos.add(key)
 
