@@ -4,6 +4,7 @@ restic. Timeouts below are generous polling limits, never asserted durations."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -196,7 +197,7 @@ def test_sources_of_one_agency_never_overlap(workspace: Workspace, s3_server: Mo
     assert {r["source"] for r in done} == {"one", "two"}
     assert all(r["result"] == "success" for r in done), done
     intervals = sorted((r["started_at"], r["finished_at"]) for r in done)
-    for (_, end), (start, _) in zip(intervals, intervals[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(intervals):
         assert start >= end, f"two restic jobs overlapped on one repository: {intervals}"
 
 
@@ -401,5 +402,5 @@ def test_sd_notify_ready_status_watchdog_stopping_and_single_instance(
     pings = [t for t, line in messages if line == "WATCHDOG=1"]
     assert len(pings) >= 3
     # Every ping comes well within the interval systemd enforces.
-    assert all(b - a < watchdog_usec / 1e6 for a, b in zip(pings, pings[1:], strict=False))
+    assert all(b - a < watchdog_usec / 1e6 for a, b in itertools.pairwise(pings))
     assert lines.index("READY=1") < lines.index("STOPPING=1")

@@ -3,6 +3,7 @@ to wait for what it logs, its restic children, and the runs it records."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -129,10 +130,8 @@ class DaemonProcess:
         self.process.kill()
         self.process.wait()
         for pid in kids:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         self._log.close()
 
 
