@@ -20,7 +20,7 @@ from tests.support.workspace import Workspace
 T = TypeVar("T")
 
 
-def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.2
+def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2
              ) -> T:
     """Poll until predicate() is truthy; generous timeouts, no timing asserted."""
     deadline = time.monotonic() + timeout
