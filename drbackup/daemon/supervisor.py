@@ -93,6 +93,7 @@ class Daemon:
         self._slots: dict[SourceKey, SourceSlot] = {}
         self._tasks: dict[tuple[str, str, str], TaskSlot] = {}
         self._ready_repos: set[tuple[str, str]] = set()
+        self._needs_unlock: set[tuple[str, str]] = set()
         self._ready_lock = threading.Lock()
         self._started_at = time.time()
         self._last_status_write = 0.0
@@ -122,12 +123,20 @@ class Daemon:
 
     def run(self) -> int:
         self._lock.acquire()
+        clean = False
         try:
             self._install_signals()
             self._start()
             self._loop()
             self._shutdown()
+            clean = True
         finally:
+            if not clean:
+                # An unexpected error: restic children run in their own sessions and would
+                # outlive us; stop them so their locks are released.
+                RUNNING.terminate_all()
+                self.queue.stop_accepting()
+                self.queue.wait_idle(KILL_AFTER_TERM_SECONDS)
             if self.watcher is not None:
                 self.watcher.stop()
             if self.runtime is not None:
@@ -153,28 +162,40 @@ class Daemon:
                  extra={"event": "ready"})
 
     def _recover(self) -> None:
-        """Close runs a crash left open; remove stale restic locks of their repositories."""
-        assert self.state is not None and self.runtime is not None
-        interrupted = self.state.interrupt_unfinished_runs()
-        repos: set[tuple[str, str]] = set()
-        for run in interrupted:
+        """Close runs a crash left open. Their repositories get a plain `restic unlock` (stale
+        locks only) as the first step of the next job on them: inside the queue, so nothing
+        else runs on that repository meanwhile, and a store that is down does not hold up
+        start-up."""
+        assert self.state is not None
+        for run in self.state.interrupt_unfinished_runs():
             log.warning("run %d (%s %s/%s) was left open by a stop or crash: marked interrupted",
                         run.id, run.job, run.agency, run.source or "-",
                         extra={"agency": run.agency, "source": run.source, "job": run.job,
                                "run_id": run.id, "event": "run_interrupted"})
             if run.job in RESTIC_JOBS:
-                repos.add((run.agency, run.store or ""))
-        for agency_id, store in sorted(repos):
-            try:
-                agency = self.config.agency(agency_id)
-                target = self.runtime.target(agency, store or None)
-                self.runtime.restic.unlock(target)
-                log.info("removed stale locks of %s", target.display,
-                         extra={"agency": agency_id, "store": store or agency.store,
-                                "event": "unlock"})
-            except DrBackupError as exc:
-                log.error("could not unlock %s@%s: %s", agency_id, store, exc.one_line(),
-                          extra={"agency": agency_id, "event": "unlock_failed"})
+                try:
+                    store = run.store or self.config.agency(run.agency).store
+                except DrBackupError:
+                    continue  # the agency left the config
+                with self._ready_lock:
+                    self._needs_unlock.add((run.agency, store))
+
+    def _unlock_if_needed(self, rt: Runtime, agency: AgencyConfig, store: str) -> None:
+        key = (agency.id, store)
+        with self._ready_lock:
+            if key not in self._needs_unlock:
+                return
+        target = rt.target(agency, store)
+        try:
+            rt.restic.unlock(target)
+        except DrBackupError as exc:
+            log.error("could not remove stale locks of %s: %s", target.display, exc.one_line(),
+                      extra={"agency": agency.id, "store": store, "event": "unlock_failed"})
+            return  # retried before the next job on this repository
+        with self._ready_lock:
+            self._needs_unlock.discard(key)
+        log.info("removed stale locks of %s (plain restic unlock)", target.display,
+                 extra={"agency": agency.id, "store": store, "event": "unlock"})
 
     def _check_stores(self) -> None:
         assert self.runtime is not None
@@ -423,6 +444,7 @@ class Daemon:
         def run(job: Job) -> None:
             rt = self._runtime()
             agency = rt.config.agency(agency_id)
+            self._unlock_if_needed(rt, agency, store)
             task.run(rt, agency, store, trigger)
 
         self.queue.submit(Job(task.kind, agency_id, store, None, run, trigger=trigger,
@@ -459,6 +481,7 @@ class Daemon:
         key = (job.agency, job.source)
         try:
             try:
+                self._unlock_if_needed(rt, agency, agency.store)
                 self._ensure_repository(rt, agency)
             except DrBackupError as exc:
                 run_id = rt.state.start_run("backup", agency.id, source=source.id,
