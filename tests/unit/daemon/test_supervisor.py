@@ -1,0 +1,41 @@
+"""The watchdog ping is sent only while the loop and the workers make progress."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+from drbackup.config.models import Config, DaemonConfig
+from drbackup.daemon.notify import Notifier
+from drbackup.daemon.queue import STUCK_GRACE_SECONDS, Job
+from drbackup.daemon.supervisor import Daemon
+from drbackup.daemon.watcher import WatchFaults
+
+
+def test_no_watchdog_ping_while_a_job_is_stuck(tmp_path: Path) -> None:
+    address = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(address))
+        sock.settimeout(0.5)
+        notifier = Notifier({"NOTIFY_SOCKET": str(address), "WATCHDOG_USEC": "2"})
+        config = Config(daemon=DaemonConfig(state_dir=tmp_path / "state"))
+        daemon = Daemon(tmp_path / "c.toml", config, notifier=notifier, faults=WatchFaults())
+        daemon._loop_beat = time.monotonic()
+        assert daemon.progress_ok()
+        assert notifier.watchdog_due()
+        notifier.watchdog()
+        assert sock.recv(100) == b"WATCHDOG=1"
+
+        gate = threading.Event()
+        job = Job("backup", "a", "local", "x", lambda job: gate.wait(10), timeout=1.0)
+        daemon.queue.submit(job)
+        daemon.queue.dispatch()
+        job.started_at = time.time() - 1.0 - STUCK_GRACE_SECONDS - 1
+        assert not daemon.progress_ok()
+        gate.set()
+        assert daemon.queue.wait_idle(5)
+        assert daemon.progress_ok()
+        daemon._loop_beat = time.monotonic() - 60  # the main loop hangs
+        assert not daemon.progress_ok()
