@@ -29,7 +29,11 @@ def test_no_watchdog_ping_while_a_job_is_stuck(tmp_path: Path) -> None:
         assert sock.recv(100) == b"WATCHDOG=1"
 
         gate = threading.Event()
-        job = Job("backup", "a", "local", "x", lambda job: gate.wait(10), timeout=1.0)
+
+        def hang(job: Job) -> None:
+            gate.wait(10)
+
+        job = Job("backup", "a", "local", "x", hang, timeout=1.0)
         daemon.queue.submit(job)
         daemon.queue.dispatch()
         job.started_at = time.time() - 1.0 - STUCK_GRACE_SECONDS - 1
