@@ -49,6 +49,9 @@ class Job:
     queued_at: float = field(default_factory=time.time)
     started_at: float | None = None
     coalesced: int = 0  # triggers merged into this job
+    # Further repositories the job uses (e.g. a copy reads the primary while writing a replica):
+    # none of them may be busy either.
+    also_locks: tuple[RepoKey, ...] = ()
 
     @property
     def key(self) -> JobKey:
@@ -57,6 +60,10 @@ class Job:
     @property
     def repo(self) -> RepoKey:
         return (self.agency, self.store)
+
+    @property
+    def repos(self) -> frozenset[RepoKey]:
+        return frozenset({self.repo, *self.also_locks})
 
     @property
     def label(self) -> str:
@@ -148,7 +155,7 @@ class JobQueue:
                     break
                 job.started_at = time.time()
                 self._running[job.id] = job
-                self._busy.add(job.repo)
+                self._busy.update(job.repos)
                 thread = threading.Thread(target=self._run, args=(job,),
                                           name=f"job-{job.id}-{job.kind}", daemon=True)
                 self._threads[job.id] = thread
@@ -165,7 +172,7 @@ class JobQueue:
         for agency in list(self._queues):
             queue = self._queues[agency]
             for job in queue:
-                if job.repo not in self._busy:
+                if not job.repos & self._busy:
                     queue.remove(job)
                     if queue:
                         self._queues.move_to_end(agency)
@@ -186,7 +193,7 @@ class JobQueue:
             with self._lock:
                 self._running.pop(job.id, None)
                 self._threads.pop(job.id, None)
-                self._busy.discard(job.repo)
+                self._busy.difference_update(job.repos)
                 self.finished_total += 1
                 self._idle.notify_all()
             self._changed()

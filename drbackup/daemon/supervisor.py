@@ -447,9 +447,14 @@ class Daemon:
             self._unlock_if_needed(rt, agency, store)
             task.run(rt, agency, store, trigger)
 
+        also: tuple[tuple[str, str], ...] = ()
+        if task.also_lock_primary:
+            primary = _find_agency(runtime_config, agency_id)
+            if primary is not None and primary.store != store:
+                also = ((agency_id, primary.store),)
         self.queue.submit(Job(task.kind, agency_id, store, None, run, trigger=trigger,
                               timeout=task.timeout(runtime_config).total_seconds()
-                              + JOB_TIMEOUT_MARGIN))
+                              + JOB_TIMEOUT_MARGIN, also_locks=also))
         self._wake.set()
 
     def _runtime(self) -> Runtime:

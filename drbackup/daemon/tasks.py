@@ -47,6 +47,9 @@ class PeriodicTask:
     schedule: Callable[[Config, AgencyConfig], str | None]
     stores: Callable[[AgencyConfig], list[str]] = primary_store
     timeout: Callable[[Config], timedelta] = _default_timeout
+    # Also hold the agency's primary repository while running (e.g. a copy into a replica
+    # reads the primary): no other job runs on either meanwhile.
+    also_lock_primary: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class FollowUp:
     enabled: Callable[[Config, AgencyConfig], bool] = lambda config, agency: True
     stores: Callable[[AgencyConfig], list[str]] = primary_store
     timeout: Callable[[Config], timedelta] = _default_timeout
+    also_lock_primary: bool = False
 
 
 # Periodic tasks, e.g.
@@ -66,5 +70,5 @@ PERIODIC_TASKS: list[PeriodicTask] = []
 
 # After-backup follow-ups, e.g.
 #   FollowUp("copy", run=jobs.replication.run_copy, stores=replica_stores,
-#            enabled=lambda config, agency: bool(agency.replicas))
+#            also_lock_primary=True, enabled=lambda config, agency: bool(agency.replicas))
 FOLLOW_UPS: list[FollowUp] = []

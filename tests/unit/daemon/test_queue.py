@@ -126,3 +126,16 @@ def test_a_failing_job_frees_its_repository() -> None:
     queue.submit(Job("backup", "a", "s", "y", lambda job: ran.set()))
     queue.dispatch()
     assert ran.wait(5)
+
+
+def test_a_job_holding_two_repositories_excludes_jobs_on_either() -> None:
+    rec = Recorder()
+    queue = JobQueue(4)
+    copy = rec.job("copy", "a", store="replica")
+    copy.also_locks = (("a", "primary"),)
+    queue.submit(copy)
+    queue.submit(rec.job("backup", "a", "docs", store="primary"))
+    queue.submit(rec.job("check", "a", store="replica"))
+    assert [j.kind for j in queue.dispatch()] == ["copy"]
+    drain(queue, rec)
+    assert rec.order[0] == "a:copy"

@@ -7,6 +7,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from drbackup.config.models import Config, DaemonConfig
 from drbackup.daemon.notify import Notifier
 from drbackup.daemon.queue import STUCK_GRACE_SECONDS, Job
@@ -43,3 +45,32 @@ def test_no_watchdog_ping_while_a_job_is_stuck(tmp_path: Path) -> None:
         assert daemon.progress_ok()
         daemon._loop_beat = time.monotonic() - 60  # the main loop hangs
         assert not daemon.progress_ok()
+
+
+def test_a_registered_periodic_task_runs_through_the_queue(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from drbackup.config.models import AgencyConfig
+    from drbackup.daemon import supervisor, tasks
+    from drbackup.jobs.runtime import Runtime
+
+    calls: list[tuple[str, str, str]] = []
+
+    def forget(rt: Runtime, agency: AgencyConfig, store: str, trigger: str) -> None:
+        calls.append((agency.id, store, trigger))
+
+    task = tasks.PeriodicTask("forget", run=forget, schedule=lambda config, agency: "every 1s")
+    monkeypatch.setattr(supervisor, "PERIODIC_TASKS", [task])
+    config = Config(daemon=DaemonConfig(state_dir=tmp_path / "state", schedule_jitter="0s"),
+                    agencies=[AgencyConfig(id="planning", password_file=tmp_path / "pw")])
+    daemon = Daemon(tmp_path / "c.toml", config, notifier=Notifier({}), faults=WatchFaults())
+    daemon._start()
+    try:
+        now = time.time()
+        daemon._tick(now + 2)
+        daemon.queue.dispatch()
+        assert daemon.queue.wait_idle(5)
+        assert calls == [("planning", "local", "schedule")]
+    finally:
+        assert daemon.watcher is not None
+        daemon.watcher.stop()
+        daemon._runtime().close()
