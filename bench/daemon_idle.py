@@ -77,6 +77,8 @@ def successes(state_db: Path) -> list[tuple[float, float]]:
     try:
         rows = conn.execute("SELECT started_at, finished_at FROM runs WHERE job = 'backup' "
                             "AND result IN ('success', 'warning') ORDER BY id").fetchall()
+    except sqlite3.OperationalError:
+        return []  # the daemon has not created its tables yet
     finally:
         conn.close()
     return [(float(a), float(b)) for a, b in rows]
