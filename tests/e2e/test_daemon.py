@@ -114,25 +114,30 @@ def test_change_then_burst_give_one_snapshot_each(workspace: Workspace, s3_serve
 def test_overflow_watch_limit_and_unwatched_sources_are_still_backed_up(
         workspace: Workspace, s3_server: MotoServer, bucket: str, tmp_path: Path) -> None:
     overflow, limited, unwatched = (_data(tmp_path, n) for n in ("ovf", "limit", "nowatch"))
-    _s3_workspace(workspace, s3_server, bucket, rpo="8s")
-    workspace.add_directory_source("planning", "ovf", [overflow], debounce="1s")
-    workspace.add_directory_source("planning", "limit", [limited], debounce="1s",
+    # "records" reconciles every 4 s (rpo/2); "watched" never in this test, so the only run
+    # that can capture its change after start-up is the one the overflow triggers.
+    _s3_workspace(workspace, s3_server, bucket, agency="records", rpo="8s")
+    workspace.add_agency("watched", store="offsite", rpo="24h")
+    workspace.add_directory_source("watched", "ovf", [overflow], debounce="1s")
+    workspace.add_directory_source("records", "limit", [limited], debounce="1s",
                                    schedule="every 5s")
-    workspace.add_directory_source("planning", "nowatch", [unwatched], watch=False)
-    env = {"DRBACKUP_TEST_WATCH_FAULTS": "overflow:planning/ovf,enospc:planning/limit"}
+    workspace.add_directory_source("records", "nowatch", [unwatched], watch=False)
+    env = {"DRBACKUP_TEST_WATCH_FAULTS": "overflow:watched/ovf,enospc:records/limit"}
+    sources = {"ovf": "watched", "limit": "records", "nowatch": "records"}
     daemon = DaemonProcess(workspace, env=env)
     try:
         daemon.wait_ready()
-        for source in ("ovf", "limit", "nowatch"):
-            wait_for(lambda s=source: successes(workspace, "planning", s), 90,  # type: ignore[misc]
-                     f"start-up backup of {source}")
-        counts = {s: len(successes(workspace, "planning", s)) for s in ("ovf", "limit", "nowatch")}
+        for source, agency in sources.items():
+            wait_for(lambda a=agency, s=source: successes(workspace, a, s),  # type: ignore[misc]
+                     90, f"start-up backup of {source}")
+        counts = {s: len(successes(workspace, a, s)) for s, a in sources.items()}
         for root in (overflow, limited, unwatched):
             (root / "changed.txt").write_text("must reach a snapshot\n")
 
         def captured(source: str) -> dict[str, Any] | None:
-            for run in successes(workspace, "planning", source)[counts[source]:]:
-                if "changed.txt" in snapshot_files(workspace, "planning", run["snapshot_id"]):
+            agency = sources[source]
+            for run in successes(workspace, agency, source)[counts[source]:]:
+                if "changed.txt" in snapshot_files(workspace, agency, run["snapshot_id"]):
                     return run
             return None
         ovf_run = wait_for(lambda: captured("ovf"), 60, "overflow source captured", 1.0)
@@ -144,10 +149,10 @@ def test_overflow_watch_limit_and_unwatched_sources_are_still_backed_up(
 
         # Counted (in state, so it survives a restart) and logged.
         overflows = json.loads(kv(workspace, "daemon.watch_overflows") or "{}")
-        assert overflows.get("planning/ovf", 0) >= 1
-        assert json.loads(kv(workspace, "daemon.watch_errors") or "{}")["planning/limit"] == 1
+        assert overflows.get("watched/ovf", 0) >= 1
+        assert json.loads(kv(workspace, "daemon.watch_errors") or "{}")["records/limit"] == 1
         logged = daemon.events("watch_overflow")
-        assert logged and logged[0]["agency"] == "planning" and logged[0]["source"] == "ovf"
+        assert logged and logged[0]["agency"] == "watched" and logged[0]["source"] == "ovf"
         (limit_log,) = daemon.events("watch_limit")
         assert "No space left on device" in limit_log["msg"] and limit_log["source"] == "limit"
         status = json.loads(workspace.cli("status", "--json", check=True).stdout)
