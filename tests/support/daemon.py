@@ -132,6 +132,10 @@ class DaemonProcess:
         for pid in kids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
+        # Gone for good (reaped by init), as after a reboot or systemd's cgroup kill: until
+        # then restic rightly treats their locks as held by a live process.
+        wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in kids), 60,
+                 "killed restic processes reaped")
         self._log.close()
 
 
