@@ -25,13 +25,14 @@ def _command_modules() -> list[ModuleType]:
         config_cmd,
         repo,
         restore,
+        restore_db,
         run,
         snapshots,
         status,
         version,
     )
 
-    return [config_cmd, version, repo, backup, snapshots, restore, run, status]
+    return [config_cmd, version, repo, backup, snapshots, restore, restore_db, run, status]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 from drbackup.config import Config, load_config
-from drbackup.config.models import AgencyConfig, DirectorySource, Source
+from drbackup.config.models import AgencyConfig, DirectorySource, DumpdirSource, Source
 from drbackup.config.schedule import ParsedSchedule, parse_schedule
 from drbackup.daemon.instance import InstanceLock, write_status
 from drbackup.daemon.live import LiveStatus
@@ -329,12 +329,15 @@ class Daemon:
     def _watch(self, slot: SourceSlot, agency: AgencyConfig) -> None:
         assert self.watcher is not None and self.live is not None
         source = slot.source
-        if not isinstance(source, DirectorySource) or not source.watch:
+        if isinstance(source, DirectorySource) and source.watch:
+            slot.watched = self.watcher.watch(slot.key, source.paths, source.exclude)
+        elif isinstance(source, DumpdirSource):
+            slot.watched = self.watcher.watch(slot.key, [source.path])
+        else:  # database sources: schedule and reconciliation only
             self.watcher.unwatch(slot.key)
             slot.watched = False
             self.live.set_watched(slot.key, False)
             return
-        slot.watched = self.watcher.watch(slot.key, source.paths, source.exclude)
         slot.watch_retry_at = None if slot.watched else time.time() + WATCH_RETRY_SECONDS
         self.live.set_watched(slot.key, slot.watched)
 
@@ -583,9 +586,19 @@ def _find_agency(config: Config, agency_id: str) -> AgencyConfig | None:
     return None
 
 
+DUMPDIR_SETTLE_MARGIN = 2.0
+
+
 def _debounce(source: Source) -> float:
-    return source.debounce.total_seconds() if isinstance(source, DirectorySource) else 0.0
+    if isinstance(source, DirectorySource):
+        return source.debounce.total_seconds()
+    if isinstance(source, DumpdirSource):
+        # A dropped file is taken once it has settled: wait that long after the last write.
+        return 0.0 if source.marker else source.settle.total_seconds() + DUMPDIR_SETTLE_MARGIN
+    return 0.0
 
 
 def _max_delay(source: Source) -> float:
-    return source.max_delay.total_seconds() if isinstance(source, DirectorySource) else 0.0
+    if isinstance(source, DirectorySource):
+        return source.max_delay.total_seconds()
+    return max(_debounce(source), 300.0)
