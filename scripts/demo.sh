@@ -5,6 +5,7 @@
 # to run.
 #   DEMO_SECONDS=N  stop the daemon after N seconds (non-interactive: CI, tests)
 #   DEMO_ROOT=DIR   work in DIR instead of .demo
+#   DEMO_METRICS_LISTEN=host:port  where /metrics listens (default 127.0.0.1:9917)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$PWD"
@@ -22,7 +23,7 @@ cat > "$root/drbackup.toml" <<TOML
 [daemon]
 state_dir = "$root/state"
 cache_dir = "$root/cache"
-metrics_listen = "127.0.0.1:9917"
+metrics_listen = "${DEMO_METRICS_LISTEN:-127.0.0.1:9917}"
 
 [[agencies]]
 id = "demo"

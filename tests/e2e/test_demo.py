@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_demo_shows_a_change_being_picked_up(tmp_path: Path) -> None:
     sample = ROOT / "demo" / "sample-data"
     before = manifest(sample)
-    env = {**os.environ, "DEMO_SECONDS": "0", "DEMO_ROOT": str(tmp_path / "demo")}
+    env = {**os.environ, "DEMO_SECONDS": "0", "DEMO_ROOT": str(tmp_path / "demo"),
+           "DEMO_METRICS_LISTEN": "127.0.0.1:0"}
     env.pop("DRBACKUP_CONFIG", None)
     result = subprocess.run(["bash", str(ROOT / "scripts" / "demo.sh")], capture_output=True,
                             text=True, timeout=300, env=env, check=False)
