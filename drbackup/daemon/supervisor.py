@@ -88,6 +88,7 @@ class Daemon:
         self._lock = InstanceLock(self.state_dir)
         self._wake = threading.Event()
         self._stop_requested = False
+        self._stopping = False
         self._reload_requested = False
         self._changes_lock = threading.Lock()
         self._slots: dict[SourceKey, SourceSlot] = {}
@@ -107,6 +108,9 @@ class Daemon:
     # -- signals ----------------------------------------------------------------------------
 
     def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._stop_requested and self._stopping:
+            # A second SIGTERM/Ctrl-C while waiting for jobs: stop restic now.
+            RUNNING.terminate_all()
         self._stop_requested = True
         self._wake.set()
 
@@ -228,6 +232,7 @@ class Daemon:
             self._report(now)
 
     def _shutdown(self) -> None:
+        self._stopping = True
         grace = self.config.daemon.stop_grace.total_seconds()
         dropped = self.queue.stop_accepting()
         running, _ = self.queue.counts()
