@@ -55,11 +55,12 @@ def test_cron_weekdays_and_steps() -> None:
 
 def test_jitter_is_stable_bounded_and_spreads_sources() -> None:
     assert jitter_fraction("a/b") == jitter_fraction("a/b")
-    assert next_run("hourly", 0.0) == 3600.0
-    # 00:00 plus each source's jitter is still ahead of t=0: that slot is the next run.
-    runs = {next_run("hourly", 0.0, key=f"agency-{i}/s", max_jitter=600) for i in range(50)}
+    base = next_run("hourly", 0.0)
+    assert _local(base).minute == 0 and 0 < base <= 3600
+    # Each source's run is the hour's start plus its own jitter (≤ 10 % of an hour).
+    runs = {next_run("hourly", base - 1, key=f"agency-{i}/s", max_jitter=600) for i in range(50)}
     assert len(runs) == 50
-    assert all(0.0 < r <= 360.0 for r in runs)  # ≤ 10 % of an hour
+    assert all(base <= r <= base + 360.0 for r in runs)
     small = next_run("every 2s", 100.0, key="x", max_jitter=600)
     assert 100.0 < small <= 102.2
 
