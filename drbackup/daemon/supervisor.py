@@ -334,16 +334,21 @@ class Daemon:
     def _watch(self, slot: SourceSlot, agency: AgencyConfig) -> None:
         assert self.watcher is not None and self.live is not None
         source = slot.source
+        # watch_failed() (called during watch() for the root or any subdirectory) turns
+        # these back off and sets the retry time.
+        slot.watched, slot.watch_retry_at = True, None
         if isinstance(source, DirectorySource) and source.watch:
-            slot.watched = self.watcher.watch(slot.key, source.paths, source.exclude)
+            ok = self.watcher.watch(slot.key, source.paths, source.exclude)
         elif isinstance(source, DumpdirSource):
-            slot.watched = self.watcher.watch(slot.key, [source.path])
+            ok = self.watcher.watch(slot.key, [source.path])
         else:  # database sources: schedule and reconciliation only
             self.watcher.unwatch(slot.key)
             slot.watched = False
             self.live.set_watched(slot.key, False)
             return
-        slot.watch_retry_at = None if slot.watched else time.time() + WATCH_RETRY_SECONDS
+        if not ok:
+            slot.watched = False
+            slot.watch_retry_at = slot.watch_retry_at or time.time() + WATCH_RETRY_SECONDS
         self.live.set_watched(slot.key, slot.watched)
 
     # -- watcher callbacks (watchdog threads) -----------------------------------------------
@@ -389,6 +394,10 @@ class Daemon:
                       extra={**_fields(key), "event": "watch_failed"})
         slot = self._slots.get(key)
         if slot is not None:
+            # Not (fully) watched: schedule and reconciliation carry it; retry the watch later.
+            slot.watched = False
+            slot.watch_retry_at = time.time() + WATCH_RETRY_SECONDS
+            self.live.set_watched(key, False)
             self._submit_backup(slot, "watch-fallback")
 
     # -- the tick ---------------------------------------------------------------------------

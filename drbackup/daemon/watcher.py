@@ -56,6 +56,7 @@ _IGNORED_EVENT_TYPES = frozenset({"opened", "closed_no_write"})
 EVENT_FILTER = [FileCreatedEvent, FileModifiedEvent, FileDeletedEvent, FileMovedEvent,
                 FileClosedEvent, DirCreatedEvent, DirDeletedEvent, DirMovedEvent]
 _SIMULATED_OVERFLOW_GAP = 1.0
+LIMIT_REPORT_GAP = 60.0
 
 
 class ChangeSink(Protocol):
@@ -146,6 +147,21 @@ def _observer_class(watcher: Watcher) -> type[InotifyObserver]:
             super().on_queue_overflow()
             watcher.overflow_at(os.fsdecode(self.path))
 
+        def _add_callback(self, path: bytes) -> None:
+            # watchdog swallows every OSError for subdirectories, so a watch limit reached
+            # while a tree grows would silently leave new directories unwatched. Same steps
+            # as watchdog's method, but the error is reported.
+            try:
+                wd = self._inotify_fd.add_callback(path, self.event_mask, self._callback,
+                                                   self._id)
+                self._active_callbacks_by_path[path] = wd
+                self._active_callbacks_by_watch[wd] = path
+            except OSError as exc:
+                if path == self.path:
+                    raise
+                if is_watch_limit(exc):
+                    watcher.limit_at(os.fsdecode(self.path), exc)
+
     class Emitter(InotifyEmitter):
         def on_thread_start(self) -> None:
             self._inotify = Group(
@@ -180,6 +196,7 @@ class Watcher:
         self.faults = faults or WatchFaults()
         self._lock = threading.Lock()
         self._sources: dict[SourceKey, _Watched] = {}
+        self._limit_reported: dict[SourceKey, float] = {}
         self._observer = (observer_factory or _observer_class(self))()
         self._observer.daemon = True
         self._observer.start()
@@ -195,6 +212,8 @@ class Watcher:
         self.unwatch(key)
         item = _Watched([str(p) for p in paths], list(excludes))
         item.handler = _Handler(self, key, excludes)
+        with self._lock:  # registered first: a subdirectory's watch error names this source
+            self._sources[key] = item
         try:
             code = self.faults.watch_errors.get(key)
             if code is not None:
@@ -207,12 +226,12 @@ class Watcher:
                 item.watches.append(self._observer.schedule(
                     item.handler, path, recursive=True, event_filter=EVENT_FILTER))
         except OSError as exc:
+            with self._lock:
+                self._sources.pop(key, None)
             for watch in item.watches:
                 self._unschedule(watch)
             self.sink.watch_failed(key, exc)
             return False
-        with self._lock:
-            self._sources[key] = item
         return True
 
     def unwatch(self, key: SourceKey) -> None:
@@ -238,6 +257,19 @@ class Watcher:
                                     for p in item.paths)]
         for key in dict.fromkeys(affected):
             self.sink.overflowed(key)
+
+    def limit_at(self, root: str, error: OSError) -> None:
+        """A subdirectory below the watched `root` could not be watched (ENOSPC/EMFILE).
+        Reported at most once a minute per source."""
+        now = time.monotonic()
+        with self._lock:
+            keys = [key for key, item in self._sources.items() if root in item.paths]
+            due = [key for key in keys
+                   if now - self._limit_reported.get(key, -LIMIT_REPORT_GAP) >= LIMIT_REPORT_GAP]
+            for key in due:
+                self._limit_reported[key] = now
+        for key in due:
+            self.sink.watch_failed(key, error)
 
     def stop(self) -> None:
         try:

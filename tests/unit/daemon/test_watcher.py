@@ -7,6 +7,7 @@ import errno
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from drbackup.daemon.watcher import SourceKey, Watcher, WatchFaults
 from tests.support.daemon import wait_for
@@ -90,5 +91,27 @@ def test_watch_limit_errors_are_reported_not_raised(tmp_path: Path) -> None:
         assert not watcher.watch(("planning", "other"), [tmp_path])
         assert [e.errno for _, e in sink.failures] == [errno.ENOSPC, errno.EMFILE]
         assert watcher.watched() == []
+    finally:
+        watcher.stop()
+
+
+def test_a_watch_limit_on_a_new_subdirectory_is_reported(tmp_path: Path) -> None:
+    """watchdog swallows errors for subdirectories; ours reports ENOSPC/EMFILE."""
+    sink = Sink()
+    watcher = Watcher(sink)
+    try:
+        assert watcher.watch(KEY, [tmp_path])
+        fd: Any = watcher._observer._inotify_fd
+        real_add = fd.add_callback
+
+        def add_callback(path: bytes, *args: Any, **kwargs: Any) -> Any:
+            if path.endswith(b"too-many"):
+                raise OSError(errno.ENOSPC, "inotify watch limit reached")
+            return real_add(path, *args, **kwargs)
+
+        fd.add_callback = add_callback
+        (tmp_path / "too-many").mkdir()
+        wait_for(lambda: sink.failures, 10, "the watch error")
+        assert [(k, e.errno) for k, e in sink.failures] == [(KEY, errno.ENOSPC)]
     finally:
         watcher.stop()
