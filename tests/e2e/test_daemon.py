@@ -86,6 +86,8 @@ def test_change_then_burst_give_one_snapshot_each(workspace: Workspace, s3_serve
         assert status["daemon"]["running"] is True
         (row,) = status["sources"]
         assert row["last_result"] == "success" and row["next_run"] is not None
+        human = workspace.cli("status", check=True).stdout
+        assert "daemon: running" in human and "planning/documents" in human
 
         # A burst of 200 files: one or two snapshots, not 200.
         before = len(successes(workspace, "planning", "documents"))

@@ -27,6 +27,13 @@ def _when(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
+def _watch_text(source: dict[str, Any]) -> str:
+    text = "yes" if source["watched"] else "no"
+    if source["watch_overflows"]:
+        text += f" ({source['watch_overflows']} overflows)"
+    return text
+
+
 def collect_status(ctx: CliContext) -> dict[str, Any]:
     config = ctx.config
     state_dir = config.daemon.state_dir
@@ -98,7 +105,11 @@ def show_status(ctx: CliContext) -> int:
             _when(s["next_run"]) if daemon["running"] else "-",
             str(s["pending_changes"]) if daemon["running"] else "-",
             f"{job['kind']} ({job['trigger']})" if job else ("queued" if s["queued"] else "-"),
+            _watch_text(s) if daemon["running"] else "-",
         ])
-    ctx.out.table(["SOURCE", "LAST SUCCESS", "LAST RESULT", "NEXT RUN", "PENDING", "RUNNING"],
-                  rows)
+    ctx.out.table(["SOURCE", "LAST SUCCESS", "LAST RESULT", "NEXT RUN", "PENDING", "RUNNING",
+                   "WATCH"], rows)
+    for s in status["sources"]:
+        if s["last_error"]:
+            ctx.out.line(f"{s['agency']}/{s['source']}: {s['last_error']}")
     return 0
