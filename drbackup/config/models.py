@@ -75,6 +75,14 @@ class DaemonConfig(StrictModel):
         timedelta(seconds=60),
         description="On shutdown, how long a running job may finish before restic is stopped.",
     )
+    poll_interval: Duration = Field(
+        timedelta(minutes=5),
+        description=(
+            "How often a source that cannot be watched with inotify (watch limit reached) is "
+            "scanned for changes instead; 0s: no scanning, its schedule and reconciliation "
+            "runs only."
+        ),
+    )
     schedule_jitter: Duration = Field(
         timedelta(minutes=10),
         description=(

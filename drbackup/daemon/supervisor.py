@@ -58,6 +58,8 @@ class SourceSlot:
     failures: int = 0
     watched: bool = False
     watch_retry_at: float | None = None
+    polling: bool = False  # scanned every daemon.poll_interval instead of (fully) watched
+    poll_wanted: bool = False
     pending: set[str] = field(default_factory=set)
     pending_overflowed: bool = False
     first_change: float | None = None
@@ -283,6 +285,7 @@ class Daemon:
         for key in list(self._slots):
             if key not in wanted:
                 self.watcher.unwatch(key)
+                self.watcher.unpoll(key)
                 self.live.forget_source(key)
                 del self._slots[key]
                 log.info("source removed from the config", extra=_fields(key))
@@ -293,6 +296,8 @@ class Daemon:
                     old_agency.rpo == agency.rpo and old_agency.store == agency.store):
                 continue
             new = slot is None
+            if slot is not None:
+                self.watcher.unpoll(key)  # re-set from scratch below
             slot = SourceSlot(agency.id, source, parse_schedule(source.schedule)
                               if source.schedule else None)
             self._slots[key] = slot
@@ -349,7 +354,29 @@ class Daemon:
         if not ok:
             slot.watched = False
             slot.watch_retry_at = slot.watch_retry_at or time.time() + WATCH_RETRY_SECONDS
+        elif slot.watched and slot.polling:
+            self.watcher.unpoll(slot.key)  # inotify works again: no more scanning
+            slot.polling = slot.poll_wanted = False
+            log.info("watching again; scanning stopped", extra=_fields(slot.key))
         self.live.set_watched(slot.key, slot.watched)
+
+    def _start_polling(self, slot: SourceSlot) -> None:
+        assert self.watcher is not None
+        slot.poll_wanted = False
+        interval = self.config.daemon.poll_interval.total_seconds()
+        source = slot.source
+        if interval <= 0 or slot.polling:
+            return
+        if isinstance(source, DirectorySource):
+            paths, excludes = list(source.paths), list(source.exclude)
+        elif isinstance(source, DumpdirSource):
+            paths, excludes = [source.path], []
+        else:
+            return
+        slot.polling = self.watcher.poll(slot.key, paths, excludes, interval)
+        if slot.polling:
+            log.info("scanning for changes every %.0fs instead of watching", interval,
+                     extra={**_fields(slot.key), "event": "polling"})
 
     # -- watcher callbacks (watchdog threads) -----------------------------------------------
 
@@ -386,8 +413,9 @@ class Daemon:
         if is_watch_limit(error):
             count = self.live.count_watch_error(key)
             log.error("cannot watch this source (%s; raise fs.inotify.max_user_watches / "
-                      "max_user_instances): falling back to scheduled and reconciliation "
-                      "runs; running a full backup now (watch error #%d)", error, count,
+                      "max_user_instances): falling back to scanning every %s plus scheduled "
+                      "and reconciliation runs; running a full backup now (watch error #%d)",
+                      error, self.config.daemon.poll_interval, count,
                       extra={**_fields(key), "event": "watch_limit"})
         else:
             log.error("cannot watch this source (%s): relying on scheduled runs", error,
@@ -397,8 +425,10 @@ class Daemon:
             # Not (fully) watched: schedule and reconciliation carry it; retry the watch later.
             slot.watched = False
             slot.watch_retry_at = time.time() + WATCH_RETRY_SECONDS
+            slot.poll_wanted = True  # started by the main loop: the first scan walks the tree
             self.live.set_watched(key, False)
             self._submit_backup(slot, "watch-fallback")
+            self._wake.set()
 
     # -- the tick ---------------------------------------------------------------------------
 
@@ -427,6 +457,8 @@ class Daemon:
                 # Reconciliation: whatever the watcher says, a full run every rpo/2.
                 slot.next_reconcile = now + agency.rpo.total_seconds() / 2
                 self._submit_backup(slot, "reconcile")
+            if slot.poll_wanted:
+                self._start_polling(slot)
             if (not slot.watched and slot.watch_retry_at is not None
                     and now >= slot.watch_retry_at):
                 self._watch(slot, agency)
@@ -571,6 +603,7 @@ class Daemon:
                 "agency": key[0], "source": key[1], "pending_changes": pending.get(key, 0),
                 "next_run": next_runs.get(key), "next_scheduled": slot.next_scheduled,
                 "next_reconcile": slot.next_reconcile, "watched": key in watched,
+                "polled": slot.polling,
                 "watch_overflows": overflows.get(key, 0),
             }
         status = {

@@ -44,6 +44,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers.inotify import InotifyEmitter, InotifyObserver, InotifyWatchGroup
+from watchdog.observers.polling import PollingObserver
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +198,7 @@ class Watcher:
         self._lock = threading.Lock()
         self._sources: dict[SourceKey, _Watched] = {}
         self._limit_reported: dict[SourceKey, float] = {}
+        self._pollers: dict[SourceKey, Any] = {}
         self._observer = (observer_factory or _observer_class(self))()
         self._observer.daemon = True
         self._observer.start()
@@ -235,6 +237,7 @@ class Watcher:
         return True
 
     def unwatch(self, key: SourceKey) -> None:
+        """Stop the inotify watch of a source (its poller, if any, is left alone)."""
         with self._lock:
             item = self._sources.pop(key, None)
         if item is not None:
@@ -271,12 +274,53 @@ class Watcher:
         for key in due:
             self.sink.watch_failed(key, error)
 
-    def stop(self) -> None:
+    # -- polling: the fallback for sources inotify cannot watch ------------------------------
+
+    def poll(self, key: SourceKey, paths: Sequence[Path], excludes: Sequence[str],
+             interval: float) -> bool:
+        """Scan the source's tree every `interval` seconds and report changes like the
+        inotify watcher does. The first scan runs in the caller's thread."""
+        self.unpoll(key)
+        observer = PollingObserver(timeout=interval)
+        observer.daemon = True
+        handler = _Handler(self, key, excludes)
         try:
-            self._observer.stop()
-            self._observer.join(timeout=5)
+            for path in paths:
+                if os.path.isdir(path):
+                    observer.schedule(handler, str(path), recursive=True)
+            observer.start()
+        except OSError as exc:
+            log.error("cannot scan %s for changes either: %s", ", ".join(map(str, paths)), exc,
+                      extra={"agency": key[0], "source": key[1]})
+            return False
+        with self._lock:
+            self._pollers[key] = observer
+        return True
+
+    def unpoll(self, key: SourceKey) -> None:
+        with self._lock:
+            observer = self._pollers.pop(key, None)
+        if observer is not None:
+            self._stop_observer(observer)
+
+    def polled(self) -> list[SourceKey]:
+        with self._lock:
+            return list(self._pollers)
+
+    @staticmethod
+    def _stop_observer(observer: Any) -> None:
+        try:
+            observer.stop()
+            observer.join(timeout=5)
         except RuntimeError as exc:
             log.debug("watcher stop: %s", exc)
+
+    def stop(self) -> None:
+        with self._lock:
+            pollers = list(self._pollers.values())
+            self._pollers.clear()
+        for observer in [self._observer, *pollers]:
+            self._stop_observer(observer)
 
 
 def is_watch_limit(error: OSError) -> bool:

@@ -115,17 +115,22 @@ def test_change_then_burst_give_one_snapshot_each(workspace: Workspace, s3_serve
 
 def test_overflow_watch_limit_and_unwatched_sources_are_still_backed_up(
         workspace: Workspace, s3_server: MotoServer, bucket: str, tmp_path: Path) -> None:
-    overflow, limited, unwatched = (_data(tmp_path, n) for n in ("ovf", "limit", "nowatch"))
+    overflow, limited, unwatched, scanned = (
+        _data(tmp_path, n) for n in ("ovf", "limit", "nowatch", "scanned"))
     # "records" reconciles every 4 s (rpo/2); "watched" never in this test, so the only run
-    # that can capture its change after start-up is the one the overflow triggers.
+    # that can capture a change there after start-up is one the overflow or a scan triggers.
     _s3_workspace(workspace, s3_server, bucket, agency="records", rpo="8s")
+    workspace.config["daemon"]["poll_interval"] = "2s"
     workspace.add_agency("watched", store="offsite", rpo="24h")
     workspace.add_directory_source("watched", "ovf", [overflow], debounce="1s")
+    workspace.add_directory_source("watched", "scanned", [scanned], debounce="1s")
     workspace.add_directory_source("records", "limit", [limited], debounce="1s",
                                    schedule="every 5s")
     workspace.add_directory_source("records", "nowatch", [unwatched], watch=False)
-    env = {"DRBACKUP_TEST_WATCH_FAULTS": "overflow:watched/ovf,enospc:records/limit"}
-    sources = {"ovf": "watched", "limit": "records", "nowatch": "records"}
+    env = {"DRBACKUP_TEST_WATCH_FAULTS":
+           "overflow:watched/ovf,enospc:records/limit,emfile:watched/scanned"}
+    sources = {"ovf": "watched", "limit": "records", "nowatch": "records",
+               "scanned": "watched"}
     daemon = DaemonProcess(workspace, env=env)
     try:
         daemon.wait_ready()
@@ -133,7 +138,7 @@ def test_overflow_watch_limit_and_unwatched_sources_are_still_backed_up(
             wait_for(lambda a=agency, s=source: successes(workspace, a, s),  # type: ignore[misc]
                      90, f"start-up backup of {source}")
         counts = {s: len(successes(workspace, a, s)) for s, a in sources.items()}
-        for root in (overflow, limited, unwatched):
+        for root in (overflow, limited, unwatched, scanned):
             (root / "changed.txt").write_text("must reach a snapshot\n")
 
         def captured(source: str) -> dict[str, Any] | None:
@@ -145,23 +150,28 @@ def test_overflow_watch_limit_and_unwatched_sources_are_still_backed_up(
         ovf_run = wait_for(lambda: captured("ovf"), 60, "overflow source captured", 1.0)
         limit_run = wait_for(lambda: captured("limit"), 60, "watch-limited source captured", 1.0)
         nowatch_run = wait_for(lambda: captured("nowatch"), 60, "unwatched source captured", 1.0)
+        scanned_run = wait_for(lambda: captured("scanned"), 60, "scanned source captured", 1.0)
         assert ovf_run["trigger"] == "overflow"
-        assert limit_run["trigger"] in ("schedule", "reconcile")
+        assert limit_run["trigger"] in ("schedule", "reconcile", "watch")
         assert nowatch_run["trigger"] == "reconcile"
+        assert scanned_run["trigger"] == "watch"  # found by the scanning fallback
 
         # Counted (in state, so it survives a restart) and logged.
         overflows = json.loads(kv(workspace, "daemon.watch_overflows") or "{}")
         assert overflows.get("watched/ovf", 0) >= 1
-        assert json.loads(kv(workspace, "daemon.watch_errors") or "{}")["records/limit"] == 1
+        errors = json.loads(kv(workspace, "daemon.watch_errors") or "{}")
+        assert errors["records/limit"] == 1 and errors["watched/scanned"] == 1
         logged = daemon.events("watch_overflow")
         assert logged and logged[0]["agency"] == "watched" and logged[0]["source"] == "ovf"
-        (limit_log,) = daemon.events("watch_limit")
-        assert "No space left on device" in limit_log["msg"] and limit_log["source"] == "limit"
+        limit_logs = {e["source"]: e["msg"] for e in daemon.events("watch_limit")}
+        assert "No space left on device" in limit_logs["limit"]
+        assert "Too many open files" in limit_logs["scanned"]
+        assert {e["source"] for e in daemon.events("polling")} == {"limit", "scanned"}
         status = json.loads(workspace.cli("status", "--json", check=True).stdout)
         by_source = {s["source"]: s for s in status["sources"]}
         assert by_source["ovf"]["watch_overflows"] >= 1
-        assert by_source["limit"]["watched"] is False
-        assert by_source["nowatch"]["watched"] is False
+        assert by_source["limit"]["watched"] is False and by_source["limit"]["polled"] is True
+        assert by_source["nowatch"]["watched"] is False and by_source["nowatch"]["polled"] is False
     finally:
         assert daemon.stop() == 0
 

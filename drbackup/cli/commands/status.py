@@ -28,7 +28,7 @@ def _when(ts: float | None) -> str:
 
 
 def _watch_text(source: dict[str, Any]) -> str:
-    text = "yes" if source["watched"] else "no"
+    text = "yes" if source["watched"] else ("scanning" if source["polled"] else "no")
     if source["watch_overflows"]:
         text += f" ({source['watch_overflows']} overflows)"
     return text
@@ -64,6 +64,7 @@ def collect_status(ctx: CliContext) -> dict[str, Any]:
                     "next_run": info.get("next_run"),
                     "pending_changes": info.get("pending_changes", 0),
                     "watched": info.get("watched"),
+                    "polled": info.get("polled"),
                     "watch_overflows": info.get("watch_overflows", 0),
                     "running_job": job,
                     "queued": any(j.get("agency") == agency.id and j.get("source") == source.id

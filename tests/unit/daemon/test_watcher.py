@@ -115,3 +115,19 @@ def test_a_watch_limit_on_a_new_subdirectory_is_reported(tmp_path: Path) -> None
         assert [(k, e.errno) for k, e in sink.failures] == [(KEY, errno.ENOSPC)]
     finally:
         watcher.stop()
+
+
+def test_polling_reports_changes_without_inotify(tmp_path: Path) -> None:
+    sink = Sink()
+    watcher = Watcher(sink)
+    try:
+        assert watcher.poll(KEY, [tmp_path], ["*.tmp"], interval=0.2)
+        assert watcher.polled() == [KEY] and watcher.watched() == []
+        (tmp_path / "scanned.txt").write_text("found by scanning")
+        (tmp_path / "skip.tmp").write_text("excluded")
+        wait_for(lambda: any(p.endswith("scanned.txt") for p in sink.changes), 10, "scan")
+        assert not any(p.endswith(".tmp") for p in sink.changes)
+        watcher.unpoll(KEY)
+        assert watcher.polled() == []
+    finally:
+        watcher.stop()
