@@ -368,11 +368,11 @@ class VerifyConfig(StrictModel):
             "A scheduled check reads the next data subset when the last data check is at least "
             "this old; checks in between verify the repository structure only."),
     )
-    check_schedule: str | None = Field(
+    check_schedule: Schedule | None = Field(
         "daily 03:30",
         description="When the daemon checks the repository (same forms as a source schedule).",
     )
-    drill_schedule: str | None = Field(
+    drill_schedule: Schedule | None = Field(
         "daily 04:30",
         description="When the daemon runs restore drills of every source of the agency.",
     )

@@ -43,7 +43,6 @@ WATCH_RETRY_SECONDS = 300.0
 MAX_PENDING_PATHS = 100_000
 FAILURE_BACKOFF_BASE = 30.0
 JOB_TIMEOUT_MARGIN = KILL_AFTER_TERM_SECONDS + 30.0
-RESTIC_JOBS = frozenset({"backup", "forget", "prune", "check", "copy"})
 
 
 @dataclass
@@ -178,7 +177,8 @@ class Daemon:
                         run.id, run.job, run.agency, run.source or "-",
                         extra={"agency": run.agency, "source": run.source, "job": run.job,
                                "run_id": run.id, "event": "run_interrupted"})
-            if run.job in RESTIC_JOBS:
+            if run.store is not None or run.source is not None:
+                # Any job on a repository may have left a restic lock; unlock is harmless.
                 try:
                     store = run.store or self.config.agency(run.agency).store
                 except DrBackupError:
@@ -315,9 +315,15 @@ class Daemon:
                 text = task.schedule(config, agency)
                 if not text:
                     continue
+                try:
+                    parsed = parse_schedule(text)
+                except ValueError as exc:
+                    log.error("%s of %s is not scheduled: %s", task.kind, agency.id, exc,
+                              extra={"agency": agency.id, "job": task.kind,
+                                     "event": "bad_schedule"})
+                    continue
                 for store in task.stores(agency):
                     key = (task.kind, agency.id, store)
-                    parsed = parse_schedule(text)
                     existing = self._tasks.get(key)
                     if existing is not None and existing.schedule == parsed:
                         existing.task = task

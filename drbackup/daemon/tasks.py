@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from drbackup.config.models import AgencyConfig, Config
+from drbackup.jobs.check import check_job
+from drbackup.jobs.drill import drill_job
 from drbackup.jobs.runtime import Runtime
 
 # rt, agency, store name, trigger
@@ -63,10 +65,17 @@ class FollowUp:
     also_lock_primary: bool = False
 
 
-# Periodic tasks, e.g.
-#   PeriodicTask("forget", run=jobs.retention.run_forget,
+# Periodic tasks. More, e.g.
+#   PeriodicTask("forget", run=jobs.retention.forget_job,
 #                schedule=lambda config, agency: agency.retention.schedule)
-PERIODIC_TASKS: list[PeriodicTask] = []
+PERIODIC_TASKS: list[PeriodicTask] = [
+    # Verification (drbackup/jobs/check.py, drill.py): repository check with rotating data
+    # subsets, and restore drills of every source; both read the primary repository.
+    PeriodicTask("check", run=check_job,
+                 schedule=lambda config, agency: agency.verify.check_schedule),
+    PeriodicTask("drill", run=drill_job,
+                 schedule=lambda config, agency: agency.verify.drill_schedule),
+]
 
 # After-backup follow-ups, e.g.
 #   FollowUp("copy", run=jobs.replication.run_copy, stores=replica_stores,

@@ -380,7 +380,11 @@ def test_sighup_keeps_old_config_when_broken_and_picks_up_new_sources(
 def test_sd_notify_ready_status_watchdog_stopping_and_single_instance(
         workspace: Workspace, tmp_path: Path) -> None:
     data = _data(tmp_path, "docs")
-    workspace.add_agency("planning")
+    # A periodic task from drbackup/daemon/tasks.py (verification's repository check) runs
+    # through the same queue on its schedule.
+    workspace.add_agency("planning", verify={"check_schedule": "every 2s",
+                                             "drill_schedule": "weekly"})
+    workspace.config["daemon"]["schedule_jitter"] = "0s"
     workspace.add_directory_source("planning", "docs", [data])
     notify = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -402,6 +406,9 @@ def test_sd_notify_ready_status_watchdog_stopping_and_single_instance(
     try:
         daemon.wait_ready()
         drain(time.monotonic() + 5)
+        check = wait_for(lambda: [r for r in runs(workspace, job="check")
+                                  if r["result"] == "success"], 60, "a scheduled check")[0]
+        assert check["trigger"] == "schedule" and check["agency"] == "planning"
         # A second daemon on the same state dir refuses to start.
         other = workspace.cli("run", timeout=60)
         assert other.returncode == 20, other.stderr

@@ -74,3 +74,28 @@ def test_a_registered_periodic_task_runs_through_the_queue(
         assert daemon.watcher is not None
         daemon.watcher.stop()
         daemon._runtime().close()
+
+
+def test_verification_check_and_drill_are_registered_with_their_schedules(
+        tmp_path: Path) -> None:
+    from drbackup.config.models import AgencyConfig
+    from drbackup.daemon.tasks import PERIODIC_TASKS
+
+    agency = AgencyConfig.model_validate({
+        "id": "planning", "password_file": str(tmp_path / "pw"),
+        "verify": {"check_schedule": "every 2h", "drill_schedule": None}})
+    config = Config(agencies=[agency])
+    by_kind = {task.kind: task for task in PERIODIC_TASKS}
+    assert by_kind["check"].schedule(config, agency) == "every 2h"
+    assert by_kind["drill"].schedule(config, agency) is None
+    assert by_kind["check"].stores(agency) == ["local"]
+
+
+def test_config_check_rejects_a_bad_check_schedule(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from drbackup.config.models import AgencyConfig
+
+    with pytest.raises(ValidationError, match="not understood"):
+        AgencyConfig.model_validate({"id": "planning", "password_file": str(tmp_path / "pw"),
+                                     "verify": {"check_schedule": "now and then"}})
