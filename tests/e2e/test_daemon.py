@@ -75,10 +75,14 @@ def test_change_then_burst_give_one_snapshot_each(workspace: Workspace, s3_serve
         (data / "new-dir").mkdir()
         time.sleep(0.5)
         (data / "new-dir" / "written.txt").write_text("written while watched\n")
-        second = wait_for(lambda: successes(workspace, "planning", "documents")[1:], 1 + 30,
-                          "a snapshot after the change")[0]
+
+        def with_written() -> dict[str, Any] | None:
+            for run in successes(workspace, "planning", "documents")[1:]:
+                if "written.txt" in snapshot_files(workspace, "planning", run["snapshot_id"]):
+                    return run
+            return None
+        second = wait_for(with_written, 1 + 30, "a snapshot with the new file", interval=0.5)
         assert second["trigger"] == "watch"
-        assert "written.txt" in snapshot_files(workspace, "planning", second["snapshot_id"])
         assert second["snapshot_id"] != first["snapshot_id"]
 
         # `status` while the daemon runs: last success and the next scheduled run.
