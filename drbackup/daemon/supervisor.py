@@ -8,6 +8,7 @@ READY=1 → one backup of every source (changes made while we were down are unkn
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -16,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from drbackup.config import Config, load_config
 from drbackup.config.models import AgencyConfig, DirectorySource, DumpdirSource, Source
@@ -39,6 +41,7 @@ log = logging.getLogger("drbackup.daemon")
 
 TICK_SECONDS = 0.25
 STATUS_EVERY_SECONDS = 1.0
+STATUS_REFRESH_SECONDS = 30.0
 WATCH_RETRY_SECONDS = 300.0
 MAX_PENDING_PATHS = 100_000
 FAILURE_BACKOFF_BASE = 30.0
@@ -99,6 +102,8 @@ class Daemon:
         self._ready_lock = threading.Lock()
         self._started_at = time.time()
         self._last_status_write = 0.0
+        self._last_status = ""
+        self._last_status_at = 0.0
         self._loop_beat = time.monotonic()
         self.state: StateDB | None = None
         self.runtime: Runtime | None = None
@@ -612,8 +617,8 @@ class Daemon:
                 "polled": slot.polling,
                 "watch_overflows": overflows.get(key, 0),
             }
-        status = {
-            "pid": os.getpid(), "started_at": self._started_at, "updated_at": now,
+        status: dict[str, Any] = {
+            "pid": os.getpid(), "started_at": self._started_at,
             "stopping": stopping, "config": str(self.config_path),
             "running": [vars(j) for j in self.queue.running()],
             "queued": [vars(j) for j in self.queue.queued()],
@@ -622,6 +627,13 @@ class Daemon:
             "max_concurrent_jobs": self.queue.max_concurrent,
             "sources": sources,
         }
+        # Rewritten when something changed, else every STATUS_REFRESH_SECONDS (updated_at).
+        fingerprint = json.dumps(status, sort_keys=True, default=str)
+        if (not force and fingerprint == self._last_status
+                and now - self._last_status_at < STATUS_REFRESH_SECONDS):
+            return
+        self._last_status, self._last_status_at = fingerprint, now
+        status["updated_at"] = now
         try:
             write_status(self.state_dir, status)
         except OSError as exc:
