@@ -122,8 +122,9 @@ class StoreConfig(StrictModel):
     )
     limit_upload: ByteSize | None = Field(
         None,
-        description="Upload bandwidth limit of each restic process, per second (--limit-upload).",
-        examples=["20MiB"],
+        description=(
+            "Upload bandwidth limit of each restic process, per second (--limit-upload), "
+            "e.g. \"20MiB\"; default: none."),
     )
 
     @model_validator(mode="after")
