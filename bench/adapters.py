@@ -74,3 +74,35 @@ def drill(work_dir: Path) -> list[BenchResult]:
     finally:
         moto.stop()
     return results
+
+
+def daemon_idle(work_dir: Path) -> list[BenchResult]:
+    """bench/daemon_idle.py: the daemon idle on a large watched tree (RSS, CPU) and the delay
+    from a file change to its snapshot. Sizes: 100,000 files / 10,000 dirs idle for 60 s, 20
+    changes in a 10,000-file tree with debounce 2 s; DRBACKUP_BENCH_SCALE shrinks them."""
+    from bench import daemon_idle as script
+
+    factor = scale()
+    files = max(1000, int(100_000 * factor))
+    idle = script.idle_phase(work_dir, files, max(100, files // 10),
+                             60.0 if factor >= 1 else 10.0)
+    debounce = "2s"
+    changes = 20 if factor >= 1 else 5
+    latency = script.latency_phase(work_dir, max(500, int(10_000 * factor)), changes, debounce)
+    idle_group = f"Idle daemon, {idle['files']:,} watched files in {idle['dirs']:,} dirs"
+    latency_group = (f"Change to snapshot, {latency['files']:,}-file tree, "
+                     f"debounce {debounce}")
+    return [
+        BenchResult(group=idle_group, name="RSS, max over the idle window", unit="MB",
+                    samples=[idle["rss_mib_max"] * 1.048576], goal=150.0,
+                    goal_text="≤ 150 MB",
+                    note=f"mean {idle['rss_mib_mean']} MiB over {idle['window_s']} s, after "
+                         f"the start-up backup ({idle['startup_backup_s']} s)"),
+        BenchResult(group=idle_group, name="CPU, share of one core over the idle window",
+                    unit="%", samples=[idle["cpu_percent"]], goal=1.0, goal_text="≤ 1 %"),
+        BenchResult(group=latency_group, name=f"p50 over {changes} changes", unit="s",
+                    samples=[latency["p50_s"]]),
+        BenchResult(group=latency_group, name=f"p95 over {changes} changes", unit="s",
+                    samples=[latency["p95_s"]], goal=2.0 + 10.0,
+                    goal_text="≤ quiet period + 10 s", note=f"max {latency['max_s']} s"),
+    ]

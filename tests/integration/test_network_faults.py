@@ -35,7 +35,7 @@ def _make_data(root: Path) -> None:
     (root / "docs").mkdir(parents=True)
     for index in range(150):
         (root / "docs" / f"doc-{index:03d}.txt").write_text(f"document {index}\n" * 40)
-    (root / "scan.bin").write_bytes(secrets.token_bytes(6 * 1024 * 1024))
+    (root / "scan.bin").write_bytes(secrets.token_bytes(3 * 1024 * 1024))
 
 
 @pytest.fixture

@@ -50,6 +50,7 @@ def test_registry_run_save_and_render(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name: None if name.endswith("absent") else object())
     output = tmp_path / "BENCHMARKS.md"
+    output.write_text("# Benchmarks\n\n## Hand-written section\n\nkept\n")
     results = tmp_path / "results"
     assert bench_run.main(["--output", str(output), "--results", str(results),
                            "--work", str(tmp_path)]) == 0
@@ -58,6 +59,8 @@ def test_registry_run_save_and_render(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "cpus (nproc)" in saved["machine"]
     assert json.loads((results / "fake_bad.json").read_text())["error"] == "RuntimeError: boom"
     report = output.read_text()
+    assert report.startswith("# Benchmarks\n\n## Hand-written section\n\nkept\n")
+    assert report.count(bench_run.BEGIN) == 1 and report.count(bench_run.END) == 1
     assert "| thing | 3 | 2.00 s (1.00 s–3.00 s) | 2.00 s (2.00 s–2.00 s) | 1.000 |" in report
     assert "**The module failed:** `RuntimeError: boom`" in report
     assert "fake_absent (`bench.fake_absent:run`, not written yet): not present" in report
@@ -65,4 +68,6 @@ def test_registry_run_save_and_render(tmp_path: Path, monkeypatch: pytest.Monkey
     # A partial run keeps the other modules' last figures.
     assert bench_run.main(["--only", "fake_bad", "--output", str(output), "--results",
                            str(results), "--work", str(tmp_path)]) == 0
-    assert "| thing | 3 |" in output.read_text()
+    again = output.read_text()
+    assert "| thing | 3 |" in again and again.count(bench_run.BEGIN) == 1
+    assert "## Hand-written section" in again
