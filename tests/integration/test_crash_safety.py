@@ -5,9 +5,11 @@ passes PRAGMA integrity_check, and no run is recorded as good without its snapsh
 
 Two ways to die, alternated at random: the drbackup process alone (its restic child lives on,
 orphaned, as after a daemon crash) or drbackup with its restic children (power cut, OOM kill of
-the service's cgroup). Jobs: backup, restore and the file restore drill (`verify --kind
-files`). 5 trials in `make test`, 50 in `make test-long` (seed printed; set DRBACKUP_CRASH_SEED
-to replay)."""
+the service's cgroup). One-shot jobs: backup, restore and the file restore drill
+(`verify --kind files`); and the daemon (`drbackup run`, backing up every 2 s), killed and
+restarted: it must close the interrupted run, unlock, and back up again by itself.
+5 trials in `make test` (2 of the daemon), 50 in `make test-long` (20 of the daemon); the seed is
+printed, DRBACKUP_CRASH_SEED replays a run."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,9 +39,11 @@ from tests.support.workspace import Workspace
 
 FAST_TRIALS = 5
 LONG_TRIALS = 50
+FAST_DAEMON = 2  # of which the daemon (`drbackup run`) is killed
+LONG_DAEMON = 20
 # The verbs that exist as CLI jobs today (forget, prune and copy join when they land); the first
 # trials take each in turn, the rest at random.
-VERBS = ["backup", "drill", "restore", "backup"]
+VERBS = ["backup", "drill", "restore"]
 
 
 def children_of(pid: int) -> list[int]:
@@ -143,8 +148,53 @@ class CrashLab:
         assert state_runs(self.workspace)[-1].result == "success", context
 
 
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def daemon_trial(lab: CrashLab, rng: random.Random) -> Trial:
+    """Start the daemon (its start-up backup, then one every 2 s), SIGKILL it (alone or with
+    its restic children) at a random moment, start it again: it closes the interrupted run,
+    unlocks, and its next backup succeeds. Then a clean stop (SIGTERM)."""
+    workspace = lab.workspace
+    workspace.agency("planning")["sources"][0]["schedule"] = "every 2s"
+    argv = [sys.executable, "-m", "drbackup", "--config", str(workspace.write()), "run"]
+    trial = Trial("daemon", rng.uniform(0.5, 6.0), rng.choice(["drbackup", "tree"]))
+    before = len(state_runs(workspace))
+    lab.change_data(rng)
+    process = subprocess.Popen(argv, env=workspace.env(), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    time.sleep(trial.delay)
+    children = children_of(process.pid)
+    process.send_signal(signal.SIGKILL)
+    if trial.mode == "tree":
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+    process.wait()
+    wait_gone(children)
+    # Restart: a new successful backup must follow (the daemon recovers by itself).
+    successes = len([r for r in state_runs(workspace) if r.result == "success"])
+    restarted = subprocess.Popen(argv, env=workspace.env(), stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: len([r for r in state_runs(workspace) if r.result == "success"])
+                 > successes, 120, "a successful backup after the restart")
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        restarted.wait(timeout=120)
+    runs = state_runs(workspace)
+    assert len(runs) > before
+    assert not [r for r in runs if r.result == "running"], "a run was left open"
+    workspace.agency("planning")["sources"][0].pop("schedule")
+    return trial
+
+
 def crash_trials(workspace: Workspace, server: MotoServer, bucket: str, tmp_path: Path,
-                 trials: int) -> list[Trial]:
+                 trials: int, daemon_trials: int = 0) -> list[Trial]:
     seed = int(os.environ.get("DRBACKUP_CRASH_SEED", str(random.SystemRandom().randrange(1 << 30))))
     print(f"crash trials: seed {seed} (DRBACKUP_CRASH_SEED={seed} replays them)")
     rng = random.Random(seed)
@@ -182,18 +232,26 @@ def crash_trials(workspace: Workspace, server: MotoServer, bucket: str, tmp_path
         # The newest good snapshot is restored and compared every tenth trial and at the end.
         lab.assert_recovered(trial, restore_check=index % 10 == 9 or index == trials - 1)
         done.append(trial)
+    for _ in range(daemon_trials):
+        trial = daemon_trial(lab, rng)
+        lab.assert_recovered(trial, restore_check=False)
+        done.append(trial)
+    lab.assert_recovered(done[-1], restore_check=True)
     return done
 
 
 def test_sigkill_at_random_moments(workspace: Workspace, s3_server: MotoServer, bucket: str,
                                    tmp_path: Path) -> None:
-    trials = crash_trials(workspace, s3_server, bucket, tmp_path, FAST_TRIALS)
+    trials = crash_trials(workspace, s3_server, bucket, tmp_path, FAST_TRIALS - FAST_DAEMON,
+                          FAST_DAEMON)
     assert len(trials) == FAST_TRIALS
 
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_long(workspace: Workspace, s3_server: MotoServer,
                                         bucket: str, tmp_path: Path) -> None:
-    trials = crash_trials(workspace, s3_server, bucket, tmp_path, LONG_TRIALS)
+    trials = crash_trials(workspace, s3_server, bucket, tmp_path, LONG_TRIALS - LONG_DAEMON,
+                          LONG_DAEMON)
     killed = [t for t in trials if t.returncode is None]
     assert len(killed) >= LONG_TRIALS // 2, "most trials should really kill a running job"
+    assert len([t for t in trials if t.verb == "daemon"]) == LONG_DAEMON
