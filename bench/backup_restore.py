@@ -167,9 +167,12 @@ def interleave(arms: dict[str, Callable[[], None]], rounds: int,
         for name in names[shift:] + names[:shift]:
             if before is not None:
                 before()
+            # Write back what the previous run left dirty, so it does not slow the next arm.
+            os.sync()
             samples[name].append(timed(arms[name]))
             if after is not None:
                 after()
+            os.sync()
         print(f"bench:   round {round_index + 1}/{rounds}: " + ", ".join(
             f"{n} {samples[n][-1]:.2f}s" for n in names), file=sys.stderr, flush=True)
     return samples
@@ -188,6 +191,10 @@ def _result(group: str, name: str, arm: list[float], baseline: list[float], *,
     return BenchResult(group=group, name=name, unit="s", samples=arm, baseline=baseline,
                        goal=GOAL if judged else None, goal_text=f"ratio ≤ {GOAL}",
                        note=note)
+
+
+def _gap(arm: list[float], base: list[float]) -> float:
+    return statistics.median(arm) - statistics.median(base)
 
 
 def _cli_note(cli: list[float], base: list[float], startup: list[float]) -> str:
@@ -239,10 +246,19 @@ def run(work_dir: Path) -> list[BenchResult]:
         {"restic": lambda: bench.restore_restic(snapshot_id),
          "job": lambda: bench.restore_job(snapshot_id),
          "cli": lambda: bench.restore_cli(snapshot_id)},
-        repeats(3), after=lambda: drop_tree(bench.restore_target))
+        repeats(5), after=lambda: drop_tree(bench.restore_target))
+    # The job's fixed cost before restic restores: finding the snapshot (restic snapshots).
+    lookup = [timed(lambda: list_snapshots(bench.rt, bench.agency, SOURCE))
+              for _ in range(repeats(5))]
     results += [
         _result(group, "restore: drbackup job (daemon)", restore["job"], restore["restic"],
-                judged=True),
+                judged=True, note=(
+                    f"the job takes {_gap(restore['job'], restore['restic']):+.2f} s "
+                    f"over restic; it first finds the snapshot with `restic snapshots` "
+                    f"(median {statistics.median(lookup):.2f} s, measured below), which "
+                    "raw `restic restore <id>` does not need")),
+        BenchResult(group=group, name="snapshot lookup before a restore (restic snapshots)",
+                    unit="s", samples=lookup),
         _result(group, "restore: drbackup CLI (one-shot)", restore["cli"], restore["restic"],
                 judged=False, note=_cli_note(restore["cli"], restore["restic"], startup)),
         BenchResult(group=group, name="CLI start-up: interpreter + drbackup imports",
