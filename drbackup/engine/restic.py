@@ -29,6 +29,7 @@ from drbackup.engine.models import (
     BackupResult,
     BackupSummary,
     CheckResult,
+    FindHit,
     ForgetGroup,
     ForgetPolicy,
     LsNode,
@@ -337,6 +338,43 @@ class Restic:
         return [LsNode.from_json(m) for m in result.stdout.messages
                 if m.get("message_type", m.get("struct_type")) == "node"]
 
+    def find(self, target: RepoTarget, patterns: Sequence[str], *, tags: Sequence[str] = (),
+             snapshot_ids: Sequence[str] = (), ignore_case: bool = False,
+             timeout: timedelta | None = None) -> list[FindHit]:
+        """Paths matching any of the glob patterns, in every snapshot (or those named) that has
+        all `tags`. One hit per (snapshot, path); snapshots in restic's order."""
+        args = ["find"]
+        if tags:
+            args += ["--tag", ",".join(tags)]
+        for snapshot_id in snapshot_ids:
+            args += ["--snapshot", snapshot_id]
+        if ignore_case:
+            args.append("--ignore-case")
+        args += ["--", *patterns]
+        result = self._run(target, args, timeout=timeout or timedelta(hours=1))
+        self._raise_for(result, target, "find")
+        hits: list[FindHit] = []
+        for line in result.stdout.text:
+            stripped = line.strip()
+            if not stripped.startswith("["):
+                continue
+            try:
+                payload = json.loads(stripped)
+            except ValueError:
+                continue
+            for group in payload if isinstance(payload, list) else []:
+                if not isinstance(group, dict):
+                    continue
+                snapshot = str(group.get("snapshot", ""))
+                hits += [FindHit.from_json(snapshot, match) for match in group.get("matches") or []
+                         if isinstance(match, dict)]
+        for message in result.stdout.messages:
+            if "matches" in message:
+                snapshot = str(message.get("snapshot", ""))
+                hits += [FindHit.from_json(snapshot, m) for m in message.get("matches") or []
+                         if isinstance(m, dict)]
+        return hits
+
     def stats(self, target: RepoTarget, *, mode: str = "restore-size",
               snapshot_ids: Sequence[str] = ()) -> RepoStats:
         result = self._run(target, ["stats", "--mode", mode, *snapshot_ids],
@@ -373,8 +411,14 @@ class Restic:
         overwrite: str | None = None,
         timeout: timedelta | None = None,
         on_progress: ProgressCallback | None = None,
+        limit_download_kib: int | None = None,
     ) -> RestoreSummary:
-        args = ["restore", snapshot_id, "--target", str(target_dir)]
+        """Restore a snapshot below target_dir. `limit_download_kib` caps the read rate from
+        the repository (restic --limit-download, KiB/s), e.g. to spare a shared WAN link."""
+        args: list[str] = []
+        if limit_download_kib:
+            args += ["--limit-download", str(int(limit_download_kib))]
+        args += ["restore", snapshot_id, "--target", str(target_dir)]
         for pattern in includes:
             args += ["--include", pattern]
         for pattern in excludes:
