@@ -105,8 +105,8 @@ def check_restore_target(target_dir: Path, *, overwrite: bool) -> None:
                                  "choose a directory path")
     if target_dir.is_dir() and any(target_dir.iterdir()) and not overwrite:
         raise TargetRefusedError(f"restore target {target_dir} is not empty",
-                                 "choose an empty directory, or pass --overwrite (or --in-place --yes to "
-                                 "write over the original paths)")
+                                 "choose an empty directory, or pass --overwrite "
+                                 "(or --in-place --yes to write over the original paths)")
 
 
 def check_patterns(patterns: tuple[str, ...], what: str) -> None:
