@@ -221,10 +221,13 @@ def parse_armor(text: str) -> ArmoredKit:
     body = block[4:]
     if any(len(line) != 64 for line in body[:-1]) or not body[-1] or len(body[-1]) > 64:
         raise _damaged("the encoded lines have the wrong length")
+    encoded = "".join(body)
     try:
-        blob = base64.b64decode("".join(body), validate=True)
+        blob = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         raise _damaged("the encoded text is not valid base64") from None
+    if base64.b64encode(blob).decode() != encoded:  # unused low bits of the last character
+        raise _damaged("the encoded text is not in canonical form")
     return ArmoredKit(headers, blob, recipient[2], created[2])
 
 
