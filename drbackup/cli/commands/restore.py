@@ -136,10 +136,10 @@ def restore_now(ctx: CliContext) -> int:
         "errors": s.errors,
     }
     if outcome.dry_run:
-        ctx.out.line(f"would restore {files} files, {human_bytes(size)} from snapshot "
+        ctx.out.line(f"would restore {files} files/dirs, {human_bytes(size)} from snapshot "
                      f"{snapshot.short_id}; nothing was written")
     else:
-        ctx.out.line(f"restored {files} files, {human_bytes(size)} from snapshot "
+        ctx.out.line(f"restored {files} files/dirs, {human_bytes(size)} from snapshot "
                      f"{snapshot.short_id} into {target} in {outcome.seconds:.1f}s, "
                      f"{len(s.errors)} error(s)")
     for error in s.errors[:20]:

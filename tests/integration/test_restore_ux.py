@@ -1,0 +1,230 @@
+"""Restore UX on a real repository: --at picks by time, --dry-run writes nothing, non-empty and
+in-place targets need explicit consent, ls/find locate files, progress lines and JSON lines."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from drbackup.cli.main import main
+from drbackup.config import load_config
+from drbackup.errors import ExitCode
+from drbackup.jobs.runtime import Runtime
+from drbackup.jobs.tags import snapshot_tags
+from tests.support.workspace import Workspace
+
+INSTANTS = [datetime(2026, 11, 20, 10, 0, tzinfo=UTC), datetime(2026, 11, 20, 13, 0, tzinfo=UTC),
+            datetime(2026, 11, 20, 16, 0, tzinfo=UTC)]
+
+
+def _backup_at(ws: Workspace, data: Path, instant: datetime) -> str:
+    """A snapshot made with restic's --time at a known instant (restic reads it as local time)."""
+    rt = Runtime.create(load_config(ws.write()))
+    try:
+        agency = rt.config.agency("planning")
+        result = rt.restic.backup(rt.target(agency), [str(data)],
+                                  tags=snapshot_tags(agency, agency.source("docs")),
+                                  host="test-host", time=instant.astimezone())
+    finally:
+        rt.close()
+    assert result.summary.snapshot_id
+    return result.summary.snapshot_id
+
+
+@pytest.fixture(scope="module")
+def timed(tmp_path_factory: pytest.TempPathFactory, restic_binary: str
+          ) -> tuple[Workspace, Path, list[str]]:
+    """One repository with three snapshots at known instants, shared by the tests below (the
+    in-place test, which changes the data, runs last)."""
+    tmp_path = tmp_path_factory.mktemp("timed")
+    workspace = Workspace(tmp_path / "ws")
+    workspace.config["daemon"]["restic"] = restic_binary
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "keep.log").write_text("log\n")
+    workspace.add_agency("planning")
+    workspace.add_directory_source("planning", "docs", [data])
+    workspace.cli("repo", "init", check=True)
+    ids = []
+    for index, instant in enumerate(INSTANTS):
+        (data / "state.txt").write_text(f"version {index}\n")
+        ids.append(_backup_at(workspace, data, instant))
+    return workspace, data, ids
+
+
+def _restore(ws: Workspace, *args: str, env: dict[str, str] | None = None
+             ) -> tuple[int, str, str]:
+    result = ws.cli("restore", "--agency", "planning", "--source", "docs", "--no-progress", *args,
+                    env=env)
+    return result.returncode, result.stdout, result.stderr
+
+
+def _state(target: Path, data: Path) -> str:
+    return (target / data.relative_to("/") / "state.txt").read_text()
+
+
+def test_at_picks_the_newest_snapshot_at_or_before(timed: tuple[Workspace, Path, list[str]],
+                                                   tmp_path: Path) -> None:
+    ws, data, ids = timed
+    utc_env = {**ws.env(), "TZ": "UTC"}
+    shanghai_env = {**ws.env(), "TZ": "Asia/Shanghai"}
+    cases = [
+        ("2026-11-20 14:00", utc_env, 1),             # local time (UTC here)
+        ("2026-11-20 12:59:59", utc_env, 0),
+        ("2026-11-20 21:00", shanghai_env, 1),        # Shanghai 21:00 = 13:00 UTC: "at" counts
+        ("2026-11-20 22:30 Asia/Shanghai", utc_env, 1),
+        ("2026-11-21 00:00 UTC", shanghai_env, 2),
+    ]
+    for index, (at, env, expected) in enumerate(cases):
+        target = tmp_path / f"at-{index}"
+        code, stdout, stderr = _restore(ws, "--at", at, "--target", str(target), env=env)
+        assert code == 0, stderr
+        assert ids[expected] in stdout, (at, stdout)
+        assert _state(target, data) == f"version {expected}\n", at
+    code, _, stderr = _restore(ws, "--at", "2026-11-20 09:59", "--target",
+                               str(tmp_path / "too-early"), env=utc_env)
+    assert code == ExitCode.NOT_FOUND and "no snapshot at or before" in stderr
+    code, _, stderr = _restore(ws, "--at", "yesterday-ish", "--target", str(tmp_path / "bad"))
+    assert code == ExitCode.USAGE and "is not a date and time" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_ls_and_find_locate_a_file_across_snapshots(
+        timed: tuple[Workspace, Path, list[str]]) -> None:
+    ws, data, ids = timed
+    found = ws.cli("--json", "find", "--agency", "planning", "state.txt", check=True)
+    hits = json.loads(found.stdout)
+    assert sorted(h["snapshot_id"] for h in hits) == sorted(ids)
+    assert {h["path"] for h in hits} == {str(data / "state.txt")}
+    human = ws.cli("find", "--agency", "planning", "--source", "docs", "*.log", check=True)
+    assert "3 match(es) in 3 snapshot(s)" in human.stdout
+    listing = ws.cli("--json", "ls", "--agency", "planning", "--source", "docs", "--snapshot",
+                     ids[0][:8], check=True)
+    entries = json.loads(listing.stdout)
+    assert entries["snapshot_id"] == ids[0]
+    paths = {e["path"]: e for e in entries["entries"]}
+    assert paths[str(data / "state.txt")]["size"] == len("version 0\n")
+    text = ws.cli("ls", "--agency", "planning", "--source", "docs", check=True).stdout
+    assert ids[-1] in text and str(data / "sub" / "keep.log") in text
+
+
+def test_dry_run_writes_nothing_and_targets_need_consent(
+        timed: tuple[Workspace, Path, list[str]], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    ws, data, ids = timed
+    target = tmp_path / "dry"
+    code, stdout, _ = _restore(ws, "--dry-run", "--target", str(target))
+    assert code == 0
+    assert ids[-1] in stdout and "would restore 8 files/dirs" in stdout
+    assert not target.exists()
+    result = ws.cli("--json", "restore", "--agency", "planning", "--source", "docs", "--dry-run",
+                    "--target", str(target))
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert summary["event"] == "summary" and summary["dry_run"] is True
+    assert summary["files"] >= 2 and summary["bytes"] == len("version 2\n") + len("log\n")
+    assert not target.exists()
+
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "precious.txt").write_text("do not touch\n")
+    code, _, stderr = _restore(ws, "--target", str(busy))
+    assert code == ExitCode.TARGET_REFUSED
+    assert "not empty" in stderr and "--in-place --yes" in stderr
+    assert sorted(p.name for p in busy.iterdir()) == ["precious.txt"]
+    code, _, _ = _restore(ws, "--target", str(busy), "--overwrite")
+    assert code == 0 and _state(busy, data) == "version 2\n"
+
+    # Refused before any repository is opened (in-process: no restic, no subprocess).
+    for args, code, text in [((), ExitCode.USAGE, "--target DIR"),
+                             (("--target", "/"), ExitCode.TARGET_REFUSED, "--in-place --yes"),
+                             (("--in-place",), ExitCode.TARGET_REFUSED, "add --yes"),
+                             (("--in-place", "--target", str(busy)), ExitCode.USAGE, "exclude")]:
+        assert main(["--config", str(ws.config_path), "restore", "--agency", "planning",
+                     "--source", "docs", *args]) == code
+        assert text in capsys.readouterr().err
+    code, _, stderr = _restore(ws, "--in-place", "--yes", "--include", "/etc/passwd")
+    assert code == ExitCode.TARGET_REFUSED and "outside the snapshot's paths" in stderr
+    code, _, stderr = _restore(ws, "--target", str(tmp_path / "x"), "--include",
+                               f"{data}/../../etc")
+    assert code == ExitCode.TARGET_REFUSED and "'..'" in stderr
+
+    # In place, with consent: a deleted and a damaged file come back; nothing else is touched.
+    (data / "state.txt").write_text("ransomware was here\n")
+    (data / "sub" / "keep.log").unlink()
+    (data / "new-since.txt").write_text("made after the snapshot\n")
+    code, _, stderr = _restore(ws, "--in-place", "--yes", "--include", str(data))
+    assert code == 0, stderr
+    assert (data / "state.txt").read_text() == "version 2\n"
+    assert (data / "sub" / "keep.log").read_text() == "log\n"
+    assert (data / "new-since.txt").exists()
+
+
+def _progress_workspace(ws: Workspace, tmp_path: Path, size: int) -> Path:
+    data = tmp_path / "big"
+    data.mkdir()
+    with (data / "big.bin").open("wb") as handle:
+        for _ in range(size // (1 << 20)):
+            handle.write(os.urandom(1 << 20))
+    for index in range(20):
+        (data / f"small-{index}.txt").write_text(f"{index}\n")
+    ws.add_agency("planning")
+    ws.add_directory_source("planning", "docs", [data])
+    ws.cli("repo", "init", check=True)
+    ws.cli("backup", "--agency", "planning", "--no-progress", check=True)
+    return data
+
+
+_ELAPSED = re.compile(r"^restore [0-9a-f]{8}: +[\d.]+% .* files, elapsed (\d+):(\d\d)")
+
+
+def _check_plain_progress(stderr: str) -> int:
+    """Progress lines on a non-TTY: plain lines, consecutive ones at most 5 s apart (by restic's
+    own elapsed-seconds clock, so machine load cannot fake it)."""
+    elapsed = [int(m.group(1)) * 60 + int(m.group(2))
+               for line in stderr.splitlines() if (m := _ELAPSED.match(line))]
+    assert "\r" not in stderr and "\x1b[" not in stderr
+    assert elapsed, stderr
+    assert elapsed[0] <= 5
+    gaps = [b - a for a, b in itertools.pairwise(elapsed)]
+    assert all(gap <= 5 for gap in gaps), elapsed
+    return len(elapsed)
+
+
+def test_progress_lines_and_json_lines(workspace: Workspace, tmp_path: Path) -> None:
+    """16 MiB read at 2 MiB/s (restic --limit-download) lasts ~8 s: long enough for several
+    status messages (every 2 s) without a big data set; the 500 MB run is marked slow."""
+    data = _progress_workspace(workspace, tmp_path, 16 << 20)
+    plain = workspace.cli("restore", "--agency", "planning", "--source", "docs", "--target",
+                          str(tmp_path / "plain"), "--limit-download", "2048", check=True)
+    assert _check_plain_progress(plain.stderr) >= 2
+    assert re.search(r"restored \d+ files/dirs, 16\.0 MiB from snapshot [0-9a-f]{8} .* in [\d.]+s, "
+                     r"0 error\(s\)", plain.stdout), plain.stdout
+
+    machine = workspace.cli("--json", "restore", "--agency", "planning", "--source", "docs",
+                            "--target", str(tmp_path / "json"), "--limit-download", "2048",
+                            check=True)
+    lines = [json.loads(line) for line in machine.stdout.splitlines()]
+    progress = [line for line in lines if line["event"] == "progress"]
+    summary = lines[-1]
+    assert len(progress) >= 2 and lines[:-1] == progress
+    assert all(0 <= p["percent_done"] <= 1 and p["total_bytes"] >= 16 << 20 for p in progress)
+    assert any(p["eta_seconds"] is not None for p in progress)
+    assert summary["event"] == "summary" and summary["errors"] == []
+    assert summary["bytes"] >= 16 << 20 and summary["seconds"] > 0
+    assert len(summary["snapshot_id"]) == 64
+    restored = tmp_path / "json" / data.relative_to("/") / "big.bin"
+    assert restored.read_bytes() == (data / "big.bin").read_bytes()
+
+
+@pytest.mark.slow
+def test_progress_during_a_500_mb_restore(workspace: Workspace, tmp_path: Path) -> None:
+    _progress_workspace(workspace, tmp_path, 500 << 20)
+    plain = workspace.cli("restore", "--agency", "planning", "--source", "docs", "--target",
+                          str(tmp_path / "plain"), check=True)
+    _check_plain_progress(plain.stderr)
