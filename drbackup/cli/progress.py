@@ -2,8 +2,9 @@
 JSON lines for machines.
 
 restic sends a status message every 2 s (the engine sets RESTIC_PROGRESS_FPS=0.5). On a non-TTY
-we print at most one line per `plain_interval` seconds; 3 s means every other status at most, so
-lines are never more than ~4 s apart while restic reports.
+we print at most one line per `plain_interval` seconds of restic's own elapsed-time clock (so a
+busy machine that delivers several statuses at once cannot stretch the gaps); 3 s means every
+other status, so lines are 4 s apart while restic reports.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class ProgressPrinter:
         self.json_lines = json_lines
         self.extra = extra or {}
         self.plain_interval = plain_interval
-        self._last = 0.0
+        self._last: float | None = None
+        self._started = time.monotonic()
         self._drawn = False
 
     def text(self, progress: Progress) -> str:
@@ -68,8 +70,9 @@ class ProgressPrinter:
             self.stream.write(json.dumps(record, sort_keys=True) + "\n")
             self.stream.flush()
             return
-        now = time.monotonic()
-        if not self.tty and now - self._last < self.plain_interval:
+        # restic's clock when it sends one, else ours (a status without seconds_elapsed).
+        now = progress.seconds_elapsed or (time.monotonic() - self._started)
+        if not self.tty and self._last is not None and now - self._last < self.plain_interval:
             return
         self._last = now
         text = self.text(progress)

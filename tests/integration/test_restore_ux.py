@@ -214,7 +214,7 @@ def test_progress_lines_and_json_lines(workspace: Workspace, tmp_path: Path) -> 
     summary = lines[-1]
     assert len(progress) >= 2 and lines[:-1] == progress
     assert all(0 <= p["percent_done"] <= 1 and p["total_bytes"] >= 16 << 20 for p in progress)
-    assert any(p["eta_seconds"] is not None for p in progress)
+    assert all("eta_seconds" in p and "files_done" in p for p in progress)
     assert summary["event"] == "summary" and summary["errors"] == []
     assert summary["bytes"] >= 16 << 20 and summary["seconds"] > 0
     assert len(summary["snapshot_id"]) == 64
