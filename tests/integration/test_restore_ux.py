@@ -141,13 +141,14 @@ def test_dry_run_writes_nothing_and_targets_need_consent(
     assert code == 0 and _state(busy, data) == "version 2\n"
 
     # Refused before any repository is opened (in-process: no restic, no subprocess).
-    for args, code, text in [((), ExitCode.USAGE, "--target DIR"),
-                             (("--target", "/"), ExitCode.TARGET_REFUSED, "--in-place --yes"),
+    for args, code, text in [(("--target", "/"), ExitCode.TARGET_REFUSED, "--in-place --yes"),
                              (("--in-place",), ExitCode.TARGET_REFUSED, "add --yes"),
                              (("--in-place", "--target", str(busy)), ExitCode.USAGE, "exclude")]:
         assert main(["--config", str(ws.config_path), "restore", "--agency", "planning",
                      "--source", "docs", *args]) == code
         assert text in capsys.readouterr().err
+    code, stdout, _ = _restore(ws, "--dry-run")  # default: a new directory named after it
+    assert code == 0 and f"into {Path.cwd()}/drbackup-restore-planning-docs-{ids[-1][:8]}" in stdout
     code, _, stderr = _restore(ws, "--in-place", "--yes", "--include", "/etc/passwd")
     assert code == ExitCode.TARGET_REFUSED and "outside the snapshot's paths" in stderr
     code, _, stderr = _restore(ws, "--target", str(tmp_path / "x"), "--include",

@@ -32,7 +32,8 @@ def register(commands: Any) -> None:
                         help='newest snapshot at or before TIME, e.g. "2026-11-20 14:00" '
                              '(local time; add "UTC", a zone name or an offset for another zone)')
     parser.add_argument("--target", type=Path,
-                        help="directory to restore into (original paths are recreated below it)")
+                        help="directory to restore into (original paths are recreated below it); "
+                             "default: ./drbackup-restore-AGENCY-SOURCE-SNAPSHOT")
     parser.add_argument("--in-place", action="store_true",
                         help="restore over the original paths (needs --yes)")
     parser.add_argument("--yes", action="store_true", help="confirm --in-place")
@@ -69,7 +70,9 @@ def _store_name(ctx: CliContext) -> str | None:
     return replica
 
 
-def _target(ctx: CliContext) -> Path:
+def _target(ctx: CliContext) -> Path | None:
+    """The restore target; None means the default alternate directory (named after the snapshot,
+    so it is known only once the snapshot is chosen)."""
     args = ctx.args
     if args.in_place:
         if args.target is not None:
@@ -80,9 +83,7 @@ def _target(ctx: CliContext) -> Path:
                                      "add --yes to confirm, or restore to a --target directory")
         return ROOT
     if args.target is None:
-        raise DrBackupError("no restore target given",
-                            "pass --target DIR (restores beside the originals), or "
-                            "--in-place --yes to overwrite them", exit_code=ExitCode.USAGE)
+        return None
     target: Path = args.target.absolute()
     if target == ROOT:
         raise TargetRefusedError("--target / would write over the original paths",
@@ -95,13 +96,15 @@ def restore_now(ctx: CliContext) -> int:
     agency = ctx.config.agency(args.agency)
     agency.source(args.source)  # an unknown source is an error before any network call
     store_name = _store_name(ctx)
-    target = _target(ctx)
+    chosen_target = _target(ctx)
     at = parse_at(args.at) if args.at else None
     if at is not None and args.snapshot != "latest":
         raise DrBackupError("--at and --snapshot exclude each other", "give one of them",
                             exit_code=ExitCode.USAGE)
     snapshots = list_snapshots(ctx.runtime, agency, args.source, store_name=store_name)
     snapshot = pick_snapshot(snapshots, args.snapshot, at=at)
+    target = chosen_target or (
+        Path.cwd() / f"drbackup-restore-{agency.id}-{args.source}-{snapshot.short_id}")
     includes = tuple(args.include)
     if args.in_place:
         check_in_place(snapshot, includes)
