@@ -12,6 +12,8 @@ LANGUAGES = ("en", "zh-CN")
 MARKER = "# runbook-test"
 HTML_MARKER = "<!-- runbook-test -->"
 UNTESTED = "# runbook-untested"
+# Run only once the CLI has that verb (another issue's work): "# runbook-test-if-verb: replicate"
+IF_VERB = "# runbook-test-if-verb:"
 _FENCE = re.compile(r"^(?P<indent> *)```bash\n(?P<body>.*?)^(?P=indent)```$", re.S | re.M)
 
 
@@ -21,6 +23,10 @@ class Block:
     executable: bool
     untested: bool
     line: int
+    requires: str | None = None  # a verb the block needs before it is executed
+
+    def runs_with(self, verbs: set[str]) -> bool:
+        return self.executable or (self.requires is not None and self.requires in verbs)
 
     def commands(self) -> list[str]:
         """Lines without comments and blank lines (comments may be translated)."""
@@ -43,8 +49,9 @@ def blocks(path: Path) -> list[Block]:
         first = lines[0].strip() if lines else ""
         before = text[:match.start()].rstrip().splitlines()
         html = bool(before) and before[-1].strip() == HTML_MARKER
+        requires = first.removeprefix(IF_VERB).strip() if first.startswith(IF_VERB) else None
         found.append(Block(code, first == MARKER or html, first.startswith(UNTESTED),
-                           text[:match.start()].count("\n") + 1))
+                           text[:match.start()].count("\n") + 1, requires))
     return found
 
 

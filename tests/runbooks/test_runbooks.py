@@ -81,7 +81,8 @@ def test_zh_cn_has_the_same_commands_as_en(name: str) -> None:
     en = blocks(RUNBOOKS / "en" / name)
     zh = blocks(RUNBOOKS / "zh-CN" / name)
     assert [b.commands() for b in zh] == [b.commands() for b in en]
-    assert [(b.executable, b.untested) for b in zh] == [(b.executable, b.untested) for b in en]
+    assert [(b.executable, b.untested, b.requires) for b in zh] == [
+        (b.executable, b.untested, b.requires) for b in en]
 
 
 def test_runbook_commands_use_verbs_that_exist() -> None:
@@ -89,7 +90,7 @@ def test_runbook_commands_use_verbs_that_exist() -> None:
     for lang in LANGUAGES:
         for path in runbook_files(lang):
             for block in blocks(path):
-                if block.untested:
+                if block.untested or (block.requires and block.requires not in verbs):
                     continue
                 for command in block.commands():
                     for verb in re.findall(r"(?:^|[\s;|&(])drbackup\s+(?:--\S+\s+)*([a-z][a-z-]*)",
@@ -179,7 +180,8 @@ def _populate_replica(ws: Workspace) -> None:
 
 def _script(path: Path) -> str:
     parts = ["set -euo pipefail"]
-    for index, block in enumerate(b for b in blocks(path) if b.executable):
+    verbs = _verbs()
+    for index, block in enumerate(b for b in blocks(path) if b.runs_with(verbs)):
         parts.append(f"echo '>>> runbook block {index + 1} (line {block.line})'")
         parts.append(block.code)
     return "\n".join(parts) + "\n"
