@@ -111,10 +111,10 @@ def restore_now(ctx: CliContext) -> int:
     store = store_name or agency.store
     label = f"restore {snapshot.short_id}"
     progress: ProgressPrinter | None = None
-    if ctx.out.json_mode:
+    if ctx.out.json_mode and not args.no_progress:
         progress = ProgressPrinter(sys.stdout, label, json_lines=True,
                                    extra={"snapshot_id": snapshot.id})
-    elif not args.no_progress and not ctx.out.quiet:
+    elif not ctx.out.json_mode and not args.no_progress and not ctx.out.quiet:
         progress = ProgressPrinter(sys.stderr, label)
     if not ctx.out.json_mode:
         ctx.out.line(f"{'dry run: ' if args.dry_run else ''}restoring snapshot {snapshot.id} "
