@@ -96,21 +96,25 @@ def test_at_picks_the_newest_snapshot_at_or_before(timed: tuple[Workspace, Path,
 
 
 def test_ls_and_find_locate_a_file_across_snapshots(
-        timed: tuple[Workspace, Path, list[str]]) -> None:
+        timed: tuple[Workspace, Path, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
     ws, data, ids = timed
-    found = ws.cli("--json", "find", "--agency", "planning", "state.txt", check=True)
-    hits = json.loads(found.stdout)
+
+    def run(*args: str) -> str:  # in-process: the CLI's output, real restic underneath
+        capsys.readouterr()
+        assert main(["--config", str(ws.config_path), *args]) == 0
+        return capsys.readouterr().out
+
+    hits = json.loads(run("--json", "find", "--agency", "planning", "state.txt"))
     assert sorted(h["snapshot_id"] for h in hits) == sorted(ids)
     assert {h["path"] for h in hits} == {str(data / "state.txt")}
-    human = ws.cli("find", "--agency", "planning", "--source", "docs", "*.log", check=True)
-    assert "3 match(es) in 3 snapshot(s)" in human.stdout
-    listing = ws.cli("--json", "ls", "--agency", "planning", "--source", "docs", "--snapshot",
-                     ids[0][:8], check=True)
-    entries = json.loads(listing.stdout)
+    human = run("find", "--agency", "planning", "--source", "docs", "*.log")
+    assert "3 match(es) in 3 snapshot(s)" in human
+    entries = json.loads(run("--json", "ls", "--agency", "planning", "--source", "docs",
+                             "--snapshot", ids[0][:8]))
     assert entries["snapshot_id"] == ids[0]
     paths = {e["path"]: e for e in entries["entries"]}
     assert paths[str(data / "state.txt")]["size"] == len("version 0\n")
-    text = ws.cli("ls", "--agency", "planning", "--source", "docs", check=True).stdout
+    text = run("ls", "--agency", "planning", "--source", "docs")
     assert ids[-1] in text and str(data / "sub" / "keep.log") in text
 
 
@@ -118,11 +122,12 @@ def test_dry_run_writes_nothing_and_targets_need_consent(
         timed: tuple[Workspace, Path, list[str]], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     ws, data, ids = timed
+    code, stdout, _ = _restore(ws, "--dry-run")  # default target: a new directory named after it
+    default = Path.cwd() / f"drbackup-restore-planning-docs-{ids[-1][:8]}"
+    assert code == 0 and f"snapshot {ids[-1]}" in stdout and f"into {default}" in stdout
+    assert "would restore 8 files/dirs, 14 B" in stdout
+    assert not default.exists()
     target = tmp_path / "dry"
-    code, stdout, _ = _restore(ws, "--dry-run", "--target", str(target))
-    assert code == 0
-    assert ids[-1] in stdout and "would restore 8 files/dirs" in stdout
-    assert not target.exists()
     result = ws.cli("--json", "restore", "--agency", "planning", "--source", "docs", "--dry-run",
                     "--target", str(target))
     summary = json.loads(result.stdout.splitlines()[-1])
@@ -133,27 +138,24 @@ def test_dry_run_writes_nothing_and_targets_need_consent(
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "precious.txt").write_text("do not touch\n")
-    code, _, stderr = _restore(ws, "--target", str(busy))
-    assert code == ExitCode.TARGET_REFUSED
-    assert "not empty" in stderr and "--in-place --yes" in stderr
+    # Refusals, in-process (no interpreter start per case).
+    for args, code, text in [
+            (("--target", str(busy)), ExitCode.TARGET_REFUSED, "not empty (choose an empty "
+             "directory, or pass --overwrite (or --in-place --yes"),
+            (("--target", "/"), ExitCode.TARGET_REFUSED, "--in-place --yes"),
+            (("--in-place",), ExitCode.TARGET_REFUSED, "add --yes"),
+            (("--in-place", "--target", str(busy)), ExitCode.USAGE, "exclude"),
+            (("--in-place", "--yes", "--include", "/etc/passwd"), ExitCode.TARGET_REFUSED,
+             "outside the snapshot's paths"),
+            (("--target", str(tmp_path / "x"), "--include", f"{data}/../../etc"),
+             ExitCode.TARGET_REFUSED, "contains '..'")]:
+        assert main(["--config", str(ws.config_path), "restore", "--agency", "planning",
+                     "--source", "docs", "--no-progress", *args]) == code, args
+        assert text in capsys.readouterr().err, args
     assert sorted(p.name for p in busy.iterdir()) == ["precious.txt"]
+    assert not (tmp_path / "x").exists()
     code, _, _ = _restore(ws, "--target", str(busy), "--overwrite")
     assert code == 0 and _state(busy, data) == "version 2\n"
-
-    # Refused before any repository is opened (in-process: no restic, no subprocess).
-    for args, code, text in [(("--target", "/"), ExitCode.TARGET_REFUSED, "--in-place --yes"),
-                             (("--in-place",), ExitCode.TARGET_REFUSED, "add --yes"),
-                             (("--in-place", "--target", str(busy)), ExitCode.USAGE, "exclude")]:
-        assert main(["--config", str(ws.config_path), "restore", "--agency", "planning",
-                     "--source", "docs", *args]) == code
-        assert text in capsys.readouterr().err
-    code, stdout, _ = _restore(ws, "--dry-run")  # default: a new directory named after it
-    assert code == 0 and f"into {Path.cwd()}/drbackup-restore-planning-docs-{ids[-1][:8]}" in stdout
-    code, _, stderr = _restore(ws, "--in-place", "--yes", "--include", "/etc/passwd")
-    assert code == ExitCode.TARGET_REFUSED and "outside the snapshot's paths" in stderr
-    code, _, stderr = _restore(ws, "--target", str(tmp_path / "x"), "--include",
-                               f"{data}/../../etc")
-    assert code == ExitCode.TARGET_REFUSED and "'..'" in stderr
 
     # In place, with consent: a deleted and a damaged file come back; nothing else is touched.
     (data / "state.txt").write_text("ransomware was here\n")
@@ -208,7 +210,7 @@ def test_progress_lines_and_json_lines(workspace: Workspace, tmp_path: Path) -> 
                      r"0 error\(s\)", plain.stdout), plain.stdout
 
     machine = workspace.cli("--json", "restore", "--agency", "planning", "--source", "docs",
-                            "--target", str(tmp_path / "json"), "--limit-download", "2048",
+                            "--target", str(tmp_path / "json"), "--limit-download", "3072",
                             check=True)
     lines = [json.loads(line) for line in machine.stdout.splitlines()]
     progress = [line for line in lines if line["event"] == "progress"]

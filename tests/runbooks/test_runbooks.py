@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from drbackup.cli.main import build_parser
+from drbackup.cli.main import build_parser, main
 from drbackup.config import load_config
 from drbackup.jobs.runtime import Runtime
 from tests.runbooks.markdown import (
@@ -130,8 +130,10 @@ class Sandbox:
         return path
 
 
-def _cli(ws: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
-    return ws.cli(*args, check=True, timeout=300)
+def _cli(ws: Workspace, *args: str) -> None:
+    """Sandbox set-up through the CLI, in-process (the runbooks themselves run as subprocesses)."""
+    ws.write()
+    assert main(["--config", str(ws.config_path), *args]) == 0, args
 
 
 @pytest.fixture(scope="module")
