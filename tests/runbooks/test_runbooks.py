@@ -250,3 +250,11 @@ def test_full_recovery_on_a_fresh_host_is_byte_identical(sandbox: Sandbox) -> No
 def test_blocks_parse() -> None:
     block = Block("# runbook-test\nfoo  # comment\n# only comment\n\nbar", True, False, 1)
     assert block.commands() == ["foo", "bar"]
+
+
+def test_executable_blocks_do_not_pipe_into_head() -> None:
+    """Under pipefail, `cmd | head` fails at random when head exits before cmd is done."""
+    for path in runbook_files("en"):
+        for block in blocks(path):
+            if block.executable or block.requires:
+                assert not re.search(r"\|\s*head\b", block.code), f"{path}:{block.line}"
