@@ -27,11 +27,16 @@ def _command_modules() -> list[ModuleType]:
         recovery_kit,
         repo,
         restore,
+        restore_db,
         snapshots,
         version,
     )
+    from drbackup.cli.commands import report as report_cmd
+    from drbackup.cli.commands import verify as verify_cmd
+    from drbackup.cli.commands import verify_report as verify_report_cmd
 
-    return [config_cmd, version, repo, backup, snapshots, restore, browse, recovery_kit]
+    return [config_cmd, version, repo, backup, snapshots, restore, restore_db,
+            verify_cmd, report_cmd, verify_report_cmd, browse, recovery_kit]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -413,9 +413,13 @@ class Restic:
         timeout: timedelta | None = None,
         on_progress: ProgressCallback | None = None,
         limit_download_kib: int | None = None,
+        tolerate_errors: bool = False,
     ) -> RestoreSummary:
-        """Restore a snapshot below target_dir. `limit_download_kib` caps the read rate from
-        the repository (restic --limit-download, KiB/s), e.g. to spare a shared WAN link."""
+        """Restore a snapshot under target_dir. With tolerate_errors, a restore that ran to the
+        end but could not restore some data (restic exit 1 with per-file errors, e.g. a damaged
+        pack) returns its summary with the errors instead of raising: a drill wants to know
+        which files suffered. `limit_download_kib` caps the read rate from the repository
+        (restic --limit-download, KiB/s), e.g. to spare a shared WAN link."""
         args: list[str] = []
         if limit_download_kib:
             args += ["--limit-download", str(int(limit_download_kib))]
@@ -437,7 +441,9 @@ class Restic:
 
         result = self._run(target, args, on_message=handle, timeout=timeout)
         errors = [error_text(m) for m in result.stderr.of_type("error")]
-        self._raise_for(result, target, "restore")
+        if not (tolerate_errors and errors and result.returncode == 1
+                and not result.timed_out and not result.terminated):
+            self._raise_for(result, target, "restore")
         summary = result.stdout.last_of_type("summary") or {}
         if dry_run:
             planned = [m for m in result.stdout.of_type("verbose_status")]
