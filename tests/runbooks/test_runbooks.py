@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -45,7 +46,7 @@ SECTIONS = {
     "zh-CN": ["## 何时使用", "## 确认是否真实", "## 前提条件", "## 步骤", "## 验证", "## 升级",
               "负责人：", "最后验证：20"],
 }
-AGENCY, SOURCE, REPLICA = "planning", "documents", "offsite"
+AGENCY, SOURCE, REPLICA, DB_SOURCE = "planning", "documents", "offsite", "permits-db"
 FRESH_HOST = {"full-recovery-from-kit.md"}
 RULES_FILE = Path(__file__).resolve().parents[2] / "config" / "prometheus" / "drbackup-rules.yml"
 
@@ -150,6 +151,14 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory, s3_server: MotoServer,
     ws.add_s3_store(REPLICA, s3_server, f"rb-offsite-{suffix}")
     ws.add_agency(AGENCY, store="primary", replicas=[REPLICA])
     ws.add_directory_source(AGENCY, SOURCE, [data])
+    database = root / "permits.sqlite"
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE permits (id INTEGER PRIMARY KEY, holder TEXT)")
+        connection.executemany("INSERT INTO permits (holder) VALUES (?)",
+                               [(f"holder {i}",) for i in range(500)])
+    connection.close()
+    ws.agency(AGENCY)["sources"].append({"id": DB_SOURCE, "kind": "sqlite",
+                                         "path": str(database)})
     _cli(ws, "repo", "init", "--store", "primary")
     _cli(ws, "backup", "--agency", AGENCY)
     _populate_replica(ws)
@@ -198,7 +207,7 @@ def _run(sandbox: Sandbox, name: str, *, fresh_host: bool) -> tuple[Path, str]:
            "HOME": str(home), "LANG": "C.UTF-8", "AGENCY": AGENCY, "SOURCE": SOURCE,
            "REPLICA": REPLICA, "FILE_PATTERN": "*.docx", "TARGET": str(target),
            "SCRATCH": str(work / "scratch"), "RECOVERY_DIR": str(work / "recovery"),
-           "DB_SOURCE": "permits-db", "NEW_DB": "permits_restored"}
+           "DB_SOURCE": DB_SOURCE, "NEW_DB": str(work / "permits-restored.sqlite")}
     if "TMPDIR" in os.environ:
         env["TMPDIR"] = os.environ["TMPDIR"]
     if fresh_host:
@@ -231,6 +240,12 @@ def test_runbook_steps_work(sandbox: Sandbox, name: str) -> None:
     target, _ = _run(sandbox, name, fresh_host=False)
     if name in ("restore-files.md", "primary-store-unreachable.md"):
         assert manifest(target / sandbox.data.relative_to("/")) == manifest(sandbox.data)
+    if name == "restore-database.md":
+        restored = target.parent / "permits-restored.sqlite"
+        with sqlite3.connect(restored) as connection:
+            rows = connection.execute("SELECT count(*), max(holder) FROM permits").fetchone()
+        connection.close()
+        assert rows == (500, "holder 99")
 
 
 def test_lost_password_runbook_puts_the_password_back(sandbox: Sandbox) -> None:
