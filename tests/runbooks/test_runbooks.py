@@ -105,6 +105,7 @@ def test_alert_runbooks_match_the_alert_rules() -> None:
     if not RULES_FILE.exists():
         return  # the rules come with the observability work; checked once they are there
     text = RULES_FILE.read_text(encoding="utf-8")
+    assert set(re.findall(r"^\s*-?\s*alert:\s*(\w+)", text, re.M)) == set(ALERTS)
     for url in re.findall(r"runbook_url:\s*['\"]?(\S+?)['\"]?\s*$", text, re.M):
         match = re.fullmatch(r"https://drbackup\.example\.gov/runbooks/(.+)", url)
         assert match, url
