@@ -98,6 +98,15 @@ class StoreConfig(StrictModel):
         ),
         examples=["/etc/drbackup/offsite.credentials"],
     )
+    recovery_credentials_file: AbsolutePath | None = Field(
+        None,
+        description=(
+            "Read-only S3 keys (same INI format, mode 0600) that 'drbackup recovery-kit create "
+            "--include-s3-credentials' seals into the break-glass kit instead of the daily "
+            "credentials_file; whoever opens the kit can then read, but not change, the store."
+        ),
+        examples=["/etc/drbackup/offsite-readonly.credentials"],
+    )
     region: str = Field("us-east-1", description="S3 region.")
     create_bucket: bool = Field(
         True, description="Create the bucket when it is missing (needs the right to do so)."

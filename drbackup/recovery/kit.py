@@ -62,8 +62,9 @@ def build_payload(config: Config, agencies: list[AgencyConfig], *, include_s3_cr
             if store.url is not None:
                 stores[name] = {"url": store.url, "region": store.region}
                 repositories[name] = S3Location.parse(store.url).child(agency.id).restic_url
-                if include_s3_credentials and store.credentials_file is not None:
-                    creds = read_credentials_file(store.credentials_file)
+                source = store.recovery_credentials_file or store.credentials_file
+                if include_s3_credentials and source is not None:
+                    creds = read_credentials_file(source)
                     stores[name]["credentials"] = {
                         "aws_access_key_id": creds.access_key_id,
                         "aws_secret_access_key": creds.secret_access_key,

@@ -21,7 +21,10 @@ from tests.support.workspace import Workspace
 def kit(workspace: Workspace, s3_server: MotoServer, tmp_path: Path
         ) -> tuple[Workspace, Path, Path, str]:
     bucket = f"kit-{uuid.uuid4().hex[:10]}"
-    workspace.add_s3_store("primary", s3_server, bucket)
+    readonly = workspace.secret_file(
+        "readonly.credentials",
+        "[default]\naws_access_key_id = readonly-key\naws_secret_access_key = readonly-secret-77\n")
+    workspace.add_s3_store("primary", s3_server, bucket, recovery_credentials_file=str(readonly))
     workspace.add_agency("planning", store="primary")
     workspace.add_agency("roads")  # local store
     keys = tmp_path / "keys"
@@ -38,7 +41,7 @@ def test_kit_is_sealed_uploaded_and_opens_into_a_working_config(
         kit: tuple[Workspace, Path, Path, str], s3_server: MotoServer, tmp_path: Path) -> None:
     ws, kit_file, keys, bucket = kit
     document = kit_file.with_suffix(".txt")
-    secrets = [*ws.passwords.values(), TEST_SECRET_KEY]
+    secrets = [*ws.passwords.values(), TEST_SECRET_KEY, "readonly-secret-77"]
     local_copy = ws.state_dir / "repos" / "_recovery-kit" / kit_file.name
     for path in (kit_file, document, local_copy):
         content = path.read_bytes()
@@ -55,7 +58,10 @@ def test_kit_is_sealed_uploaded_and_opens_into_a_working_config(
         secret = out / "passwords" / f"{agency}.password"
         assert secret.read_text() == password + "\n"
         assert secret.stat().st_mode & 0o777 == 0o600
-    assert (out / "credentials" / "primary.credentials").stat().st_mode & 0o777 == 0o600
+    credentials = out / "credentials" / "primary.credentials"
+    assert credentials.stat().st_mode & 0o777 == 0o600
+    assert "readonly-secret-77" in credentials.read_text()  # the read-only keys, not the daily
+    assert TEST_SECRET_KEY not in credentials.read_text()
     env = {**ws.env(), "DRBACKUP_CONFIG": str(out / "drbackup.toml")}
     result = subprocess.run([sys.executable, "-m", "drbackup", "config", "check"], env=env,
                             capture_output=True, text=True, check=False)

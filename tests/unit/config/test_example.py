@@ -37,7 +37,8 @@ def test_example_passes_config_check_with_its_secret_files(tmp_path: Path) -> No
     # Point the example's secret files and directories into a sandbox, create the files, check.
     text = text.replace("/etc/drbackup", str(tmp_path / "etc"))
     (tmp_path / "etc").mkdir()
-    for name in ("planning.password", "offsite.credentials", "offsite-maintenance.credentials"):
+    for name in ("planning.password", "offsite.credentials", "offsite-maintenance.credentials",
+                 "offsite-readonly.credentials"):
         secret = tmp_path / "etc" / name
         secret.write_text("x\n")
         secret.chmod(0o600)
