@@ -6,6 +6,9 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pytest
+
+from drbackup.cli.main import main
 from drbackup.config import load_config
 from drbackup.errors import ExitCode
 from drbackup.jobs.runtime import Runtime
@@ -31,15 +34,17 @@ def _replicate(ws: Workspace) -> None:
 
 def test_restore_from_replica_with_the_primary_server_stopped(
         workspace: Workspace, own_s3_server: MotoServer, s3_server: MotoServer,
-        tmp_path: Path) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "data"
     make_mixed_tree(data, big_bytes=3 * 1024 * 1024, small_files=60)
     workspace.add_s3_store("primary", own_s3_server, f"primary-{uuid.uuid4().hex[:10]}")
     workspace.add_s3_store("offsite", s3_server, f"offsite-{uuid.uuid4().hex[:10]}")
     workspace.add_agency("planning", store="primary", replicas=["offsite"])
     workspace.add_directory_source("planning", "docs", [data])
-    workspace.cli("repo", "init", "--store", "primary", check=True)
-    workspace.cli("backup", "--agency", "planning", check=True)
+    workspace.write()
+    config = ["--config", str(workspace.config_path)]
+    assert main([*config, "repo", "init", "--store", "primary"]) == 0
+    assert main([*config, "backup", "--agency", "planning", "--no-progress"]) == 0
     _replicate(workspace)
 
     own_s3_server.stop()
@@ -55,6 +60,7 @@ def test_restore_from_replica_with_the_primary_server_stopped(
     assert "from store offsite" in result.stdout
     assert manifest(target / data.relative_to("/")) == manifest(data)
 
-    wrong = workspace.cli("restore", "--agency", "planning", "--source", "docs",
-                          "--from-replica", "primary", "--target", str(tmp_path / "wrong"))
-    assert wrong.returncode == ExitCode.NOT_FOUND and "is not a replica" in wrong.stderr
+    assert main([*config, "restore", "--agency", "planning", "--source", "docs",
+                 "--from-replica", "primary", "--target", str(tmp_path / "wrong")]
+                ) == ExitCode.NOT_FOUND
+    assert "is not a replica" in capsys.readouterr().err
