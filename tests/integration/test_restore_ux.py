@@ -99,7 +99,8 @@ def test_at_picks_the_newest_snapshot_at_or_before(timed: tuple[Workspace, Path,
 
 
 def test_ls_and_find_locate_a_file_across_snapshots(
-        timed: tuple[Workspace, Path, list[str]], capsys: pytest.CaptureFixture[str]) -> None:
+        timed: tuple[Workspace, Path, list[str]], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     ws, data, ids = timed
 
     def run(*args: str) -> str:  # in-process: the CLI's output, real restic underneath
@@ -119,6 +120,18 @@ def test_ls_and_find_locate_a_file_across_snapshots(
     assert paths[str(data / "state.txt")]["size"] == len("version 0\n")
     text = run("ls", "--agency", "planning", "--source", "docs")
     assert ids[-1] in text and str(data / "sub" / "keep.log") in text
+
+    # What find located can be restored alone (--include), or everything but it (--exclude).
+    only, without = tmp_path / "only-sub", tmp_path / "without-logs"
+    run("restore", "--agency", "planning", "--source", "docs", "--no-progress",
+        "--include", str(data / "sub"), "--target", str(only))
+    run("restore", "--agency", "planning", "--source", "docs", "--no-progress",
+        "--exclude", "*.log", "--target", str(without))
+    inside = data.relative_to("/")
+    assert (only / inside / "sub" / "keep.log").read_text() == "log\n"
+    assert not (only / inside / "state.txt").exists()
+    assert (without / inside / "state.txt").read_text() == "version 2\n"
+    assert not (without / inside / "sub" / "keep.log").exists()
 
 
 def test_dry_run_writes_nothing_and_targets_need_consent(
