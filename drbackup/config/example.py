@@ -15,7 +15,14 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from drbackup.config.models import AgencyConfig, Config, DaemonConfig, Source, StoreConfig
+from drbackup.config.models import (
+    AgencyConfig,
+    Config,
+    DaemonConfig,
+    RetentionConfig,
+    Source,
+    StoreConfig,
+)
 from drbackup.config.units import format_duration
 
 HEADER = """\
@@ -94,12 +101,17 @@ def render_example() -> str:
     lines.append("")
     lines.append("[stores.archive]")
     lines += _fields(StoreConfig, skip=frozenset({"url", "credentials_file", "region",
-                                                  "create_bucket"}),
+                                                  "create_bucket", "maintenance_credentials_file",
+                                                  "lock_mode", "lock_days"}),
                      overrides={"path": Path("/srv/backup-disk/drbackup")})
     lines.append("")
     lines.append("[[agencies]]")
-    lines += _fields(AgencyConfig, skip=frozenset({"sources"}),
+    lines += _fields(AgencyConfig, skip=frozenset({"sources", "retention"}),
                      overrides={"replicas": ["archive"]})
+    lines.append("")
+    lines += _comment(AgencyConfig.model_fields["retention"].description or "", "  ")
+    lines.append("  [agencies.retention]")
+    lines += _fields(RetentionConfig, "  ")
     for model in source_kinds():
         kind = typing.get_args(model.model_fields["kind"].annotation)[0]
         lines.append("")

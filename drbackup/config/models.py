@@ -102,6 +102,32 @@ class StoreConfig(StrictModel):
     create_bucket: bool = Field(
         True, description="Create the bucket when it is missing (needs the right to do so)."
     )
+    maintenance_credentials_file: AbsolutePath | None = Field(
+        None,
+        description=(
+            "INI file like credentials_file, used only by retention (forget) and prune: the key "
+            "allowed to delete repository objects. Keep it off the backed-up host when you can; "
+            "without it, forget/prune use credentials_file (which should not be allowed to "
+            "delete). See config/policies/."
+        ),
+        examples=["/etc/drbackup/offsite-maintenance.credentials"],
+    )
+    lock_mode: Literal["governance", "compliance"] | None = Field(
+        None,
+        description=(
+            "Object Lock default retention 'store bootstrap' sets on the bucket: 'governance' "
+            "(a privileged key may shorten or bypass it) or 'compliance' (nobody can, not even "
+            "the account owner). Unset: no Object Lock."
+        ),
+        examples=["governance"],
+    )
+    lock_days: int = Field(
+        30, ge=1, le=36500,
+        description=(
+            "Days every object version stays locked (Object Lock default retention); "
+            "noncurrent versions expire this many days after they are replaced or deleted."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> StoreConfig:
@@ -114,6 +140,9 @@ class StoreConfig(StrictModel):
                 )
             if self.credentials_file is None:
                 raise ValueError("an S3 store needs 'credentials_file'")
+        elif self.lock_mode is not None or self.maintenance_credentials_file is not None:
+            raise ValueError(
+                "'lock_mode' and 'maintenance_credentials_file' apply to S3 stores (url) only")
         return self
 
     @property
@@ -162,6 +191,27 @@ class DirectorySource(SourceBase):
 Source = Annotated[DirectorySource, Field(discriminator="kind")]
 
 
+class RetentionConfig(StrictModel):
+    """Which snapshots `drbackup forget` keeps. keep_within is a mandatory floor: every snapshot
+    younger than it (relative to the newest snapshot) survives, so a burst of junk snapshots
+    cannot push real ones out of the hourly/daily/... buckets."""
+
+    keep_within: Duration = Field(
+        description="Keep every snapshot newer than this, relative to the newest snapshot.",
+        examples=["30d"],
+    )
+    keep_hourly: int | None = Field(
+        None, ge=1, description="Keep the last N hourly snapshots.", examples=[48])
+    keep_daily: int | None = Field(
+        None, ge=1, description="Keep the last N daily snapshots.", examples=[14])
+    keep_weekly: int | None = Field(
+        None, ge=1, description="Keep the last N weekly snapshots.", examples=[8])
+    keep_monthly: int | None = Field(
+        None, ge=1, description="Keep the last N monthly snapshots.", examples=[24])
+    keep_yearly: int | None = Field(
+        None, ge=1, description="Keep the last N yearly snapshots.", examples=[10])
+
+
 class AgencyConfig(StrictModel):
     id: Identifier = Field(
         description="Agency id; its repository is <store>/<id>.", examples=["planning"])
@@ -187,6 +237,13 @@ class AgencyConfig(StrictModel):
         timedelta(hours=24), description="Recovery time objective: the longest a restore may take."
     )
     sources: list[Source] = Field(default_factory=list, description="What to back up.")
+    retention: RetentionConfig | None = Field(
+        None,
+        description=(
+            "Which snapshots 'drbackup forget' keeps (unset: snapshots are never forgotten). "
+            "Applied to the primary and to every replica."
+        ),
+    )
 
     @model_validator(mode="after")
     def _unique_sources(self) -> AgencyConfig:
@@ -258,6 +315,7 @@ __all__ = [
     "Config",
     "DaemonConfig",
     "DirectorySource",
+    "RetentionConfig",
     "Source",
     "SourceBase",
     "StoreConfig",

@@ -3,6 +3,7 @@
 from drbackup.engine.errors import (
     BackendAccessDenied,
     BackendUnreachable,
+    IncompatibleCredentials,
     RepositoryLocked,
     RepositoryMissing,
     ResticError,
@@ -39,6 +40,7 @@ __all__ = [
     "CheckResult",
     "ForgetGroup",
     "ForgetPolicy",
+    "IncompatibleCredentials",
     "LsNode",
     "Progress",
     "RepoStats",
