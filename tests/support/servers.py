@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -100,3 +101,47 @@ class MotoServer:
             "s3", endpoint_url=self.endpoint, region_name="us-east-1",
             aws_access_key_id=creds.access_key_id,
             aws_secret_access_key=creds.secret_access_key)
+
+
+IAM_BOOTSTRAP_ACTIONS = 3  # create_user, create_access_key, put_user_policy (the admin)
+
+
+@dataclass
+class IamS3:
+    """An IAM-enforcing moto server plus an admin key; creates users with given policies."""
+
+    server: MotoServer
+    admin: S3Credentials
+
+    @classmethod
+    def start(cls, workdir: Path) -> IamS3:
+        server = MotoServer(workdir, iam=True, no_auth_actions=IAM_BOOTSTRAP_ACTIONS)
+        server.start()
+        iam = boto3.client("iam", endpoint_url=server.endpoint, region_name="us-east-1",
+                           aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
+        iam.create_user(UserName="admin")
+        key = iam.create_access_key(UserName="admin")["AccessKey"]
+        iam.put_user_policy(UserName="admin", PolicyName="everything", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17",
+             "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        return cls(server, S3Credentials(key["AccessKeyId"], key["SecretAccessKey"]))
+
+    def iam(self):  # type: ignore[no-untyped-def]
+        return boto3.client("iam", endpoint_url=self.server.endpoint, region_name="us-east-1",
+                            aws_access_key_id=self.admin.access_key_id,
+                            aws_secret_access_key=self.admin.secret_access_key)
+
+    def user(self, name: str, policy: dict[str, object]) -> S3Credentials:
+        """A new IAM user with this inline policy; returns its access key."""
+        iam = self.iam()
+        iam.create_user(UserName=name)
+        iam.put_user_policy(UserName=name, PolicyName=f"{name}-policy",
+                            PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return S3Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+
+    def client(self, credentials: S3Credentials | None = None):  # type: ignore[no-untyped-def]
+        return self.server.client(credentials or self.admin)
+
+    def stop(self) -> None:
+        self.server.stop()
