@@ -232,6 +232,18 @@ class Restic:
         result = self._run(target, args, env_extra=env_extra, timeout=timedelta(minutes=10))
         self._raise_for(result, target, "init")
 
+    def repository_config(self, target: RepoTarget) -> dict[str, object]:
+        """The repository's config file (id, version, chunker_polynomial) as restic reports it."""
+        result = self._run(target, ["cat", "config"], timeout=timedelta(minutes=5))
+        self._raise_for(result, target, "cat config")
+        text = "\n".join(result.stdout.text)  # pretty-printed over several lines
+        try:
+            payload = json.loads(text[text.index("{"):])
+        except ValueError:
+            raise ResticError(f"restic cat config on {target.display} printed no JSON",
+                              "see the log", stderr_tail=result.stderr_tail()) from None
+        return dict(payload) if isinstance(payload, dict) else {}
+
     def _from_env(self, source: RepoTarget) -> dict[str, str]:
         """restic's RESTIC_FROM_* variables name the source repository of init/copy.
         Backend credentials are per-process: both sides must accept the same ones."""
@@ -416,7 +428,8 @@ class Restic:
             args.append(f"--read-data-subset={read_data_subset}")
         result = self._run(target, args, timeout=timeout, lock_retry=True)
         summary = result.stdout.last_of_type("summary")
-        if summary is None or result.timed_out or result.terminated:
+        if summary is None or result.timed_out or result.terminated or (
+                result.returncode in (10, 11, 12)):
             # No verdict about the data: restic could not do the check (locked, offline...).
             self._raise_for(result, target, "check")
             summary = {}

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from drbackup.config.models import AgencyConfig
-from drbackup.engine import ResticError, ResticInterrupted, Snapshot
+from drbackup.engine import RepositoryMissing, ResticError, ResticInterrupted, Snapshot
 from drbackup.errors import DrBackupError, NotFoundError
 from drbackup.jobs.runtime import Runtime
 from drbackup.state import StateDB
@@ -156,24 +156,41 @@ def measure_replication(rt: Runtime, agency: AgencyConfig, replica: str) -> Repl
     rt.check_store(agency.store)
     primary = rt.restic.snapshots(rt.target(agency))
     rt.check_store(replica)
-    target = rt.target(agency, replica)
-    copies = rt.restic.snapshots(target) if rt.restic.repository_exists(target) else []
+    try:
+        copies = rt.restic.snapshots(rt.target(agency, replica))
+    except RepositoryMissing:
+        copies = []
     status = compare(agency.id, replica, primary, copies)
     _record_status(rt.state, status, success=status.complete)
     return status
 
 
-def _ensure_replica(rt: Runtime, agency: AgencyConfig, replica: str) -> bool:
+def _replica_snapshots(rt: Runtime, agency: AgencyConfig, replica: str
+                       ) -> tuple[list[Snapshot], bool]:
+    """The replica's snapshots, creating its repository (with the primary's chunker
+    parameters) and bucket when missing. Returns (snapshots, created)."""
+    target = rt.target(agency, replica)
     s3 = rt.s3_store(replica)
     if s3 is not None:
         s3.ensure_bucket(create=rt.store_config(replica).create_bucket)
-    target = rt.target(agency, replica)
-    if rt.restic.repository_exists(target):
-        return False
+    try:
+        return rt.restic.snapshots(target), False
+    except RepositoryMissing:
+        pass
     rt.restic.init(target, copy_chunker_params_from=rt.target(agency))
     log.info("replica repository created with the primary's chunker parameters",
              extra={"agency": agency.id, "store": replica})
-    return True
+    return [], True
+
+
+def _previous_run_died(rt: Runtime, agency: AgencyConfig, replica: str, run_id: int) -> bool:
+    """True when the last replication into this replica did not end cleanly (killed, crashed,
+    interrupted): it may have left a lock behind."""
+    for run in rt.state.runs(agency=agency.id, job="replicate", limit=20):
+        if run.id == run_id or run.store != replica:
+            continue
+        return run.result in ("running", "interrupted")
+    return False
 
 
 def _lag_after_failure(rt: Runtime, agency: AgencyConfig, replica: str,
@@ -218,10 +235,13 @@ def run_replication(rt: Runtime, agency: AgencyConfig, replica: str, *, trigger:
         rt.restic.require_supported()
         rt.check_store(agency.store)
         primary = rt.restic.snapshots(rt.target(agency))
-        rt.check_store(replica)
-        initialized = _ensure_replica(rt, agency, replica)
+        copies, initialized = _replica_snapshots(rt, agency, replica)
         destination = rt.target(agency, replica)
-        before = compare(agency.id, replica, primary, rt.restic.snapshots(destination))
+        if _previous_run_died(rt, agency, replica, run_id):
+            # A copy killed earlier (power cut, OOM) leaves its lock behind; restic removes only
+            # stale ones (older than 30 min, or of a dead process on this host), never live ones.
+            rt.restic.unlock(destination)
+        before = compare(agency.id, replica, primary, copies)
         if before.uncopied:
             log.info("copying %d snapshot(s)", len(before.uncopied), extra=fields)
             rt.restic.copy(rt.target(agency), destination, before.uncopied)
