@@ -158,6 +158,7 @@ def test_lag_is_the_age_of_the_oldest_uncopied_snapshot(
                                   tags=["agency=planning", "source=documents",
                                         "kind=directory"],
                                   time=now - timedelta(hours=hours))
+        assert result.summary.snapshot_id is not None
         made.append(result.summary.snapshot_id)
     rt.close()
 

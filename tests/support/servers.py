@@ -14,10 +14,14 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import boto3
 
 from drbackup.store import S3Credentials
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
 
 TEST_ACCESS_KEY = "drbackup-test-key"
 TEST_SECRET_KEY = "drbackup-test-secret-9f3c2a71"
@@ -126,7 +130,7 @@ class IamS3:
              "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
         return cls(server, S3Credentials(key["AccessKeyId"], key["SecretAccessKey"]))
 
-    def iam(self):  # type: ignore[no-untyped-def]
+    def iam(self) -> IAMClient:
         return boto3.client("iam", endpoint_url=self.server.endpoint, region_name="us-east-1",
                             aws_access_key_id=self.admin.access_key_id,
                             aws_secret_access_key=self.admin.secret_access_key)
