@@ -5,6 +5,7 @@ removes, snapshots inside keep_within always survive, and unsafe plans are refus
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -28,9 +29,9 @@ def expected_keep(snapshots: list[Snapshot], policy: dict[str, object]) -> set[s
     newest = ordered[0].time
     within = timedelta(days=int(str(policy["keep_within"]).removesuffix("d")))
     keep = {s.id for s in ordered if s.time > newest - within}
-    buckets = {
+    buckets: dict[str, Callable[[datetime], object]] = {
         "keep_daily": lambda t: (t.year, t.month, t.day),
-        "keep_weekly": lambda t: t.isocalendar()[:2],
+        "keep_weekly": lambda t: tuple(t.isocalendar())[:2],
         "keep_monthly": lambda t: (t.year, t.month),
         "keep_yearly": lambda t: t.year,
     }
