@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from drbackup.config.models import AgencyConfig, RetentionConfig
-from drbackup.engine import ForgetPolicy, ResticInterrupted, Snapshot
+from drbackup.engine import ForgetGroup, ForgetPolicy, ResticInterrupted, Snapshot
 from drbackup.errors import ConfigError, DrBackupError, ExitCode
 from drbackup.jobs.runtime import Runtime
 
@@ -105,36 +105,42 @@ def plan_retention(rt: Runtime, agency: AgencyConfig, store_name: str | None = N
     rt.check_store(name)
     target = rt.target(agency, name, maintenance=True)
     snapshots = rt.restic.snapshots(target)
-    now = now or datetime.now(tz=UTC)
+    groups = rt.restic.forget(target, forget_policy(retention), group_by=GROUP_BY, dry_run=True)
+    keep, remove = checked_plan(agency.id, snapshots, groups, now or datetime.now(tz=UTC))
+    return RetentionPlan(agency.id, name, keep, remove)
+
+
+def checked_plan(agency_id: str, snapshots: list[Snapshot], groups: list[ForgetGroup],
+                 now: datetime) -> tuple[list[PlannedSnapshot], list[PlannedSnapshot]]:
+    """restic's forget groups as (keep, remove), oldest first, after the guards. Raises
+    RetentionRefused for future-dated snapshots or a plan that empties a group or the agency."""
     future = [s for s in snapshots if s.time > now + FUTURE_SKEW]
     if future:
-        first = future[-1]
+        first = max(future, key=lambda s: s.time)
         raise RetentionRefused(
-            f"agency {agency.id!r} has {len(future)} snapshot(s) dated in the future (newest "
+            f"agency {agency_id!r} has {len(future)} snapshot(s) dated in the future (newest "
             f"{first.short_id} at {first.time.isoformat()}): keep_within counts from the newest "
             "snapshot, so they could expire every real one",
             "check this host's clock; if they are junk, remove them by id with restic, then "
             "run forget again")
-    groups = rt.restic.forget(target, forget_policy(retention), group_by=GROUP_BY, dry_run=True)
     keep: list[PlannedSnapshot] = []
     remove: list[PlannedSnapshot] = []
     for group in groups:
         if group.remove and not group.keep:
             raise RetentionRefused(
-                f"the retention plan for agency {agency.id!r} would remove every snapshot of "
+                f"the retention plan for agency {agency_id!r} would remove every snapshot of "
                 f"group {','.join(group.tags) or group.host}",
                 "check the retention settings; nothing was removed")
         keep += [_planned(s, group.reasons.get(s.id, [])) for s in group.keep]
         remove += [_planned(s, []) for s in group.remove]
     if snapshots and not keep:
-        raise RetentionRefused(f"the retention plan would leave agency {agency.id!r} with no "
+        raise RetentionRefused(f"the retention plan would leave agency {agency_id!r} with no "
                                "snapshot", "check the retention settings; nothing was removed")
     listed = {s.id for s in keep} | {s.id for s in remove}
-    unlisted = [s for s in snapshots if s.id not in listed]
-    keep += [_planned(s, ["not in any forget group"]) for s in unlisted]
+    keep += [_planned(s, ["not in any forget group"]) for s in snapshots if s.id not in listed]
     keep.sort(key=lambda s: s.time)
     remove.sort(key=lambda s: s.time)
-    return RetentionPlan(agency.id, name, keep, remove)
+    return keep, remove
 
 
 def run_retention(rt: Runtime, agency: AgencyConfig, *, dry_run: bool = False,
