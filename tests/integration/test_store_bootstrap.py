@@ -5,6 +5,7 @@ Object Lock is reported (and refused with --require-lock)."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from botocore.exceptions import ClientError
@@ -90,3 +91,29 @@ def test_require_lock_without_lock_mode_is_a_config_error(
     result = workspace.cli("store", "bootstrap", "--store", "offsite", "--require-lock")
     assert result.returncode == ExitCode.CONFIG
     assert "sets no lock_mode" in result.stderr
+
+
+def test_compliance_retention_cannot_be_bypassed_and_the_moto_shortening_gap(
+        workspace: Workspace, s3_server: MotoServer, bucket: str) -> None:
+    workspace.add_s3_store("offsite", s3_server, bucket, lock_mode="compliance", lock_days=2)
+    workspace.cli("store", "bootstrap", "--store", "offsite", "--require-lock", check=True)
+    s3 = s3_server.client()
+    put = s3.put_object(Bucket=bucket, Key="locked", Body=b"keep me")
+    head = s3.head_object(Bucket=bucket, Key="locked", VersionId=put["VersionId"])
+    assert head["ObjectLockMode"] == "COMPLIANCE"  # the bucket's default retention applied
+    # COMPLIANCE: even a bypass request cannot delete the locked version.
+    with pytest.raises(ClientError) as refused:
+        s3.delete_object(Bucket=bucket, Key="locked", VersionId=put["VersionId"],
+                         BypassGovernanceRetention=True)
+    assert error_code(refused.value) in REFUSED
+    # AWS refuses to shorten a COMPLIANCE retention; moto 5.2.5 accepts it. This is a gap of
+    # the test server, stated in README.md ("Known gaps of the test S3 server"), not hidden.
+    try:
+        s3.put_object_retention(Bucket=bucket, Key="locked", VersionId=put["VersionId"],
+                                Retention={"Mode": "COMPLIANCE",
+                                           "RetainUntilDate": head["ObjectLockRetainUntilDate"]
+                                           - timedelta(days=1)})
+    except ClientError as exc:
+        assert error_code(exc) in REFUSED | {"InvalidRequest"}
+    else:
+        pytest.xfail("moto gap: it accepts shortening a COMPLIANCE retention (AWS refuses it)")
