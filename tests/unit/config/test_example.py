@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from drbackup.config import parse_config
 from drbackup.config.example import render_example, source_kinds
-from drbackup.config.models import AgencyConfig, DaemonConfig, StoreConfig
+from drbackup.config.models import AgencyConfig, DaemonConfig, RetentionConfig, StoreConfig
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "drbackup.example.toml"
 
@@ -21,11 +21,13 @@ def test_example_file_matches_the_models() -> None:
 def test_example_documents_every_key() -> None:
     text = EXAMPLE.read_text()
     assert "[[agencies.sources]]" in text
-    models: list[type[BaseModel]] = [DaemonConfig, StoreConfig, AgencyConfig, *source_kinds()]
+    assert "[agencies.retention]" in text
+    models: list[type[BaseModel]] = [DaemonConfig, StoreConfig, AgencyConfig, RetentionConfig,
+                                     *source_kinds()]
     for model in models:
         for name in model.model_fields:
-            if model is AgencyConfig and name == "sources":
-                continue  # shown as [[agencies.sources]] tables
+            if model is AgencyConfig and name in ("sources", "retention"):
+                continue  # shown as [[agencies.sources]] / [agencies.retention] tables
             assert f"{name} = " in text, f"{model.__name__}.{name} missing from the example"
 
 
