@@ -265,6 +265,13 @@ class _Unsupported(Exception):
         self.code = code
         self.text = text
 
+    def why(self) -> str:
+        detail = f"{self.code}: {self.text}" if self.text else self.code
+        if self.code in _DENIED_CODES:
+            return (f"these credentials may not change it ({detail}); bootstrap uses the store's "
+                    "maintenance_credentials_file when set, see config/policies/")
+        return f"server refused it ({detail})"
+
 
 def _bootstrap_call(store: S3Store, action: str, fn: Callable[[], T]) -> T:
     """Like S3Store.call, but a refused/unimplemented feature becomes _Unsupported (so bootstrap
@@ -327,7 +334,7 @@ def _bootstrap(store: S3Store, *, lock_mode: str | None, lock_days: int, create:
             features.append(FeatureStatus("versioning", "missing",
                                           f"read back as {versioning}", GIVES_UP["versioning"]))
     except _Unsupported as exc:
-        features.append(FeatureStatus("versioning", "missing", f"server refused it ({exc.code})",
+        features.append(FeatureStatus("versioning", "missing", exc.why(),
                                       GIVES_UP["versioning"]))
 
     # Object Lock default retention.
@@ -377,7 +384,7 @@ def _bootstrap(store: S3Store, *, lock_mode: str | None, lock_days: int, create:
                     f"read back as {found_mode or 'none'} {found_days or 0} days",
                     GIVES_UP["object_lock"]))
         except _Unsupported as exc:
-            why = f"server refused it ({exc.code}{': ' + exc.text if exc.text else ''})"
+            why = exc.why()
             if lock_at_creation:
                 why = f"server refused a bucket with Object Lock ({lock_at_creation})"
             elif not created:
@@ -425,7 +432,7 @@ def _bootstrap(store: S3Store, *, lock_mode: str | None, lock_days: int, create:
             features.append(FeatureStatus("lifecycle", "missing",
                                           "rule not found when read back", GIVES_UP["lifecycle"]))
     except _Unsupported as exc:
-        features.append(FeatureStatus("lifecycle", "missing", f"server refused it ({exc.code})",
+        features.append(FeatureStatus("lifecycle", "missing", exc.why(),
                                       GIVES_UP["lifecycle"]))
 
     # Public access block.
@@ -458,7 +465,7 @@ def _bootstrap(store: S3Store, *, lock_mode: str | None, lock_days: int, create:
     except _Unsupported as exc:
         blocked = None
         features.append(FeatureStatus("public_access_block", "missing",
-                                      f"server refused it ({exc.code})",
+                                      exc.why(),
                                       GIVES_UP["public_access_block"]))
 
     return BootstrapReport(

@@ -44,6 +44,9 @@ def test_bootstrap_sets_and_reads_back_versioning_lock_lifecycle(
     again = workspace.cli("--json", "store", "bootstrap", "--store", "offsite", "--require-lock")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["bucket_created"] is False
+    health = workspace.cli("--json", "store", "check", "--store", "offsite", check=True)
+    [record] = json.loads(health.stdout)
+    assert record["up"] is True and record["latency_seconds"] > 0
 
     # Overwriting an object leaves the old version retrievable...
     daily = S3Credentials(TEST_ACCESS_KEY, TEST_SECRET_KEY)
@@ -91,6 +94,11 @@ def test_require_lock_without_lock_mode_is_a_config_error(
     result = workspace.cli("store", "bootstrap", "--store", "offsite", "--require-lock")
     assert result.returncode == ExitCode.CONFIG
     assert "sets no lock_mode" in result.stderr
+    # The bucket was never created: `store check` reports the store down, with the code.
+    health = workspace.cli("--json", "store", "check")
+    assert health.returncode == ExitCode.STORE_ACCESS
+    rows = {r["store"]: r for r in json.loads(health.stdout)}
+    assert rows["offsite"]["up"] is False and "does not exist" in rows["offsite"]["error"]
 
 
 def test_compliance_retention_cannot_be_bypassed_and_the_moto_shortening_gap(
