@@ -121,6 +121,10 @@ class StoreConfig(StrictModel):
         ),
         examples=["governance"],
     )
+    health_schedule: str = Field(
+        "every 5m",
+        description="How often the daemon checks that this store is reachable (recorded in "
+                    "state for metrics; jobs back off while it is down).")
     lock_days: int = Field(
         30, ge=1, le=36500,
         description=(
@@ -210,6 +214,14 @@ class RetentionConfig(StrictModel):
         None, ge=1, description="Keep the last N monthly snapshots.", examples=[24])
     keep_yearly: int | None = Field(
         None, ge=1, description="Keep the last N yearly snapshots.", examples=[10])
+    schedule: str = Field(
+        "daily 03:30",
+        description="When the daemon applies this policy (forget); same syntax as a source's "
+                    "schedule.")
+    prune_schedule: str | None = Field(
+        "30 4 * * 0",
+        description="When the daemon prunes (maintenance credentials; never during a backup of "
+                    "the same repository). Unset: only 'drbackup prune' prunes.")
 
 
 class AgencyConfig(StrictModel):
@@ -230,6 +242,10 @@ class AgencyConfig(StrictModel):
     replicas: list[Identifier] = Field(
         default_factory=list, description="Stores that receive copies of every snapshot."
     )
+    replicate_schedule: str | None = Field(
+        "hourly",
+        description="Safety-net schedule for copying to the replicas (the daemon also copies "
+                    "after every successful backup). Unset: only after backups.")
     rpo: Duration = Field(
         timedelta(hours=24), description="Recovery point objective: the most data we may lose."
     )

@@ -282,3 +282,11 @@ def run_replication(rt: Runtime, agency: AgencyConfig, replica: str, *, trigger:
 def snapshot_age(snapshot: Snapshot, now: datetime | None = None) -> float:
     reference = now or datetime.now(tz=snapshot.time.tzinfo)
     return (reference - snapshot.time).total_seconds()
+
+
+def replicate_job(rt: Runtime, agency: AgencyConfig, store: str, trigger: str
+                  ) -> ReplicationOutcome:
+    """The daemon's job-function form (rt, agency, store, trigger): copy into one replica.
+    Register it as an after-backup follow-up over the agency's replicas (holding the primary
+    too) and as a periodic task on `replicate_schedule`."""
+    return run_replication(rt, agency, store, trigger=trigger)

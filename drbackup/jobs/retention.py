@@ -206,3 +206,15 @@ def run_prune(rt: Runtime, agency: AgencyConfig, *, trigger: str = "cli",
     seconds = time.monotonic() - started
     rt.state.finish_run(run_id, "success", details={"seconds": seconds})
     return PruneOutcome(run_id, agency.id, name, seconds)
+
+
+def forget_job(rt: Runtime, agency: AgencyConfig, store: str, trigger: str) -> RetentionOutcome:
+    """The daemon's job-function form: apply the retention policy to one repository (periodic
+    task on `retention.schedule`, for the primary and each replica)."""
+    return run_retention(rt, agency, trigger=trigger, store_name=store)
+
+
+def prune_job(rt: Runtime, agency: AgencyConfig, store: str, trigger: str) -> PruneOutcome:
+    """The daemon's job-function form: prune one repository (periodic task on
+    `retention.prune_schedule`; the queue keeps it apart from backups of that repository)."""
+    return run_prune(rt, agency, trigger=trigger, store_name=store)

@@ -12,7 +12,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from drbackup.errors import DrBackupError
+from drbackup.config.models import AgencyConfig
+from drbackup.errors import DrBackupError, ExitCode
 from drbackup.jobs.runtime import Runtime
 from drbackup.state import StateDB
 
@@ -89,3 +90,16 @@ def last_store_health(state: StateDB, store_name: str) -> StoreHealthRecord | No
         return StoreHealthRecord(**json.loads(raw))
     except (TypeError, ValueError):
         return None
+
+
+def store_health_job(rt: Runtime, agency: AgencyConfig, store: str, trigger: str
+                     ) -> StoreHealthRecord:
+    """The daemon's job-function form: check one store and record it; raises a DrBackupError
+    (with the store error's exit code) when it is down, so the daemon's back-off applies."""
+    del agency, trigger  # the check is per store
+    record = check_store_health(rt, store)
+    if not record.up:
+        raise DrBackupError(record.error or f"store {store!r} is down",
+                            "jobs on this store back off until it returns",
+                            exit_code=ExitCode(record.exit_code or ExitCode.STORE_UNREACHABLE))
+    return record
