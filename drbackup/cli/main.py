@@ -26,13 +26,15 @@ def _command_modules() -> list[ModuleType]:
         replicate,
         repo,
         restore,
+        restore_db,
         retention,
         snapshots,
         store,
         version,
     )
 
-    return [config_cmd, version, repo, backup, snapshots, restore, store, replicate, retention]
+    return [config_cmd, version, repo, backup, snapshots, restore, restore_db, store, replicate,
+            retention]
 
 
 class _Parser(argparse.ArgumentParser):
