@@ -13,7 +13,9 @@ import pytest
 
 from drbackup.errors import ExitCode
 from drbackup.jobs.backoff import Backoff
+from drbackup.jobs.backup import run_backup
 from drbackup.jobs.replicate import last_replication_status, run_replication
+from drbackup.jobs.repository import init_repository
 from drbackup.jobs.store_health import check_store_health, last_store_health
 from drbackup.store import StoreUnreachable
 from tests.support.offsite import runtime, small_tree
@@ -29,11 +31,10 @@ def test_replica_down_backs_off_then_catches_up(
     workspace.add_s3_store("replica", own_s3_server, f"{bucket}-replica")
     workspace.add_agency("planning", store="primary", replicas=["replica"])
     workspace.add_directory_source("planning", "documents", [data])
-    workspace.cli("repo", "init", "--store", "primary", check=True)
-    workspace.cli("backup", "--agency", "planning", check=True)
-
-    rt = runtime(workspace)
+    rt = runtime(workspace)  # job functions directly: the CLI is covered elsewhere
     agency = rt.config.agency("planning")
+    init_repository(rt, agency, "primary")
+    run_backup(rt, agency, agency.sources[0])
     assert run_replication(rt, agency, "replica").lag_seconds == 0
     health = check_store_health(rt, "replica")
     assert health.up and health.latency_seconds is not None and health.latency_seconds > 0
@@ -41,7 +42,7 @@ def test_replica_down_backs_off_then_catches_up(
 
     own_s3_server.stop()
     (data / "file-000.txt").write_text("written while the replica is down\n")
-    workspace.cli("backup", "--agency", "planning", check=True)  # the primary still works
+    run_backup(rt, agency, agency.sources[0])  # the primary still works
     latest = rt.restic.snapshots(rt.target(agency))[-1]
 
     down = check_store_health(rt, "replica")
