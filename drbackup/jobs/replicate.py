@@ -242,10 +242,11 @@ def run_replication(rt: Runtime, agency: AgencyConfig, replica: str, *, trigger:
             # stale ones (older than 30 min, or of a dead process on this host), never live ones.
             rt.restic.unlock(destination)
         before = compare(agency.id, replica, primary, copies)
+        after = before
         if before.uncopied:
             log.info("copying %d snapshot(s)", len(before.uncopied), extra=fields)
             rt.restic.copy(rt.target(agency), destination, before.uncopied)
-        after = compare(agency.id, replica, primary, rt.restic.snapshots(destination))
+            after = compare(agency.id, replica, primary, rt.restic.snapshots(destination))
         if after.uncopied:
             raise ResticError(
                 f"restic copy to {destination.display} ended, but {len(after.uncopied)} "
