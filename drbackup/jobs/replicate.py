@@ -19,7 +19,6 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 
 from drbackup.config.models import AgencyConfig
 from drbackup.engine import RepositoryMissing, ResticError, ResticInterrupted, Snapshot
@@ -278,11 +277,6 @@ def run_replication(rt: Runtime, agency: AgencyConfig, replica: str, *, trigger:
     log.info("replication done: %d copied, replica complete", len(copied), extra=fields)
     return ReplicationOutcome(run_id, agency.id, replica, initialized, copied, after, seconds,
                               notes)
-
-
-def snapshot_age(snapshot: Snapshot, now: datetime | None = None) -> float:
-    reference = now or datetime.now(tz=snapshot.time.tzinfo)
-    return (reference - snapshot.time).total_seconds()
 
 
 def replicate_job(rt: Runtime, agency: AgencyConfig, store: str, trigger: str

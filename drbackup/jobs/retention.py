@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from drbackup.config.models import AgencyConfig, RetentionConfig
-from drbackup.engine import ForgetGroup, ForgetPolicy, ResticInterrupted, Snapshot
+from drbackup.engine import (
+    BackendAccessDenied,
+    ForgetGroup,
+    ForgetPolicy,
+    ResticInterrupted,
+    Snapshot,
+)
 from drbackup.errors import ConfigError, DrBackupError, ExitCode
 from drbackup.jobs.runtime import Runtime
 
@@ -143,6 +149,22 @@ def checked_plan(agency_id: str, snapshots: list[Snapshot], groups: list[ForgetG
     return keep, remove
 
 
+def _delete_hint(rt: Runtime, store_name: str) -> str:
+    store = rt.store_config(store_name)
+    if store.url is not None and store.maintenance_credentials_file is None:
+        return (f"forget and prune delete objects: give store {store_name!r} a "
+                "maintenance_credentials_file with the rights of config/policies/maintenance.json")
+    return "check that the maintenance key has the rights of config/policies/maintenance.json"
+
+
+def _maintenance_hint(rt: Runtime, store_name: str, exc: DrBackupError) -> DrBackupError:
+    """A refused delete during forget/prune almost always means the daily key was used."""
+    if not isinstance(exc, BackendAccessDenied):
+        return exc
+    return BackendAccessDenied(exc.message, _delete_hint(rt, store_name),
+                               stderr_tail=exc.stderr_tail, returncode=exc.returncode)
+
+
 def run_retention(rt: Runtime, agency: AgencyConfig, *, dry_run: bool = False,
                   trigger: str = "cli", store_name: str | None = None) -> RetentionOutcome:
     """Plan, then (unless dry_run) forget exactly the planned snapshots by id and confirm they
@@ -162,15 +184,19 @@ def run_retention(rt: Runtime, agency: AgencyConfig, *, dry_run: bool = False,
             remaining = {s.id for s in rt.restic.snapshots(target)}
             still = [i for i in plan.remove_ids if i in remaining]
             if still:
+                # restic only warns when the store refuses a delete: confirm by listing.
                 raise RetentionRefused(
-                    f"forget ended but {len(still)} planned snapshot(s) are still there",
-                    "check the maintenance credentials' delete permission; see the log")
+                    f"forget ended but {len(still)} planned snapshot(s) are still there (the "
+                    "store refused to delete them)", _delete_hint(rt, name))
             removed = plan.remove_ids
     except DrBackupError as exc:
         outcome = "interrupted" if isinstance(exc, ResticInterrupted) else "failed"
-        rt.state.finish_run(run_id, outcome, error=exc.one_line())
-        log.error("forget %s: %s", outcome, exc.one_line(), extra=fields)
-        raise
+        error = _maintenance_hint(rt, name, exc)
+        rt.state.finish_run(run_id, outcome, error=error.one_line())
+        log.error("forget %s: %s", outcome, error.one_line(), extra=fields)
+        if error is exc:
+            raise
+        raise error from None
     except BaseException as exc:
         rt.state.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt)
                             else "failed", error=f"{exc.__class__.__name__}: {exc}")
@@ -195,10 +221,13 @@ def run_prune(rt: Runtime, agency: AgencyConfig, *, trigger: str = "cli",
         rt.check_store(name)
         rt.restic.prune(rt.target(agency, name, maintenance=True))
     except DrBackupError as exc:
+        error = _maintenance_hint(rt, name, exc)
         rt.state.finish_run(run_id, "interrupted" if isinstance(exc, ResticInterrupted)
-                            else "failed", error=exc.one_line(),
+                            else "failed", error=error.one_line(),
                             details={"stderr_tail": getattr(exc, "stderr_tail", "")[-2000:]})
-        raise
+        if error is exc:
+            raise
+        raise error from None
     except BaseException as exc:
         rt.state.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt)
                             else "failed", error=f"{exc.__class__.__name__}: {exc}")

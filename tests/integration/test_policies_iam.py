@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
+from drbackup.jobs.retention import RetentionRefused, run_retention
+from drbackup.jobs.runtime import Runtime
 from tests.support.offsite import (
     REFUSED,
     credentials_text,
@@ -89,6 +91,18 @@ def test_daily_key_backs_up_but_cannot_delete_maintenance_key_forgets_and_prunes
                                        VersioningConfiguration={"Status": "Suspended"})
     assert error_code(refused.value) in REFUSED
     assert set(victims) <= set(current("planning/"))
+
+    # Forget with the daily key is refused by the server (the snapshot stays), and the error
+    # says which key forget needs.
+    store = rt.config.stores["offsite"].model_copy(update={"maintenance_credentials_file": None})
+    daily_only = Runtime(config=rt.config.model_copy(
+        update={"stores": {**rt.config.stores, "offsite": store}}), restic=rt.restic)
+    with pytest.raises(RetentionRefused) as denied:
+        run_retention(daily_only, agency)
+    assert "refused to delete" in denied.value.one_line()
+    assert "maintenance_credentials_file" in denied.value.one_line()
+    assert old.summary.snapshot_id in {s.id for s in rt.restic.snapshots(rt.target(agency))}
+    daily_only.close()
 
     # Maintenance key: forget (the 10-day-old snapshot goes) and prune succeed.
     forget = workspace.cli("--json", "forget", "--agency", "planning")
