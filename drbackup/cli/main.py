@@ -32,9 +32,12 @@ def _command_modules() -> list[ModuleType]:
         store,
         version,
     )
+    from drbackup.cli.commands import report as report_cmd
+    from drbackup.cli.commands import verify as verify_cmd
+    from drbackup.cli.commands import verify_report as verify_report_cmd
 
-    return [config_cmd, version, repo, backup, snapshots, restore, restore_db, store, replicate,
-            retention]
+    return [config_cmd, version, repo, backup, snapshots, restore, restore_db,
+            verify_cmd, report_cmd, verify_report_cmd, store, replicate, retention]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -22,6 +22,7 @@ from drbackup.config.models import (
     RetentionConfig,
     Source,
     StoreConfig,
+    VerifyConfig,
 )
 from drbackup.config.units import format_duration
 
@@ -75,11 +76,12 @@ def _fields(model: type[BaseModel], indent: str = "", *, skip: frozenset[str] = 
             required = " Required." if info.is_required() else ""
             lines += _comment(info.description + required, indent)
         known, value = (True, overrides[name]) if name in overrides else _value(info)
+        key = info.alias or name  # e.g. "assert", a Python keyword
         if not known or name in comment_out:
             shown = _toml(value) if known else '"..."'
-            lines.append(f"{indent}# {name} = {shown}")
+            lines.append(f"{indent}# {key} = {shown}")
         else:
-            lines.append(f"{indent}{name} = {_toml(value)}")
+            lines.append(f"{indent}{key} = {_toml(value)}")
     return lines
 
 
@@ -106,8 +108,12 @@ def render_example() -> str:
                      overrides={"path": Path("/srv/backup-disk/drbackup")})
     lines.append("")
     lines.append("[[agencies]]")
-    lines += _fields(AgencyConfig, skip=frozenset({"sources", "retention"}),
+    lines += _fields(AgencyConfig, skip=frozenset({"sources", "verify", "retention"}),
                      overrides={"replicas": ["archive"]})
+    lines.append("")
+    lines += _comment(AgencyConfig.model_fields["verify"].description or "", "  ")
+    lines.append("  [agencies.verify]")
+    lines += _fields(VerifyConfig, "  ")
     lines.append("")
     lines += _comment(AgencyConfig.model_fields["retention"].description or "", "  ")
     lines.append("  [agencies.retention]")
