@@ -28,7 +28,9 @@ def _command_modules() -> list[ModuleType]:
         restore,
         restore_db,
         retention,
+        run,
         snapshots,
+        status,
         store,
         version,
     )
@@ -37,7 +39,8 @@ def _command_modules() -> list[ModuleType]:
     from drbackup.cli.commands import verify_report as verify_report_cmd
 
     return [config_cmd, version, repo, backup, snapshots, restore, restore_db,
-            verify_cmd, report_cmd, verify_report_cmd, store, replicate, retention]
+            verify_cmd, report_cmd, verify_report_cmd, run, status, store, replicate,
+            retention]
 
 
 class _Parser(argparse.ArgumentParser):
