@@ -10,6 +10,7 @@ keeps it deterministic and testable.
 from __future__ import annotations
 
 import random
+import threading
 from dataclasses import dataclass, field
 
 
@@ -63,3 +64,40 @@ class Backoff:
     @property
     def backing_off(self) -> bool:
         return self.failures > 0
+
+
+class StoreBackoffs:
+    """One Backoff per store name, shared by every job on that store in this process (the
+    daemon runs jobs in threads). Only unreachability backs off: a store that answers, even
+    with an error, is not retried slower."""
+
+    def __init__(self, initial: float = 30.0, factor: float = 2.0, cap: float = 900.0):
+        self._lock = threading.Lock()
+        self._by_store: dict[str, Backoff] = {}
+        self._params = (initial, factor, cap)
+
+    def get(self, store: str) -> Backoff:
+        with self._lock:
+            if store not in self._by_store:
+                initial, factor, cap = self._params
+                self._by_store[store] = Backoff(initial=initial, factor=factor, cap=cap)
+            return self._by_store[store]
+
+    def ready(self, store: str, now: float) -> bool:
+        with self._lock:
+            backoff = self._by_store.get(store)
+            return backoff is None or backoff.ready(now)
+
+    def failure(self, store: str, now: float, error: str | None = None) -> float:
+        backoff = self.get(store)
+        with self._lock:
+            return backoff.failure(now, error)
+
+    def success(self, store: str) -> None:
+        backoff = self.get(store)
+        with self._lock:
+            backoff.success()
+
+
+STORE_BACKOFFS = StoreBackoffs()
+"""The daemon's shared registry (drbackup/jobs/*_job functions consult it)."""

@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass, field
 
 from drbackup.config.models import AgencyConfig
 from drbackup.engine import RepositoryMissing, ResticError, ResticInterrupted, Snapshot
-from drbackup.errors import DrBackupError, NotFoundError
+from drbackup.errors import DrBackupError, ExitCode, NotFoundError
+from drbackup.jobs.backoff import STORE_BACKOFFS
 from drbackup.jobs.runtime import Runtime
 from drbackup.state import StateDB
 
@@ -279,9 +280,53 @@ def run_replication(rt: Runtime, agency: AgencyConfig, replica: str, *, trigger:
                               notes)
 
 
+def _unreachable(exc: BaseException) -> bool:
+    return isinstance(exc, DrBackupError) and exc.exit_code == ExitCode.STORE_UNREACHABLE
+
+
 def replicate_job(rt: Runtime, agency: AgencyConfig, store: str, trigger: str
-                  ) -> ReplicationOutcome:
+                  ) -> ReplicationOutcome | None:
     """The daemon's job-function form (rt, agency, store, trigger): copy into one replica.
-    Register it as an after-backup follow-up over the agency's replicas (holding the primary
-    too) and as a periodic task on `replicate_schedule`."""
-    return run_replication(rt, agency, store, trigger=trigger)
+    Registered as an after-backup follow-up and a periodic task (drbackup/daemon/tasks.py).
+
+    While a store involved is unreachable the job backs off (STORE_BACKOFFS: exponential,
+    capped; cleared by the first successful contact, e.g. a store health check) and returns
+    None without starting restic; the lag keeps counting in state meanwhile."""
+    now = time.time()
+    for name in (agency.store, store):
+        if not STORE_BACKOFFS.ready(name, now):
+            log.info("replication to %s postponed: store %s backing off (%.0fs left)", store,
+                     name, STORE_BACKOFFS.get(name).remaining(now),
+                     extra={"agency": agency.id, "store": store, "job": "replicate",
+                            "event": "backoff_wait"})
+            if name == store:
+                _note_lag_while_postponed(rt, agency, store)
+            return None
+    try:
+        outcome = run_replication(rt, agency, store, trigger=trigger)
+    except DrBackupError as exc:
+        if _unreachable(exc):
+            failed = store if _store_named(exc, store) else agency.store
+            next_at = STORE_BACKOFFS.failure(failed, time.time(), exc.one_line())
+            log.warning("store %s unreachable: replication backs off until %s", failed,
+                        time.strftime("%H:%M:%S", time.localtime(next_at)),
+                        extra={"agency": agency.id, "store": failed, "job": "replicate",
+                               "event": "backoff"})
+        raise
+    STORE_BACKOFFS.success(agency.store)
+    STORE_BACKOFFS.success(store)
+    return outcome
+
+
+def _note_lag_while_postponed(rt: Runtime, agency: AgencyConfig, replica: str) -> None:
+    """Snapshots made while the replica is unreachable exist only on the primary: keep the
+    recorded lag honest without touching the replica."""
+    try:
+        primary = rt.restic.snapshots(rt.target(agency))
+    except DrBackupError:
+        return
+    _lag_after_failure(rt, agency, replica, primary)
+
+
+def _store_named(exc: DrBackupError, store: str) -> bool:
+    return f"store {store!r}" in exc.message or f"@{store}" in exc.message

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from drbackup.config.models import AgencyConfig
 from drbackup.errors import DrBackupError, ExitCode
+from drbackup.jobs.backoff import STORE_BACKOFFS
 from drbackup.jobs.runtime import Runtime
 from drbackup.state import StateDB
 
@@ -98,6 +99,11 @@ def store_health_job(rt: Runtime, agency: AgencyConfig, store: str, trigger: str
     (with the store error's exit code) when it is down, so the daemon's back-off applies."""
     del agency, trigger  # the check is per store
     record = check_store_health(rt, store)
+    if record.exit_code == ExitCode.STORE_UNREACHABLE:
+        STORE_BACKOFFS.failure(store, time.time(), record.error)
+    else:
+        # The store answers (even if with an error): jobs on it stop backing off.
+        STORE_BACKOFFS.success(store)
     if not record.up:
         raise DrBackupError(record.error or f"store {store!r} is down",
                             "jobs on this store back off until it returns",
