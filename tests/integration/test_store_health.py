@@ -1,81 +1,52 @@
-"""Store health and back-off against a real moto server that is stopped and started: checks are
-recorded in state, an unreachable replica fails fast with a store error (no restic retry loop),
-jobs back off exponentially, and replication catches up when the store returns.
+"""Store health against a real moto server that is stopped and started: each probe is recorded
+in state (for drbackup_store_up / drbackup_store_latency_seconds), an unreachable store is told
+apart from one that answers with an error, and only unreachability backs jobs off.
 
-The daemon's queue is not part of this branch: this test drives the job functions the way the
-daemon will (one Backoff per store), without the daemon process."""
+Replication backing off and catching up under the running daemon is the e2e test
+tests/e2e/test_offsite_daemon.py; the Backoff arithmetic is unit-tested."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import time
 
 import pytest
 
-from drbackup.errors import ExitCode
-from drbackup.jobs.backoff import Backoff
-from drbackup.jobs.backup import run_backup
-from drbackup.jobs.replicate import last_replication_status, run_replication
-from drbackup.jobs.repository import init_repository
-from drbackup.jobs.store_health import check_store_health, last_store_health
-from drbackup.store import StoreUnreachable
-from tests.support.offsite import runtime, small_tree
+from drbackup.errors import DrBackupError, ExitCode
+from drbackup.jobs.backoff import STORE_BACKOFFS
+from drbackup.jobs.store_health import check_store_health, last_store_health, store_health_job
+from tests.support.offsite import runtime
 from tests.support.servers import MotoServer
 from tests.support.workspace import Workspace
 
 
-def test_replica_down_backs_off_then_catches_up(
-        workspace: Workspace, s3_server: MotoServer, own_s3_server: MotoServer, bucket: str,
-        tmp_path: Path) -> None:
-    data = small_tree(tmp_path / "data", files=3)
-    workspace.add_s3_store("primary", s3_server, bucket)
-    workspace.add_s3_store("replica", own_s3_server, f"{bucket}-replica")
-    workspace.add_agency("planning", store="primary", replicas=["replica"])
-    workspace.add_directory_source("planning", "documents", [data])
-    rt = runtime(workspace)  # job functions directly: the CLI is covered elsewhere
+def test_store_up_down_and_answering_again(workspace: Workspace, own_s3_server: MotoServer,
+                                           bucket: str) -> None:
+    workspace.add_s3_store("replica", own_s3_server, bucket)
+    workspace.add_agency("planning", store="replica")
+    own_s3_server.client().create_bucket(Bucket=bucket)
+    rt = runtime(workspace)
     agency = rt.config.agency("planning")
-    init_repository(rt, agency, "primary")
-    run_backup(rt, agency, agency.sources[0])
-    assert run_replication(rt, agency, "replica").lag_seconds == 0
-    health = check_store_health(rt, "replica")
-    assert health.up and health.latency_seconds is not None and health.latency_seconds > 0
-    assert last_store_health(rt.state, "replica") == health
+
+    up = check_store_health(rt, "replica")
+    assert up.up and up.latency_seconds is not None and up.latency_seconds > 0
+    assert last_store_health(rt.state, "replica") == up
 
     own_s3_server.stop()
-    (data / "file-000.txt").write_text("written while the replica is down\n")
-    run_backup(rt, agency, agency.sources[0])  # the primary still works
-    latest = rt.restic.snapshots(rt.target(agency))[-1]
+    with pytest.raises(DrBackupError) as down:
+        store_health_job(rt, agency, "replica", "schedule")
+    assert down.value.exit_code == ExitCode.STORE_UNREACHABLE
+    record = last_store_health(rt.state, "replica")
+    assert record is not None and not record.up and record.latency_seconds is None
+    assert "unreachable" in (record.error or "")
+    assert not STORE_BACKOFFS.ready("replica", time.time())  # jobs on it back off
 
-    down = check_store_health(rt, "replica")
-    assert not down.up and down.latency_seconds is None
-    assert down.exit_code == ExitCode.STORE_UNREACHABLE and "unreachable" in (down.error or "")
-    assert last_store_health(rt.state, "replica") == down
-
-    backoff = Backoff(initial=30, factor=2, cap=600)
-    clock = 1000.0
-    for expected_wait in (30, 60):
-        assert backoff.ready(clock)
-        with pytest.raises(StoreUnreachable):
-            run_replication(rt, agency, "replica", trigger="schedule")
-        clock_next = backoff.failure(clock, "replica unreachable")
-        assert clock_next - clock == expected_wait
-        assert not backoff.ready(clock_next - 1)
-        clock = clock_next
-    # While it is down, the lag keeps counting from the snapshot that exists only on the primary.
-    status = last_replication_status(rt.state, "planning", "replica")
-    assert status is not None and latest.id in status.uncopied
-    assert status.oldest_uncopied_time == latest.time.timestamp()
-    failed = rt.state.runs(agency="planning", job="replicate", results=("failed",))
-    assert len(failed) == 2
-
-    # The store returns (moto comes back empty: its state is lost when it stops), and the next
-    # attempt catches up completely.
+    # The server returns empty (moto loses its state): it answers "no such bucket". That is a
+    # store problem, not unreachability: the back-off ends so jobs can re-create and catch up.
     own_s3_server.start()
-    caught_up = run_replication(rt, agency, "replica", trigger="schedule")
-    backoff.success()
-    assert check_store_health(rt, "replica").up
-    primary_ids = {s.id for s in rt.restic.snapshots(rt.target(agency))}
-    assert set(caught_up.copied) == primary_ids and caught_up.lag_seconds == 0
-    copies = rt.restic.snapshots(rt.target(agency, "replica"))
-    assert {c.original for c in copies} == primary_ids
-    assert not backoff.backing_off
+    with pytest.raises(DrBackupError) as answered:
+        store_health_job(rt, agency, "replica", "schedule")
+    assert answered.value.exit_code == ExitCode.STORE_ACCESS
+    assert STORE_BACKOFFS.ready("replica", time.time())
+    own_s3_server.client().create_bucket(Bucket=bucket)
+    assert store_health_job(rt, agency, "replica", "schedule").up
     rt.close()
