@@ -25,12 +25,15 @@ def _command_modules() -> list[ModuleType]:
         browse,
         config_cmd,
         recovery_kit,
+        replicate,
         repo,
         restore,
         restore_db,
+        retention,
         run,
         snapshots,
         status,
+        store,
         version,
     )
     from drbackup.cli.commands import report as report_cmd
@@ -38,7 +41,8 @@ def _command_modules() -> list[ModuleType]:
     from drbackup.cli.commands import verify_report as verify_report_cmd
 
     return [config_cmd, version, repo, backup, snapshots, restore, restore_db,
-            verify_cmd, report_cmd, verify_report_cmd, run, status, browse, recovery_kit]
+            verify_cmd, report_cmd, verify_report_cmd, run, status, browse, recovery_kit,
+            store, replicate, retention]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -3,6 +3,7 @@
 from drbackup.engine.errors import (
     BackendAccessDenied,
     BackendUnreachable,
+    IncompatibleCredentials,
     RepositoryLocked,
     RepositoryMissing,
     ResticError,
@@ -41,6 +42,7 @@ __all__ = [
     "FindHit",
     "ForgetGroup",
     "ForgetPolicy",
+    "IncompatibleCredentials",
     "LsNode",
     "Progress",
     "RepoStats",
