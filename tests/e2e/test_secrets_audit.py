@@ -1,5 +1,6 @@
 """Secrets audit: a full cycle through the real CLI (repo init, backup of files and of a PostgreSQL
-database, restore, restore-db, check, file and database drills, report) against the real S3 server
+database, restore, restore-db, check, file and database drills, report, replication, recovery
+kit) against the real S3 server
 with a distinctive repository password and S3 secret key and the database's password, then a
 search for all three in every place they must never be:
 every spawned argv (sampled from /proc during the run), every log and output line, every state
@@ -47,7 +48,8 @@ def test_no_secret_leaks_anywhere(workspace: Workspace, s3_server: MotoServer, b
     data = tmp_path / "data"
     _make_data(data)
     workspace.add_s3_store("offsite", s3_server, bucket, secret_key=secret_key)
-    workspace.add_agency("planning", store="offsite", password=password)
+    workspace.add_s3_store("replica", s3_server, f"{bucket}-replica", secret_key=secret_key)
+    workspace.add_agency("planning", store="offsite", password=password, replicas=["replica"])
     workspace.add_directory_source("planning", "documents", [data])
     pg_password = workspace.secret_file("pg.password", postgres_server.password + "\n")
     workspace.add_source("planning", "permits", "postgres", dsn=postgres_server.dsn(database),
@@ -85,6 +87,13 @@ def test_no_secret_leaks_anywhere(workspace: Workspace, s3_server: MotoServer, b
         cli("verify", "--agency", "planning", "--kind", "files")
         cli("verify", "--agency", "planning", "--kind", "db")
         cli("report", "--agency", "planning")
+        # Replication to a second bucket, and a recovery kit sealing every secret (encrypted:
+        # the kit file must not hold any of them in clear).
+        cli("replicate", "--agency", "planning")
+        cli("recovery-kit", "keygen", "--out", str(tmp_path / "kit-keys" / "identity"))
+        cli("recovery-kit", "create", "--recipient", str(tmp_path / "kit-keys" / "identity.pub"),
+            "--agency", "planning", "--include-s3-credentials", "--no-upload", "--out",
+            str(tmp_path / "kits"))
         # Failures: the store that is down, a wrong password, an unknown snapshot.
         assert cli("backup", "--agency", "permits", ok=False).returncode != 0
         assert cli("repo", "init", "--agency", "permits", ok=False).returncode != 0
@@ -101,7 +110,9 @@ def test_no_secret_leaks_anywhere(workspace: Workspace, s3_server: MotoServer, b
     postgres_server.drop_database(database)
     assert sampler.commands_named("pg_dump") and sampler.commands_named("pg_restore")
     restic_verbs = {verb for argv in sampler.commands_named("restic") for verb in argv[1:]}
-    assert {"backup", "restore", "snapshots", "init", "check"} <= restic_verbs, restic_verbs
+    assert {"backup", "restore", "snapshots", "init", "check", "copy"} <= restic_verbs, (
+        restic_verbs)
+    assert list((tmp_path / "kits").glob("*.kit")), "no recovery kit was written"
 
     leaks: list[str] = []
     for what, needle in needles.items():
