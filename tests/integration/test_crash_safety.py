@@ -5,10 +5,10 @@ passes PRAGMA integrity_check, and no run is recorded as good without its snapsh
 
 Two ways to die, alternated at random: the drbackup process alone (its restic child lives on,
 orphaned, as after a daemon crash) or drbackup with its restic children (power cut, OOM kill of
-the service's cgroup). One-shot jobs: backup, restore and the file restore drill
+the service's cgroup). One-shot jobs: backup, forget, prune, restore and the file restore drill
 (`verify --kind files`); and the daemon (`drbackup run`, backing up every 2 s), killed and
 restarted: it must close the interrupted run, unlock, and back up again by itself.
-5 trials in `make test` (2 of the daemon), 50 in `make test-long` (20 of the daemon); the seed is
+5 trials in `make test` (1 of the daemon), 50 in `make test-long` (20 of the daemon); the seed is
 printed, DRBACKUP_CRASH_SEED replays a run."""
 
 from __future__ import annotations
@@ -39,11 +39,11 @@ from tests.support.workspace import Workspace
 
 FAST_TRIALS = 5
 LONG_TRIALS = 50
-FAST_DAEMON = 2  # of which the daemon (`drbackup run`) is killed
+FAST_DAEMON = 1  # of which the daemon (`drbackup run`) is killed
 LONG_DAEMON = 20
 # The verbs that exist as CLI jobs today (forget, prune and copy join when they land); the first
 # trials take each in turn, the rest at random.
-VERBS = ["backup", "drill", "restore"]
+VERBS = ["backup", "forget", "drill", "prune", "restore"]
 
 
 def children_of(pid: int) -> list[int]:
@@ -106,6 +106,8 @@ class CrashLab:
                     "--no-progress", "--target", str(self.scratch / f"restore-{self.counter}")]
         if verb == "drill":
             return [*base, "verify", "--agency", "planning", "--kind", "files"]
+        if verb in ("forget", "prune"):
+            return [*base, verb, "--agency", "planning"]
         raise ValueError(verb)
 
     def change_data(self, rng: random.Random) -> None:
@@ -143,8 +145,14 @@ class CrashLab:
             assert not scratch.exists() or not any(scratch.iterdir()), context
         assert_repository_consistent(self.restic, self.target)
         assert state_integrity(state_db) == "ok", context
+        # forget removes old snapshots on purpose: the newest good backup must be there.
         assert_good_runs_are_real(self.workspace, self.restic, self.target,
-                                  self.data if restore_check else None, self.scratch)
+                                  self.data if restore_check else None, self.scratch,
+                                  newest_only=True)
+        if trial.verb in ("forget", "prune"):
+            # The next forget/prune (exclusive lock) must not wait on the dead one's lock.
+            self.workspace.cli(trial.verb, "--agency", "planning", check=True)
+            assert_repository_consistent(self.restic, self.target)
         assert state_runs(self.workspace)[-1].result == "success", context
 
 
@@ -206,6 +214,8 @@ def crash_trials(workspace: Workspace, server: MotoServer, bucket: str, tmp_path
     workspace.add_s3_store("offsite", server, bucket)
     workspace.add_agency("planning", store="offsite")
     workspace.add_directory_source("planning", "documents", [data])
+    # Keep one snapshot per hour: every forget has work to do, every prune data to drop.
+    workspace.agency("planning")["retention"] = {"keep_within": "1s", "keep_hourly": 1}
     workspace.cli("repo", "init", check=True)
     lab = CrashLab(workspace, server, bucket, data, tmp_path)
 
@@ -219,7 +229,7 @@ def crash_trials(workspace: Workspace, server: MotoServer, bucket: str, tmp_path
     done = []
     for index in range(trials):
         verb = VERBS[index % len(VERBS)] if index < len(VERBS) else rng.choice(VERBS)
-        trial = Trial(verb, rng.uniform(0.05, span[verb] * 1.1),
+        trial = Trial(verb, rng.uniform(0.05, span.get(verb, span["backup"]) * 1.1),
                       rng.choice(["drbackup", "tree"]))
         if verb == "backup":
             lab.change_data(rng)

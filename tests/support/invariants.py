@@ -71,13 +71,14 @@ def assert_repository_consistent(restic: Restic, target: RepoTarget) -> None:
 
 
 def assert_good_runs_are_real(workspace: Workspace, restic: Restic, target: RepoTarget,
-                              data_root: Path | None, scratch: Path) -> int:
+                              data_root: Path | None, scratch: Path, *,
+                              newest_only: bool = False) -> int:
     """Every backup the state calls good names a snapshot in the repository; the newest
     restores identical to `data_root` (unchanged since) when given. Returns how many."""
     snapshots = {s.id for s in restic.snapshots(target)}
     good = [r for r in state_runs(workspace) if r.job == "backup"
             and r.result in ("success", "warning")]
-    for run in good:
+    for run in good[-1:] if newest_only else good:  # newest_only: retention forgets others
         assert run.snapshot_id in snapshots, (
             f"run {run.id} is recorded as {run.result} with snapshot {run.snapshot_id}, "
             "which the repository does not have")
