@@ -20,9 +20,17 @@ Handler = Callable[[CliContext], int]
 
 def _command_modules() -> list[ModuleType]:
     # Explicit wiring (no discovery by name): a verb exists because it is listed here.
-    from drbackup.cli.commands import backup, config_cmd, repo, restore, snapshots, version
+    from drbackup.cli.commands import (
+        backup,
+        config_cmd,
+        metrics,
+        repo,
+        restore,
+        snapshots,
+        version,
+    )
 
-    return [config_cmd, version, repo, backup, snapshots, restore]
+    return [config_cmd, version, repo, backup, snapshots, restore, metrics]
 
 
 class _Parser(argparse.ArgumentParser):

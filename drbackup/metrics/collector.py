@@ -1,0 +1,394 @@
+"""The custom collector: every value comes from the state database (and, in the daemon, from the
+live-status object), so values survive restarts and a scrape never starts restic or reaches S3.
+
+Runs are folded into in-memory aggregates incrementally: each scrape reads only the runs added
+(or finished) since the previous one, by a primary-key range scan. After a restart the first
+scrape folds the whole history once.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from drbackup import __version__
+from drbackup.config.models import Config
+from drbackup.errors import DrBackupError
+from drbackup.metrics.definitions import (
+    BACKUP_RESULTS,
+    DURATION_BUCKETS,
+    FILE_STATES,
+    METRICS,
+)
+from drbackup.metrics.live import LiveView
+from drbackup.state import RunRecord, StateDB
+from drbackup.state.health import StoreHealthRecord, store_health
+
+log = logging.getLogger(__name__)
+
+VERIFY_JOBS = frozenset({"check", "drill", "verify"})
+SUCCESS = frozenset({"success", "warning"})
+FETCH_BATCH = 50_000
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+@dataclass
+class _Backup:
+    results: Counter[str] = field(default_factory=Counter)
+    added_bytes: int = 0
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    duration_sum: float = 0.0
+    first_success: float | None = None
+    last_success: RunRecord | None = None
+    last_success_started: float = float("-inf")
+    failures_since_success: list[float] = field(default_factory=list)
+    last_attempt: float | None = None
+    dump: tuple[float, float | None, float | None] | None = None  # finished, bytes, seconds
+
+    def fold(self, run: RunRecord) -> None:
+        self.results[run.result] += 1
+        self.last_attempt = max(self.last_attempt or run.started_at, run.started_at)
+        finished = run.finished_at or run.started_at
+        if run.result in SUCCESS:
+            self.added_bytes += run.bytes_added or 0
+            seconds = max(0.0, finished - run.started_at)
+            self.buckets[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
+            self.duration_sum += seconds
+            if self.first_success is None or finished < self.first_success:
+                self.first_success = finished
+            last = self.last_success
+            if last is None or finished >= (last.finished_at or last.started_at):
+                self.last_success = run
+            if run.started_at > self.last_success_started:
+                self.last_success_started = run.started_at
+                self.failures_since_success = [
+                    t for t in self.failures_since_success if t > run.started_at]
+            dump_bytes = _number(run.details.get("dump_bytes"))
+            if dump_bytes is not None and (self.dump is None or finished >= self.dump[0]):
+                self.dump = (finished, dump_bytes, _number(run.details.get("dump_seconds")))
+        elif run.result == "failed" and run.started_at > self.last_success_started:
+            self.failures_since_success.append(run.started_at)
+
+
+@dataclass
+class _Verify:
+    results: Counter[str] = field(default_factory=Counter)
+    last_success: float | None = None
+    last_failure: float | None = None
+
+
+@dataclass
+class _Aggregates:
+    backups: dict[tuple[str, str], _Backup] = field(default_factory=dict)
+    last_result: dict[tuple[str, str, str], tuple[float, str]] = field(default_factory=dict)
+    verify: dict[tuple[str, str], _Verify] = field(default_factory=dict)
+    drills: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    replication: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    repo_stats: dict[tuple[str, str], tuple[float, float | None, float | None]] = field(
+        default_factory=dict)
+
+    def fold(self, run: RunRecord) -> None:
+        finished = run.finished_at or run.started_at
+        key = (run.agency, run.source or "", run.job)
+        previous = self.last_result.get(key)
+        if previous is None or run.started_at >= previous[0]:
+            self.last_result[key] = (run.started_at, run.result)
+        if run.job == "backup" and run.source:
+            self.backups.setdefault((run.agency, run.source), _Backup()).fold(run)
+        kind_detail = run.details.get("kind")
+        if run.job in VERIFY_JOBS:
+            kind = kind_detail if isinstance(kind_detail, str) and kind_detail else run.job
+            verify = self.verify.setdefault((run.agency, kind), _Verify())
+            verify.results[run.result] += 1
+            if run.result in SUCCESS:
+                verify.last_success = max(verify.last_success or finished, finished)
+            elif run.result == "failed":
+                verify.last_failure = max(verify.last_failure or finished, finished)
+            if (run.job == "drill" or kind == "drill") and run.result in SUCCESS:
+                seconds = max(0.0, finished - run.started_at)
+                estimate = _number(run.details.get("rto_estimate_seconds"))
+                drill = self.drills.get(run.agency)
+                if drill is None or finished >= drill[0]:
+                    self.drills[run.agency] = (finished, seconds,
+                                               seconds if estimate is None else estimate)
+        if run.job == "replicate" and run.result in SUCCESS:
+            replica = run.details.get("replica")
+            name = replica if isinstance(replica, str) and replica else run.store
+            if name:
+                last = self.replication.get((run.agency, name))
+                if last is None or run.started_at >= last[0]:
+                    self.replication[(run.agency, name)] = (run.started_at, finished)
+        size = _number(run.details.get("repository_size_bytes"))
+        count = _number(run.details.get("snapshots", run.details.get("snapshots_count")))
+        if run.store and run.result in SUCCESS and (size is not None or count is not None):
+            stats_key = (run.agency, run.store)
+            last_stats = self.repo_stats.get(stats_key)
+            if last_stats is None or finished >= last_stats[0]:
+                self.repo_stats[stats_key] = (finished, count, size)
+
+
+class StateCollector(Collector):
+    """Builds every drbackup_* family from config + state (+ live view) at scrape time."""
+
+    def __init__(self, config: Config, state: StateDB, live: LiveView | None = None, *,
+                 clock: Callable[[], float] = time.time):
+        self.config = config
+        self.state = state
+        self.live = live
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._agg = _Aggregates()
+        self._low = 0  # every run with an id <= _low is folded
+        self._seen: set[int] = set()  # folded runs above _low
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # names are not checked at registration; collect() stays lazy
+
+    # -- reading state -----------------------------------------------------------------------
+
+    def _refresh(self) -> list[RunRecord]:
+        """Fold runs finished since the last scrape; returns the runs still running."""
+        running: list[RunRecord] = []
+        after = top = self._low
+        new_low: int | None = None
+        while True:
+            batch = self.state.runs_after(after, limit=FETCH_BATCH)
+            for run in batch:
+                top = max(top, run.id)
+                if run.result == "running":
+                    running.append(run)
+                    if new_low is None:
+                        new_low = run.id - 1
+                elif run.id not in self._seen:
+                    self._agg.fold(run)
+                    self._seen.add(run.id)
+            if len(batch) < FETCH_BATCH:
+                break
+            after = batch[-1].id
+        self._low = new_low if new_low is not None else top
+        self._seen = {run_id for run_id in self._seen if run_id > self._low}
+        return running
+
+    # -- building families -------------------------------------------------------------------
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            families = self._families()
+        yield from families
+
+    def _families(self) -> list[Metric]:
+        now = self.clock()
+        fams: dict[str, Metric] = {}
+
+        def fam(name: str) -> Metric:
+            if name not in fams:
+                spec = METRICS[name]
+                if spec.type == "counter":
+                    fams[name] = CounterMetricFamily(name, spec.help, labels=spec.labels)
+                elif spec.type == "histogram":
+                    fams[name] = HistogramMetricFamily(name, spec.help, labels=spec.labels)
+                else:
+                    fams[name] = GaugeMetricFamily(name, spec.help, labels=spec.labels)
+            return fams[name]
+
+        def gauge(name: str, labels: tuple[str, ...], value: float | None) -> None:
+            if value is not None:
+                fam(name).add_metric(list(labels), value)  # type: ignore[attr-defined]
+
+        gauge("drbackup_build_info", (__version__,), 1)
+        for agency in self.config.agencies:
+            gauge("drbackup_rpo_target_seconds", (agency.id,), agency.rpo.total_seconds())
+            gauge("drbackup_rto_target_seconds", (agency.id,), agency.rto.total_seconds())
+            gauge("drbackup_verify_max_age_seconds", (agency.id,),
+                  agency.verify_max_age.total_seconds())
+        running: list[RunRecord] | None
+        try:
+            running = self._refresh()
+            health = store_health(self.state)
+        except DrBackupError as exc:
+            log.warning("metrics: cannot read the state database: %s", exc.one_line())
+            running, health = None, {}
+        gauge("drbackup_state_up", (), 0 if running is None else 1)
+        if running is not None:
+            self._from_state(gauge, fam, running, health, now)
+        self._from_live(gauge, running)
+        self._host(gauge)
+        return list(fams.values())
+
+    def _from_state(self, gauge: Callable[[str, tuple[str, ...], float | None], None],
+                    fam: Callable[[str], Metric], running: list[RunRecord],
+                    health: dict[str, StoreHealthRecord], now: float) -> None:
+        agg = self._agg
+        running_starts: dict[tuple[str, str], float] = {}
+        for run in running:
+            if run.job == "backup" and run.source:
+                key = (run.agency, run.source)
+                running_starts[key] = max(running_starts.get(key, 0.0), run.started_at)
+        stores: set[str] = set()
+        for agency in self.config.agencies:
+            stores.update([agency.store, *agency.replicas])
+            newest: float | None = None
+            first: float | None = None
+            for source in agency.sources:
+                key = (agency.id, source.id)
+                labels = key
+                b = agg.backups.get(key) or _Backup()
+                last = b.last_success
+                if last is not None:
+                    finished = last.finished_at or last.started_at
+                    newest = max(newest or finished, finished)
+                    gauge("drbackup_backup_last_success_timestamp_seconds", labels, finished)
+                    gauge("drbackup_backup_processed_bytes", labels,
+                          _number(last.bytes_processed))
+                    for state, value in zip(FILE_STATES, (
+                            last.files_new, last.files_changed, last.files_unmodified,
+                            last.files_unreadable), strict=True):
+                        gauge("drbackup_backup_files", (*labels, state),
+                              float(value or 0))
+                if b.first_success is not None:
+                    first = min(first or b.first_success, b.first_success)
+                    gauge("drbackup_backup_first_success_timestamp_seconds", labels,
+                          b.first_success)
+                attempt = max(b.last_attempt or 0.0, running_starts.get(key, 0.0))
+                gauge("drbackup_backup_last_attempt_timestamp_seconds", labels,
+                      attempt or None)
+                for result in sorted({*BACKUP_RESULTS, *b.results}):
+                    fam("drbackup_backup_runs_total").add_metric(  # type: ignore[attr-defined]
+                        [*labels, result], float(b.results.get(result, 0)))
+                gauge("drbackup_backup_consecutive_failures", labels,
+                      float(len(b.failures_since_success)))
+                fam("drbackup_backup_added_bytes_total").add_metric(  # type: ignore[attr-defined]
+                    list(labels), float(b.added_bytes))
+                cumulative, buckets = 0, []
+                for bound, count in zip((*DURATION_BUCKETS, float("inf")), b.buckets,
+                                        strict=True):
+                    cumulative += count
+                    buckets.append(("+Inf" if bound == float("inf") else repr(bound),
+                                    float(cumulative)))
+                fam("drbackup_backup_duration_seconds").add_metric(  # type: ignore[attr-defined]
+                    list(labels), buckets, b.duration_sum)
+                if b.dump is not None:
+                    gauge("drbackup_dump_size_bytes", labels, b.dump[1])
+                    gauge("drbackup_dump_duration_seconds", labels, b.dump[2])
+            sources = {"", *(s.id for s in agency.sources)}
+            for (agency_id, source_id, kind), (_, result) in sorted(agg.last_result.items()):
+                if agency_id != agency.id or source_id not in sources:
+                    continue
+                for candidate in sorted({*BACKUP_RESULTS, result}):
+                    gauge("drbackup_last_run_result", (agency_id, source_id, kind, candidate),
+                          1.0 if candidate == result else 0.0)
+            for (agency_id, kind), verify in sorted(agg.verify.items()):
+                if agency_id != agency.id:
+                    continue
+                gauge("drbackup_verify_last_success_timestamp_seconds", (agency_id, kind),
+                      verify.last_success)
+                gauge("drbackup_verify_last_failure_timestamp_seconds", (agency_id, kind),
+                      verify.last_failure)
+                for result in sorted({*BACKUP_RESULTS, *verify.results}):
+                    fam("drbackup_verify_runs_total").add_metric(  # type: ignore[attr-defined]
+                        [agency_id, kind, result], float(verify.results.get(result, 0)))
+            drill = agg.drills.get(agency.id)
+            if drill is not None:
+                gauge("drbackup_restore_drill_duration_seconds", (agency.id,), drill[1])
+                gauge("drbackup_rto_estimate_seconds", (agency.id,), drill[2])
+            for replica in agency.replicas:
+                replicated = agg.replication.get((agency.id, replica))
+                if replicated is not None:
+                    gauge("drbackup_replication_last_success_timestamp_seconds",
+                          (agency.id, replica), replicated[1])
+                if newest is None:
+                    continue
+                lag = now - (first or newest) if replicated is None else newest - replicated[0]
+                gauge("drbackup_replication_lag_seconds", (agency.id, replica), max(0.0, lag))
+            for store in (agency.store, *agency.replicas):
+                stats = agg.repo_stats.get((agency.id, store))
+                if stats is not None:
+                    gauge("drbackup_snapshots", (agency.id, store), stats[1])
+                    gauge("drbackup_repository_size_bytes", (agency.id, store), stats[2])
+        stores.update(self.config.stores)
+        for name in sorted(stores):
+            record = health.get(name)
+            if record is None:
+                continue
+            gauge("drbackup_store_up", (name,), 1.0 if record.up else 0.0)
+            gauge("drbackup_store_latency_seconds", (name,),
+                  record.latency_seconds if record.up else None)
+            gauge("drbackup_store_last_check_timestamp_seconds", (name,), record.checked_at)
+
+    def _configured_sources(self) -> set[tuple[str, str]]:
+        return {(a.id, s.id) for a in self.config.agencies for s in a.sources}
+
+    def _from_live(self, gauge: Callable[[str, tuple[str, ...], float | None], None],
+                   running: list[RunRecord] | None) -> None:
+        live = self.live
+        if live is None:
+            if running is not None:
+                gauge("drbackup_jobs_running", (), float(len(running)))
+            return
+        configured = self._configured_sources()
+        try:
+            gauge("drbackup_jobs_running", (), float(live.jobs_running()))
+            gauge("drbackup_jobs_queued", (), float(live.jobs_queued()))
+            per_source: list[tuple[str, dict[tuple[str, str], float]]] = [
+                ("drbackup_pending_changes",
+                 {k: float(v) for k, v in live.pending_changes().items()}),
+                ("drbackup_watch_overflows_total",
+                 {k: float(v) for k, v in live.watch_overflows().items()}),
+                ("drbackup_next_run_timestamp_seconds", dict(live.next_runs())),
+            ]
+        except Exception:
+            log.exception("metrics: the daemon's live status failed")
+            return
+        for name, values in per_source:
+            for key in sorted(configured):
+                if name != "drbackup_next_run_timestamp_seconds" or key in values:
+                    gauge(name, key, values.get(key, 0.0))
+
+    def _host(self, gauge: Callable[[str, tuple[str, ...], float | None], None]) -> None:
+        daemon = self.config.daemon
+        db = self.state.path
+        size = 0
+        for path in (db, db.with_name(db.name + "-wal")):
+            try:
+                size += path.stat().st_size
+            except OSError:
+                continue
+        gauge("drbackup_state_db_size_bytes", (), float(size))
+        for kind, directory in (("state", daemon.state_dir), ("cache", daemon.cache_dir)):
+            existing = _existing(directory)
+            if existing is None:
+                continue
+            try:
+                fs = os.statvfs(existing)
+            except OSError:
+                continue
+            gauge("drbackup_filesystem_avail_bytes", (kind,), float(fs.f_bavail * fs.f_frsize))
+            gauge("drbackup_filesystem_size_bytes", (kind,), float(fs.f_blocks * fs.f_frsize))
+
+
+def _existing(path: Path) -> Path | None:
+    """The directory, or its nearest existing parent (the cache may not exist yet)."""
+    for candidate in (path, *path.parents):
+        if candidate.is_dir():
+            return candidate
+    return None
