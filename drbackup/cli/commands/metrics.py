@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from prometheus_client import generate_latest
 
 from drbackup.cli.context import CliContext
 from drbackup.errors import DrBackupError, ExitCode
-from drbackup.metrics.server import build_registry
+from drbackup.metrics.server import build_registry, serve_metrics
 
 
 def register(commands: Any) -> None:
@@ -24,10 +26,30 @@ def register(commands: Any) -> None:
         "--output", metavar="FILE",
         help="write to FILE atomically (e.g. node-exporter's textfile directory, *.prom) "
              "instead of standard output")
+    parser.add_argument(
+        "--serve", action="store_true",
+        help="instead of printing once, serve /metrics on daemon.metrics_listen until stopped "
+             "(a standalone exporter for hosts that run backups from cron, without the daemon)")
     parser.set_defaults(handler=print_metrics)
 
 
+def serve_until_stopped(ctx: CliContext) -> int:
+    server = serve_metrics(ctx.config, ctx.runtime.state, None)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    print(f"serving {server.url}", flush=True)
+    try:
+        while not stop.wait(3600):
+            pass
+    finally:
+        server.stop()
+    return 0
+
+
 def print_metrics(ctx: CliContext) -> int:
+    if ctx.args.serve:
+        return serve_until_stopped(ctx)
     registry, _ = build_registry(ctx.config, ctx.runtime.state, None, process_metrics=False)
     body = generate_latest(registry)
     if not ctx.args.output:
