@@ -3,11 +3,13 @@ folded incrementally, restricted to configured agencies and sources."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from drbackup import __version__
 from drbackup.config.models import Config
 from drbackup.metrics.collector import StateCollector
 from drbackup.metrics.definitions import METRICS
@@ -58,9 +60,9 @@ def run(state: StateDB, job: str, result: str, start: float, seconds: float = 10
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> StateDB:
+def state(tmp_path: Path) -> Iterator[StateDB]:
     db = StateDB(tmp_path / "state" / "state.db")
-    yield db  # type: ignore[misc]
+    yield db
     db.close()
 
 
@@ -181,7 +183,8 @@ def test_verification_replication_and_repository_figures(tmp_path: Path,
     assert value(found, "drbackup_replication_last_success_timestamp_seconds",
                  agency="planning", replica="archive") == NOW - 2980
     assert value(found, "drbackup_snapshots", agency="planning", store="local") == 12
-    assert value(found, "drbackup_repository_size_bytes", agency="planning", store="local") == 123456
+    assert value(found, "drbackup_repository_size_bytes",
+                 agency="planning", store="local") == 123456
     assert value(found, "drbackup_store_up", store="archive") == 0
     assert value(found, "drbackup_store_up", store="local") == 1
     assert value(found, "drbackup_store_latency_seconds", store="local") == 0.25
@@ -254,7 +257,7 @@ def test_unreadable_state_reports_state_down(tmp_path: Path, state: StateDB) -> 
     state.close()
     found = samples(collector)
     assert value(found, "drbackup_state_up") == 0
-    assert value(found, "drbackup_build_info", version=__import__("drbackup").__version__) == 1
+    assert value(found, "drbackup_build_info", version=__version__) == 1
     assert value(found, "drbackup_rpo_target_seconds", agency="planning") == 3600
 
 

@@ -27,16 +27,32 @@ def test_definitions_follow_the_naming_rules() -> None:
 
 
 def test_issue_metric_set_is_present() -> None:
-    required = """drbackup_build_info drbackup_backup_last_success_timestamp_seconds
-    drbackup_backup_last_attempt_timestamp_seconds drbackup_backup_runs_total
-    drbackup_backup_duration_seconds drbackup_backup_added_bytes_total
-    drbackup_backup_processed_bytes drbackup_backup_files drbackup_snapshots
-    drbackup_repository_size_bytes drbackup_store_up drbackup_store_latency_seconds
-    drbackup_replication_lag_seconds drbackup_verify_last_success_timestamp_seconds
-    drbackup_verify_runs_total drbackup_restore_drill_duration_seconds
-    drbackup_rto_estimate_seconds drbackup_rpo_target_seconds drbackup_rto_target_seconds
-    drbackup_watch_overflows_total drbackup_pending_changes drbackup_jobs_running
-    drbackup_jobs_queued drbackup_dump_size_bytes""".split()
+    required = [
+        "drbackup_build_info",
+        "drbackup_backup_last_success_timestamp_seconds",
+        "drbackup_backup_last_attempt_timestamp_seconds",
+        "drbackup_backup_runs_total",
+        "drbackup_backup_duration_seconds",
+        "drbackup_backup_added_bytes_total",
+        "drbackup_backup_processed_bytes",
+        "drbackup_backup_files",
+        "drbackup_snapshots",
+        "drbackup_repository_size_bytes",
+        "drbackup_store_up",
+        "drbackup_store_latency_seconds",
+        "drbackup_replication_lag_seconds",
+        "drbackup_verify_last_success_timestamp_seconds",
+        "drbackup_verify_runs_total",
+        "drbackup_restore_drill_duration_seconds",
+        "drbackup_rto_estimate_seconds",
+        "drbackup_rpo_target_seconds",
+        "drbackup_rto_target_seconds",
+        "drbackup_watch_overflows_total",
+        "drbackup_pending_changes",
+        "drbackup_jobs_running",
+        "drbackup_jobs_queued",
+        "drbackup_dump_size_bytes",
+    ]
     assert [name for name in required if name not in METRICS] == []
     assert METRICS["drbackup_backup_duration_seconds"].type == "histogram"
     assert METRICS["drbackup_backup_files"].labels == ("agency", "source", "state")
