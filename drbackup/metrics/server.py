@@ -69,6 +69,11 @@ class _Server(ThreadingHTTPServer):
     expected_auth: bytes | None
     tls: ssl.SSLContext | None
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A failed TLS handshake or a dropped connection is the client's problem: log it
+        # quietly instead of printing a traceback to stderr.
+        log.debug("metrics: request from %s failed", client_address, exc_info=True)
+
     def authorized(self, header: str | None) -> bool:
         if self.expected_auth is None:
             return True
