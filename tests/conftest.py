@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from drbackup.engine import Restic, ResticSettings
+from tests.support.prometheus import PrometheusServer
 from tests.support.servers import MotoServer
 from tests.support.workspace import Workspace
 
@@ -53,3 +54,13 @@ def workspace(tmp_path: Path, restic_binary: str) -> Workspace:
     ws = Workspace(tmp_path / "ws")
     ws.config["daemon"]["restic"] = restic_binary
     return ws
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[PrometheusServer]:
+    """A real Prometheus, not yet started: the test calls .start(targets, rule_files)."""
+    if PrometheusServer.binary() is None:
+        pytest.fail("prometheus is not installed (Debian package 'prometheus'): run 'make setup'")
+    server = PrometheusServer(tmp_path / "prometheus")
+    yield server
+    server.stop()
