@@ -9,6 +9,7 @@ scrape folds the whole history once.
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import os
 import threading
@@ -18,12 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from drbackup import __version__
@@ -43,6 +39,7 @@ log = logging.getLogger(__name__)
 
 VERIFY_JOBS = frozenset({"check", "drill", "verify"})
 SUCCESS = frozenset({"success", "warning"})
+_BUCKET_LABELS = (*(repr(b) for b in DURATION_BUCKETS), "+Inf")
 FETCH_BATCH = 50_000
 
 
@@ -147,6 +144,86 @@ class _Aggregates:
                 self.repo_stats[stats_key] = (finished, count, size)
 
 
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _label_text(names: tuple[str, ...], values: tuple[str, ...],
+                extra: tuple[str, str] | None) -> str:
+    """'{a="x",b="y"}' (cached: the label sets of a fleet barely change between scrapes)."""
+    pairs = [f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True)]
+    if extra is not None:
+        pairs.append(f'{extra[0]}="{extra[1]}"')
+    return "{" + ",".join(pairs) + "}" if pairs else ""
+
+
+def _format(value: float) -> str:
+    if value != value:  # NaN
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+class Samples:
+    """The values of one scrape, by family, rendered straight to the text format (much
+    faster than prometheus_client's generic encoder for thousands of series)."""
+
+    def __init__(self) -> None:
+        # family -> [(sample suffix, label values, extra (name, value) label or None, value)]
+        self.families: dict[str, list[tuple[str, tuple[str, ...], tuple[str, str] | None,
+                                            float]]] = {}
+
+    def add(self, name: str, labels: tuple[str, ...], value: float | None) -> None:
+        if value is not None:
+            self.families.setdefault(name, []).append(("", labels, None, float(value)))
+
+    def histogram(self, name: str, labels: tuple[str, ...], buckets: list[int],
+                  total: float) -> None:
+        rows = self.families.setdefault(name, [])
+        cumulative = 0
+        for bound, count in zip(_BUCKET_LABELS, buckets, strict=True):
+            cumulative += count
+            rows.append(("_bucket", labels, ("le", bound), float(cumulative)))
+        rows.append(("_sum", labels, None, total))
+        rows.append(("_count", labels, None, float(cumulative)))
+
+    def value(self, name: str, *labels: str) -> float | None:
+        """One plain sample's value (tests, benchmarks)."""
+        for suffix, values, extra, value in self.families.get(name, []):
+            if not suffix and extra is None and values == labels:
+                return value
+        return None
+
+    def render(self) -> str:
+        lines: list[str] = []
+        for name, rows in self.families.items():
+            spec = METRICS[name]
+            help_text = spec.help.replace("\\", "\\\\").replace("\n", "\\n")
+            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# TYPE {name} {spec.type}")
+            names = spec.labels
+            for suffix, values, extra, value in rows:
+                lines.append(f"{name}{suffix}{_label_text(names, values, extra)} "
+                             f"{_format(value)}")
+        return "\n".join(lines) + "\n" if lines else ""
+
+    def to_metrics(self) -> list[Metric]:
+        metrics = []
+        for name, rows in self.families.items():
+            spec = METRICS[name]
+            metric = Metric(name.removesuffix("_total") if spec.type == "counter" else name,
+                            spec.help, spec.type)
+            for suffix, values, extra, value in rows:
+                labels = dict(zip(spec.labels, values, strict=True))
+                if extra is not None:
+                    labels[extra[0]] = extra[1]
+                metric.add_sample(name + suffix, labels, value)
+            metrics.append(metric)
+        return metrics
+
+
 class StateCollector(Collector):
     """Builds every drbackup_* family from config + state (+ live view) at scrape time."""
 
@@ -192,29 +269,21 @@ class StateCollector(Collector):
     # -- building families -------------------------------------------------------------------
 
     def collect(self) -> Iterator[Metric]:
+        """prometheus_client's view (for registries); render() is the fast path."""
+        yield from self.samples().to_metrics()
+
+    def render(self) -> str:
+        """The text exposition (format 0.0.4) of every drbackup_* family."""
+        return self.samples().render()
+
+    def samples(self) -> Samples:
         with self._lock:
-            families = self._families()
-        yield from families
+            return self._build()
 
-    def _families(self) -> list[Metric]:
+    def _build(self) -> Samples:
         now = self.clock()
-        fams: dict[str, Metric] = {}
-
-        def fam(name: str) -> Metric:
-            if name not in fams:
-                spec = METRICS[name]
-                if spec.type == "counter":
-                    fams[name] = CounterMetricFamily(name, spec.help, labels=spec.labels)
-                elif spec.type == "histogram":
-                    fams[name] = HistogramMetricFamily(name, spec.help, labels=spec.labels)
-                else:
-                    fams[name] = GaugeMetricFamily(name, spec.help, labels=spec.labels)
-            return fams[name]
-
-        def gauge(name: str, labels: tuple[str, ...], value: float | None) -> None:
-            if value is not None:
-                fam(name).add_metric(list(labels), value)  # type: ignore[attr-defined]
-
+        out = Samples()
+        gauge = out.add
         gauge("drbackup_build_info", (__version__,), 1)
         for agency in self.config.agencies:
             gauge("drbackup_rpo_target_seconds", (agency.id,), agency.rpo.total_seconds())
@@ -230,15 +299,21 @@ class StateCollector(Collector):
             running, health = None, {}
         gauge("drbackup_state_up", (), 0 if running is None else 1)
         if running is not None:
-            self._from_state(gauge, fam, running, health, now)
+            self._from_state(out, running, health, now)
         self._from_live(gauge, running)
         self._host(gauge)
-        return list(fams.values())
+        return out
 
-    def _from_state(self, gauge: Callable[[str, tuple[str, ...], float | None], None],
-                    fam: Callable[[str], Metric], running: list[RunRecord],
+    def _from_state(self, out: Samples, running: list[RunRecord],
                     health: dict[str, StoreHealthRecord], now: float) -> None:
         agg = self._agg
+        gauge = out.add
+        last_results: dict[str, list[tuple[tuple[str, str, str], tuple[float, str]]]] = {}
+        for item in sorted(agg.last_result.items()):
+            last_results.setdefault(item[0][0], []).append(item)
+        verifies: dict[str, list[tuple[tuple[str, str], _Verify]]] = {}
+        for verify_item in sorted(agg.verify.items()):
+            verifies.setdefault(verify_item[0][0], []).append(verify_item)
         running_starts: dict[tuple[str, str], float] = {}
         for run in running:
             if run.job == "backup" and run.source:
@@ -273,40 +348,29 @@ class StateCollector(Collector):
                 gauge("drbackup_backup_last_attempt_timestamp_seconds", labels,
                       attempt or None)
                 for result in sorted({*BACKUP_RESULTS, *b.results}):
-                    fam("drbackup_backup_runs_total").add_metric(  # type: ignore[attr-defined]
-                        [*labels, result], float(b.results.get(result, 0)))
+                    gauge("drbackup_backup_runs_total", (*labels, result),
+                          float(b.results.get(result, 0)))
                 gauge("drbackup_backup_consecutive_failures", labels,
                       float(len(b.failures_since_success)))
-                fam("drbackup_backup_added_bytes_total").add_metric(  # type: ignore[attr-defined]
-                    list(labels), float(b.added_bytes))
-                cumulative, buckets = 0, []
-                for bound, count in zip((*DURATION_BUCKETS, float("inf")), b.buckets,
-                                        strict=True):
-                    cumulative += count
-                    buckets.append(("+Inf" if bound == float("inf") else repr(bound),
-                                    float(cumulative)))
-                fam("drbackup_backup_duration_seconds").add_metric(  # type: ignore[attr-defined]
-                    list(labels), buckets, b.duration_sum)
+                gauge("drbackup_backup_added_bytes_total", labels, float(b.added_bytes))
+                out.histogram("drbackup_backup_duration_seconds", labels, b.buckets,
+                              b.duration_sum)
                 if b.dump is not None:
                     gauge("drbackup_dump_size_bytes", labels, b.dump[1])
                     gauge("drbackup_dump_duration_seconds", labels, b.dump[2])
             sources = {"", *(s.id for s in agency.sources)}
-            for (agency_id, source_id, kind), (_, result) in sorted(agg.last_result.items()):
-                if agency_id != agency.id or source_id not in sources:
+            for (agency_id, source_id, kind), (_, result) in last_results.get(agency.id, []):
+                if source_id not in sources:
                     continue
-                for candidate in sorted({*BACKUP_RESULTS, result}):
-                    gauge("drbackup_last_run_result", (agency_id, source_id, kind, candidate),
-                          1.0 if candidate == result else 0.0)
-            for (agency_id, kind), verify in sorted(agg.verify.items()):
-                if agency_id != agency.id:
-                    continue
+                gauge("drbackup_last_run_result", (agency_id, source_id, kind, result), 1.0)
+            for (agency_id, kind), verify in verifies.get(agency.id, []):
                 gauge("drbackup_verify_last_success_timestamp_seconds", (agency_id, kind),
                       verify.last_success)
                 gauge("drbackup_verify_last_failure_timestamp_seconds", (agency_id, kind),
                       verify.last_failure)
                 for result in sorted({*BACKUP_RESULTS, *verify.results}):
-                    fam("drbackup_verify_runs_total").add_metric(  # type: ignore[attr-defined]
-                        [agency_id, kind, result], float(verify.results.get(result, 0)))
+                    gauge("drbackup_verify_runs_total", (agency_id, kind, result),
+                          float(verify.results.get(result, 0)))
             drill = agg.drills.get(agency.id)
             if drill is not None:
                 gauge("drbackup_restore_drill_duration_seconds", (agency.id,), drill[1])

@@ -17,8 +17,7 @@ from typing import Literal
 MetricType = Literal["gauge", "counter", "histogram"]
 ALLOWED_LABELS = frozenset({"agency", "source", "store", "replica", "kind", "result", "state"})
 # Seconds: a backup of a small source takes seconds, a large first backup hours.
-DURATION_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
-                    14400.0, 28800.0, 86400.0)
+DURATION_BUCKETS = (10.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 10800.0, 43200.0)
 BACKUP_RESULTS = ("success", "warning", "failed", "interrupted")
 FILE_STATES = ("new", "changed", "unmodified", "unreadable")
 
@@ -68,8 +67,9 @@ METRICS: dict[str, MetricDef] = {m.name: m for m in [
        "Files seen by the last successful backup, by state (new, changed, unmodified, "
        "unreadable).", "state"),
     _m("drbackup_last_run_result", "gauge", (*AS, "kind", "result"),
-       "1 for the result of the last finished run of each job kind (backup, replicate, check, "
-       "drill, forget, prune, ...) per agency and source, 0 for the other results.", "state"),
+       "1, labelled with the result of the last finished run of each job kind (backup, "
+       "replicate, check, drill, forget, prune, ...) per agency and source (source is empty "
+       "for agency-wide jobs).", "state"),
     _m("drbackup_dump_size_bytes", "gauge", AS,
        "Size of the database dump streamed by the last successful backup of a database source.",
        "state"),

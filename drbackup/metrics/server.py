@@ -16,8 +16,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
-from prometheus_client.exposition import choose_encoder
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 
 from drbackup.config.models import Config
 from drbackup.errors import ConfigError
@@ -42,6 +47,8 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 def build_registry(config: Config, state: StateDB, live: LiveView | None = None, *,
                    process_metrics: bool = True) -> tuple[CollectorRegistry, StateCollector]:
+    """A prometheus_client registry holding the drbackup collector (and process metrics), for
+    callers that want the generic API; the endpoint itself uses `exposition()`."""
     registry = CollectorRegistry(auto_describe=False)
     collector = StateCollector(config, state, live)
     registry.register(collector)
@@ -49,6 +56,21 @@ def build_registry(config: Config, state: StateDB, live: LiveView | None = None,
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
     return registry, collector
+
+
+def _process_registry() -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
+
+
+def exposition(collector: StateCollector, extra: CollectorRegistry | None = None) -> bytes:
+    """The text exposition: drbackup's families (fast path) plus any extra registry."""
+    body = collector.render().encode()
+    if extra is not None:
+        body += generate_latest(extra)
+    return body
 
 
 def _read_secret(path: Path, what: str) -> str:
@@ -65,7 +87,8 @@ def _digest(user: str, password: str) -> bytes:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    registry: CollectorRegistry
+    collector: StateCollector
+    process: CollectorRegistry
     expected_auth: bytes | None
     tls: ssl.SSLContext | None
 
@@ -118,9 +141,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         path = urlsplit(self.path).path
         if path == "/metrics":
-            encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+            content_type = CONTENT_TYPE_LATEST
             try:
-                body = encoder(self.server.registry)
+                body = exposition(self.server.collector, self.server.process)
                 status = 200
             except Exception:
                 log.exception("metrics: building the exposition failed")
@@ -203,7 +226,7 @@ def serve_metrics(config: Config, state: StateDB, live: LiveView | None = None
                 f"the metrics basic-auth password file {daemon.metrics_basic_auth_password_file}"
                 " is empty", "write the password Prometheus sends into it")
         expected = _digest(daemon.metrics_basic_auth_user, password)
-    registry, collector = build_registry(config, state, live)
+    collector = StateCollector(config, state, live)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
 
     class _Bound(_Server):
@@ -215,7 +238,8 @@ def serve_metrics(config: Config, state: StateDB, live: LiveView | None = None
         raise ConfigError(f"cannot serve metrics on {daemon.metrics_listen}: {exc.strerror}",
                           "pick a free port in daemon.metrics_listen (0 = any free port) or "
                           "stop what listens there") from None
-    server.registry = registry
+    server.collector = collector
+    server.process = _process_registry()
     server.expected_auth = expected
     server.tls = tls
     log.info("serving metrics on %s://%s/metrics", "https" if tls else "http",

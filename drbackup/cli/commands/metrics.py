@@ -12,11 +12,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import generate_latest
-
 from drbackup.cli.context import CliContext
 from drbackup.errors import DrBackupError, ExitCode
-from drbackup.metrics.server import build_registry, serve_metrics
+from drbackup.metrics.collector import StateCollector
+from drbackup.metrics.server import exposition, serve_metrics
 
 
 def register(commands: Any) -> None:
@@ -50,8 +49,7 @@ def serve_until_stopped(ctx: CliContext) -> int:
 def print_metrics(ctx: CliContext) -> int:
     if ctx.args.serve:
         return serve_until_stopped(ctx)
-    registry, _ = build_registry(ctx.config, ctx.runtime.state, None, process_metrics=False)
-    body = generate_latest(registry)
+    body = exposition(StateCollector(ctx.config, ctx.runtime.state, None))
     if not ctx.args.output:
         sys.stdout.buffer.write(body)
         sys.stdout.flush()
