@@ -224,6 +224,14 @@ class Samples:
         return metrics
 
 
+@dataclass
+class _Sections:
+    head: Samples  # build info, objectives, state_up
+    state: Samples | None  # state-derived families; None when unreadable or unchanged
+    tail: Samples  # replication lag (clock-dependent), live view, host
+    state_ok: bool
+
+
 class StateCollector(Collector):
     """Builds every drbackup_* family from config + state (+ live view) at scrape time."""
 
@@ -237,6 +245,10 @@ class StateCollector(Collector):
         self._agg = _Aggregates()
         self._low = 0  # every run with an id <= _low is folded
         self._seen: set[int] = set()  # folded runs above _low
+        self._folded = 0
+        self._state_key: object = None
+        self._cached_key: object = ()
+        self._cached_text = ""
 
     def describe(self) -> Iterable[Metric]:
         return []  # names are not checked at registration; collect() stays lazy
@@ -259,6 +271,7 @@ class StateCollector(Collector):
                 elif run.id not in self._seen:
                     self._agg.fold(run)
                     self._seen.add(run.id)
+                    self._folded += 1
             if len(batch) < FETCH_BATCH:
                 break
             after = batch[-1].id
@@ -273,17 +286,30 @@ class StateCollector(Collector):
         yield from self.samples().to_metrics()
 
     def render(self) -> str:
-        """The text exposition (format 0.0.4) of every drbackup_* family."""
-        return self.samples().render()
+        """The text exposition (format 0.0.4) of every drbackup_* family. The state-derived
+        families are re-rendered only when state changed since the previous scrape."""
+        with self._lock:
+            parts = self._sections(reuse=True)
+            if parts.state is not None:
+                self._cached_text = parts.state.render()
+                self._cached_key = self._state_key
+            state_text = self._cached_text if parts.state_ok else ""
+            return "".join([parts.head.render(), state_text, parts.tail.render()])
 
     def samples(self) -> Samples:
+        """Every family of one scrape as data (uncached)."""
         with self._lock:
-            return self._build()
+            parts = self._sections(reuse=False)
+            merged = Samples()
+            for section in (parts.head, parts.state, parts.tail):
+                if section is not None:
+                    merged.families.update(section.families)
+            return merged
 
-    def _build(self) -> Samples:
+    def _sections(self, *, reuse: bool) -> _Sections:
         now = self.clock()
-        out = Samples()
-        gauge = out.add
+        head, tail = Samples(), Samples()
+        gauge = head.add
         gauge("drbackup_build_info", (__version__,), 1)
         for agency in self.config.agencies:
             gauge("drbackup_rpo_target_seconds", (agency.id,), agency.rpo.total_seconds())
@@ -298,14 +324,42 @@ class StateCollector(Collector):
             log.warning("metrics: cannot read the state database: %s", exc.one_line())
             running, health = None, {}
         gauge("drbackup_state_up", (), 0 if running is None else 1)
+        state: Samples | None = None
         if running is not None:
-            self._from_state(out, running, health, now)
-        self._from_live(gauge, running)
-        self._host(gauge)
-        return out
+            self._state_key = (self._low, self._folded, tuple(r.id for r in running),
+                               tuple(sorted((name, r.up, r.checked_at, r.latency_seconds)
+                                            for name, r in health.items())))
+            if not reuse or self._state_key != self._cached_key:
+                state = Samples()
+                self._from_state(state, running, health)
+            self._replication_lag(tail, now)
+        self._from_live(tail.add, running)
+        self._host(tail.add)
+        return _Sections(head, state, tail, running is not None)
+
+    def _replication_lag(self, out: Samples, now: float) -> None:
+        """Kept apart from _from_state: a never-replicated agency's lag grows with the clock,
+        so this family is never served from the cache."""
+        for agency in self.config.agencies:
+            newest: float | None = None
+            first: float | None = None
+            for source in agency.sources:
+                b = self._agg.backups.get((agency.id, source.id))
+                if b is None or b.last_success is None:
+                    continue
+                finished = b.last_success.finished_at or b.last_success.started_at
+                newest = max(newest or finished, finished)
+                if b.first_success is not None:
+                    first = min(first or b.first_success, b.first_success)
+            if newest is None:
+                continue
+            for replica in agency.replicas:
+                replicated = self._agg.replication.get((agency.id, replica))
+                lag = now - (first or newest) if replicated is None else newest - replicated[0]
+                out.add("drbackup_replication_lag_seconds", (agency.id, replica), max(0.0, lag))
 
     def _from_state(self, out: Samples, running: list[RunRecord],
-                    health: dict[str, StoreHealthRecord], now: float) -> None:
+                    health: dict[str, StoreHealthRecord]) -> None:
         agg = self._agg
         gauge = out.add
         last_results: dict[str, list[tuple[tuple[str, str, str], tuple[float, str]]]] = {}
@@ -322,8 +376,6 @@ class StateCollector(Collector):
         stores: set[str] = set()
         for agency in self.config.agencies:
             stores.update([agency.store, *agency.replicas])
-            newest: float | None = None
-            first: float | None = None
             for source in agency.sources:
                 key = (agency.id, source.id)
                 labels = key
@@ -331,7 +383,6 @@ class StateCollector(Collector):
                 last = b.last_success
                 if last is not None:
                     finished = last.finished_at or last.started_at
-                    newest = max(newest or finished, finished)
                     gauge("drbackup_backup_last_success_timestamp_seconds", labels, finished)
                     gauge("drbackup_backup_processed_bytes", labels,
                           _number(last.bytes_processed))
@@ -341,7 +392,6 @@ class StateCollector(Collector):
                         gauge("drbackup_backup_files", (*labels, state),
                               float(value or 0))
                 if b.first_success is not None:
-                    first = min(first or b.first_success, b.first_success)
                     gauge("drbackup_backup_first_success_timestamp_seconds", labels,
                           b.first_success)
                 attempt = max(b.last_attempt or 0.0, running_starts.get(key, 0.0))
@@ -380,10 +430,6 @@ class StateCollector(Collector):
                 if replicated is not None:
                     gauge("drbackup_replication_last_success_timestamp_seconds",
                           (agency.id, replica), replicated[1])
-                if newest is None:
-                    continue
-                lag = now - (first or newest) if replicated is None else newest - replicated[0]
-                gauge("drbackup_replication_lag_seconds", (agency.id, replica), max(0.0, lag))
             for store in (agency.store, *agency.replicas):
                 stats = agg.repo_stats.get((agency.id, store))
                 if stats is not None:

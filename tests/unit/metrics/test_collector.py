@@ -293,3 +293,38 @@ def test_fast_text_rendering_matches_prometheus_client(tmp_path: Path, state: St
     ours = collector.render()
     assert parsed(ours) == parsed(generate_latest(registry).decode())
     assert "drbackup_backup_duration_seconds_bucket" in ours
+
+
+def test_cached_rendering_follows_every_state_change(tmp_path: Path, state: StateDB) -> None:
+    config = make_config(tmp_path)
+    clock = [NOW]
+    collector = StateCollector(config, state, clock=lambda: clock[0])
+
+    def rendered() -> Samples:
+        out: Samples = {}
+        for family in text_string_to_metric_families(collector.render()):
+            if family.name.startswith("drbackup_filesystem_"):
+                continue  # free space moves on its own
+            for sample in family.samples:
+                out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return out
+
+    run(state, "backup", "success", NOW - 100, counts=RunCounts(bytes_added=5))
+    first = rendered()
+    assert rendered() == first  # unchanged state: served from the cache, same values
+    run(state, "backup", "success", NOW - 50, counts=RunCounts(bytes_added=5))
+    assert value(rendered(), "drbackup_backup_added_bytes_total",
+                 agency="planning", source="docs") == 10
+    running = run(state, "backup", "running", NOW - 10)
+    assert value(rendered(), "drbackup_backup_last_attempt_timestamp_seconds",
+                 agency="planning", source="docs") == NOW - 10
+    state.finish_run(running, "failed", finished_at=NOW - 5)
+    assert value(rendered(), "drbackup_backup_consecutive_failures",
+                 agency="planning", source="docs") == 1
+    record_store_health(state, "local", up=False, checked_at=NOW)
+    assert value(rendered(), "drbackup_store_up", store="local") == 0
+    lag = value(rendered(), "drbackup_replication_lag_seconds", agency="planning",
+                replica="archive")
+    clock[0] += 100  # never replicated: the lag grows with the clock, cache or not
+    assert value(rendered(), "drbackup_replication_lag_seconds", agency="planning",
+                 replica="archive") == lag + 100
