@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from typing import Any
 import psutil
 import pytest
 import tomli_w
+from prometheus_client.parser import text_string_to_metric_families
 
 from drbackup.config import load_config
 from drbackup.metrics import serve_metrics
@@ -35,7 +35,6 @@ from tests.support.workspace import Workspace
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "config" / "prometheus" / "drbackup-rules.yml"
 DASHBOARD = ROOT / "config" / "grafana" / "drbackup-dashboard.json"
-SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?P<labels>\{[^}]*\})? (?P<value>\S+)$")
 
 
 @pytest.fixture(scope="module")
@@ -89,12 +88,12 @@ def populated(tmp_path_factory: pytest.TempPathFactory, restic_binary: str,
 
 
 def parse(exposition: str) -> dict[str, float]:
-    """'name{labels}' -> value (labels exactly as printed)."""
+    """'name{labels sorted by name}' -> value."""
     out = {}
-    for line in exposition.splitlines():
-        match = SAMPLE.match(line)
-        if match:
-            out[match["name"] + (match["labels"] or "")] = float(match["value"])
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            out[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
     return out
 
 
