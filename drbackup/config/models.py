@@ -76,23 +76,20 @@ class DaemonConfig(StrictModel):
     metrics_tls_cert_file: AbsolutePath | None = Field(
         None,
         description=(
-            "PEM certificate (chain) for serving /metrics over HTTPS; needs metrics_tls_key_file. "
-            "Unset: plain HTTP."
+            "PEM certificate (chain) for serving /metrics over HTTPS, e.g. "
+            "/etc/drbackup/metrics.crt; needs metrics_tls_key_file. Unset: plain HTTP."
         ),
-        examples=["/etc/drbackup/metrics.crt"],
     )
     metrics_tls_key_file: AbsolutePath | None = Field(
         None,
         description="PEM private key of metrics_tls_cert_file; mode 0600 or stricter.",
-        examples=["/etc/drbackup/metrics.key"],
     )
     metrics_basic_auth_user: str | None = Field(
         None,
         description=(
-            "User name Prometheus must send (HTTP basic auth) to read /metrics; needs "
-            "metrics_basic_auth_password_file. Unset: no authentication."
+            "User name Prometheus must send (HTTP basic auth) to read /metrics, e.g. "
+            "\"prometheus\"; needs metrics_basic_auth_password_file. Unset: no authentication."
         ),
-        examples=["prometheus"],
     )
     metrics_basic_auth_password_file: AbsolutePath | None = Field(
         None,
@@ -100,7 +97,6 @@ class DaemonConfig(StrictModel):
             "File holding the basic-auth password of metrics_basic_auth_user (one line); "
             "mode 0600 or stricter. ${CREDENTIALS_DIRECTORY} is expanded."
         ),
-        examples=["/etc/drbackup/metrics.password"],
     )
 
     @model_validator(mode="after")
