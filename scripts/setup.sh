@@ -52,9 +52,12 @@ install_restic() {
   # The distro's restic is too old (Debian 12 ships 0.14): take Debian 13's package, a static
   # binary, through apt with a private sources list so the system's sources stay untouched.
   echo "distro restic ${candidate:-none} < $MIN_RESTIC: installing the Debian 13 (trixie) package"
+  # Ubuntu lacks Debian's archive key; its debian-archive-keyring package provides it.
+  apt_install_missing debian-archive-keyring
   local tmp; tmp=$(mktemp -d)
+  chmod 755 "$tmp"
   mkdir -p "$tmp/lists/partial"
-  echo "deb http://deb.debian.org/debian trixie main" >"$tmp/sources.list"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" >"$tmp/sources.list"
   local opts=(-o "Dir::Etc::SourceList=$tmp/sources.list" -o Dir::Etc::SourceParts=/dev/null
               -o "Dir::State::Lists=$tmp/lists" -o APT::Get::List-Cleanup=0)
   $SUDO apt-get "${opts[@]}" update -qq

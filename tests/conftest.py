@@ -45,6 +45,16 @@ def own_s3_server(tmp_path: Path) -> Iterator[MotoServer]:
 
 
 @pytest.fixture
+def iam_s3_server(tmp_path: Path) -> Iterator[MotoServer]:
+    """A moto server enforcing IAM from the first request: only keys created through its IAM
+    API are accepted, so unknown credentials are rejected as they would be by AWS."""
+    server = MotoServer(tmp_path / "iam-moto", iam=True, no_auth_actions=0)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def bucket() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
 

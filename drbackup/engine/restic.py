@@ -115,7 +115,8 @@ class Restic:
         env = self._env(target)
         if env_extra:
             env.update(env_extra)
-        limit = (timeout or self.settings.timeout).total_seconds()
+        # The configured timeout caps every run; a call may ask for less (quick commands).
+        limit = min(timeout or self.settings.timeout, self.settings.timeout).total_seconds()
         try:
             return run_process(argv, env, timeout=limit, on_message=on_message,
                                stdout_sink=stdout_sink, cwd=cwd)
