@@ -99,7 +99,8 @@ class Runtime:
         try:
             health = store.check()
         except StoreError as exc:
-            record_store_health(self.state, name, up=False, error=exc.one_line())
+            record_store_health(self.state, name, up=False, error=exc.one_line(),
+                                exit_code=int(exc.exit_code))
             raise
         record_store_health(self.state, name, up=True, latency_seconds=health.latency_seconds)
         return health

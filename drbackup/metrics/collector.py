@@ -33,7 +33,7 @@ from drbackup.metrics.definitions import (
 )
 from drbackup.metrics.live import LiveView
 from drbackup.state import RunRecord, StateDB
-from drbackup.state.health import StoreHealthRecord, store_health
+from drbackup.state.health import StoreHealthRecord, replication_status, store_health
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,10 @@ class _Aggregates:
     backups: dict[tuple[str, str], _Backup] = field(default_factory=dict)
     last_result: dict[tuple[str, str, str], tuple[float, str]] = field(default_factory=dict)
     verify: dict[tuple[str, str], _Verify] = field(default_factory=dict)
-    drills: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    # (agency, source) -> newest successful drill: finished, duration, RTO estimate
+    drills: dict[tuple[str, str], tuple[float, float, float]] = field(default_factory=dict)
+    # agency -> start times of its successful backups, sorted (snapshot times)
+    success_starts: dict[str, list[float]] = field(default_factory=dict)
     replication: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
     repo_stats: dict[tuple[str, str], tuple[float, float | None, float | None]] = field(
         default_factory=dict)
@@ -112,22 +115,27 @@ class _Aggregates:
             self.last_result[key] = (run.started_at, run.result)
         if run.job == "backup" and run.source:
             self.backups.setdefault((run.agency, run.source), _Backup()).fold(run)
-        kind_detail = run.details.get("kind")
         if run.job in VERIFY_JOBS:
-            kind = kind_detail if isinstance(kind_detail, str) and kind_detail else run.job
+            detail = run.details.get("kind")
+            # Drills are one kind whatever they restored; checks say which check they ran.
+            kind = "drill" if run.job == "drill" else (
+                detail if isinstance(detail, str) and detail else run.job)
             verify = self.verify.setdefault((run.agency, kind), _Verify())
             verify.results[run.result] += 1
             if run.result in SUCCESS:
                 verify.last_success = max(verify.last_success or finished, finished)
             elif run.result == "failed":
                 verify.last_failure = max(verify.last_failure or finished, finished)
-            if (run.job == "drill" or kind == "drill") and run.result in SUCCESS:
+            if kind == "drill" and run.result in SUCCESS:
                 seconds = max(0.0, finished - run.started_at)
                 estimate = _number(run.details.get("rto_estimate_seconds"))
-                drill = self.drills.get(run.agency)
+                drill_key = (run.agency, run.source or "")
+                drill = self.drills.get(drill_key)
                 if drill is None or finished >= drill[0]:
-                    self.drills[run.agency] = (finished, seconds,
-                                               seconds if estimate is None else estimate)
+                    self.drills[drill_key] = (finished, seconds,
+                                              seconds if estimate is None else estimate)
+        if run.job == "backup" and run.source and run.result in SUCCESS:
+            bisect.insort(self.success_starts.setdefault(run.agency, []), run.started_at)
         if run.job == "replicate" and run.result in SUCCESS:
             replica = run.details.get("replica")
             name = replica if isinstance(replica, str) and replica else run.store
@@ -250,6 +258,11 @@ class StateCollector(Collector):
         self._cached_key: object = ()
         self._cached_text = ""
 
+    def set_config(self, config: Config) -> None:
+        with self._lock:
+            self.config = config
+            self._cached_key = ()  # the exported agencies and sources changed
+
     def describe(self) -> Iterable[Metric]:
         return []  # names are not checked at registration; collect() stays lazy
 
@@ -332,31 +345,39 @@ class StateCollector(Collector):
             if not reuse or self._state_key != self._cached_key:
                 state = Samples()
                 self._from_state(state, running, health)
-            self._replication_lag(tail, now)
+            self._replication_lag(tail, now, replication_status(self.state))
         self._from_live(tail.add, running)
         self._host(tail.add)
         return _Sections(head, state, tail, running is not None)
 
-    def _replication_lag(self, out: Samples, now: float) -> None:
-        """Kept apart from _from_state: a never-replicated agency's lag grows with the clock,
-        so this family is never served from the cache."""
+    def _replication_lag(self, out: Samples, now: float,
+                         status: dict[tuple[str, str], dict[str, object]]) -> None:
+        """Age of the oldest primary snapshot the replica lacks (0 when it lacks none). Kept
+        apart from _from_state: it grows with the clock, so it is never served from the cache.
+
+        A copy that started at T took every snapshot made before T, so the uncopied ones are
+        the successful backups that started after the last successful replication began. A
+        newer measurement by the replication job (kv `replication:<agency>:<replica>`, which
+        compares snapshot lists) takes precedence: its oldest uncopied snapshot, plus any
+        backup made after it measured."""
         for agency in self.config.agencies:
-            newest: float | None = None
-            first: float | None = None
-            for source in agency.sources:
-                b = self._agg.backups.get((agency.id, source.id))
-                if b is None or b.last_success is None:
-                    continue
-                finished = b.last_success.finished_at or b.last_success.started_at
-                newest = max(newest or finished, finished)
-                if b.first_success is not None:
-                    first = min(first or b.first_success, b.first_success)
-            if newest is None:
+            starts = self._agg.success_starts.get(agency.id)
+            if not starts:
                 continue
             for replica in agency.replicas:
                 replicated = self._agg.replication.get((agency.id, replica))
-                lag = now - (first or newest) if replicated is None else newest - replicated[0]
-                out.add("drbackup_replication_lag_seconds", (agency.id, replica), max(0.0, lag))
+                cutoff = replicated[0] if replicated is not None else float("-inf")
+                oldest: float | None = None
+                measured = status.get((agency.id, replica))
+                measured_at = _number(measured.get("measured_at")) if measured else None
+                if measured is not None and measured_at is not None and measured_at >= cutoff:
+                    cutoff = measured_at
+                    oldest = _number(measured.get("oldest_uncopied_time"))
+                index = bisect.bisect_right(starts, cutoff)
+                if index < len(starts):
+                    oldest = starts[index] if oldest is None else min(oldest, starts[index])
+                lag = 0.0 if oldest is None else max(0.0, now - oldest)
+                out.add("drbackup_replication_lag_seconds", (agency.id, replica), lag)
 
     def _from_state(self, out: Samples, running: list[RunRecord],
                     health: dict[str, StoreHealthRecord]) -> None:
@@ -421,10 +442,12 @@ class StateCollector(Collector):
                 for result in sorted({*BACKUP_RESULTS, *verify.results}):
                     gauge("drbackup_verify_runs_total", (agency_id, kind, result),
                           float(verify.results.get(result, 0)))
-            drill = agg.drills.get(agency.id)
-            if drill is not None:
-                gauge("drbackup_restore_drill_duration_seconds", (agency.id,), drill[1])
-                gauge("drbackup_rto_estimate_seconds", (agency.id,), drill[2])
+            drills = [d for (a, _), d in agg.drills.items() if a == agency.id]
+            if drills:
+                gauge("drbackup_restore_drill_duration_seconds", (agency.id,),
+                      max(drills)[1])
+                gauge("drbackup_rto_estimate_seconds", (agency.id,),
+                      sum(d[2] for d in drills))
             for replica in agency.replicas:
                 replicated = agg.replication.get((agency.id, replica))
                 if replicated is not None:

@@ -90,9 +90,8 @@ METRICS: dict[str, MetricDef] = {m.name: m for m in [
     _m("drbackup_store_last_check_timestamp_seconds", "gauge", ("store",),
        "When the store's reachability was last checked.", "state"),
     _m("drbackup_replication_lag_seconds", "gauge", ("agency", "replica"),
-       "How far the replica is behind the primary repository: time between the newest "
-       "successful backup and the start of the last successful replication (or, never "
-       "replicated, the age of the first successful backup); 0 when up to date.", "state"),
+       "Age of the oldest primary snapshot the replica lacks (0 when it lacks none): what "
+       "losing the primary store now would cost beyond the replica.", "state"),
     _m("drbackup_replication_last_success_timestamp_seconds", "gauge", ("agency", "replica"),
        "When the last successful replication to the replica finished.", "state"),
     # -- verification and recovery -------------------------------------------------------------
@@ -104,10 +103,11 @@ METRICS: dict[str, MetricDef] = {m.name: m for m in [
     _m("drbackup_verify_runs_total", "counter", ("agency", "kind", "result"),
        "Finished verification runs by kind and result.", "state"),
     _m("drbackup_restore_drill_duration_seconds", "gauge", ("agency",),
-       "Wall-clock duration of the last successful restore drill.", "state"),
+       "Wall-clock duration of the newest successful restore drill of the agency.", "state"),
     _m("drbackup_rto_estimate_seconds", "gauge", ("agency",),
-       "Estimated time to restore the agency: the figure the last successful drill recorded, "
-       "else that drill's duration.", "state"),
+       "Estimated time to restore the whole agency: the sum, over its sources, of the RTO "
+       "estimate the newest successful restore drill of each source recorded (else that "
+       "drill's duration).", "state"),
     # -- objectives from the config --------------------------------------------------------------
     _m("drbackup_rpo_target_seconds", "gauge", ("agency",),
        "Recovery point objective of the agency (config agencies[].rpo).", "config"),

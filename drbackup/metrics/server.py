@@ -193,6 +193,11 @@ class MetricsServer:
     def url(self) -> str:
         return f"{self.scheme}://{self.address}/metrics"
 
+    def update_config(self, config: Config) -> None:
+        """After a config reload: export the new agencies, sources and objectives. (The
+        listen address, TLS and auth settings take effect at the next start.)"""
+        self.collector.set_config(config)
+
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()

@@ -13,7 +13,10 @@ from drbackup.errors import StateError
 from drbackup.state.db import StateDB
 
 log = logging.getLogger(__name__)
-PREFIX = "store_health."
+# Shared with the store-health and replication jobs: `store_health:<store>` and
+# `replication:<agency>:<replica>` (JSON objects).
+PREFIX = "store_health:"
+REPLICATION_PREFIX = "replication:"
 
 
 @dataclass(frozen=True)
@@ -27,11 +30,12 @@ class StoreHealthRecord:
 
 def record_store_health(state: StateDB, store: str, *, up: bool,
                         latency_seconds: float | None = None, error: str | None = None,
-                        checked_at: float | None = None) -> None:
+                        checked_at: float | None = None, kind: str = "s3",
+                        exit_code: int | None = None) -> None:
     """Remember the outcome of a store check. A state problem is logged, never raised: a
     monitoring record must not fail the job that made the check."""
-    value = {"up": up, "checked_at": checked_at or time.time(),
-             "latency_seconds": latency_seconds, "error": error}
+    value = {"store": store, "kind": kind, "up": up, "checked_at": checked_at or time.time(),
+             "latency_seconds": latency_seconds, "error": error, "exit_code": exit_code}
     try:
         state.set_value(PREFIX + store, json.dumps(value, sort_keys=True))
     except StateError as exc:
@@ -52,4 +56,19 @@ def store_health(state: StateDB) -> dict[str, StoreHealthRecord]:
                 error=data.get("error"))
         except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("ignoring an unreadable health record of store %s", name)
+    return found
+
+
+def replication_status(state: StateDB) -> dict[tuple[str, str], dict[str, object]]:
+    """The replication job's last measurement per (agency, replica): measured_at,
+    oldest_uncopied_time (None when the replica lacked nothing), ..."""
+    found: dict[tuple[str, str], dict[str, object]] = {}
+    for key, raw in state.values_with_prefix(REPLICATION_PREFIX).items():
+        agency, _, replica = key[len(REPLICATION_PREFIX):].partition(":")
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and agency and replica:
+            found[(agency, replica)] = data
     return found

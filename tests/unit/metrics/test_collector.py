@@ -3,6 +3,7 @@ folded incrementally, restricted to configured agencies and sources."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -184,9 +185,9 @@ def test_verification_replication_and_repository_figures(tmp_path: Path,
                  agency="planning", kind="drill", result="success") == 1
     assert value(found, "drbackup_restore_drill_duration_seconds", agency="planning") == 300
     assert value(found, "drbackup_rto_estimate_seconds", agency="planning") == 9000
-    # newest primary backup finished at NOW-990; the last copy started at NOW-3000
+    # the last copy started at NOW-3000; the backup started at NOW-1000 is not on the replica
     assert value(found, "drbackup_replication_lag_seconds",
-                 agency="planning", replica="archive") == pytest.approx(2010)
+                 agency="planning", replica="archive") == pytest.approx(1000)
     assert value(found, "drbackup_replication_last_success_timestamp_seconds",
                  agency="planning", replica="archive") == NOW - 2980
     assert value(found, "drbackup_snapshots", agency="planning", store="local") == 12
@@ -205,7 +206,47 @@ def test_never_replicated_lag_grows_from_the_first_backup(tmp_path: Path,
     run(state, "backup", "success", NOW - 100, 10)
     found = samples(StateCollector(config, state, clock=lambda: NOW))
     assert value(found, "drbackup_replication_lag_seconds",
-                 agency="planning", replica="archive") == pytest.approx(4990)
+                 agency="planning", replica="archive") == pytest.approx(5000)
+
+
+def test_replication_measurement_and_later_backups_set_the_lag(tmp_path: Path,
+                                                               state: StateDB) -> None:
+    config = make_config(tmp_path)
+    run(state, "backup", "success", NOW - 5000, 10)
+    run(state, "replicate", "failed", NOW - 4000, 10, source=None, store="archive")
+    # the replication job measured at NOW-3000: the snapshot of NOW-5000 is still missing
+    state.set_value("replication:planning:archive", json.dumps(
+        {"measured_at": NOW - 3000, "oldest_uncopied_time": NOW - 5000}))
+    found = samples(StateCollector(config, state, clock=lambda: NOW))
+    assert value(found, "drbackup_replication_lag_seconds",
+                 agency="planning", replica="archive") == pytest.approx(5000)
+    # a complete copy measured at NOW-2000; a backup made after it is the oldest missing one
+    run(state, "replicate", "success", NOW - 2100, 90, source=None, store="archive")
+    state.set_value("replication:planning:archive", json.dumps(
+        {"measured_at": NOW - 2000, "oldest_uncopied_time": None}))
+    run(state, "backup", "success", NOW - 600, 10)
+    found = samples(StateCollector(config, state, clock=lambda: NOW))
+    assert value(found, "drbackup_replication_lag_seconds",
+                 agency="planning", replica="archive") == pytest.approx(600)
+
+
+def test_agency_rto_estimate_adds_up_the_newest_drill_of_each_source(tmp_path: Path,
+                                                                     state: StateDB) -> None:
+    config = make_config(tmp_path)
+    run(state, "drill", "success", NOW - 900, 30, source="docs",
+        details={"kind": "files", "rto_estimate_seconds": 500})
+    run(state, "drill", "success", NOW - 800, 40, source="docs",
+        details={"kind": "files", "rto_estimate_seconds": 100})
+    run(state, "drill", "warning", NOW - 700, 50, source="mail",
+        details={"kind": "files", "rto_estimate_seconds": 200})
+    run(state, "drill", "failed", NOW - 600, 5, source="mail", details={"kind": "files"})
+    found = samples(StateCollector(config, state, clock=lambda: NOW))
+    assert value(found, "drbackup_rto_estimate_seconds", agency="planning") == 300
+    assert value(found, "drbackup_restore_drill_duration_seconds", agency="planning") == 50
+    assert value(found, "drbackup_verify_runs_total",
+                 agency="planning", kind="drill", result="failed") == 1
+    assert value(found, "drbackup_verify_last_failure_timestamp_seconds",
+                 agency="planning", kind="drill") == NOW - 595
 
 
 def test_only_configured_agencies_and_sources_are_exported(tmp_path: Path,

@@ -143,3 +143,18 @@ def test_bad_settings_are_one_line_config_errors(tmp_path: Path, state: StateDB)
                          metrics_tls_key_file=str(cert))
     with pytest.raises(ConfigError, match="TLS"):
         serve_metrics(broken, state)
+
+
+def test_config_reload_changes_the_exported_agencies(tmp_path: Path, state: StateDB) -> None:
+    config = make_config(tmp_path)
+    server = serve_metrics(config, state)
+    try:
+        assert b'agency="planning"' in get(server.url)[1]
+        data = config.model_dump()
+        data["agencies"][0]["id"] = "housing"
+        server.update_config(Config.model_validate(data))
+        body = get(server.url)[1]
+        assert b'agency="housing"' in body
+        assert b'agency="planning"' not in body
+    finally:
+        server.stop()
