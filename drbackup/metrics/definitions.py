@@ -126,7 +126,7 @@ METRICS: dict[str, MetricDef] = {m.name: m for m in [
        "live"),
     _m("drbackup_watch_overflows_total", "counter", AS,
        "Times the kernel's change queue overflowed for the source (changes may have been "
-       "missed; a full backup is scheduled). Resets when the daemon restarts.", "live"),
+       "missed; a full backup is scheduled), as counted by the daemon.", "live"),
     _m("drbackup_next_run_timestamp_seconds", "gauge", AS,
        "When the scheduler will next back up the source (daemon only).", "live"),
     # -- the host ------------------------------------------------------------------------------

@@ -247,6 +247,6 @@ def serve_metrics(config: Config, state: StateDB, live: LiveView | None = None
     server.process = _process_registry()
     server.expected_auth = expected
     server.tls = tls
-    log.info("serving metrics on %s://%s/metrics", "https" if tls else "http",
-             f"{host}:{server.server_address[1]}")
-    return MetricsServer(server, collector)
+    running = MetricsServer(server, collector)
+    log.info("serving metrics on %s", running.url, extra={"event": "metrics_listening"})
+    return running
