@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,18 +22,14 @@ from typing import Any
 import psutil
 import pytest
 import tomli_w
-from prometheus_client.parser import text_string_to_metric_families
 
 from drbackup.config import load_config
 from drbackup.metrics import serve_metrics
 from drbackup.state import RunCounts, StateDB
+from tests.support.metrics import RULES, dashboard_expressions, parse, scrape, wait_for
 from tests.support.prometheus import PrometheusServer
 from tests.support.servers import MotoServer
 from tests.support.workspace import Workspace
-
-ROOT = Path(__file__).resolve().parents[2]
-RULES = ROOT / "config" / "prometheus" / "drbackup-rules.yml"
-DASHBOARD = ROOT / "config" / "grafana" / "drbackup-dashboard.json"
 
 
 @pytest.fixture(scope="module")
@@ -85,21 +80,6 @@ def populated(tmp_path_factory: pytest.TempPathFactory, restic_binary: str,
     finally:
         state.close()
     return ws
-
-
-def parse(exposition: str) -> dict[str, float]:
-    """'name{labels sorted by name}' -> value."""
-    out = {}
-    for family in text_string_to_metric_families(exposition):
-        for sample in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-            out[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
-    return out
-
-
-def scrape(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
-        return str(response.read().decode())
 
 
 @contextmanager
@@ -186,6 +166,17 @@ def test_a_scrape_spawns_no_process(populated: Workspace, restic_binary: str) ->
     assert children_seen == 0
 
 
+def panels_without_data(prometheus: PrometheusServer) -> list[str]:
+    """Titles of dashboard panel queries that return nothing (each polled for up to 10 s)."""
+    empty = []
+    for title, expr in dashboard_expressions():
+        def ask(query: str = expr) -> list[dict[str, Any]]:
+            return prometheus.query(query)
+        if not wait_for(ask, timeout=10):
+            empty.append(f"{title}: {expr}")
+    return empty
+
+
 class FakeLive:
     """Stands in for the daemon's live status until the daemon branch lands on main."""
 
@@ -205,27 +196,6 @@ class FakeLive:
         return {("planning", "documents"): time.time() + 600}
 
 
-def dashboard_expressions() -> list[tuple[str, str]]:
-    dashboard = json.loads(DASHBOARD.read_text())
-    found = []
-    for panel in dashboard["panels"]:
-        for target in panel.get("targets", []):
-            expr = (target["expr"].replace("$agency", ".*")
-                    .replace("$__rate_interval", "1m").replace("$__range", "1h"))
-            assert "$" not in expr, f"unsubstituted variable in {panel['title']}: {expr}"
-            found.append((f"{panel['title']} [{target['refId']}]", expr))
-    return found
-
-
-def wait_for(predicate: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.5)
-
-
 def test_prometheus_end_to_end(populated: Workspace, prometheus: PrometheusServer) -> None:
     """Every PromQL expression of every dashboard panel returns data from a real Prometheus
     scraping the exporter, and the RPO alert (rpo = 2s) goes pending or firing."""
@@ -238,9 +208,7 @@ def test_prometheus_end_to_end(populated: Workspace, prometheus: PrometheusServe
         # rate()/increase() panels need at least two samples in their window
         assert wait_for(lambda: prometheus.query(
             'count_over_time(drbackup_build_info[1m]) >= 3'))
-        empty = [title for title, expr in dashboard_expressions()
-                 if not wait_for(lambda e=expr: prometheus.query(e), timeout=10)]
-        assert empty == []
+        assert panels_without_data(prometheus) == []
 
         def rpo_alert() -> list[dict[str, Any]]:
             alerts = prometheus.api("alerts")["alerts"]
