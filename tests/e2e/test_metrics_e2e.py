@@ -26,7 +26,7 @@ import tomli_w
 from drbackup.config import load_config
 from drbackup.metrics import serve_metrics
 from drbackup.state import RunCounts, StateDB
-from tests.support.metrics import RULES, dashboard_expressions, parse, scrape, wait_for
+from tests.support.metrics import RULES, panels_without_data, parse, scrape, wait_for
 from tests.support.prometheus import PrometheusServer
 from tests.support.servers import MotoServer
 from tests.support.workspace import Workspace
@@ -164,17 +164,6 @@ def test_a_scrape_spawns_no_process(populated: Workspace, restic_binary: str) ->
             children_seen += len(watched.children(recursive=True))
     assert calls.read_text().splitlines() == before
     assert children_seen == 0
-
-
-def panels_without_data(prometheus: PrometheusServer) -> list[str]:
-    """Titles of dashboard panel queries that return nothing (each polled for up to 10 s)."""
-    empty = []
-    for title, expr in dashboard_expressions():
-        def ask(query: str = expr) -> list[dict[str, Any]]:
-            return prometheus.query(query)
-        if not wait_for(ask, timeout=10):
-            empty.append(f"{title}: {expr}")
-    return empty
 
 
 class FakeLive:

@@ -8,9 +8,11 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.prometheus import PrometheusServer
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "config" / "prometheus" / "drbackup-rules.yml"
@@ -56,3 +58,14 @@ def wait_for(predicate: Callable[[], T], timeout: float = 60.0, interval: float 
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+def panels_without_data(prometheus: PrometheusServer) -> list[str]:
+    """Dashboard panel queries that return nothing from Prometheus (each polled up to 10 s)."""
+    empty = []
+    for title, expr in dashboard_expressions():
+        def ask(query: str = expr) -> list[dict[str, Any]]:
+            return prometheus.query(query)
+        if not wait_for(ask, timeout=10):
+            empty.append(f"{title}: {expr}")
+    return empty
