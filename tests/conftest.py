@@ -12,7 +12,7 @@ import pytest
 
 from drbackup.engine import Restic, ResticSettings
 from tests.support.prometheus import PrometheusServer
-from tests.support.servers import MotoServer
+from tests.support.servers import MariaDBServer, MotoServer, PostgresServer
 from tests.support.workspace import Workspace
 
 
@@ -64,6 +64,28 @@ def workspace(tmp_path: Path, restic_binary: str) -> Workspace:
     ws = Workspace(tmp_path / "ws")
     ws.config["daemon"]["restic"] = restic_binary
     return ws
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL 15 cluster for the session; tests use their own databases."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[MariaDBServer]:
+    """One throwaway MariaDB for the session; tests use their own databases."""
+    server = MariaDBServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
 
 
 @pytest.fixture

@@ -26,11 +26,12 @@ def _command_modules() -> list[ModuleType]:
         metrics,
         repo,
         restore,
+        restore_db,
         snapshots,
         version,
     )
 
-    return [config_cmd, version, repo, backup, snapshots, restore, metrics]
+    return [config_cmd, version, repo, backup, snapshots, restore, restore_db, metrics]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -21,7 +21,8 @@ _UNSET_VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 # Keys whose values name secret files: checked for existence and permissions, and
 # ${CREDENTIALS_DIRECTORY} expanded (systemd LoadCredential= puts secrets there).
 SECRET_FILE_KEYS = ("password_file", "credentials_file", "maintenance_credentials_file",
-                    "metrics_basic_auth_password_file", "metrics_tls_key_file")
+                    "passfile", "service_file", "metrics_basic_auth_password_file",
+                    "metrics_tls_key_file")
 
 
 class ConfigProblem:
@@ -116,6 +117,12 @@ def _secret_files(config: Config) -> Iterator[tuple[str, Path]]:
             yield f"stores.{name}.maintenance_credentials_file", maintenance
     for index, agency in enumerate(config.agencies):
         yield f"agencies[{index}].password_file", agency.password_file
+        for number, source in enumerate(agency.sources):
+            # Database sources: password files, libpq passfiles and service files.
+            for key in ("password_file", "passfile", "service_file"):
+                value = getattr(source, key, None)
+                if isinstance(value, Path):
+                    yield f"agencies[{index}].sources[{number}].{key}", value
 
 
 def check_secret_file(location: str, path: Path) -> ConfigProblem | None:

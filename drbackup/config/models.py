@@ -195,7 +195,151 @@ class DirectorySource(SourceBase):
     )
 
 
-Source = Annotated[DirectorySource, Field(discriminator="kind")]
+def _no_password_in_dsn(value: str) -> str:
+    lowered = value.lower()
+    if re.search(r"(^|\s)password\s*=", lowered) or re.match(r"^postgres(ql)?://[^/@]*:[^/@]*@",
+                                                              lowered):
+        raise ValueError(
+            "the dsn must not contain a password (it would show in process lists): put the "
+            "password in password_file, a passfile or a service file")
+    return value
+
+
+class DumpSourceBase(SourceBase):
+    """What every database dump source shares: a minimum plausible size of the dump."""
+
+    min_size: ByteSize = Field(
+        1024,
+        description=(
+            "Smallest plausible dump; a smaller one fails the run and makes no snapshot "
+            "(e.g. '1KiB', '10MB')."),
+    )
+
+
+class PostgresSource(DumpSourceBase):
+    kind: Literal["postgres"] = Field(
+        description="A PostgreSQL database (or every database of a server), dumped with pg_dump.")
+    dsn: Annotated[str, AfterValidator(_no_password_in_dsn)] = Field(
+        description=(
+            "libpq connection string or URI without password, naming the database to dump "
+            "(with all = true: the database to connect to for listing the others)."),
+        examples=["postgresql://backup@db.internal:5432/permits"],
+    )
+    all: bool = Field(
+        False,
+        description=(
+            "Dump every database of the server (one snapshot each, tagged database=<name>) "
+            "plus the roles and tablespaces (pg_dumpall --globals-only)."),
+    )
+    exclude_databases: list[str] = Field(
+        default_factory=list, description="With all = true: databases not to dump.")
+    globals: bool = Field(
+        True, description="With all = true: also dump roles and tablespaces (needs superuser).")
+    password_file: AbsolutePath | None = Field(
+        None,
+        description=(
+            "File holding the database password (mode 0600); drbackup writes a private "
+            "PGPASSFILE for each run from it. Leave unset to use passfile, service_file or "
+            "peer authentication."),
+        examples=["/etc/drbackup/permits-db.password"],
+    )
+    passfile: AbsolutePath | None = Field(
+        None, description="Your own libpq password file (.pgpass format, mode 0600).")
+    service_file: AbsolutePath | None = Field(
+        None,
+        description="A libpq service file (PGSERVICEFILE) for a dsn like 'service=permits'.")
+    compression: int = Field(
+        0, ge=0, le=9,
+        description=(
+            "pg_dump -Z level. 0 (default) leaves compression to restic, whose deduplication "
+            "then stores only the changed parts of each new dump."),
+    )
+    bin_dir: AbsolutePath | None = Field(
+        None,
+        description=(
+            "Directory of pg_dump, pg_dumpall, pg_restore and psql matching the server's major "
+            "version; default: found on PATH."),
+        examples=["/usr/lib/postgresql/16/bin"],
+    )
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> PostgresSource:
+        if self.password_file is not None and self.passfile is not None:
+            raise ValueError("give either password_file or passfile, not both")
+        return self
+
+
+class MysqlSource(DumpSourceBase):
+    kind: Literal["mysql"] = Field(
+        description="A MySQL or MariaDB database, dumped with mariadb-dump/mysqldump.")
+    database: str = Field(description="Database to dump.", examples=["licences"])
+    host: str = Field("localhost", description="Server host name or address.")
+    port: int = Field(3306, ge=1, le=65535, description="Server TCP port.")
+    socket: AbsolutePath | None = Field(
+        None, description="Unix socket of the server (instead of host and port).")
+    user: str = Field("root", description="Database user.", examples=["backup"])
+    password_file: AbsolutePath | None = Field(
+        None,
+        description=(
+            "File holding the user's password (mode 0600); drbackup passes it in a private "
+            "defaults file, never on the command line."),
+        examples=["/etc/drbackup/licences-db.password"],
+    )
+    dump_binary: str | None = Field(
+        None,
+        description="Dump program; default: mariadb-dump when installed, else mysqldump.")
+    client_binary: str | None = Field(
+        None, description="Client used by restore-db; default: mariadb when installed, else mysql.")
+
+
+class SqliteSource(DumpSourceBase):
+    kind: Literal["sqlite"] = Field(
+        description=(
+            "A SQLite database file, copied consistently with SQLite's online backup API "
+            "while applications keep writing."))
+    path: AbsolutePath = Field(
+        description="The database file.", examples=["/srv/registry/registry.sqlite"])
+    min_size: ByteSize = Field(
+        512, description="Smallest plausible copy; a smaller one fails the run.")
+
+
+class DumpdirSource(SourceBase):
+    kind: Literal["dumpdir"] = Field(
+        description=(
+            "A folder where the agency's own jobs drop dump files; a file is backed up once, "
+            "only when complete."))
+    path: AbsolutePath = Field(
+        description="The drop folder.", examples=["/srv/finance/dumps"])
+    pattern: str = Field(
+        "*", description="Glob of the dump files in the folder.", examples=["*.sql.gz"])
+    settle: Duration = Field(
+        timedelta(minutes=1),
+        description=(
+            "A file is complete when its size and modification time have not changed for this "
+            "long (ignored when marker = true)."),
+    )
+    marker: bool = Field(
+        False,
+        description="A file is complete only when '<name>.done' exists beside it.",
+    )
+    per_file: bool = Field(
+        True,
+        description=(
+            "Each new dump becomes its own snapshot tagged file=<name>; false: new dumps are "
+            "backed up together in one snapshot of the folder."),
+    )
+    min_size: ByteSize = Field(
+        0,
+        description=(
+            "Files smaller than this are never taken (e.g. the empty file a failed dump job "
+            "left behind)."),
+    )
+
+
+Source = Annotated[
+    DirectorySource | PostgresSource | MysqlSource | SqliteSource | DumpdirSource,
+    Field(discriminator="kind"),
+]
 
 
 class AgencyConfig(StrictModel):
@@ -302,7 +446,12 @@ __all__ = [
     "Config",
     "DaemonConfig",
     "DirectorySource",
+    "DumpSourceBase",
+    "DumpdirSource",
+    "MysqlSource",
+    "PostgresSource",
     "Source",
     "SourceBase",
+    "SqliteSource",
     "StoreConfig",
 ]

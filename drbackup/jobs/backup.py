@@ -1,21 +1,43 @@
-"""The backup job: one source of one agency into its primary repository, recorded in state."""
+"""The backup job: one source of one agency into its primary repository, recorded in state.
+
+A source gives one or more plans (a postgres server with all = true: one per database; a drop
+folder: one per new complete file, or none). Each plan is one restic run and one snapshot. A dump
+plan runs under the dump guard: when the dump fails, restic makes no snapshot and the run is
+recorded failed with the dump's stderr tail (DumpFailedError, exit code DUMP_FAILED)."""
 
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 
 from drbackup.config.models import AgencyConfig, Source
-from drbackup.engine import BackupSummary, ResticInterrupted
+from drbackup.engine import BackupSummary, ForgetPolicy, ResticInterrupted
+from drbackup.engine.errors import ResticError
 from drbackup.engine.restic import ProgressCallback
 from drbackup.errors import DrBackupError
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.tags import snapshot_tags
-from drbackup.sources import plan_backup
+from drbackup.sources import BackupPlan, DumpError, DumpReport, PlanContext, plan_backups
 from drbackup.state import RunCounts
 
 log = logging.getLogger(__name__)
+# restic stops a dump run this much later than the dump guard would.
+DUMP_RESTIC_GRACE = timedelta(minutes=2)
+# Under the state dir: temporary copies (SQLite) need room, which /tmp (often tmpfs) may lack.
+SCRATCH_DIR = "tmp"
+
+
+@dataclass(frozen=True)
+class DumpRecord:
+    """One plan's snapshot (a database, a dump file) within a run."""
+
+    label: str
+    snapshot_id: str | None
+    dump_bytes: int | None = None
+    dump_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -23,14 +45,44 @@ class BackupOutcome:
     run_id: int
     agency: str
     source: str
-    result: str  # "success" or "warning" (snapshot made, some files unreadable)
+    result: str  # "success", "warning" (snapshot made, some files unreadable), "skipped"
     summary: BackupSummary
     seconds: float
     unreadable: list[str] = field(default_factory=list)
+    snapshots: list[DumpRecord] = field(default_factory=list)
 
     @property
     def snapshot_id(self) -> str | None:
         return self.summary.snapshot_id
+
+
+def _dump_failure(plan: BackupPlan, exc: ResticError) -> DrBackupError:
+    """restic failed on a guarded dump: when the guard says the dump failed, that is the cause."""
+    report = DumpReport.read(plan.dump_report) if plan.dump_report else None
+    if report is None or report.ok or report.reader_gone:
+        return exc
+    detail = report.reason
+    lines = [line.strip() for line in report.stderr_tail.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower() or "fatal" in line.lower()]
+    if errors or lines:
+        detail += f": {(errors or lines)[-1]}"
+    return DumpError(f"{detail}; no snapshot was made",
+                     "fix the database or the source config and run the backup again; the "
+                     "dump's stderr tail is in the log and the run's details",
+                     stderr_tail="\n".join(filter(None, [report.reason, report.stderr_tail])))
+
+
+def _details(records: list[DumpRecord], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    details: dict[str, Any] = dict(extra or {})
+    dumps = [r for r in records if r.dump_bytes is not None]
+    if dumps:
+        details["dump_bytes"] = sum(r.dump_bytes or 0 for r in dumps)
+        details["dump_seconds"] = round(sum(r.dump_seconds or 0.0 for r in dumps), 3)
+    if len(records) > 1 or (records and records[0].label):
+        details["snapshots"] = [
+            {"label": r.label, "snapshot_id": r.snapshot_id, "dump_bytes": r.dump_bytes,
+             "dump_seconds": r.dump_seconds} for r in records]
+    return details
 
 
 def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: str = "cli",
@@ -38,7 +90,7 @@ def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: st
     """Back up one source. Every attempt is recorded in state, failed ones with their error.
 
     Raises DrBackupError subclasses for expected failures (restic missing or too old, store
-    unreachable, wrong password, missing source path, restic failure).
+    unreachable, wrong password, missing source path, failed dump, restic failure).
     """
     fields = {"agency": agency.id, "source": source.id, "job": "backup", "trigger": trigger}
     run_id = rt.state.start_run("backup", agency.id, source=source.id, store=agency.store,
@@ -46,51 +98,112 @@ def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: st
     fields["run_id"] = str(run_id)
     started = time.monotonic()
     log.info("backup started", extra=fields)
-    plan = None
+    plans: list[BackupPlan] = []
+    records: list[DumpRecord] = []
+    summaries: list[BackupSummary] = []
+    unreadable: list[str] = []
     try:
         rt.restic.require_supported()
-        plan = plan_backup(source)
-        rt.check_store(agency.store)
-        result = rt.restic.backup(
-            rt.target(agency),
-            plan.paths,
-            tags=[*snapshot_tags(agency, source), *plan.extra_tags],
-            host=rt.hostname,
-            excludes=plan.excludes,
-            one_file_system=plan.one_file_system,
-            stdin_command=plan.stdin_command,
-            stdin_filename=plan.stdin_filename,
-            timeout=source.timeout,
-            on_progress=on_progress,
-            cwd=plan.cwd,
-            command_env=plan.command_env or None,
-        )
+        plans = plan_backups(source, PlanContext(
+            agency=agency.id, values=rt.state,
+            scratch_dir=rt.config.daemon.state_dir / SCRATCH_DIR))
+        if plans:
+            rt.check_store(agency.store)
+        target = rt.target(agency) if plans else None
+        for plan in plans:
+            assert target is not None
+            timeout = source.timeout + DUMP_RESTIC_GRACE if plan.dump_report else source.timeout
+            try:
+                result = rt.restic.backup(
+                    target,
+                    plan.paths,
+                    tags=[*snapshot_tags(agency, source), *plan.extra_tags],
+                    host=rt.hostname,
+                    excludes=plan.excludes,
+                    one_file_system=plan.one_file_system,
+                    stdin_command=plan.stdin_command,
+                    stdin_filename=plan.stdin_filename,
+                    timeout=timeout,
+                    on_progress=on_progress,
+                    cwd=plan.cwd,
+                    command_env=plan.command_env or None,
+                )
+            except ResticError as exc:
+                if plan.dump_report and not isinstance(exc, ResticInterrupted):
+                    raise _dump_failure(plan, exc) from None
+                raise
+            snapshot_id = result.summary.snapshot_id
+            try:
+                for action in plan.after_success:
+                    action(snapshot_id)
+            except DumpError:
+                if snapshot_id:
+                    rt.restic.forget(target, ForgetPolicy(), snapshot_ids=[snapshot_id])
+                raise
+            report = DumpReport.read(plan.dump_report) if plan.dump_report else None
+            records.append(DumpRecord(plan.label, snapshot_id,
+                                      report.bytes if report else None,
+                                      round(report.seconds, 3) if report else None))
+            summaries.append(result.summary)
+            unreadable += result.unreadable
+            log.info("snapshot %s of %s", (snapshot_id or "none")[:8], plan.label or source.id,
+                     extra=fields)
     except DrBackupError as exc:
         outcome = "interrupted" if isinstance(exc, ResticInterrupted) else "failed"
-        rt.state.finish_run(run_id, outcome, error=exc.one_line(),
-                            details={"stderr_tail": getattr(exc, "stderr_tail", "")[-2000:]})
+        rt.state.finish_run(run_id, outcome, error=exc.one_line(), details=_details(
+            records, {"stderr_tail": getattr(exc, "stderr_tail", "")[-2000:]}))
         log.error("backup %s: %s", outcome, exc.one_line(), extra=fields)
+        if isinstance(exc, DumpError) and exc.stderr_tail:
+            log.error("dump stderr tail:\n%s", exc.stderr_tail, extra=fields)
         raise
     except BaseException as exc:
         rt.state.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt)
-                            else "failed", error=f"{exc.__class__.__name__}: {exc}")
+                            else "failed", error=f"{exc.__class__.__name__}: {exc}",
+                            details=_details(records) or None)
         raise
     finally:
-        if plan is not None:
+        for plan in plans:
             plan.run_cleanup()
-    summary = result.summary
-    outcome = "warning" if result.partial else "success"
+    seconds = time.monotonic() - started
+    if not summaries:
+        rt.state.finish_run(run_id, "skipped", details={"reason": "nothing ready to back up"})
+        log.info("backup skipped: nothing ready", extra=fields)
+        return BackupOutcome(run_id, agency.id, source.id, "skipped", BackupSummary(None),
+                             seconds)
+    summary = _combined(summaries)
+    outcome = "warning" if unreadable else "success"
+    details = _details(records, {"unreadable": unreadable[:50]} if unreadable else None)
     rt.state.finish_run(run_id, outcome, counts=RunCounts(
         snapshot_id=summary.snapshot_id,
         files_new=summary.files_new,
         files_changed=summary.files_changed,
         files_unmodified=summary.files_unmodified,
-        files_unreadable=len(result.unreadable),
+        files_unreadable=len(unreadable),
         bytes_added=summary.data_added,
         bytes_processed=summary.total_bytes_processed,
-    ), details={"unreadable": result.unreadable[:50]} if result.unreadable else None,
-        error="; ".join(result.unreadable[:5]) if result.unreadable else None)
+    ), details=details or None, error="; ".join(unreadable[:5]) if unreadable else None)
     log.info("backup %s: snapshot %s, %d new files, %d bytes added", outcome,
              summary.snapshot_id, summary.files_new, summary.data_added, extra=fields)
-    return BackupOutcome(run_id, agency.id, source.id, outcome, summary,
-                         time.monotonic() - started, result.unreadable)
+    return BackupOutcome(run_id, agency.id, source.id, outcome, summary, seconds, unreadable,
+                         records if len(records) > 1 or records[0].label else [])
+
+
+def _combined(summaries: list[BackupSummary]) -> BackupSummary:
+    """One summary for a run of several snapshots: sums, and the last snapshot's id."""
+    if len(summaries) == 1:
+        return summaries[0]
+    return BackupSummary(
+        snapshot_id=summaries[-1].snapshot_id,
+        files_new=sum(s.files_new for s in summaries),
+        files_changed=sum(s.files_changed for s in summaries),
+        files_unmodified=sum(s.files_unmodified for s in summaries),
+        dirs_new=sum(s.dirs_new for s in summaries),
+        dirs_changed=sum(s.dirs_changed for s in summaries),
+        dirs_unmodified=sum(s.dirs_unmodified for s in summaries),
+        data_added=sum(s.data_added for s in summaries),
+        data_added_packed=sum(s.data_added_packed for s in summaries),
+        total_files_processed=sum(s.total_files_processed for s in summaries),
+        total_bytes_processed=sum(s.total_bytes_processed for s in summaries),
+        total_duration=sum(s.total_duration for s in summaries),
+    )
+

@@ -3,14 +3,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import getpass
 import os
+import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,3 +106,222 @@ class MotoServer:
             "s3", endpoint_url=self.endpoint, region_name="us-east-1",
             aws_access_key_id=creds.access_key_id,
             aws_secret_access_key=creds.secret_access_key)
+
+
+# -- database servers ---------------------------------------------------------------------------
+
+def _pg_bin() -> Path:
+    """The newest installed PostgreSQL server's bin dir (Debian 12: 15)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                   key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit()
+                   else 0)
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
+PG_SUPERUSER = "postgres"
+DB_TEST_USER = "drbackup"
+
+
+def _stop_process(process: subprocess.Popen[bytes] | None, signum: int = signal.SIGINT,
+                  timeout: float = 30) -> None:
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signum)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@dataclass
+class PostgresServer:
+    """A throwaway PostgreSQL cluster (15 on Debian 12): initdb in a private temp dir owned by
+    the `postgres` system user (PostgreSQL refuses to run as root), listening on
+    127.0.0.1:<random port> with password (scram) authentication and its unix socket inside the
+    temp dir."""
+
+    password: str = field(default_factory=lambda: "pg-" + secrets.token_hex(12))
+    port: int = field(default_factory=free_port)
+    root: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        assert self.root is not None
+        return self.root / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        assert self.root is not None
+        return self.root / "socket"
+
+    def _as_postgres(self, argv: list[str]) -> list[str]:
+        if os.geteuid() != 0:
+            return argv
+        return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--", *argv]
+
+    def start(self) -> None:
+        if self.root is None:
+            self.root = Path(tempfile.mkdtemp(prefix="drbackup-pg-"))
+            self.root.chmod(0o755)
+            pwfile = self.root / "pwfile"
+            pwfile.write_text(self.password + "\n")
+            self.socket_dir.mkdir()
+            if os.geteuid() == 0:
+                for path in (self.root, pwfile, self.socket_dir):
+                    shutil.chown(path, "postgres", "postgres")
+            subprocess.run(
+                self._as_postgres([str(PG_BIN / "initdb"), "-D", str(self.data_dir), "-U",
+                                   PG_SUPERUSER, f"--pwfile={pwfile}", "--auth-local=trust",
+                                   "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C",
+                                   "--no-sync"]),
+                check=True, capture_output=True, cwd=self.root)
+            pwfile.unlink()
+        log = (self.root / "postgres.log").open("ab")
+        self.process = subprocess.Popen(
+            self._as_postgres([str(PG_BIN / "postgres"), "-D", str(self.data_dir),
+                               "-p", str(self.port), "-k", str(self.socket_dir),
+                               "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+                               "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                               "-c", "max_connections=40", "-c", "shared_buffers=32MB"]),
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.root)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"postgres exited; see {self.root / 'postgres.log'}")
+            ready = subprocess.run(
+                [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+                capture_output=True, check=False)
+            if ready.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise TimeoutError("postgres did not become ready")
+
+    def stop(self) -> None:
+        _stop_process(self.process)  # SIGINT: fast shutdown
+        self.process = None
+
+    def destroy(self) -> None:
+        self.stop()
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
+
+    def dsn(self, database: str = "postgres") -> str:
+        """A DSN without password: drbackup finds the password in its passfile."""
+        return f"postgresql://{PG_SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "PGPASSWORD": self.password, "PGCONNECT_TIMEOUT": "10"}
+
+    def psql(self, sql: str, database: str = "postgres", *, check: bool = True
+             ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(PG_BIN / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At",
+             "-d", self.dsn(database)],
+            input=sql, capture_output=True, text=True, env=self.env(), check=check)
+
+    def query(self, sql: str, database: str = "postgres") -> str:
+        return self.psql(sql, database).stdout.strip()
+
+    def create_database(self, prefix: str = "db") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        self.psql(f'CREATE DATABASE "{name}"')
+        return name
+
+    def drop_database(self, name: str) -> None:
+        self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class MariaDBServer:
+    """A throwaway MariaDB: mariadb-install-db into a private temp dir, mariadbd on
+    127.0.0.1:<random port>, a password-protected user `drbackup` with all privileges."""
+
+    password: str = field(default_factory=lambda: "my-" + secrets.token_hex(12))
+    port: int = field(default_factory=free_port)
+    root: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def socket(self) -> Path:
+        assert self.root is not None
+        return self.root / "mariadb.sock"
+
+    def defaults_file(self) -> Path:
+        assert self.root is not None
+        path = self.root / "client.cnf"
+        if not path.exists():
+            path.write_text(f"[client]\nuser={DB_TEST_USER}\npassword={self.password}\n"
+                            f"host=127.0.0.1\nport={self.port}\n")
+            path.chmod(0o600)
+        return path
+
+    def start(self) -> None:
+        user = "root" if os.geteuid() == 0 else getpass.getuser()
+        self.root = Path(tempfile.mkdtemp(prefix="drbackup-mariadb-"))
+        data = self.root / "data"
+        subprocess.run(
+            ["mariadb-install-db", "--no-defaults", f"--datadir={data}", f"--user={user}",
+             "--auth-root-authentication-method=normal", "--skip-test-db"],
+            check=True, capture_output=True, cwd=self.root)
+        log = (self.root / "mariadbd.log").open("ab")
+        self.process = subprocess.Popen(
+            ["mariadbd", "--no-defaults", f"--datadir={data}", f"--socket={self.socket}",
+             f"--port={self.port}", "--bind-address=127.0.0.1", f"--user={user}",
+             f"--pid-file={self.root / 'mariadbd.pid'}", "--skip-name-resolve",
+             "--innodb-flush-log-at-trx-commit=0", "--innodb-buffer-pool-size=64M",
+             "--skip-log-bin", f"--log-error={self.root / 'error.log'}"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.root)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mariadbd exited; see {self.root / 'error.log'}")
+            ping = subprocess.run(
+                ["mariadb-admin", "--no-defaults", f"--socket={self.socket}", "-uroot", "ping"],
+                capture_output=True, check=False)
+            if ping.returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            raise TimeoutError("mariadbd did not become ready")
+        setup = (f"CREATE USER '{DB_TEST_USER}'@'%' IDENTIFIED BY '{self.password}';"
+                 f"GRANT ALL PRIVILEGES ON *.* TO '{DB_TEST_USER}'@'%' WITH GRANT OPTION;"
+                 "FLUSH PRIVILEGES;")
+        subprocess.run(["mariadb", "--no-defaults", f"--socket={self.socket}", "-uroot"],
+                       input=setup.encode(), check=True, capture_output=True)
+
+    def stop(self) -> None:
+        _stop_process(self.process, signal.SIGTERM)
+        self.process = None
+
+    def destroy(self) -> None:
+        self.stop()
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
+
+    def sql(self, statements: str, database: str = "", *, check: bool = True
+            ) -> subprocess.CompletedProcess[str]:
+        argv = ["mariadb", f"--defaults-extra-file={self.defaults_file()}", "-N", "-B"]
+        if database:
+            argv.append(database)
+        done = subprocess.run(argv, input=statements, capture_output=True, text=True,
+                              check=False)
+        if check and done.returncode != 0:
+            raise RuntimeError(f"mariadb failed: {done.stderr.strip()}")
+        return done
+
+    def query(self, statements: str, database: str = "") -> str:
+        return self.sql(statements, database).stdout.strip()
+
+    def create_database(self, prefix: str = "db") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        self.sql(f"CREATE DATABASE `{name}`")
+        return name
+
+    def drop_database(self, name: str) -> None:
+        self.sql(f"DROP DATABASE IF EXISTS `{name}`")

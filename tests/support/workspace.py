@@ -79,6 +79,13 @@ class Workspace:
         self.agency(agency_id)["sources"].append(source)
         return source
 
+    def add_source(self, agency_id: str, source_id: str, kind: str, **settings: Any
+                   ) -> dict[str, Any]:
+        """Any source kind, settings as in the config file (paths as strings)."""
+        source = {"id": source_id, "kind": kind, **settings}
+        self.agency(agency_id)["sources"].append(source)
+        return source
+
     def write(self) -> Path:
         self.config_path.write_text(tomli_w.dumps(self.config))
         return self.config_path

@@ -37,6 +37,13 @@ def backup_now(ctx: CliContext) -> int:
             progress.finish()
         outcomes.append(outcome)
         s = outcome.summary
+        if outcome.result == "skipped":
+            ctx.out.line(f"{agency.id}/{source.id}: nothing ready to back up")
+            continue
+        for record in outcome.snapshots:
+            size = f", dump {human_bytes(record.dump_bytes)}" if record.dump_bytes else ""
+            ctx.out.line(f"{agency.id}/{source.id}: {record.label}: snapshot "
+                         f"{(record.snapshot_id or 'none')[:8]}{size}")
         ctx.out.line(
             f"{agency.id}/{source.id}: snapshot {(s.snapshot_id or 'none')[:8]} "
             f"files new {s.files_new}, changed {s.files_changed}, unmodified "

@@ -1,0 +1,150 @@
+"""Restoring a database source's snapshot into a database: `restic dump` streamed straight into
+pg_restore (PostgreSQL), the mariadb/mysql client, or a new SQLite file. No prompts: runbooks and
+restore drills call `restore_database` (or `drbackup restore-db --yes`) unattended."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from drbackup.config.models import (
+    AgencyConfig,
+    MysqlSource,
+    PostgresSource,
+    Source,
+    SqliteSource,
+)
+from drbackup.engine import Snapshot
+from drbackup.errors import DrBackupError, NotFoundError, TargetRefusedError
+from drbackup.jobs.restore import list_snapshots, pick_snapshot
+from drbackup.jobs.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DbRestoreOutcome:
+    run_id: int
+    agency: str
+    source: str
+    kind: str
+    snapshot: Snapshot
+    database: str | None  # the database the snapshot holds (tag database=)
+    into: str  # the target database name or file
+    created: bool  # the target database/file did not exist before
+    bytes: int
+    seconds: float
+
+
+class _CountingSink:
+    """Counts bytes on their way into the consumer's stdin."""
+
+    def __init__(self, sink: IO[bytes]) -> None:
+        self.sink = sink
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        self.count += len(data)
+        return self.sink.write(data)
+
+    def flush(self) -> None:
+        self.sink.flush()
+
+
+def choose_db_snapshot(rt: Runtime, agency: AgencyConfig, source: Source, snapshot: str = "latest",
+                       *, database: str | None = None, store_name: str | None = None
+                       ) -> Snapshot:
+    """The snapshot to restore: by id or "latest", of `database` when the source holds several.
+
+    Raises NotFoundError when none matches or the choice is ambiguous."""
+    snapshots = list_snapshots(rt, agency, source.id, store_name=store_name)
+    if database is not None:
+        snapshots = [s for s in snapshots if s.tag("database") == database]
+    elif snapshot == "latest":
+        names = sorted({s.tag("database") or "" for s in snapshots} - {"_globals"})
+        if len(names) > 1:
+            raise NotFoundError(
+                f"source {source.id!r} holds several databases ({', '.join(names)})",
+                "name one with --database")
+        snapshots = [s for s in snapshots if s.tag("database") != "_globals"] or snapshots
+    return pick_snapshot(snapshots, snapshot)
+
+
+def restore_database(rt: Runtime, agency: AgencyConfig, source: Source | str,
+                     snapshot: str | Snapshot = "latest", into: str | Path = "", *,
+                     overwrite: bool = False, clean: bool = False, database: str | None = None,
+                     store_name: str | None = None, trigger: str = "cli") -> DbRestoreOutcome:
+    """Restore a postgres, mysql or sqlite source's snapshot into `into` (a database name, a
+    PostgreSQL DSN, or a SQLite file path).
+
+    Raises TargetRefusedError (an existing non-empty target without overwrite, or a source kind
+    that is not a database), NotFoundError (no such snapshot), DumpError (the restore tool
+    failed), and engine errors."""
+    if isinstance(source, str):
+        source = agency.source(source)
+    if not isinstance(source, PostgresSource | MysqlSource | SqliteSource):
+        raise TargetRefusedError(f"source {source.id!r} is a {source.kind} source, not a database",
+                                 "use 'drbackup restore' for files and drop folders")
+    target_text = str(into)
+    if not target_text:
+        raise TargetRefusedError("no restore target given", "pass --into")
+    rt.restic.require_supported()
+    chosen = snapshot if isinstance(snapshot, Snapshot) else choose_db_snapshot(
+        rt, agency, source, snapshot, database=database, store_name=store_name)
+    if chosen.tag("source") != source.id or not chosen.paths:
+        raise NotFoundError(f"snapshot {chosen.short_id} is not a dump of source {source.id!r}",
+                            "list the source's snapshots with 'drbackup snapshots'")
+    name = store_name or agency.store
+    repo = rt.target(agency, name)
+    dump_path = chosen.paths[0]
+    run_id = rt.state.start_run("restore-db", agency.id, source=source.id, store=name,
+                                trigger=trigger)
+    started = time.monotonic()
+    fed: list[_CountingSink] = []
+
+    def feed(sink: IO[bytes]) -> None:
+        counting = _CountingSink(sink)
+        fed.append(counting)
+        # restic dump streams straight into the consumer's stdin: no temp file.
+        rt.restic.dump(repo, chosen.id, dump_path, counting)  # type: ignore[arg-type]
+
+    try:
+        if isinstance(source, PostgresSource):
+            from drbackup.sources.postgres import FORMAT_CUSTOM, restore_postgres
+
+            pg = restore_postgres(source, target_text, feed,
+                                  dump_format=chosen.tag("format") or FORMAT_CUSTOM,
+                                  overwrite=overwrite, clean=clean)
+            into_name, created = pg.database, pg.created
+        elif isinstance(source, MysqlSource):
+            from drbackup.sources.mysql import restore_mysql
+
+            my = restore_mysql(source, target_text, feed, overwrite=overwrite, clean=clean)
+            into_name, created = my.database, my.created
+        else:
+            from drbackup.sources.sqlite import restore_sqlite
+
+            lite = restore_sqlite(Path(target_text), feed, overwrite=overwrite)
+            into_name, created = str(lite.path), lite.created
+    except DrBackupError as exc:
+        rt.state.finish_run(run_id, "failed", error=exc.one_line(), details={
+            "snapshot_id": chosen.id, "into": target_text,
+            "stderr_tail": getattr(exc, "stderr_tail", "")[-2000:]})
+        raise
+    except BaseException as exc:
+        rt.state.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt)
+                            else "failed", error=exc.__class__.__name__)
+        raise
+    seconds = time.monotonic() - started
+    restored = sum(f.count for f in fed)
+    rt.state.finish_run(run_id, "success", details={
+        "snapshot_id": chosen.id, "into": into_name, "created": created, "bytes": restored,
+        "seconds": round(seconds, 3), "kind": source.kind})
+    log.info("database restored", extra={"agency": agency.id, "source": source.id,
+                                         "job": "restore-db", "run_id": str(run_id)})
+    return DbRestoreOutcome(run_id, agency.id, source.id, source.kind, chosen,
+                            chosen.tag("database"), into_name, created,
+                            restored, seconds)

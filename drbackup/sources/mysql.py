@@ -1,0 +1,141 @@
+"""MySQL/MariaDB sources: mariadb-dump/mysqldump --single-transaction --routines --events
+--triggers, and the restore side (the mariadb/mysql client into a new or named database).
+
+Credentials go in a defaults file (mode 0600, private directory) given as the FIRST argument
+(--defaults-extra-file must come first), never on the command line."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO
+
+from drbackup.config.models import MysqlSource
+from drbackup.errors import TargetRefusedError
+from drbackup.sources.base import BackupPlan, DumpError
+from drbackup.sources.dumps import (
+    PrivateDir,
+    dump_plan,
+    feed_tool,
+    find_binary,
+    last_line,
+    read_password_file,
+    run_tool,
+)
+
+FORMAT_SQL = "sql"
+
+
+def _option_value(value: str) -> str:
+    """A value for a MySQL option file, quoted so '#', spaces and quotes survive."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def quote_ident(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+@dataclass
+class MyConnection:
+    source: MysqlSource
+    workdir: PrivateDir
+    defaults_file: str
+
+    def dump_binary(self) -> str:
+        return find_binary(self.source.dump_binary, ["mariadb-dump", "mysqldump"])
+
+    def client_binary(self) -> str:
+        return find_binary(self.source.client_binary, ["mariadb", "mysql"])
+
+    def client_argv(self, *args: str) -> list[str]:
+        return [self.client_binary(), f"--defaults-extra-file={self.defaults_file}", *args]
+
+    def query(self, sql: str) -> list[str]:
+        result = run_tool(self.client_argv("-N", "-B"), dict(os.environ), input_text=sql)
+        if result.returncode != 0:
+            raise DumpError(f"MySQL source {self.source.id!r}: {last_line(result.stderr_tail)}",
+                            "check host, port, user, password_file and that the server is up",
+                            stderr_tail=result.stderr_tail)
+        return [line for line in result.stdout.splitlines() if line.strip()]
+
+    def cleanup(self) -> None:
+        self.workdir.cleanup()
+
+
+def connect(source: MysqlSource) -> MyConnection:
+    """A private defaults file for this source. Raises DumpError when the password file cannot
+    be read."""
+    lines = ["[client]", f"user={_option_value(source.user)}"]
+    if source.password_file is not None:
+        lines.append(f"password={_option_value(read_password_file(source.password_file))}")
+    if source.socket is not None:
+        lines.append(f"socket={_option_value(str(source.socket))}")
+    else:
+        lines += [f"host={_option_value(source.host)}", f"port={source.port}"]
+        if source.host not in ("localhost",):
+            lines.append("protocol=TCP")
+    workdir = PrivateDir("drbackup-mysql-")
+    path = workdir.write_secret("client.cnf", "\n".join(lines) + "\n")
+    return MyConnection(source, workdir, str(path))
+
+
+def plan_mysql(source: MysqlSource) -> list[BackupPlan]:
+    conn = connect(source)
+    command = [conn.dump_binary(), f"--defaults-extra-file={conn.defaults_file}",
+               "--single-transaction", "--routines", "--events", "--triggers",
+               "--hex-blob", "--default-character-set=utf8mb4", "--", source.database]
+    plan = dump_plan(command, workdir=conn.workdir, name="db", min_size=source.min_size,
+                     timeout=source.timeout, stdin_filename=f"{source.database}.sql", env={},
+                     tags=[f"database={source.database}", f"format={FORMAT_SQL}"],
+                     label=f"dump of database {source.database!r}")
+    plan.cleanup.append(conn.cleanup)
+    return [plan]
+
+
+@dataclass(frozen=True)
+class MyRestoreResult:
+    database: str
+    created: bool
+
+
+def restore_mysql(source: MysqlSource, into: str, feed: Callable[[IO[bytes]], None], *,
+                  overwrite: bool = False, clean: bool = False) -> MyRestoreResult:
+    """Replay a SQL dump streamed by `feed` into database `into` (created when missing; with
+    clean, dropped and created anew).
+
+    Raises TargetRefusedError for an existing non-empty database without overwrite, DumpError
+    when the client fails."""
+    conn = connect(source)
+    try:
+        literal = quote_literal(into)
+        exists = bool(conn.query(
+            f"SELECT 1 FROM information_schema.schemata WHERE schema_name = {literal};"))  # noqa: S608
+        created = False
+        if exists:
+            objects = conn.query(
+                f"SELECT (SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = "  # noqa: S608
+                f"{literal}) + (SELECT COUNT(*) FROM information_schema.routines "
+                f"WHERE routine_schema = {literal});")
+            if int(objects[0]) > 0 and not overwrite:
+                raise TargetRefusedError(
+                    f"database {into!r} exists and is not empty",
+                    "restore into a new database name, or pass --overwrite (with --clean to "
+                    "drop it first)")
+            if clean:
+                conn.query(f"DROP DATABASE {quote_ident(into)}; "
+                           f"CREATE DATABASE {quote_ident(into)};")
+                created = True
+        else:
+            conn.query(f"CREATE DATABASE {quote_ident(into)};")
+            created = True
+        feed_tool(conn.client_argv("--binary-mode", f"--database={into}"), dict(os.environ), feed,
+                  what=f"{os.path.basename(conn.client_binary())} into {into!r}")
+        return MyRestoreResult(into, created)
+    finally:
+        conn.cleanup()

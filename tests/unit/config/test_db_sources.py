@@ -1,0 +1,67 @@
+"""Config of database sources: passwords never in a DSN, password files checked like every
+secret file, unknown keys rejected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from drbackup.config.loader import ConfigInvalid, parse_config
+from drbackup.config.models import MysqlSource, PostgresSource
+
+
+def config_text(tmp_path: Path, source: dict[str, object]) -> str:
+    password = tmp_path / "repo.password"
+    password.write_text("pw\n")
+    password.chmod(0o600)
+    return tomli_w.dumps({"daemon": {"state_dir": str(tmp_path / "state")},
+                          "agencies": [{"id": "records", "password_file": str(password),
+                                        "sources": [source]}]})
+
+
+@pytest.mark.parametrize("dsn", [
+    "postgresql://backup:s3cret@db/permits",
+    "host=db user=backup password=s3cret dbname=permits",
+])
+def test_a_password_in_the_dsn_is_refused(tmp_path: Path, dsn: str) -> None:
+    with pytest.raises(ConfigInvalid) as caught:
+        parse_config(config_text(tmp_path, {"id": "db", "kind": "postgres", "dsn": dsn}),
+                     tmp_path / "c.toml")
+    assert "must not contain a password" in caught.value.message
+    assert "s3cret" not in caught.value.message
+    assert "agencies[0].sources[0].dsn" in caught.value.message
+
+
+def test_a_readable_db_password_file_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "db.password"
+    secret.write_text("x\n")
+    secret.chmod(0o644)
+    text = config_text(tmp_path, {"id": "db", "kind": "mysql", "database": "licences",
+                                  "password_file": str(secret)})
+    with pytest.raises(ConfigInvalid) as caught:
+        parse_config(text, tmp_path / "c.toml")
+    assert "agencies[0].sources[0].password_file" in caught.value.message
+    assert "chmod 600" in caught.value.message
+
+
+def test_database_sources_parse_with_defaults(tmp_path: Path) -> None:
+    secret = tmp_path / "db.password"
+    secret.write_text("x\n")
+    secret.chmod(0o600)
+    config = parse_config(config_text(tmp_path, {
+        "id": "db", "kind": "postgres", "dsn": "postgresql://backup@db/permits",
+        "password_file": str(secret), "min_size": "1MB"}), tmp_path / "c.toml")
+    source = config.agencies[0].sources[0]
+    assert isinstance(source, PostgresSource)
+    assert source.min_size == 1_000_000 and source.compression == 0 and not source.all
+    my = MysqlSource.model_validate({"id": "m", "kind": "mysql", "database": "d"})
+    assert my.min_size == 1024 and my.port == 3306
+
+
+def test_unknown_keys_in_a_database_source_are_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigInvalid) as caught:
+        parse_config(config_text(tmp_path, {"id": "db", "kind": "sqlite", "path": "/x.db",
+                                            "pasword_file": "/y"}), tmp_path / "c.toml")
+    assert "unknown key" in caught.value.message
