@@ -2,7 +2,7 @@
 real moto S3 server), scraped by drbackup's exporter and by a real Prometheus with the rule file
 loaded.
 
-Rows the other feature branches will produce (restore drill, check, replication, database dump)
+Rows the other feature branches will produce (restore drill, check, replication)
 are written into state directly here until those jobs exist on this branch: the collector reads
 the same run rows either way.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ import tomli_w
 
 from drbackup.config import load_config
 from drbackup.metrics import serve_metrics
-from drbackup.state import RunCounts, StateDB
+from drbackup.state import StateDB
 from tests.support.metrics import RULES, panels_without_data, parse, scrape, wait_for
 from tests.support.prometheus import PrometheusServer
 from tests.support.servers import MotoServer
@@ -35,8 +36,9 @@ from tests.support.workspace import Workspace
 @pytest.fixture(scope="module")
 def populated(tmp_path_factory: pytest.TempPathFactory, restic_binary: str,
               s3_server: MotoServer) -> Workspace:
-    """One agency on S3 with a replica: a real successful backup, two real failed backups
-    (missing source path), a real `repo stats`, plus synthetic drill/check/replicate/dump rows."""
+    """One agency on S3 with a replica: real successful backups (a directory, a SQLite dump),
+    two real failed backups (missing source path), a real `repo stats`, plus synthetic
+    drill/check/replicate rows."""
     root = tmp_path_factory.mktemp("metrics-e2e")
     ws = Workspace(root / "ws")
     ws.config["daemon"]["restic"] = restic_binary
@@ -50,9 +52,17 @@ def populated(tmp_path_factory: pytest.TempPathFactory, restic_binary: str,
     ws.add_agency("planning", store="offsite", replicas=["archive"], rpo="2s", rto="1h")
     ws.add_directory_source("planning", "documents", [data])
     ws.add_directory_source("planning", "broken", [root / "missing"])
+    registry = root / "registry.sqlite"
+    with sqlite3.connect(registry) as db:
+        db.execute("CREATE TABLE permits (id INTEGER PRIMARY KEY, holder TEXT)")
+        db.executemany("INSERT INTO permits (holder) VALUES (?)",
+                       [(f"holder {i}",) for i in range(500)])
+    ws.agency("planning")["sources"].append(
+        {"id": "registry", "kind": "sqlite", "path": str(registry)})
     ws.cli("repo", "init", "--agency", "planning", "--store", "offsite", check=True)
-    ws.cli("backup", "--agency", "planning", "--source", "documents", "--no-progress",
-           check=True)
+    for source in ("documents", "registry"):  # a directory and a database dump
+        ws.cli("backup", "--agency", "planning", "--source", source, "--no-progress",
+               check=True)
     for _ in range(2):
         failed = ws.cli("backup", "--agency", "planning", "--source", "broken", "--no-progress")
         assert failed.returncode == 13, failed.stderr
@@ -74,9 +84,6 @@ def populated(tmp_path_factory: pytest.TempPathFactory, restic_binary: str,
                                                           "rto_estimate_seconds": 90})
         synthetic("check", 5, store="offsite", details={"kind": "structure"})
         synthetic("replicate", 8, store="archive")
-        synthetic("backup", 3, source="documents", store="offsite",
-                  counts=RunCounts(bytes_added=1, bytes_processed=1),
-                  details={"dump_bytes": 123456, "dump_seconds": 2.5})
     finally:
         state.close()
     return ws
@@ -115,11 +122,11 @@ def test_real_scrape_passes_promtool_check_metrics(populated: Workspace) -> None
     assert values['drbackup_backup_consecutive_failures{agency="planning",source="broken"}'] == 2
     assert values['drbackup_backup_runs_total{agency="planning",result="failed",'
                   'source="broken"}'] == 2
-    assert values['drbackup_snapshots{agency="planning",store="offsite"}'] == 1
+    assert values['drbackup_snapshots{agency="planning",store="offsite"}'] == 2
     assert values['drbackup_repository_size_bytes{agency="planning",store="offsite"}'] > 0
     assert values['drbackup_store_up{store="offsite"}'] == 1
     assert values['drbackup_rto_estimate_seconds{agency="planning"}'] == 90
-    assert values['drbackup_dump_size_bytes{agency="planning",source="documents"}'] == 123456
+    assert values['drbackup_dump_size_bytes{agency="planning",source="registry"}'] >= 512
 
 
 def test_restart_keeps_last_success(populated: Workspace) -> None:
@@ -205,8 +212,8 @@ def test_prometheus_end_to_end(populated: Workspace, prometheus: PrometheusServe
                     and a["state"] in ("pending", "firing")]
 
         alerts = wait_for(rpo_alert)
-        assert [(a["labels"]["agency"], a["labels"]["source"]) for a in alerts] == [
-            ("planning", "documents")]
+        assert sorted((a["labels"]["agency"], a["labels"]["source"]) for a in alerts) == [
+            ("planning", "documents"), ("planning", "registry")]
         assert alerts[0]["labels"]["severity"] == "critical"
         failing = prometheus.query('drbackup_backup_consecutive_failures{source="broken"} >= 2')
         assert len(failing) == 1
