@@ -30,8 +30,12 @@ def _command_modules() -> list[ModuleType]:
         snapshots,
         version,
     )
+    from drbackup.cli.commands import report as report_cmd
+    from drbackup.cli.commands import verify as verify_cmd
+    from drbackup.cli.commands import verify_report as verify_report_cmd
 
-    return [config_cmd, version, repo, backup, snapshots, restore, restore_db, metrics]
+    return [config_cmd, version, repo, backup, snapshots, restore, restore_db,
+            verify_cmd, report_cmd, verify_report_cmd, metrics]
 
 
 class _Parser(argparse.ArgumentParser):

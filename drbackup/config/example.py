@@ -15,7 +15,14 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from drbackup.config.models import AgencyConfig, Config, DaemonConfig, Source, StoreConfig
+from drbackup.config.models import (
+    AgencyConfig,
+    Config,
+    DaemonConfig,
+    Source,
+    StoreConfig,
+    VerifyConfig,
+)
 from drbackup.config.units import format_duration
 
 HEADER = """\
@@ -68,11 +75,12 @@ def _fields(model: type[BaseModel], indent: str = "", *, skip: frozenset[str] = 
             required = " Required." if info.is_required() else ""
             lines += _comment(info.description + required, indent)
         known, value = (True, overrides[name]) if name in overrides else _value(info)
+        key = info.alias or name  # e.g. "assert", a Python keyword
         if not known or name in comment_out:
             shown = _toml(value) if known else '"..."'
-            lines.append(f"{indent}# {name} = {shown}")
+            lines.append(f"{indent}# {key} = {shown}")
         else:
-            lines.append(f"{indent}{name} = {_toml(value)}")
+            lines.append(f"{indent}{key} = {_toml(value)}")
     return lines
 
 
@@ -98,8 +106,12 @@ def render_example() -> str:
                      overrides={"path": Path("/srv/backup-disk/drbackup")})
     lines.append("")
     lines.append("[[agencies]]")
-    lines += _fields(AgencyConfig, skip=frozenset({"sources"}),
+    lines += _fields(AgencyConfig, skip=frozenset({"sources", "verify"}),
                      overrides={"replicas": ["archive"]})
+    lines.append("")
+    lines += _comment(AgencyConfig.model_fields["verify"].description or "", "  ")
+    lines.append("  [agencies.verify]")
+    lines += _fields(VerifyConfig, "  ")
     for model in source_kinds():
         kind = typing.get_args(model.model_fields["kind"].annotation)[0]
         lines.append("")

@@ -214,6 +214,13 @@ class DumpSourceBase(SourceBase):
             "Smallest plausible dump; a smaller one fails the run and makes no snapshot "
             "(e.g. '1KiB', '10MB')."),
     )
+    assertions: list[str] = Field(
+        default_factory=list, alias="assert",
+        description=(
+            "Restore drills: SQL run in the scratch copy of the database; each must return "
+            "true (key: assert)."),
+        examples=[["SELECT count(*) > 0 FROM permits"]],
+    )
 
 
 class PostgresSource(DumpSourceBase):
@@ -334,12 +341,69 @@ class DumpdirSource(SourceBase):
             "Files smaller than this are never taken (e.g. the empty file a failed dump job "
             "left behind)."),
     )
+    drill_postgres_dsn: str | None = Field(
+        None,
+        description=(
+            "Restore drills of the folder's PostgreSQL dumps (pg_dump custom or plain format): "
+            "the server (DSN without password) where a throwaway database is created, "
+            "restored into, checked and dropped. Unset: no database drill for this source."),
+        examples=["postgresql://drill@db.internal:5432/postgres"],
+    )
+    drill_password_file: AbsolutePath | None = Field(
+        None, description="Password file (mode 0600) for drill_postgres_dsn.")
+    assertions: list[str] = Field(
+        default_factory=list, alias="assert",
+        description=(
+            "Restore drills: SQL run in the scratch database; each must return true "
+            "(key: assert)."),
+        examples=[["SELECT count(*) > 0 FROM ledger"]],
+    )
 
 
 Source = Annotated[
     DirectorySource | PostgresSource | MysqlSource | SqliteSource | DumpdirSource,
     Field(discriminator="kind"),
 ]
+
+
+class VerifyConfig(StrictModel):
+    """How an agency's repository is checked and its restores drilled (drbackup verify)."""
+
+    check_subsets: int = Field(
+        30, ge=1, le=10000,
+        description=(
+            "N of the rotating 'restic check --read-data-subset=k/N': each data check reads the "
+            "next k, so every pack is read once every N data checks."),
+    )
+    data_check_interval: Duration = Field(
+        timedelta(hours=20),
+        description=(
+            "A scheduled check reads the next data subset when the last data check is at least "
+            "this old; checks in between verify the repository structure only."),
+    )
+    check_schedule: str | None = Field(
+        "daily 03:30",
+        description="When the daemon checks the repository (same forms as a source schedule).",
+    )
+    drill_schedule: str | None = Field(
+        "daily 04:30",
+        description="When the daemon runs restore drills of every source of the agency.",
+    )
+    drill_max_bytes: ByteSize = Field(
+        256 * 1024**2,
+        description=(
+            "A file drill restores the whole latest snapshot when it holds at most this many "
+            "bytes, else a sample of files."),
+        examples=["256MiB"],
+    )
+    drill_sample_files: int = Field(
+        50, ge=1, le=2000,
+        description=(
+            "Files restored by a sampling drill: the largest and newest files plus a random "
+            "choice of the rest (each is a restic --include argument, hence the limit)."),
+    )
+
+
 
 
 class AgencyConfig(StrictModel):
@@ -375,6 +439,10 @@ class AgencyConfig(StrictModel):
         ),
     )
     sources: list[Source] = Field(default_factory=list, description="What to back up.")
+    verify: VerifyConfig = Field(
+        default_factory=VerifyConfig,
+        description="Integrity checks and restore drills of this agency ([agencies.verify]).",
+    )
 
     @model_validator(mode="after")
     def _unique_sources(self) -> AgencyConfig:
@@ -454,4 +522,5 @@ __all__ = [
     "SourceBase",
     "SqliteSource",
     "StoreConfig",
+    "VerifyConfig",
 ]

@@ -374,7 +374,12 @@ class Restic:
         overwrite: str | None = None,
         timeout: timedelta | None = None,
         on_progress: ProgressCallback | None = None,
+        tolerate_errors: bool = False,
     ) -> RestoreSummary:
+        """Restore a snapshot under target_dir. With tolerate_errors, a restore that ran to the
+        end but could not restore some data (restic exit 1 with per-file errors, e.g. a damaged
+        pack) returns its summary with the errors instead of raising: a drill wants to know
+        which files suffered."""
         args = ["restore", snapshot_id, "--target", str(target_dir)]
         for pattern in includes:
             args += ["--include", pattern]
@@ -393,7 +398,9 @@ class Restic:
 
         result = self._run(target, args, on_message=handle, timeout=timeout)
         errors = [error_text(m) for m in result.stderr.of_type("error")]
-        self._raise_for(result, target, "restore")
+        if not (tolerate_errors and errors and result.returncode == 1
+                and not result.timed_out and not result.terminated):
+            self._raise_for(result, target, "restore")
         summary = result.stdout.last_of_type("summary") or {}
         if dry_run:
             planned = [m for m in result.stdout.of_type("verbose_status")]

@@ -1,10 +1,11 @@
-"""Metrics end to end: a state database filled by real backups (the real CLI, real restic, the
-real moto S3 server), scraped by drbackup's exporter and by a real Prometheus with the rule file
-loaded.
+"""Metrics end to end: a state database filled by real backups (a directory and a SQLite dump),
+real failed backups, a real structure check and a real file restore drill (the real CLI, real
+restic, the real moto S3 server), scraped by drbackup's exporter and by a real Prometheus with
+the rule file loaded.
 
-Rows the other feature branches will produce (restore drill, check, replication)
-are written into state directly here until those jobs exist on this branch: the collector reads
-the same run rows either way.
+Replication rows are written into state directly while the replication job (offsite branch) is
+not on main: the collector reads the same run rows either way. The same flow against the real
+daemon lives in test_metrics_daemon.py once the daemon is on main.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ from tests.support.workspace import Workspace
 def populated(tmp_path_factory: pytest.TempPathFactory, restic_binary: str,
               s3_server: MotoServer) -> Workspace:
     """One agency on S3 with a replica: real successful backups (a directory, a SQLite dump),
-    two real failed backups (missing source path), a real `repo stats`, plus synthetic
-    drill/check/replicate rows."""
+    two real failed backups (missing source path), a real `repo stats`, a real structure check
+    and file drill, plus a synthetic replication row."""
     root = tmp_path_factory.mktemp("metrics-e2e")
     ws = Workspace(root / "ws")
     ws.config["daemon"]["restic"] = restic_binary
@@ -67,6 +68,10 @@ def populated(tmp_path_factory: pytest.TempPathFactory, restic_binary: str,
         failed = ws.cli("backup", "--agency", "planning", "--source", "broken", "--no-progress")
         assert failed.returncode == 13, failed.stderr
     ws.cli("repo", "stats", "--agency", "planning", "--store", "offsite", check=True)
+    # verification (on main): a structure check and a file restore drill, both real
+    ws.cli("verify", "--agency", "planning", "--kind", "check", "--structure-only", check=True)
+    ws.cli("verify", "--agency", "planning", "--source", "documents", "--kind", "files",
+           check=True)
 
     state = StateDB(ws.state_dir / "state.db")
     try:
@@ -80,9 +85,6 @@ def populated(tmp_path_factory: pytest.TempPathFactory, restic_binary: str,
             state.finish_run(run_id, "success", details=details, counts=counts,
                              finished_at=now - 600 + seconds)
 
-        synthetic("drill", 42, store="offsite", details={"kind": "drill",
-                                                          "rto_estimate_seconds": 90})
-        synthetic("check", 5, store="offsite", details={"kind": "structure"})
         synthetic("replicate", 8, store="archive")
     finally:
         state.close()
@@ -125,7 +127,11 @@ def test_real_scrape_passes_promtool_check_metrics(populated: Workspace) -> None
     assert values['drbackup_snapshots{agency="planning",store="offsite"}'] == 2
     assert values['drbackup_repository_size_bytes{agency="planning",store="offsite"}'] > 0
     assert values['drbackup_store_up{store="offsite"}'] == 1
-    assert values['drbackup_rto_estimate_seconds{agency="planning"}'] == 90
+    assert values['drbackup_rto_estimate_seconds{agency="planning"}'] > 0
+    assert values['drbackup_verify_runs_total{agency="planning",kind="drill",'
+                  'result="success"}'] == 1
+    assert values['drbackup_verify_runs_total{agency="planning",kind="structure",'
+                  'result="success"}'] == 1
     assert values['drbackup_dump_size_bytes{agency="planning",source="registry"}'] >= 512
 
 

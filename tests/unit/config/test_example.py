@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from drbackup.config import parse_config
 from drbackup.config.example import render_example, source_kinds
-from drbackup.config.models import AgencyConfig, DaemonConfig, StoreConfig
+from drbackup.config.models import AgencyConfig, DaemonConfig, StoreConfig, VerifyConfig
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "drbackup.example.toml"
 
@@ -21,12 +21,15 @@ def test_example_file_matches_the_models() -> None:
 def test_example_documents_every_key() -> None:
     text = EXAMPLE.read_text()
     assert "[[agencies.sources]]" in text
-    models: list[type[BaseModel]] = [DaemonConfig, StoreConfig, AgencyConfig, *source_kinds()]
+    models: list[type[BaseModel]] = [DaemonConfig, StoreConfig, AgencyConfig, VerifyConfig,
+                                     *source_kinds()]
     for model in models:
-        for name in model.model_fields:
+        for name, info in model.model_fields.items():
             if model is AgencyConfig and name == "sources":
                 continue  # shown as [[agencies.sources]] tables
-            assert f"{name} = " in text, f"{model.__name__}.{name} missing from the example"
+            name = info.alias or name
+            assert f"{name} = " in text or f"[agencies.{name}]" in text, (
+                f"{model.__name__}.{name} missing from the example")
 
 
 def test_example_passes_config_check_with_its_secret_files(tmp_path: Path) -> None:

@@ -1,0 +1,67 @@
+"""drbackup report [--agency A] [--json]: recoverability per agency and source, from state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drbackup.cli.context import CliContext
+from drbackup.jobs.dr_report import Objective, build_report
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "report", help="recoverability report: RPO/RTO measured vs targets, GB/T 20988 level")
+    parser.add_argument("--agency", help="only this agency")
+    parser.add_argument("--json", action="store_true", dest="verb_json",
+                        help="machine-readable output (schema: docs/schemas/report.schema.json)")
+    parser.set_defaults(handler=report_now)
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 2 * 86400:
+        return f"{value / 86400:.1f}d"
+    if value >= 3600:
+        return f"{value / 3600:.1f}h"
+    if value >= 60:
+        return f"{value / 60:.0f}m"
+    return f"{value:.0f}s"
+
+
+def _objective(value: Objective) -> str:
+    mark = {True: "ok", False: "OVER", None: "?"}[value.met]
+    return f"{_seconds(value.measured_seconds)}/{_seconds(value.target_seconds)} {mark}"
+
+
+def report_now(ctx: CliContext) -> int:
+    if ctx.args.verb_json:
+        ctx.out.json_mode = True
+    report = build_report(ctx.runtime, ctx.agencies(ctx.args.agency))
+    rows: list[list[str]] = []
+    for agency in report.agencies:
+        for source in agency.sources:
+            rows.append([
+                agency.agency, source.source,
+                source.last_good_backup.at[:19] if source.last_good_backup else "never",
+                (f"{source.last_good_drill.at[:19]}" if source.last_good_drill else "never"),
+                _objective(source.rpo), _objective(source.rto),
+                str(source.gbt_20988.level or "-"),
+            ])
+    ctx.out.table(["AGENCY", "SOURCE", "LAST GOOD BACKUP", "LAST GOOD DRILL", "RPO",
+                   "RTO (est.)", "GB/T 20988"], rows)
+    for agency in report.agencies:
+        level = agency.gbt_20988
+        ctx.out.line("")
+        ctx.out.line(f"{agency.agency}: GB/T 20988 level met: {level.level or 'none'}"
+                     + (f" ({level.name}; figures {level.confidence})" if level.level else ""))
+        check = agency.last_check
+        ctx.out.line(f"  last check: {check.at[:19] + ' ' + (check.verdict or check.result)}"
+                     if check else "  last check: never")
+        ctx.out.line(f"  next data subset: {agency.next_data_subset}")
+        for finding in agency.findings:
+            ctx.out.line(f"  finding: {finding}")
+        for blocker in level.next_level_blockers[:5]:
+            ctx.out.line(f"  not higher: {blocker}")
+    ctx.out.result(report)
+    return 0

@@ -1,0 +1,198 @@
+"""The recoverability report (`drbackup report`): per agency and source, the last backup, the
+last good drill, measured RPO and RTO against the targets, and the GB/T 20988 level the measured
+figures meet. Read from the state database only: no restic, no network."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from drbackup.config.models import AgencyConfig
+from drbackup.jobs.check import next_subset
+from drbackup.jobs.evidence import utc_iso
+from drbackup.jobs.runtime import Runtime
+from drbackup.state import RunRecord
+from drbackup.verify.levels import GBT_20988_LEVELS, Measured, highest_level_met
+
+REPORT_FORMAT = "drbackup-report/1"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: int
+    at: str
+    result: str
+    kind: str | None = None
+    verdict: str | None = None
+    snapshot_id: str | None = None
+    report_path: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Objective:
+    target_seconds: float
+    measured_seconds: float | None
+    met: bool | None  # None: not measured
+
+
+@dataclass(frozen=True)
+class LevelResult:
+    level: int | None
+    name: str | None
+    confidence: str | None
+    next_level_blockers: list[str]
+
+
+@dataclass(frozen=True)
+class SourceReport:
+    source: str
+    kind: str
+    last_backup: RunSummary | None
+    last_good_backup: RunSummary | None
+    backups_last_24h: int
+    backups_last_7d: int
+    last_drill: RunSummary | None
+    last_good_drill: RunSummary | None
+    rpo: Objective
+    rto: Objective
+    gbt_20988: LevelResult
+    findings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AgencyReport:
+    agency: str
+    store: str
+    last_check: RunSummary | None
+    last_data_check: RunSummary | None
+    next_data_subset: str
+    sources: list[SourceReport]
+    gbt_20988: LevelResult
+    findings: list[str]
+
+
+@dataclass(frozen=True)
+class DrReport:
+    format: str
+    generated_at: str
+    agencies: list[AgencyReport]
+    levels: list[dict[str, object]]
+
+
+def _summary(run: RunRecord | None) -> RunSummary | None:
+    if run is None:
+        return None
+    return RunSummary(
+        run_id=run.id, at=utc_iso(run.finished_at or run.started_at), result=run.result,
+        kind=run.details.get("kind"), verdict=run.details.get("verdict"),
+        snapshot_id=run.snapshot_id or run.details.get("snapshot_id"),
+        report_path=run.details.get("report_path"), error=run.error)
+
+
+def _level(measured: Measured) -> LevelResult:
+    level, blockers = highest_level_met(measured)
+    return LevelResult(level.level if level else None, level.name if level else None,
+                       level.confidence if level else None, blockers)
+
+
+def source_report(rt: Runtime, agency: AgencyConfig, source_id: str, kind: str,
+                  now: float) -> SourceReport:
+    state = rt.state
+    backups = state.runs(agency=agency.id, source=source_id, job="backup", limit=2000,
+                         since=now - 8 * 86400)
+    last_backup = state.last_run(agency=agency.id, source=source_id, job="backup")
+    good = [r for r in backups if r.succeeded and r.snapshot_id]
+    last_good_backup = good[0] if good else None
+    if last_good_backup is None:
+        older = [r for r in state.runs(agency=agency.id, source=source_id, job="backup",
+                                       results=("success", "warning"), limit=50)
+                 if r.snapshot_id]
+        last_good_backup = older[0] if older else None
+    drills = state.runs(agency=agency.id, source=source_id, job="drill", limit=200)
+    finished_drills = [r for r in drills if r.result != "running"]
+    last_drill = finished_drills[0] if finished_drills else None
+    good_drills = [r for r in finished_drills if r.details.get("verdict") in ("pass", "warning")]
+    last_good_drill = good_drills[0] if good_drills else None
+    rpo_seconds = (now - (last_good_backup.finished_at or last_good_backup.started_at)
+                   if last_good_backup else None)
+    rto_estimate = (last_good_drill.details.get("rto_estimate_seconds")
+                    if last_good_drill else None)
+    rpo_target = agency.rpo.total_seconds()
+    rto_target = agency.rto.total_seconds()
+    rpo = Objective(rpo_target, None if rpo_seconds is None else round(rpo_seconds, 1),
+                    None if rpo_seconds is None else rpo_seconds <= rpo_target)
+    rto = Objective(rto_target, None if rto_estimate is None else float(rto_estimate),
+                    None if rto_estimate is None else float(rto_estimate) <= rto_target)
+    measured = Measured(
+        rpo=None if rpo_seconds is None else timedelta(seconds=rpo_seconds),
+        rto_estimate=None if rto_estimate is None else timedelta(seconds=float(rto_estimate)),
+        backups_last_7d=sum(1 for r in good if r.started_at >= now - 7 * 86400),
+        backups_last_24h=sum(1 for r in good if r.started_at >= now - 86400),
+        last_good_drill_age=None if last_good_drill is None else timedelta(
+            seconds=now - (last_good_drill.finished_at or last_good_drill.started_at)),
+    )
+    findings: list[str] = []
+    if last_good_backup is None:
+        findings.append("no good backup")
+    elif rpo.met is False:
+        findings.append(f"RPO breached: last good backup {rpo_seconds:.0f}s ago, target "
+                        f"{rpo_target:.0f}s")
+    if last_drill is None:
+        findings.append("never drilled")
+    elif last_drill.details.get("verdict") not in ("pass", "warning"):
+        findings.append(f"last drill failed: {last_drill.error or last_drill.result}")
+    if rto.met is False:
+        findings.append(f"RTO estimate {rto.measured_seconds:.0f}s exceeds the target "
+                        f"{rto_target:.0f}s")
+    return SourceReport(
+        source=source_id, kind=kind, last_backup=_summary(last_backup),
+        last_good_backup=_summary(last_good_backup),
+        backups_last_24h=measured.backups_last_24h, backups_last_7d=measured.backups_last_7d,
+        last_drill=_summary(last_drill), last_good_drill=_summary(last_good_drill),
+        rpo=rpo, rto=rto, gbt_20988=_level(measured), findings=findings)
+
+
+def agency_report(rt: Runtime, agency: AgencyConfig, now: float) -> AgencyReport:
+    sources = [source_report(rt, agency, s.id, s.kind, now) for s in agency.sources]
+    checks = [r for r in rt.state.runs(agency=agency.id, job="check", limit=200)
+              if r.result != "running" and r.store == agency.store]
+    data_checks = [r for r in checks
+                   if r.details.get("kind") in ("read-data-subset", "read-data")]
+    findings = [f"{s.source}: {f}" for s in sources for f in s.findings]
+    last_check = checks[0] if checks else None
+    if last_check is None:
+        findings.append("repository never checked")
+    elif last_check.details.get("verdict") != "pass":
+        findings.append(f"last repository check failed: {last_check.error or last_check.result}")
+    levels = [s.gbt_20988 for s in sources]
+    if not levels or any(lv.level is None for lv in levels):
+        agency_level = LevelResult(None, None, None,
+                                   [b for lv in levels for b in lv.next_level_blockers][:10]
+                                   or ["no sources"])
+    else:
+        lowest = min(levels, key=lambda lv: lv.level or 0)
+        agency_level = lowest
+    total = agency.verify.check_subsets
+    return AgencyReport(
+        agency=agency.id, store=agency.store, last_check=_summary(last_check),
+        last_data_check=_summary(data_checks[0] if data_checks else None),
+        next_data_subset=f"{next_subset(rt, agency, agency.store)}/{total}",
+        sources=sources, gbt_20988=agency_level, findings=findings)
+
+
+def build_report(rt: Runtime, agencies: list[AgencyConfig], now: float | None = None
+                 ) -> DrReport:
+    moment = time.time() if now is None else now
+    return DrReport(
+        format=REPORT_FORMAT, generated_at=utc_iso(moment),
+        agencies=[agency_report(rt, a, moment) for a in agencies],
+        levels=[{
+            "level": lv.level, "name": lv.name, "name_zh": lv.name_zh,
+            "rpo_max_seconds": None if lv.rpo_max is None else lv.rpo_max.total_seconds(),
+            "rto_max_seconds": None if lv.rto_max is None else lv.rto_max.total_seconds(),
+            "min_backups_per_week": lv.min_backups_per_week,
+            "min_backups_per_day": lv.min_backups_per_day,
+            "measurable": lv.measurable, "confidence": lv.confidence,
+            "requirement": lv.requirement} for lv in GBT_20988_LEVELS])

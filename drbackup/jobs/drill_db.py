@@ -1,0 +1,537 @@
+"""Database restore drills: restore the latest dump into a throwaway database on the same server,
+check it, drop it.
+
+- postgres sources: the latest snapshot of each database the source dumps, restored with
+  pg_restore into `drbackup_drill_<run>_<n>_<random>` on the source's own server (the source's user
+  needs CREATEDB);
+- dumpdir sources with `drill_postgres_dsn`: the newest dump file of the latest snapshot
+  (pg_dump custom format, recognised by its PGDMP header, or plain SQL), restored into a
+  throwaway database on that server;
+- sqlite sources: the copy restored into the drill's scratch directory.
+
+Checks: every table the dump declares is present (pg_restore --list / CREATE TABLE statements),
+row counts per table (reported), and the source's `assert` SQL statements, each of which must
+return true. A dump that cannot be restored (truncated, damaged) fails the drill with the tool's
+own words. The scratch database is dropped in a `finally`; one left by a killed drill is
+dropped at the next start (`clean_stale_databases`, run by `clean_stale_scratch`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import re
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from drbackup.config.models import (
+    AgencyConfig,
+    DumpdirSource,
+    MysqlSource,
+    PostgresSource,
+    SqliteSource,
+)
+from drbackup.engine import Snapshot
+from drbackup.errors import DrBackupError
+from drbackup.jobs.drill import (
+    DRILLS,
+    STALE_CLEANERS,
+    DrillOutcome,
+    DrillRecord,
+    RestoreTiming,
+    drill_run,
+)
+from drbackup.jobs.runtime import Runtime
+from drbackup.jobs.tags import source_filter
+from drbackup.sources import mysql as my
+from drbackup.sources.base import DumpError
+from drbackup.sources.dumps import feed_tool, run_tool
+from drbackup.sources.postgres import (
+    GLOBALS,
+    PgConnection,
+    connect,
+    dsn_with_database,
+    quote_ident,
+    quote_literal,
+    restore_postgres,
+)
+from drbackup.verify.scratch import scratch_space
+
+log = logging.getLogger(__name__)
+PENDING_DIR = "scratch-db"
+_TOC_TABLE = re.compile(r"^\d+;\s+\d+\s+\d+\s+TABLE\s+(?!DATA\s)(\S+)\s+(\S+)\s")
+_SQL_TABLE = re.compile(r"^CREATE TABLE (?:IF NOT EXISTS )?([^\s(]+)", re.MULTILINE)
+DbSource = PostgresSource | MysqlSource | SqliteSource | DumpdirSource
+_TRUE = {"t", "true", "1", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class TableCount:
+    table: str
+    rows: int
+
+
+# -- the throwaway database ------------------------------------------------------------------
+
+
+def _pg_source_for(source: PostgresSource | DumpdirSource) -> PostgresSource:
+    if isinstance(source, PostgresSource):
+        return source
+    assert source.drill_postgres_dsn is not None
+    return PostgresSource.model_validate({
+        "id": source.id, "kind": "postgres", "dsn": source.drill_postgres_dsn,
+        "password_file": source.drill_password_file})
+
+
+def scratch_database_name(run_id: int, index: int) -> str:
+    """Unique across hosts and state directories sharing a database server: run ids are not."""
+    return f"drbackup_drill_{run_id}_{index}_{secrets.token_hex(4)}"
+
+
+@contextmanager
+def _pending_database(rt: Runtime, agency: AgencyConfig, source_id: str, name: str,
+                      admin_dsn: str) -> Iterator[None]:
+    """Note the scratch database under <state_dir>/scratch-db/ (locked while this drill lives)
+    so a killed drill's database is found and dropped at the next start."""
+    directory = rt.config.daemon.state_dir / PENDING_DIR
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / f"{name}.json"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, json.dumps({"agency": agency.id, "source": source_id, "database": name,
+                                 "admin_dsn": admin_dsn}).encode())
+        yield
+        path.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+
+
+def _drop(conn: PgConnection, admin_dsn: str, name: str) -> None:
+    conn.psql(admin_dsn, f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE);")
+
+
+def clean_stale_databases(rt: Runtime) -> list[str]:
+    """Drop scratch databases of drills that were killed; returns their names."""
+    directory = rt.config.daemon.state_dir / PENDING_DIR
+    if not directory.is_dir():
+        return []
+    dropped: list[str] = []
+    for path in sorted(directory.glob("*.json")):
+        fd = os.open(path, os.O_RDWR)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its drill is still running
+            try:
+                note = json.loads(path.read_text())
+                source = rt.config.agency(str(note["agency"])).source(str(note["source"]))
+            except (ValueError, KeyError, DrBackupError):
+                path.unlink(missing_ok=True)
+                continue
+            if isinstance(source, MysqlSource):
+                my_conn = my.connect(source)
+                try:
+                    my_conn.query(f"DROP DATABASE IF EXISTS {my.quote_ident(note['database'])};")
+                finally:
+                    my_conn.cleanup()
+            elif isinstance(source, PostgresSource) or (
+                    isinstance(source, DumpdirSource) and source.drill_postgres_dsn is not None):
+                conn = connect(_pg_source_for(source))
+                try:
+                    _drop(conn, str(note["admin_dsn"]), str(note["database"]))
+                finally:
+                    conn.cleanup()
+            path.unlink(missing_ok=True)
+            dropped.append(str(note["database"]))
+            log.warning("dropped leftover drill database %s", note["database"])
+        finally:
+            os.close(fd)
+    return dropped
+
+
+def _clean_stale(rt: Runtime) -> None:
+    clean_stale_databases(rt)
+
+
+STALE_CLEANERS.append(_clean_stale)
+
+
+# -- checks ----------------------------------------------------------------------------------
+
+
+def toc_tables(conn: PgConnection, dump: Path) -> list[str]:
+    """Tables a custom-format dump declares (pg_restore --list). Raises DumpError when the dump
+    cannot even be listed."""
+    result = run_tool([conn.tool("pg_restore"), "--list", str(dump)], conn.child_env())
+    if result.returncode != 0:
+        raise DumpError(f"pg_restore cannot read the dump: {_last(result.stderr_tail)}",
+                        "the dump is damaged; take a new one")
+    tables = []
+    for line in result.stdout.splitlines():
+        match = _TOC_TABLE.match(line)
+        if match:
+            tables.append(f"{match.group(1)}.{match.group(2)}")
+    return sorted(set(tables))
+
+
+def sql_tables(dump: Path, default_schema: str = "public") -> list[str]:
+    """Tables a plain SQL dump creates, as schema.table."""
+    names: set[str] = set()
+    with dump.open("r", encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            match = _SQL_TABLE.match(line)
+            if match:
+                name = match.group(1).replace('"', "").replace("`", "")
+                names.add(name if "." in name else f"{default_schema}.{name}")
+    return sorted(names)
+
+
+def _last(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no error text"
+
+
+def pg_table_counts(conn: PgConnection, dsn: str) -> list[TableCount]:
+    tables = conn.psql(dsn, (
+        "SELECT n.nspname || '.' || c.relname FROM pg_class c "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') "
+        "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+        "AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1;"))
+    if not tables:
+        return []
+    parts = []
+    for table in tables:
+        schema, _, name = table.partition(".")
+        parts.append(f"SELECT {quote_literal(table)}, count(*) FROM "  # noqa: S608
+                     f"{quote_ident(schema)}.{quote_ident(name)}")
+    rows = conn.psql(dsn, " UNION ALL ".join(parts) + ";")
+    counts = []
+    for row in rows:
+        table, _, value = row.rpartition("|")
+        counts.append(TableCount(table, int(value)))
+    return counts
+
+
+def _assertion_true(rows: list[str]) -> bool:
+    return len(rows) == 1 and rows[0].strip().lower() in _TRUE
+
+
+# -- the drill -------------------------------------------------------------------------------
+
+
+def _latest_per_database(snapshots: list[Snapshot]) -> list[Snapshot]:
+    latest: dict[str, Snapshot] = {}
+    for snapshot in sorted(snapshots, key=lambda s: s.time):
+        database = snapshot.tag("database") or ""
+        if database == GLOBALS:
+            continue
+        latest[database] = snapshot
+    return [latest[k] for k in sorted(latest)]
+
+
+class _Counting:
+    def __init__(self, sink: IO[bytes]) -> None:
+        self.sink = sink
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        self.count += len(data)
+        return self.sink.write(data)
+
+    def flush(self) -> None:
+        self.sink.flush()
+
+
+def run_db_drill(rt: Runtime, agency: AgencyConfig, source: DbSource, *,
+                 trigger: str = "cli") -> DrillOutcome:
+    """Restore-drill a database source (see the module doc). A dump that does not restore or
+    fails a check gives verdict "fail"; unreachable stores raise their DrBackupError."""
+    box: list[DrillOutcome] = []
+    rt.restic.require_supported()
+    rt.check_store(agency.store)
+    with drill_run(rt, agency, source, "db", trigger, box) as record:
+        _db_drill_body(rt, agency, source, record)
+    return box[0]
+
+
+def _db_drill_body(rt: Runtime, agency: AgencyConfig, source: DbSource,
+                   record: DrillRecord) -> None:
+    if isinstance(source, DumpdirSource) and source.drill_postgres_dsn is None:
+        record.fail(f"dumpdir source {source.id!r} has no drill_postgres_dsn: nothing to "
+                    "restore its dumps into")
+        return
+    repo = rt.target(agency)
+    snapshots = rt.restic.snapshots(repo, tags=source_filter(agency.id, source.id))
+    if isinstance(source, DumpdirSource):
+        chosen = snapshots[-1:] if snapshots else []
+    elif isinstance(source, PostgresSource | MysqlSource):
+        chosen = _latest_per_database(snapshots)
+    else:
+        chosen = snapshots[-1:]
+    if not chosen:
+        record.fail(f"source {source.id!r} has no snapshot to restore")
+        return
+    record.snapshot = chosen[-1]
+    run_id = int(record.details["run_id"])
+    databases: list[dict[str, Any]] = []
+    total_bytes = 0
+    total_seconds = 0.0
+    with scratch_space(rt.config.daemon.state_dir, f"drill-{run_id}") as scratch:
+        for index, snapshot in enumerate(chosen):
+            path = _dump_path(rt, repo, snapshot, source)
+            dump_file = scratch / f"dump-{index}"
+            started = time.monotonic()
+            with dump_file.open("wb") as handle:
+                counter = _Counting(handle)
+                rt.restic.dump(repo, snapshot.id, path, counter)  # type: ignore[arg-type]
+            entry: dict[str, Any] = {"snapshot_id": snapshot.id, "dump": path,
+                                     "database": snapshot.tag("database"),
+                                     "bytes": counter.count}
+            if isinstance(source, SqliteSource):
+                seconds_restore = _drill_sqlite(source, dump_file, scratch, entry, record)
+            elif isinstance(source, MysqlSource):
+                seconds_restore = _drill_mysql(rt, agency, source, dump_file, run_id, index,
+                                               entry, record)
+            else:
+                seconds_restore = _drill_postgres(rt, agency, source, dump_file, run_id, index,
+                                                  entry, record)
+            total_bytes += counter.count
+            total_seconds += time.monotonic() - started
+            entry["seconds"] = round(seconds_restore, 3)
+            databases.append(entry)
+    record.timing = RestoreTiming(total_bytes, total_seconds, total_bytes,
+                                  agency.rto.total_seconds())
+    record.report["databases"] = databases
+    record.report["tables"] = [t for d in databases for t in d.get("tables", [])]
+    record.details["databases"] = [
+        {k: v for k, v in d.items() if k in ("database", "snapshot_id", "verdict")}
+        for d in databases]
+
+
+def _dump_path(rt: Runtime, repo: Any, snapshot: Snapshot, source: DbSource) -> str:
+    if not isinstance(source, DumpdirSource):
+        return snapshot.paths[0]
+    files = [n for n in rt.restic.ls(repo, snapshot.id) if n.type == "file"]
+    if not files:
+        raise DumpError(f"snapshot {snapshot.short_id} of {source.id!r} holds no file",
+                        "check the drop folder's pattern")
+    return max(files, key=lambda n: (n.mtime.timestamp() if n.mtime else 0, n.path)).path
+
+
+def _drill_postgres(rt: Runtime, agency: AgencyConfig, source: PostgresSource | DumpdirSource,
+                    dump: Path, run_id: int, index: int, entry: dict[str, Any],
+                    record: DrillRecord) -> float:
+    pg_source = _pg_source_for(source)
+    conn = connect(pg_source)
+    name = scratch_database_name(run_id, index)
+    admin_dsn = dsn_with_database(pg_source.dsn, "postgres")
+    scratch_dsn = dsn_with_database(pg_source.dsn, name)
+    entry["scratch_database"] = name
+    label = entry["database"] or Path(entry["dump"]).name
+    started = time.monotonic()
+    try:
+        with open(dump, "rb") as probe:
+            custom = probe.read(5) == b"PGDMP"
+        entry["format"] = "custom" if custom else "sql"
+        try:
+            expected = toc_tables(conn, dump) if custom else sql_tables(dump)
+        except DumpError as exc:
+            record.fail(f"{label}: {exc.message}")
+            entry["verdict"] = "fail"
+            return time.monotonic() - started
+        with _pending_database(rt, agency, source.id, name, admin_dsn):
+            try:
+                if custom:
+                    restore_postgres(pg_source, name, lambda sink: _copy(dump, sink))
+                else:
+                    conn.psql(admin_dsn, f"CREATE DATABASE {quote_ident(name)} "
+                                         "TEMPLATE template0;")
+                    feed_tool([conn.tool("psql"), "-X", "-w", "-q", "-v", "ON_ERROR_STOP=1",
+                               "--single-transaction", "-d", scratch_dsn, "-f", "-"],
+                              conn.child_env(), lambda sink: _copy(dump, sink),
+                              what=f"psql into {name!r}")
+                seconds = time.monotonic() - started
+                _check_postgres(conn, scratch_dsn, source, expected, label, entry, record)
+            except DumpError as exc:
+                seconds = time.monotonic() - started
+                record.fail(f"{label}: the dump does not restore: {exc.message} (a truncated or "
+                            "damaged dump)")
+                entry["verdict"] = "fail"
+                entry["error_tail"] = exc.stderr_tail[-2000:]
+            finally:
+                try:
+                    _drop(conn, admin_dsn, name)
+                except DumpError as exc:
+                    record.findings.append(f"scratch database {name} not dropped: "
+                                           f"{exc.message}")
+        return seconds
+    finally:
+        conn.cleanup()
+
+
+def _copy(path: Path, sink: IO[bytes]) -> None:
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sink.write(block)
+
+
+def _check_postgres(conn: PgConnection, dsn: str, source: PostgresSource | DumpdirSource,
+                    expected: list[str], label: str, entry: dict[str, Any],
+                    record: DrillRecord) -> None:
+    counts = pg_table_counts(conn, dsn)
+    present = {c.table for c in counts}
+    missing = [t for t in expected if t not in present]
+    entry["tables"] = [{"table": c.table, "rows": c.rows} for c in counts]
+    entry["expected_tables"] = expected
+    entry["empty_tables"] = [c.table for c in counts if c.rows == 0]
+    failed = False
+    if missing:
+        failed = True
+        record.fail(f"{label}: tables missing after restore: {', '.join(missing[:10])}")
+    results = []
+    for statement in source.assertions:
+        try:
+            rows = conn.psql(dsn, statement.rstrip().rstrip(";") + ";")
+        except DumpError as exc:
+            ok, shown = False, f"error: {exc.message}"
+        else:
+            ok, shown = _assertion_true(rows), "|".join(rows)
+        results.append({"sql": statement, "result": shown, "ok": ok})
+        if not ok:
+            failed = True
+            record.fail(f"{label}: assertion failed: {statement} returned {shown or 'nothing'}")
+    entry["assertions"] = results
+    entry["verdict"] = "fail" if failed else "pass"
+
+
+def _drill_mysql(rt: Runtime, agency: AgencyConfig, source: MysqlSource, dump: Path,
+                 run_id: int, index: int, entry: dict[str, Any], record: DrillRecord) -> float:
+    name = scratch_database_name(run_id, index)
+    entry["scratch_database"] = name
+    entry["format"] = "sql"
+    label = entry["database"] or source.database
+    expected = [t.split(".", 1)[1] for t in sql_tables(dump, "_")]
+    started = time.monotonic()
+    conn = my.connect(source)
+    try:
+        with _pending_database(rt, agency, source.id, name, ""):
+            try:
+                my.restore_mysql(source, name, lambda sink: _copy(dump, sink))
+                seconds = time.monotonic() - started
+                literal = my.quote_literal(name)
+                listing = ("SELECT table_name FROM information_schema.tables WHERE "  # noqa: S608
+                           f"table_schema = {literal} AND table_type = 'BASE TABLE' "
+                           "ORDER BY table_name;")
+                tables = conn.query(listing)
+                counts: list[dict[str, Any]] = []
+                if tables:
+                    selects = [f"SELECT {my.quote_literal(t)}, COUNT(*) FROM "  # noqa: S608
+                               f"{my.quote_ident(name)}.{my.quote_ident(t)}" for t in tables]
+                    rows = conn.query(" UNION ALL ".join(selects) + ";")
+                    for row in rows:
+                        table, _, value = row.rpartition("\t")
+                        counts.append({"table": table, "rows": int(value)})
+                entry["tables"] = counts
+                entry["expected_tables"] = sorted(expected)
+                missing = sorted(set(expected) - set(tables))
+                failed = bool(missing)
+                if missing:
+                    record.fail(f"{label}: tables missing after restore: "
+                                f"{', '.join(missing[:10])}")
+                results = []
+                for statement in source.assertions:
+                    try:
+                        answer = conn.query(f"USE {my.quote_ident(name)};\n"
+                                            f"{statement.rstrip().rstrip(';')};")
+                    except DumpError as exc:
+                        ok, shown = False, f"error: {exc.message}"
+                    else:
+                        ok, shown = _assertion_true(answer), "|".join(answer)
+                    results.append({"sql": statement, "result": shown, "ok": ok})
+                    if not ok:
+                        failed = True
+                        record.fail(f"{label}: assertion failed: {statement} returned "
+                                    f"{shown or 'nothing'}")
+                entry["assertions"] = results
+                entry["verdict"] = "fail" if failed else "pass"
+            except DumpError as exc:
+                seconds = time.monotonic() - started
+                record.fail(f"{label}: the dump does not restore: {exc.message} (a truncated or "
+                            "damaged dump)")
+                entry["verdict"] = "fail"
+                entry["error_tail"] = exc.stderr_tail[-2000:]
+            finally:
+                try:
+                    conn.query(f"DROP DATABASE IF EXISTS {my.quote_ident(name)};")
+                except DumpError as exc:
+                    record.findings.append(f"scratch database {name} not dropped: "
+                                           f"{exc.message}")
+        return seconds
+    finally:
+        conn.cleanup()
+
+
+def _drill_sqlite(source: SqliteSource, dump: Path, scratch: Path, entry: dict[str, Any],
+                  record: DrillRecord) -> float:
+    started = time.monotonic()
+    copy = scratch / "restored.sqlite"
+    os.replace(dump, copy)
+    label = Path(entry["dump"]).name
+    try:
+        with sqlite3.connect(f"file:{copy}?mode=ro", uri=True) as db:
+            integrity = [row[0] for row in db.execute("PRAGMA integrity_check")]
+            if integrity != ["ok"]:
+                raise sqlite3.DatabaseError("; ".join(str(i) for i in integrity[:5]))
+            tables = [str(row[0]) for row in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+            counts = []
+            for table in tables:
+                quoted = '"' + table.replace('"', '""') + '"'
+                counts.append({"table": table, "rows": int(db.execute(
+                    f"SELECT count(*) FROM {quoted}").fetchone()[0])})  # noqa: S608
+            entry["tables"] = counts
+            results = []
+            failed = False
+            for statement in source.assertions:
+                try:
+                    rows = [str(v) for row in db.execute(statement) for v in row]
+                except sqlite3.Error as exc:
+                    ok, shown = False, f"error: {exc}"
+                else:
+                    ok, shown = _assertion_true(rows), "|".join(rows)
+                results.append({"sql": statement, "result": shown, "ok": ok})
+                if not ok:
+                    failed = True
+                    record.fail(f"{label}: assertion failed: {statement} returned "
+                                f"{shown or 'nothing'}")
+            entry["assertions"] = results
+            entry["verdict"] = "fail" if failed else "pass"
+    except sqlite3.DatabaseError as exc:
+        record.fail(f"{label}: the restored SQLite file is damaged: {exc}")
+        entry["verdict"] = "fail"
+    finally:
+        with suppress(OSError):
+            copy.unlink()
+    return time.monotonic() - started
+
+
+def _database_drill(rt: Runtime, agency: AgencyConfig, source: Any, trigger: str
+                    ) -> DrillOutcome:
+    return run_db_drill(rt, agency, source, trigger=trigger)
+
+
+DRILLS["postgres"] = ("db", _database_drill)
+DRILLS["mysql"] = ("db", _database_drill)
+DRILLS["sqlite"] = ("db", _database_drill)
+DRILLS["dumpdir"] = ("db", _database_drill)
