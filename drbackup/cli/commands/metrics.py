@@ -14,8 +14,6 @@ from typing import Any
 
 from drbackup.cli.context import CliContext
 from drbackup.errors import DrBackupError, ExitCode
-from drbackup.metrics.collector import StateCollector
-from drbackup.metrics.server import exposition, serve_metrics
 
 
 def register(commands: Any) -> None:
@@ -33,6 +31,8 @@ def register(commands: Any) -> None:
 
 
 def serve_until_stopped(ctx: CliContext) -> int:
+    from drbackup.metrics.server import serve_metrics
+
     server = serve_metrics(ctx.config, ctx.runtime.state, None)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -47,6 +47,10 @@ def serve_until_stopped(ctx: CliContext) -> int:
 
 
 def print_metrics(ctx: CliContext) -> int:
+    # prometheus_client is imported only when metrics are asked for (other verbs start fast)
+    from drbackup.metrics.collector import StateCollector
+    from drbackup.metrics.server import exposition
+
     if ctx.args.serve:
         return serve_until_stopped(ctx)
     body = exposition(StateCollector(ctx.config, ctx.runtime.state, None))
