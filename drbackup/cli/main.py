@@ -27,7 +27,9 @@ def _command_modules() -> list[ModuleType]:
         repo,
         restore,
         restore_db,
+        run,
         snapshots,
+        status,
         version,
     )
     from drbackup.cli.commands import report as report_cmd
@@ -35,7 +37,7 @@ def _command_modules() -> list[ModuleType]:
     from drbackup.cli.commands import verify_report as verify_report_cmd
 
     return [config_cmd, version, repo, backup, snapshots, restore, restore_db,
-            verify_cmd, report_cmd, verify_report_cmd, metrics]
+            verify_cmd, report_cmd, verify_report_cmd, run, status, metrics]
 
 
 class _Parser(argparse.ArgumentParser):

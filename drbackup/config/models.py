@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from drbackup.config.schedule import validate_schedule
 from drbackup.config.units import ByteSize, Duration
 from drbackup.errors import NotFoundError
 
@@ -38,6 +39,7 @@ def _absolute(value: Path) -> Path:
 
 Identifier = Annotated[str, AfterValidator(_identifier)]
 AbsolutePath = Annotated[Path, AfterValidator(_absolute)]
+Schedule = Annotated[str, AfterValidator(validate_schedule)]
 
 
 class StrictModel(BaseModel):
@@ -72,6 +74,22 @@ class DaemonConfig(StrictModel):
     stop_grace: Duration = Field(
         timedelta(seconds=60),
         description="On shutdown, how long a running job may finish before restic is stopped.",
+    )
+    poll_interval: Duration = Field(
+        timedelta(minutes=5),
+        description=(
+            "How often a source that cannot be watched with inotify (watch limit reached) is "
+            "scanned for changes instead; 0s: no scanning, its schedule and reconciliation "
+            "runs only."
+        ),
+    )
+    schedule_jitter: Duration = Field(
+        timedelta(minutes=10),
+        description=(
+            "Largest delay added to scheduled runs, fixed per source (a hash of its name), so "
+            "50 agencies on 'daily 02:00' do not all start at once. At most a tenth of the "
+            "schedule's interval is used."
+        ),
     )
     metrics_tls_cert_file: AbsolutePath | None = Field(
         None,
@@ -138,6 +156,12 @@ class StoreConfig(StrictModel):
     create_bucket: bool = Field(
         True, description="Create the bucket when it is missing (needs the right to do so)."
     )
+    limit_upload: ByteSize | None = Field(
+        None,
+        description=(
+            "Upload bandwidth limit of each restic process, per second (--limit-upload), "
+            "e.g. \"20MiB\"; default: none."),
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> StoreConfig:
@@ -159,7 +183,7 @@ class StoreConfig(StrictModel):
 
 class SourceBase(StrictModel):
     id: Identifier = Field(description="Source id, unique within its agency; tags its snapshots.")
-    schedule: str | None = Field(
+    schedule: Schedule | None = Field(
         None,
         description=(
             "When to back up besides file changes: 'hourly', 'daily 02:00', 'every 15m', "
@@ -381,11 +405,11 @@ class VerifyConfig(StrictModel):
             "A scheduled check reads the next data subset when the last data check is at least "
             "this old; checks in between verify the repository structure only."),
     )
-    check_schedule: str | None = Field(
+    check_schedule: Schedule | None = Field(
         "daily 03:30",
         description="When the daemon checks the repository (same forms as a source schedule).",
     )
-    drill_schedule: str | None = Field(
+    drill_schedule: Schedule | None = Field(
         "daily 04:30",
         description="When the daemon runs restore drills of every source of the agency.",
     )

@@ -39,6 +39,7 @@ class RepoTarget:
     password_file: Path
     backend_env: tuple[tuple[str, str], ...] = ()
     label: str = ""  # e.g. "planning@offsite", for messages
+    limit_upload_kib: int | None = None  # restic --limit-upload (KiB/s), from the store config
 
     @property
     def display(self) -> str:

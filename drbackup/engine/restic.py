@@ -111,6 +111,8 @@ class Restic:
             argv.append("--json")
         if lock_retry and self.settings.retry_lock is not None:
             argv += ["--retry-lock", format_duration(self.settings.retry_lock)]
+        if target is not None and target.limit_upload_kib:
+            argv += ["--limit-upload", str(target.limit_upload_kib)]
         argv += list(args)
         env = self._env(target)
         if env_extra:

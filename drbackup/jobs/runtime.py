@@ -79,15 +79,18 @@ class Runtime:
         name = store_name or agency.store
         store = self.store_config(name)
         label = f"{agency.id}@{name}"
+        limit = max(1, store.limit_upload // 1024) if store.limit_upload else None
         if store.path is not None:
-            return RepoTarget(str(store.path / agency.id), agency.password_file, label=label)
+            return RepoTarget(str(store.path / agency.id), agency.password_file, label=label,
+                              limit_upload_kib=limit)
         assert store.url is not None
         location = S3Location.parse(store.url).child(agency.id)
         credentials_file = self._credentials_file(store, maintenance)
         assert credentials_file is not None
         credentials = read_credentials_file(credentials_file)
         return RepoTarget(location.restic_url, agency.password_file,
-                          backend_env=credentials.restic_env(store.region), label=label)
+                          backend_env=credentials.restic_env(store.region), label=label,
+                          limit_upload_kib=limit)
 
     def check_store(self, name: str) -> StoreHealth | None:
         """Reach an S3 store with boto3 before restic is started, so an endpoint that is down

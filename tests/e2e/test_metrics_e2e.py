@@ -5,7 +5,8 @@ the rule file loaded.
 
 Replication rows are written into state directly while the replication job (offsite branch) is
 not on main: the collector reads the same run rows either way. The same flow against the real
-daemon lives in test_metrics_daemon.py once the daemon is on main.
+daemon (`drbackup run`) is in test_metrics_daemon.py; this file covers the standalone exporter
+(`drbackup metrics --serve`) and an in-process endpoint with a stand-in live view.
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ def test_a_scrape_spawns_no_process(populated: Workspace, restic_binary: str) ->
 
 
 class FakeLive:
-    """Stands in for the daemon's live status until the daemon branch lands on main."""
+    """Stands in for the daemon's live status (fixed, non-zero queue and watcher figures)."""
 
     def jobs_running(self) -> int:
         return 1

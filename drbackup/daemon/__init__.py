@@ -1,0 +1,1 @@
+"""The daemon: watch, schedule, queue, persist, survive (see docs/daemon.md)."""

@@ -1,0 +1,130 @@
+"""Metrics of the real daemon end to end: `drbackup run` (real restic, the real moto S3 server)
+serves /metrics; a real Prometheus scrapes it with the rule file loaded. After a backup and a
+failed backup made by the daemon (and a drill), every PromQL expression of every dashboard panel
+returns data, the scrape passes `promtool check metrics`, the RPO alert goes pending/firing once
+backups stop, and a restarted daemon reports the same last success.
+
+Drill, check, replication and dump rows are written into state directly while their jobs are not
+on this branch; the collector reads the same rows either way.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from drbackup.state import RunCounts, StateDB
+from tests.support.daemon import DaemonProcess
+from tests.support.metrics import RULES, panels_without_data, parse, scrape, wait_for
+from tests.support.prometheus import PrometheusServer
+from tests.support.servers import MotoServer
+from tests.support.workspace import Workspace
+
+DOCS = '{agency="planning",source="documents"}'
+BROKEN = '{agency="planning",source="broken"}'
+LAST_SUCCESS = f"drbackup_backup_last_success_timestamp_seconds{DOCS}"
+URL = re.compile(r"serving metrics on (\S+)")
+
+
+def metrics_url(daemon: DaemonProcess) -> str:
+    def find() -> str | None:
+        for entry in daemon.events("metrics_listening"):
+            match = URL.search(str(entry.get("msg", entry.get("message", ""))))
+            if match:
+                return match.group(1)
+        return None
+    url = wait_for(find, timeout=60)
+    assert url, daemon.log_text()
+    return url
+
+
+def synthetic_rows(ws: Workspace) -> None:
+    state = StateDB(ws.state_dir / "state.db")
+    try:
+        now = time.time()
+
+        def row(job: str, seconds: float, **kwargs: Any) -> None:
+            details = kwargs.pop("details", None)
+            counts = kwargs.pop("counts", None)
+            run_id = state.start_run(job, "planning", trigger="test", started_at=now - 600,
+                                     **kwargs)
+            state.finish_run(run_id, "success", details=details, counts=counts,
+                             finished_at=now - 600 + seconds)
+
+        row("replicate", 8, store="archive", details={"replica": "archive"})
+        row("backup", 3, source="documents", store="offsite",
+            counts=RunCounts(bytes_added=1, bytes_processed=1),
+            details={"dump_bytes": 123456, "dump_seconds": 2.5})
+    finally:
+        state.close()
+
+
+def test_daemon_metrics_end_to_end(workspace: Workspace, s3_server: MotoServer, bucket: str,
+                                   prometheus: PrometheusServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for index in range(10):
+        (data / f"file-{index}.txt").write_text(f"record {index}\n" * 100)
+    workspace.add_s3_store("offsite", s3_server, bucket)
+    workspace.add_s3_store("archive", s3_server, f"{bucket}-archive")
+    workspace.add_agency("planning", store="offsite", replicas=["archive"], rpo="6s", rto="1h")
+    workspace.add_directory_source("planning", "documents", [data], debounce="1s")
+    workspace.add_directory_source("planning", "broken", [tmp_path / "missing"],
+                                   debounce="1s")
+    daemon = DaemonProcess(workspace)
+    restarted: DaemonProcess | None = None
+    try:
+        daemon.wait_ready()
+        url = metrics_url(daemon)
+
+        def backed_up_and_failed() -> dict[str, float] | None:
+            values = parse(scrape(url))
+            ok = values.get(LAST_SUCCESS) and values.get(
+                f"drbackup_backup_consecutive_failures{BROKEN}", 0) >= 1
+            return values if ok else None
+
+        assert wait_for(backed_up_and_failed, timeout=90), daemon.log_text()
+        synthetic_rows(workspace)
+        workspace.cli("repo", "stats", "--agency", "planning", "--store", "offsite", check=True)
+        # a real structure check and a real file restore drill, next to the running daemon
+        workspace.cli("verify", "--agency", "planning", "--kind", "check", "--structure-only",
+                      check=True)
+        workspace.cli("verify", "--agency", "planning", "--source", "documents", "--kind",
+                      "files", check=True)
+
+        body = scrape(url)
+        lint = subprocess.run(["promtool", "check", "metrics"], input=body,
+                              capture_output=True, text=True, timeout=60)
+        assert (lint.returncode, lint.stdout + lint.stderr) == (0, "")
+
+        prometheus.start([url.split("//", 1)[1].split("/", 1)[0]], [RULES])
+        assert wait_for(lambda: prometheus.query('up{job="drbackup"} == 1'))
+        assert wait_for(lambda: prometheus.query(
+            'count_over_time(drbackup_build_info[1m]) >= 3'))
+        assert panels_without_data(prometheus) == []
+
+        # Backups stop (the source disappears): with rpo = 6s the RPO alert goes pending.
+        shutil.rmtree(data)
+
+        def rpo_alert() -> list[dict[str, Any]]:
+            alerts = prometheus.api("alerts")["alerts"]
+            return [a for a in alerts if a["labels"]["alertname"] == "DrBackupRPOBreached"
+                    and a["labels"].get("source") == "documents"
+                    and a["state"] in ("pending", "firing")]
+
+        assert wait_for(rpo_alert, timeout=90)
+
+        before = parse(scrape(url))[LAST_SUCCESS]
+        assert daemon.stop() == 0
+        restarted = DaemonProcess(workspace)
+        restarted.wait_ready()
+        after = parse(scrape(metrics_url(restarted)))
+        assert after[LAST_SUCCESS] == before
+    finally:
+        daemon.stop()
+        if restarted is not None:
+            restarted.stop()
