@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from drbackup.state import RunCounts, StateDB
-from tests.support.daemon import DaemonProcess
+from tests.support.daemon import DaemonProcess, children
 from tests.support.metrics import RULES, panels_without_data, parse, scrape, wait_for
 from tests.support.prometheus import PrometheusServer
 from tests.support.servers import MotoServer
@@ -128,3 +128,42 @@ def test_daemon_metrics_end_to_end(workspace: Workspace, s3_server: MotoServer, 
         daemon.stop()
         if restarted is not None:
             restarted.stop()
+
+
+def test_daemon_scrapes_spawn_no_process(workspace: Workspace, s3_server: MotoServer,
+                                         bucket: str, restic_binary: str,
+                                         tmp_path: Path) -> None:
+    """Once the daemon is idle, 100 scrapes start no restic (a logging wrapper named in the
+    config counts invocations) and the daemon has no child process at any scrape."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("a\n" * 100)
+    calls = tmp_path / "restic-calls.log"
+    wrapper = tmp_path / "restic"
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> "{calls}"\nexec "{restic_binary}" "$@"\n')
+    wrapper.chmod(0o755)
+    workspace.config["daemon"]["restic"] = str(wrapper)
+    workspace.add_s3_store("offsite", s3_server, bucket)
+    workspace.add_agency("planning", store="offsite", rpo="24h")
+    workspace.add_directory_source("planning", "documents", [data], watch=False)
+    daemon = DaemonProcess(workspace)
+    try:
+        daemon.wait_ready()
+        url = metrics_url(daemon)
+
+        def idle() -> bool:
+            values = parse(scrape(url))
+            return bool(values.get(LAST_SUCCESS)) and values.get("drbackup_jobs_running") == 0 \
+                and values.get("drbackup_jobs_queued") == 0 and not children(daemon.pid)
+
+        assert wait_for(idle, timeout=90), daemon.log_text()
+        before = calls.read_text().splitlines()
+        assert before  # the wrapper is the restic the daemon uses
+        children_seen = 0
+        for _ in range(100):
+            assert LAST_SUCCESS in parse(scrape(url))
+            children_seen += len(children(daemon.pid))
+        assert calls.read_text().splitlines() == before
+        assert children_seen == 0
+    finally:
+        daemon.stop()
