@@ -35,6 +35,7 @@ class ExitCode(IntEnum):
     NOT_FOUND = 19
     ALREADY_RUNNING = 20
     STATE = 21
+    KIT_INVALID = 24  # recovery kit: wrong identity, damaged, truncated, unknown format
     INTERRUPTED = 130
 
 

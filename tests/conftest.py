@@ -12,7 +12,7 @@ import pytest
 
 from drbackup.engine import Restic, ResticSettings
 from tests.support.prometheus import PrometheusServer
-from tests.support.servers import MariaDBServer, MotoServer, PostgresServer
+from tests.support.servers import IamS3, MariaDBServer, MotoServer, PostgresServer
 from tests.support.workspace import Workspace
 
 
@@ -40,6 +40,15 @@ def own_s3_server(tmp_path: Path) -> Iterator[MotoServer]:
     """A moto server of this test's own, which the test may stop and start."""
     server = MotoServer(tmp_path / "own-moto")
     server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def iam_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IamS3]:
+    """A moto server enforcing IAM (access keys checked, identity policies applied to S3), with
+    an admin key; tests create their own users and buckets with unique names."""
+    server = IamS3.start(tmp_path_factory.mktemp("moto-iam"))
     yield server
     server.stop()
 

@@ -22,14 +22,19 @@ def _command_modules() -> list[ModuleType]:
     # Explicit wiring (no discovery by name): a verb exists because it is listed here.
     from drbackup.cli.commands import (
         backup,
+        browse,
         config_cmd,
         metrics,
+        recovery_kit,
+        replicate,
         repo,
         restore,
         restore_db,
+        retention,
         run,
         snapshots,
         status,
+        store,
         version,
     )
     from drbackup.cli.commands import report as report_cmd
@@ -37,7 +42,8 @@ def _command_modules() -> list[ModuleType]:
     from drbackup.cli.commands import verify_report as verify_report_cmd
 
     return [config_cmd, version, repo, backup, snapshots, restore, restore_db,
-            verify_cmd, report_cmd, verify_report_cmd, run, status, metrics]
+            verify_cmd, report_cmd, verify_report_cmd, run, status, browse, recovery_kit,
+            store, replicate, retention, metrics]
 
 
 class _Parser(argparse.ArgumentParser):

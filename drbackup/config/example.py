@@ -19,6 +19,7 @@ from drbackup.config.models import (
     AgencyConfig,
     Config,
     DaemonConfig,
+    RetentionConfig,
     Source,
     StoreConfig,
     VerifyConfig,
@@ -102,16 +103,21 @@ def render_example() -> str:
     lines.append("")
     lines.append("[stores.archive]")
     lines += _fields(StoreConfig, skip=frozenset({"url", "credentials_file", "region",
-                                                  "create_bucket"}),
+                                                  "create_bucket", "maintenance_credentials_file",
+                                                  "lock_mode", "lock_days"}),
                      overrides={"path": Path("/srv/backup-disk/drbackup")})
     lines.append("")
     lines.append("[[agencies]]")
-    lines += _fields(AgencyConfig, skip=frozenset({"sources", "verify"}),
+    lines += _fields(AgencyConfig, skip=frozenset({"sources", "verify", "retention"}),
                      overrides={"replicas": ["archive"]})
     lines.append("")
     lines += _comment(AgencyConfig.model_fields["verify"].description or "", "  ")
     lines.append("  [agencies.verify]")
     lines += _fields(VerifyConfig, "  ")
+    lines.append("")
+    lines += _comment(AgencyConfig.model_fields["retention"].description or "", "  ")
+    lines.append("  [agencies.retention]")
+    lines += _fields(RetentionConfig, "  ")
     for model in source_kinds():
         kind = typing.get_args(model.model_fields["kind"].annotation)[0]
         lines.append("")

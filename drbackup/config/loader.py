@@ -21,8 +21,8 @@ _UNSET_VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 # Keys whose values name secret files: checked for existence and permissions, and
 # ${CREDENTIALS_DIRECTORY} expanded (systemd LoadCredential= puts secrets there).
 SECRET_FILE_KEYS = ("password_file", "credentials_file", "maintenance_credentials_file",
-                    "passfile", "service_file", "metrics_basic_auth_password_file",
-                    "metrics_tls_key_file")
+                    "passfile", "service_file", "recovery_credentials_file",
+                    "metrics_basic_auth_password_file", "metrics_tls_key_file")
 
 
 class ConfigProblem:
@@ -115,6 +115,8 @@ def _secret_files(config: Config) -> Iterator[tuple[str, Path]]:
         maintenance = getattr(store, "maintenance_credentials_file", None)
         if isinstance(maintenance, Path):
             yield f"stores.{name}.maintenance_credentials_file", maintenance
+        if store.recovery_credentials_file is not None:
+            yield f"stores.{name}.recovery_credentials_file", store.recovery_credentials_file
     for index, agency in enumerate(config.agencies):
         yield f"agencies[{index}].password_file", agency.password_file
         for number, source in enumerate(agency.sources):

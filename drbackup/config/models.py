@@ -152,9 +152,48 @@ class StoreConfig(StrictModel):
         ),
         examples=["/etc/drbackup/offsite.credentials"],
     )
+    recovery_credentials_file: AbsolutePath | None = Field(
+        None,
+        description=(
+            "Read-only S3 keys (same INI format, mode 0600) that 'drbackup recovery-kit create "
+            "--include-s3-credentials' seals into the break-glass kit instead of the daily "
+            "credentials_file; whoever opens the kit can then read, but not change, the store."
+        ),
+        examples=["/etc/drbackup/offsite-readonly.credentials"],
+    )
     region: str = Field("us-east-1", description="S3 region.")
     create_bucket: bool = Field(
         True, description="Create the bucket when it is missing (needs the right to do so)."
+    )
+    maintenance_credentials_file: AbsolutePath | None = Field(
+        None,
+        description=(
+            "INI file like credentials_file, used only by retention (forget) and prune: the key "
+            "allowed to delete repository objects. Keep it off the backed-up host when you can; "
+            "without it, forget/prune use credentials_file (which should not be allowed to "
+            "delete). See config/policies/."
+        ),
+        examples=["/etc/drbackup/offsite-maintenance.credentials"],
+    )
+    lock_mode: Literal["governance", "compliance"] | None = Field(
+        None,
+        description=(
+            "Object Lock default retention 'store bootstrap' sets on the bucket: 'governance' "
+            "(a privileged key may shorten or bypass it) or 'compliance' (nobody can, not even "
+            "the account owner). Unset: no Object Lock."
+        ),
+        examples=["governance"],
+    )
+    health_schedule: str = Field(
+        "every 5m",
+        description="How often the daemon checks that this store is reachable (recorded in "
+                    "state for metrics; jobs back off while it is down).")
+    lock_days: int = Field(
+        30, ge=1, le=36500,
+        description=(
+            "Days every object version stays locked (Object Lock default retention); "
+            "noncurrent versions expire this many days after they are replaced or deleted."
+        ),
     )
     limit_upload: ByteSize | None = Field(
         None,
@@ -174,6 +213,9 @@ class StoreConfig(StrictModel):
                 )
             if self.credentials_file is None:
                 raise ValueError("an S3 store needs 'credentials_file'")
+        elif self.lock_mode is not None or self.maintenance_credentials_file is not None:
+            raise ValueError(
+                "'lock_mode' and 'maintenance_credentials_file' apply to S3 stores (url) only")
         return self
 
     @property
@@ -428,6 +470,35 @@ class VerifyConfig(StrictModel):
     )
 
 
+class RetentionConfig(StrictModel):
+    """Which snapshots `drbackup forget` keeps. keep_within is a mandatory floor: every snapshot
+    younger than it (relative to the newest snapshot) survives, so a burst of junk snapshots
+    cannot push real ones out of the hourly/daily/... buckets."""
+
+    keep_within: Duration = Field(
+        description="Keep every snapshot newer than this, relative to the newest snapshot.",
+        examples=["30d"],
+    )
+    keep_hourly: int | None = Field(
+        None, ge=1, description="Keep the last N hourly snapshots.", examples=[48])
+    keep_daily: int | None = Field(
+        None, ge=1, description="Keep the last N daily snapshots.", examples=[14])
+    keep_weekly: int | None = Field(
+        None, ge=1, description="Keep the last N weekly snapshots.", examples=[8])
+    keep_monthly: int | None = Field(
+        None, ge=1, description="Keep the last N monthly snapshots.", examples=[24])
+    keep_yearly: int | None = Field(
+        None, ge=1, description="Keep the last N yearly snapshots.", examples=[10])
+    schedule: str = Field(
+        "daily 05:30",
+        description="When the daemon applies this policy (forget); same syntax as a source's "
+                    "schedule.")
+    prune_schedule: str | None = Field(
+        "30 6 * * 0",
+        description="When the daemon prunes (maintenance credentials; never during a backup of "
+                    "the same repository). Unset: only 'drbackup prune' prunes.")
+
+
 
 
 class AgencyConfig(StrictModel):
@@ -448,6 +519,10 @@ class AgencyConfig(StrictModel):
     replicas: list[Identifier] = Field(
         default_factory=list, description="Stores that receive copies of every snapshot."
     )
+    replicate_schedule: str | None = Field(
+        "hourly",
+        description="Safety-net schedule for copying to the replicas (the daemon also copies "
+                    "after every successful backup). Unset: only after backups.")
     rpo: Duration = Field(
         timedelta(hours=24), description="Recovery point objective: the most data we may lose."
     )
@@ -466,6 +541,13 @@ class AgencyConfig(StrictModel):
     verify: VerifyConfig = Field(
         default_factory=VerifyConfig,
         description="Integrity checks and restore drills of this agency ([agencies.verify]).",
+    )
+    retention: RetentionConfig | None = Field(
+        None,
+        description=(
+            "Which snapshots 'drbackup forget' keeps (unset: snapshots are never forgotten). "
+            "Applied to the primary and to every replica."
+        ),
     )
 
     @model_validator(mode="after")
@@ -542,6 +624,7 @@ __all__ = [
     "DumpdirSource",
     "MysqlSource",
     "PostgresSource",
+    "RetentionConfig",
     "Source",
     "SourceBase",
     "SqliteSource",

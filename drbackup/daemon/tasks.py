@@ -22,7 +22,10 @@ from datetime import timedelta
 from drbackup.config.models import AgencyConfig, Config
 from drbackup.jobs.check import check_job
 from drbackup.jobs.drill import drill_job
+from drbackup.jobs.replicate import replicate_job
+from drbackup.jobs.retention import forget_job, prune_job
 from drbackup.jobs.runtime import Runtime
+from drbackup.jobs.store_health import store_health_job
 
 # rt, agency, store name, trigger
 JobFunction = Callable[[Runtime, AgencyConfig, str, str], object]
@@ -34,6 +37,10 @@ def primary_store(agency: AgencyConfig) -> list[str]:
 
 def replica_stores(agency: AgencyConfig) -> list[str]:
     return list(agency.replicas)
+
+
+def all_stores(agency: AgencyConfig) -> list[str]:
+    return [agency.store, *agency.replicas]
 
 
 def _default_timeout(config: Config) -> timedelta:
@@ -75,9 +82,27 @@ PERIODIC_TASKS: list[PeriodicTask] = [
                  schedule=lambda config, agency: agency.verify.check_schedule),
     PeriodicTask("drill", run=drill_job,
                  schedule=lambda config, agency: agency.verify.drill_schedule),
+    # Offsite (drbackup/jobs/replicate.py, retention.py, store_health.py): the replication
+    # safety net (copies also follow every backup, below), retention and prune with the
+    # maintenance key on the primary and every replica, and store health probes (which also
+    # end a store's back-off as soon as it answers again).
+    PeriodicTask("replicate", run=replicate_job, stores=replica_stores, also_lock_primary=True,
+                 schedule=lambda config, agency: agency.replicate_schedule
+                 if agency.replicas else None),
+    PeriodicTask("forget", run=forget_job, stores=all_stores,
+                 schedule=lambda config, agency: agency.retention.schedule
+                 if agency.retention else None),
+    PeriodicTask("prune", run=prune_job, stores=all_stores,
+                 schedule=lambda config, agency: agency.retention.prune_schedule
+                 if agency.retention else None),
+    PeriodicTask("store-health", run=store_health_job, stores=all_stores,
+                 schedule=lambda config, agency: config.store(agency.store).health_schedule),
 ]
 
 # After-backup follow-ups, e.g.
 #   FollowUp("copy", run=jobs.replication.run_copy, stores=replica_stores,
 #            also_lock_primary=True, enabled=lambda config, agency: bool(agency.replicas))
-FOLLOW_UPS: list[FollowUp] = []
+FOLLOW_UPS: list[FollowUp] = [
+    FollowUp("replicate", run=replicate_job, stores=replica_stores, also_lock_primary=True,
+             enabled=lambda config, agency: bool(agency.replicas)),
+]

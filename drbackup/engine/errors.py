@@ -55,3 +55,9 @@ class BackendAccessDenied(ResticError):
     """The backend refused restic's credentials or request."""
 
     exit_code = ExitCode.STORE_CREDENTIALS
+
+
+class IncompatibleCredentials(ResticError):
+    """Two repositories one restic process must open need different S3 keys."""
+
+    exit_code = ExitCode.CONFIG

@@ -235,6 +235,28 @@ class LsNode:
 
 
 @dataclass(frozen=True)
+class FindHit:
+    """One match of `restic find`: a path in one snapshot."""
+
+    snapshot_id: str
+    path: str
+    type: str
+    size: int
+    mtime: datetime | None
+
+    @classmethod
+    def from_json(cls, snapshot_id: str, message: JsonObject) -> FindHit:
+        mtime = message.get("mtime")
+        return cls(
+            snapshot_id=snapshot_id,
+            path=str(message.get("path", "")),
+            type=str(message.get("type", "")),
+            size=as_int(message.get("size")),
+            mtime=parse_restic_time(mtime) if isinstance(mtime, str) else None,
+        )
+
+
+@dataclass(frozen=True)
 class CheckResult:
     ok: bool
     errors: list[str]

@@ -15,6 +15,7 @@ from drbackup.config.units import format_duration
 from drbackup.engine.errors import (
     BackendAccessDenied,
     BackendUnreachable,
+    IncompatibleCredentials,
     RepositoryLocked,
     RepositoryMissing,
     ResticError,
@@ -29,6 +30,7 @@ from drbackup.engine.models import (
     BackupResult,
     BackupSummary,
     CheckResult,
+    FindHit,
     ForgetGroup,
     ForgetPolicy,
     LsNode,
@@ -229,9 +231,22 @@ class Restic:
         env_extra: dict[str, str] = {}
         if copy_chunker_params_from is not None:
             args += ["--copy-chunker-params"]
-            env_extra = self._from_env(copy_chunker_params_from)
+            env_extra = {**self._from_env(copy_chunker_params_from),
+                         **shared_backend_env(copy_chunker_params_from, target)}
         result = self._run(target, args, env_extra=env_extra, timeout=timedelta(minutes=10))
         self._raise_for(result, target, "init")
+
+    def repository_config(self, target: RepoTarget) -> dict[str, object]:
+        """The repository's config file (id, version, chunker_polynomial) as restic reports it."""
+        result = self._run(target, ["cat", "config"], timeout=timedelta(minutes=5))
+        self._raise_for(result, target, "cat config")
+        text = "\n".join(result.stdout.text)  # pretty-printed over several lines
+        try:
+            payload = json.loads(text[text.index("{"):])
+        except ValueError:
+            raise ResticError(f"restic cat config on {target.display} printed no JSON",
+                              "see the log", stderr_tail=result.stderr_tail()) from None
+        return dict(payload) if isinstance(payload, dict) else {}
 
     def _from_env(self, source: RepoTarget) -> dict[str, str]:
         """restic's RESTIC_FROM_* variables name the source repository of init/copy.
@@ -340,6 +355,43 @@ class Restic:
         return [LsNode.from_json(m) for m in result.stdout.messages
                 if m.get("message_type", m.get("struct_type")) == "node"]
 
+    def find(self, target: RepoTarget, patterns: Sequence[str], *, tags: Sequence[str] = (),
+             snapshot_ids: Sequence[str] = (), ignore_case: bool = False,
+             timeout: timedelta | None = None) -> list[FindHit]:
+        """Paths matching any of the glob patterns, in every snapshot (or those named) that has
+        all `tags`. One hit per (snapshot, path); snapshots in restic's order."""
+        args = ["find"]
+        if tags:
+            args += ["--tag", ",".join(tags)]
+        for snapshot_id in snapshot_ids:
+            args += ["--snapshot", snapshot_id]
+        if ignore_case:
+            args.append("--ignore-case")
+        args += ["--", *patterns]
+        result = self._run(target, args, timeout=timeout or timedelta(hours=1))
+        self._raise_for(result, target, "find")
+        hits: list[FindHit] = []
+        for line in result.stdout.text:
+            stripped = line.strip()
+            if not stripped.startswith("["):
+                continue
+            try:
+                payload = json.loads(stripped)
+            except ValueError:
+                continue
+            for group in payload if isinstance(payload, list) else []:
+                if not isinstance(group, dict):
+                    continue
+                snapshot = str(group.get("snapshot", ""))
+                hits += [FindHit.from_json(snapshot, match) for match in group.get("matches") or []
+                         if isinstance(match, dict)]
+        for message in result.stdout.messages:
+            if "matches" in message:
+                snapshot = str(message.get("snapshot", ""))
+                hits += [FindHit.from_json(snapshot, m) for m in message.get("matches") or []
+                         if isinstance(m, dict)]
+        return hits
+
     def stats(self, target: RepoTarget, *, mode: str = "restore-size",
               snapshot_ids: Sequence[str] = ()) -> RepoStats:
         result = self._run(target, ["stats", "--mode", mode, *snapshot_ids],
@@ -376,13 +428,18 @@ class Restic:
         overwrite: str | None = None,
         timeout: timedelta | None = None,
         on_progress: ProgressCallback | None = None,
+        limit_download_kib: int | None = None,
         tolerate_errors: bool = False,
     ) -> RestoreSummary:
         """Restore a snapshot under target_dir. With tolerate_errors, a restore that ran to the
         end but could not restore some data (restic exit 1 with per-file errors, e.g. a damaged
         pack) returns its summary with the errors instead of raising: a drill wants to know
-        which files suffered."""
-        args = ["restore", snapshot_id, "--target", str(target_dir)]
+        which files suffered. `limit_download_kib` caps the read rate from the repository
+        (restic --limit-download, KiB/s), e.g. to spare a shared WAN link."""
+        args: list[str] = []
+        if limit_download_kib:
+            args += ["--limit-download", str(int(limit_download_kib))]
+        args += ["restore", snapshot_id, "--target", str(target_dir)]
         for pattern in includes:
             args += ["--include", pattern]
         for pattern in excludes:
@@ -424,7 +481,8 @@ class Restic:
             args.append(f"--read-data-subset={read_data_subset}")
         result = self._run(target, args, timeout=timeout, lock_retry=True)
         summary = result.stdout.last_of_type("summary")
-        if summary is None or result.timed_out or result.terminated:
+        if summary is None or result.timed_out or result.terminated or (
+                result.returncode in (10, 11, 12)):
             # No verdict about the data: restic could not do the check (locked, offline...).
             self._raise_for(result, target, "check")
             summary = {}
@@ -491,14 +549,43 @@ class Restic:
              snapshot_ids: Sequence[str] = (), *, timeout: timedelta | None = None) -> None:
         """Copy snapshots (all when none named) from source to destination. restic copy has no
         JSON output: callers confirm the result with snapshots() on the destination."""
+        env_extra = {**self._from_env(source), **shared_backend_env(source, destination)}
         result = self._run(destination, ["copy", *snapshot_ids], json_output=False,
-                           env_extra=self._from_env(source), timeout=timeout, lock_retry=True)
+                           env_extra=env_extra, timeout=timeout, lock_retry=True)
         self._raise_for(result, destination, "copy")
 
     def unlock(self, target: RepoTarget) -> None:
         """Remove stale locks only (never --remove-all: that would break a running job)."""
         result = self._run(target, ["unlock"], json_output=False, timeout=timedelta(minutes=5))
         self._raise_for(result, target, "unlock")
+
+
+_CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def shared_backend_env(source: RepoTarget, destination: RepoTarget) -> dict[str, str]:
+    """The backend environment for one restic process that opens both repositories (copy,
+    init --copy-chunker-params).
+
+    restic reads S3 credentials (AWS_*) once per process and applies them to BOTH repositories:
+    there is no per-repository key (its S3 backend calls ApplyEnvironment("") for the source as
+    for the destination). So two S3 repositories can only be paired when the same key opens
+    both. Raises IncompatibleCredentials otherwise; a local repository on either side needs none.
+    """
+    src = dict(source.backend_env)
+    dst = dict(destination.backend_env)
+    src_keys = {k: src[k] for k in _CREDENTIAL_KEYS if k in src}
+    dst_keys = {k: dst[k] for k in _CREDENTIAL_KEYS if k in dst}
+    if src_keys and dst_keys and src_keys != dst_keys:
+        raise IncompatibleCredentials(
+            f"cannot copy from {source.display} to {destination.display}: restic uses one set of "
+            "S3 credentials for both repositories, and these stores have different keys",
+            "give both stores one key allowed on both buckets, or make the primary a local "
+            "store (see docs/offsite.md, 'Replication credentials')")
+    if src_keys and not dst_keys:
+        # Only the source is on S3: the process environment is the source's.
+        return src
+    return {}
 
 
 def _restic_duration(value: timedelta) -> str:

@@ -33,7 +33,12 @@ def init_repository(rt: Runtime, agency: AgencyConfig, store_name: str | None = 
     target = rt.target(agency, name)
     created = False
     if not rt.restic.repository_exists(target):
-        rt.restic.init(target)
+        primary = rt.target(agency) if name != agency.store else None
+        if primary is not None and rt.restic.repository_exists(primary):
+            # A replica shares the primary's chunker parameters so deduplication holds.
+            rt.restic.init(target, copy_chunker_params_from=primary)
+        else:
+            rt.restic.init(target)
         created = True
         log.info("repository created", extra={"agency": agency.id, "store": name})
     return InitOutcome(agency.id, name, target.url, created, bucket_created)

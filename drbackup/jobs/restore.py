@@ -6,14 +6,15 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drbackup.config.models import AgencyConfig
-from drbackup.engine import RestoreSummary, Snapshot
+from drbackup.engine import FindHit, LsNode, RestoreSummary, Snapshot
 from drbackup.engine.restic import ProgressCallback
-from drbackup.errors import DrBackupError, NotFoundError, TargetRefusedError
+from drbackup.errors import DrBackupError, ExitCode, NotFoundError, TargetRefusedError
 from drbackup.jobs.runtime import Runtime
-from drbackup.jobs.tags import source_filter
+from drbackup.jobs.tags import agency_tag, source_filter
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,39 @@ def list_snapshots(rt: Runtime, agency: AgencyConfig, source_id: str | None = No
     return rt.restic.snapshots(rt.target(agency, name), tags=source_filter(agency.id, source_id))
 
 
+def parse_at(text: str) -> datetime:
+    """A point in time for --at: ISO-like "2026-11-20 14:00[:ss]" in local time, with an optional
+    zone: an offset ("+08:00", "Z") or a trailing zone name ("UTC", "Asia/Shanghai").
+
+    Raises DrBackupError (usage) when it cannot be read.
+    """
+    raw = " ".join(text.split())
+    zone: ZoneInfo | None = None
+    head, _, tail = raw.rpartition(" ")
+    if head and tail and (tail == "UTC" or "/" in tail):
+        try:
+            zone = ZoneInfo(tail)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise DrBackupError(f"--at {text!r}: unknown time zone {tail!r}",
+                                "use an IANA name such as Asia/Shanghai, or UTC, or an offset",
+                                exit_code=ExitCode.USAGE) from None
+        raw = head
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise DrBackupError(f"--at {text!r} is not a date and time",
+                            'write it like "2026-11-20 14:00" (local time) or '
+                            '"2026-11-20 14:00 UTC"', exit_code=ExitCode.USAGE) from None
+    if value.tzinfo is not None:
+        if zone is not None:
+            raise DrBackupError(f"--at {text!r} gives both an offset and a zone name",
+                                "give one of them", exit_code=ExitCode.USAGE)
+        return value
+    if zone is not None:
+        return value.replace(tzinfo=zone)
+    return value.astimezone()  # naive: this host's local time
+
+
 def pick_snapshot(snapshots: list[Snapshot], ref: str = "latest", *,
                   at: datetime | None = None) -> Snapshot:
     """Choose by id (or unique id prefix), "latest", or the newest at or before `at`.
@@ -38,9 +72,10 @@ def pick_snapshot(snapshots: list[Snapshot], ref: str = "latest", *,
                             "check the agency and source, or run a backup first")
     ordered = sorted(snapshots, key=lambda s: s.time)
     if at is not None:
-        eligible = [s for s in ordered if s.time <= at]
+        moment = at if at.tzinfo is not None else at.astimezone()
+        eligible = [s for s in ordered if s.time <= moment]
         if not eligible:
-            raise NotFoundError(f"no snapshot at or before {at.isoformat()}",
+            raise NotFoundError(f"no snapshot at or before {moment.isoformat()}",
                                 f"the oldest is from {ordered[0].time.isoformat()}")
         return eligible[-1]
     if ref == "latest":
@@ -70,18 +105,43 @@ def check_restore_target(target_dir: Path, *, overwrite: bool) -> None:
                                  "choose a directory path")
     if target_dir.is_dir() and any(target_dir.iterdir()) and not overwrite:
         raise TargetRefusedError(f"restore target {target_dir} is not empty",
-                                 "choose an empty directory, or pass --overwrite")
+                                 "choose an empty directory, or pass --overwrite "
+                                 "(or --in-place --yes to write over the original paths)")
+
+
+def check_patterns(patterns: tuple[str, ...], what: str) -> None:
+    """Include/exclude patterns name paths inside the snapshot; '..' would point outside."""
+    for pattern in patterns:
+        if ".." in PurePosixPath(pattern).parts:
+            raise TargetRefusedError(f"{what} {pattern!r} contains '..'",
+                                     "name paths as they appear in the snapshot (drbackup ls)")
+
+
+def check_in_place(snapshot: Snapshot, includes: tuple[str, ...]) -> None:
+    """An in-place restore writes over the original paths: every include must lie inside one of
+    the paths the snapshot was taken of, so nothing outside them can be touched."""
+    roots = [PurePosixPath(p) for p in snapshot.paths]
+    for pattern in includes:
+        path = PurePosixPath(pattern)
+        if not path.is_absolute() or not any(path == r or r in path.parents for r in roots):
+            raise TargetRefusedError(
+                f"in-place include {pattern!r} is outside the snapshot's paths "
+                f"({', '.join(snapshot.paths)})",
+                "give absolute paths inside them, or restore to a separate --target")
 
 
 def restore_snapshot(rt: Runtime, agency: AgencyConfig, snapshot: Snapshot, target_dir: Path, *,
                      includes: tuple[str, ...] = (), excludes: tuple[str, ...] = (),
                      overwrite: bool = False, dry_run: bool = False,
                      store_name: str | None = None, trigger: str = "cli",
-                     on_progress: ProgressCallback | None = None) -> RestoreOutcome:
+                     on_progress: ProgressCallback | None = None,
+                     limit_download_kib: int | None = None) -> RestoreOutcome:
     """Restore a snapshot under target_dir (restic keeps the original absolute paths below it).
 
     Raises TargetRefusedError for a non-empty target without overwrite, and engine errors.
     """
+    check_patterns(includes, "include")
+    check_patterns(excludes, "exclude")
     if not dry_run:
         check_restore_target(target_dir, overwrite=overwrite)
     name = store_name or agency.store
@@ -92,7 +152,8 @@ def restore_snapshot(rt: Runtime, agency: AgencyConfig, snapshot: Snapshot, targ
     try:
         summary = rt.restic.restore(rt.target(agency, name), snapshot.id, target_dir,
                                     includes=includes, excludes=excludes, dry_run=dry_run,
-                                    on_progress=on_progress)
+                                    on_progress=on_progress,
+                                    limit_download_kib=limit_download_kib)
     except DrBackupError as exc:
         rt.state.finish_run(run_id, "failed", error=exc.one_line())
         raise
@@ -108,3 +169,20 @@ def restore_snapshot(rt: Runtime, agency: AgencyConfig, snapshot: Snapshot, targ
     log.info("restore finished", extra={"agency": agency.id, "source": source_id,
                                         "job": "restore", "run_id": str(run_id)})
     return RestoreOutcome(snapshot, target_dir, summary, seconds, dry_run)
+
+
+def list_files(rt: Runtime, agency: AgencyConfig, snapshot: Snapshot, paths: tuple[str, ...] = (),
+               *, store_name: str | None = None) -> list[LsNode]:
+    """The entries of a snapshot (below `paths`, when given)."""
+    return rt.restic.ls(rt.target(agency, store_name or agency.store), snapshot.id, paths)
+
+
+def find_files(rt: Runtime, agency: AgencyConfig, patterns: tuple[str, ...], *,
+               source_id: str | None = None, store_name: str | None = None,
+               ignore_case: bool = False) -> list[FindHit]:
+    """Every path matching a pattern in any of the agency's snapshots (of one source)."""
+    rt.restic.require_supported()
+    name = store_name or agency.store
+    rt.check_store(name)
+    tags = source_filter(agency.id, source_id) if source_id else [agency_tag(agency.id)]
+    return rt.restic.find(rt.target(agency, name), patterns, tags=tags, ignore_case=ignore_case)

@@ -10,10 +10,19 @@ from drbackup.store.errors import (
     StoreUnreachable,
 )
 from drbackup.store.location import S3Location
-from drbackup.store.s3 import S3Store, StoreHealth
+from drbackup.store.s3 import (
+    BootstrapReport,
+    FeatureStatus,
+    ObjectVersion,
+    S3Store,
+    StoreHealth,
+)
 
 __all__ = [
+    "BootstrapReport",
     "BucketMissing",
+    "FeatureStatus",
+    "ObjectVersion",
     "S3Credentials",
     "S3Location",
     "S3Store",

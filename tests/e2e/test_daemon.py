@@ -409,7 +409,10 @@ def test_sd_notify_ready_status_watchdog_stopping_and_single_instance(
                                            "WATCHDOG_USEC": str(watchdog_usec)})
     try:
         daemon.wait_ready()
-        drain(time.monotonic() + 5)
+        # Only this window is read continuously; later datagrams queue in the socket and
+        # their receive times say nothing about when they were sent.
+        window_end = time.monotonic() + 5
+        drain(window_end)
         check = wait_for(lambda: [r for r in runs(workspace, job="check")
                                   if r["result"] == "success"], 60, "a scheduled check")[0]
         assert check["trigger"] == "schedule" and check["agency"] == "planning"
@@ -427,8 +430,8 @@ def test_sd_notify_ready_status_watchdog_stopping_and_single_instance(
     assert "READY=1" in lines
     assert any(line.startswith("STATUS=") and "sources" in line for line in lines)
     assert "STOPPING=1" in lines
-    pings = [t for t, line in messages if line == "WATCHDOG=1"]
+    pings = [t for t, line in messages if line == "WATCHDOG=1" and t <= window_end]
     assert len(pings) >= 3
-    # Every ping comes well within the interval systemd enforces.
+    # Every ping comes within the interval systemd enforces.
     assert all(b - a < watchdog_usec / 1e6 for a, b in itertools.pairwise(pings))
     assert lines.index("READY=1") < lines.index("STOPPING=1")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import json
 import os
 import secrets
 import shutil
@@ -19,10 +20,14 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import boto3
 
 from drbackup.store import S3Credentials
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
 
 TEST_ACCESS_KEY = "drbackup-test-key"
 TEST_SECRET_KEY = "drbackup-test-secret-9f3c2a71"
@@ -325,3 +330,47 @@ class MariaDBServer:
 
     def drop_database(self, name: str) -> None:
         self.sql(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+IAM_BOOTSTRAP_ACTIONS = 3  # create_user, create_access_key, put_user_policy (the admin)
+
+
+@dataclass
+class IamS3:
+    """An IAM-enforcing moto server plus an admin key; creates users with given policies."""
+
+    server: MotoServer
+    admin: S3Credentials
+
+    @classmethod
+    def start(cls, workdir: Path) -> IamS3:
+        server = MotoServer(workdir, iam=True, no_auth_actions=IAM_BOOTSTRAP_ACTIONS)
+        server.start()
+        iam = boto3.client("iam", endpoint_url=server.endpoint, region_name="us-east-1",
+                           aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
+        iam.create_user(UserName="admin")
+        key = iam.create_access_key(UserName="admin")["AccessKey"]
+        iam.put_user_policy(UserName="admin", PolicyName="everything", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17",
+             "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        return cls(server, S3Credentials(key["AccessKeyId"], key["SecretAccessKey"]))
+
+    def iam(self) -> IAMClient:
+        return boto3.client("iam", endpoint_url=self.server.endpoint, region_name="us-east-1",
+                            aws_access_key_id=self.admin.access_key_id,
+                            aws_secret_access_key=self.admin.secret_access_key)
+
+    def user(self, name: str, policy: dict[str, object]) -> S3Credentials:
+        """A new IAM user with this inline policy; returns its access key."""
+        iam = self.iam()
+        iam.create_user(UserName=name)
+        iam.put_user_policy(UserName=name, PolicyName=f"{name}-policy",
+                            PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return S3Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+
+    def client(self, credentials: S3Credentials | None = None):  # type: ignore[no-untyped-def]
+        return self.server.client(credentials or self.admin)
+
+    def stop(self) -> None:
+        self.server.stop()

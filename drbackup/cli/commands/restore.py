@@ -1,4 +1,5 @@
-"""drbackup restore --agency A --source S [--snapshot ID|latest] --target DIR"""
+"""drbackup restore --agency A --source S [--snapshot ID|latest|--at TIME]
+(--target DIR | --in-place --yes) [--include P] [--exclude P] [--dry-run] [--from-replica R]"""
 
 from __future__ import annotations
 
@@ -9,47 +10,142 @@ from typing import Any
 from drbackup.cli.context import CliContext
 from drbackup.cli.output import human_bytes
 from drbackup.cli.progress import ProgressPrinter
-from drbackup.jobs.restore import list_snapshots, pick_snapshot, restore_snapshot
+from drbackup.errors import DrBackupError, ExitCode, NotFoundError, TargetRefusedError
+from drbackup.jobs.restore import (
+    check_in_place,
+    list_snapshots,
+    parse_at,
+    pick_snapshot,
+    restore_snapshot,
+)
+
+ROOT = Path("/")
 
 
 def register(commands: Any) -> None:
-    parser = commands.add_parser("restore", help="restore a source's snapshot into a directory")
+    parser = commands.add_parser(
+        "restore", help="restore a source's snapshot into a directory (or in place)")
     parser.add_argument("--agency", required=True)
     parser.add_argument("--source", required=True)
     parser.add_argument("--snapshot", default="latest", help="snapshot id or 'latest'")
-    parser.add_argument("--target", required=True, type=Path, help="directory to restore into")
+    parser.add_argument("--at", metavar="TIME",
+                        help='newest snapshot at or before TIME, e.g. "2026-11-20 14:00" '
+                             '(local time; add "UTC", a zone name or an offset for another zone)')
+    parser.add_argument("--target", type=Path,
+                        help="directory to restore into (original paths are recreated below it); "
+                             "default: ./drbackup-restore-AGENCY-SOURCE-SNAPSHOT")
+    parser.add_argument("--in-place", action="store_true",
+                        help="restore over the original paths (needs --yes)")
+    parser.add_argument("--yes", action="store_true", help="confirm --in-place")
     parser.add_argument("--include", action="append", default=[], metavar="PATH",
-                        help="restore only this path (repeatable)")
-    parser.add_argument("--exclude", action="append", default=[], metavar="PATTERN")
+                        help="restore only this path or pattern (repeatable)")
+    parser.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                        help="leave out this path or pattern (repeatable)")
     parser.add_argument("--overwrite", action="store_true",
                         help="allow restoring into a non-empty directory")
-    parser.add_argument("--dry-run", action="store_true", help="show what would be restored")
-    parser.add_argument("--store", help="restore from this store (e.g. a replica)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="show which snapshot and how much would be restored; write nothing")
+    parser.add_argument("--store", help="restore from this store instead of the primary")
+    parser.add_argument("--from-replica", metavar="STORE",
+                        help="restore from this replica store (when the primary is gone); "
+                             "the primary is not contacted")
+    parser.add_argument("--limit-download", type=int, metavar="KIB_PER_S",
+                        help="cap the read rate from the store (KiB/s)")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(handler=restore_now)
 
 
-def restore_now(ctx: CliContext) -> int:
+def _store_name(ctx: CliContext) -> str | None:
     agency = ctx.config.agency(ctx.args.agency)
-    agency.source(ctx.args.source)  # an unknown source is an error before any network call
-    snapshots = list_snapshots(ctx.runtime, agency, ctx.args.source, store_name=ctx.args.store)
-    snapshot = pick_snapshot(snapshots, ctx.args.snapshot)
-    target = ctx.args.target.absolute()
-    progress = None if ctx.args.no_progress or ctx.out.json_mode else ProgressPrinter(
-        sys.stderr, f"restore {snapshot.short_id}")
+    replica: str | None = ctx.args.from_replica
+    if replica is None:
+        return ctx.args.store  # type: ignore[no-any-return]
+    if ctx.args.store and ctx.args.store != replica:
+        raise DrBackupError("--store and --from-replica name different stores",
+                            "give only --from-replica", exit_code=ExitCode.USAGE)
+    if replica not in agency.replicas:
+        known = ", ".join(agency.replicas) or "none"
+        raise NotFoundError(f"store {replica!r} is not a replica of agency {agency.id!r}",
+                            f"its replicas: {known}")
+    return replica
+
+
+def _target(ctx: CliContext) -> Path | None:
+    """The restore target; None means the default alternate directory (named after the snapshot,
+    so it is known only once the snapshot is chosen)."""
+    args = ctx.args
+    if args.in_place:
+        if args.target is not None:
+            raise DrBackupError("--in-place and --target exclude each other",
+                                "give one of them", exit_code=ExitCode.USAGE)
+        if not args.yes and not args.dry_run:
+            raise TargetRefusedError("--in-place overwrites the original files",
+                                     "add --yes to confirm, or restore to a --target directory")
+        return ROOT
+    if args.target is None:
+        return None
+    target: Path = args.target.absolute()
+    if target == ROOT:
+        raise TargetRefusedError("--target / would write over the original paths",
+                                 "use --in-place --yes for that, or choose another directory")
+    return target
+
+
+def restore_now(ctx: CliContext) -> int:
+    args = ctx.args
+    agency = ctx.config.agency(args.agency)
+    agency.source(args.source)  # an unknown source is an error before any network call
+    store_name = _store_name(ctx)
+    chosen_target = _target(ctx)
+    at = parse_at(args.at) if args.at else None
+    if at is not None and args.snapshot != "latest":
+        raise DrBackupError("--at and --snapshot exclude each other", "give one of them",
+                            exit_code=ExitCode.USAGE)
+    snapshots = list_snapshots(ctx.runtime, agency, args.source, store_name=store_name)
+    snapshot = pick_snapshot(snapshots, args.snapshot, at=at)
+    target = chosen_target or (
+        Path.cwd() / f"drbackup-restore-{agency.id}-{args.source}-{snapshot.short_id}")
+    includes = tuple(args.include)
+    if args.in_place:
+        check_in_place(snapshot, includes)
+    store = store_name or agency.store
+    label = f"restore {snapshot.short_id}"
+    progress: ProgressPrinter | None = None
+    if ctx.out.json_mode and not args.no_progress:
+        progress = ProgressPrinter(sys.stdout, label, json_lines=True,
+                                   extra={"snapshot_id": snapshot.id})
+    elif not ctx.out.json_mode and not args.no_progress and not ctx.out.quiet:
+        progress = ProgressPrinter(sys.stderr, label)
+    if not ctx.out.json_mode:
+        ctx.out.line(f"{'dry run: ' if args.dry_run else ''}restoring snapshot {snapshot.id} "
+                     f"({snapshot.time.astimezone():%Y-%m-%d %H:%M:%S %Z}) of "
+                     f"{agency.id}/{args.source} from store {store} into {target}")
     outcome = restore_snapshot(
-        ctx.runtime, agency, snapshot, target, includes=tuple(ctx.args.include),
-        excludes=tuple(ctx.args.exclude), overwrite=ctx.args.overwrite,
-        dry_run=ctx.args.dry_run, store_name=ctx.args.store,
-        on_progress=progress.update if progress else None)
+        ctx.runtime, agency, snapshot, target, includes=includes,
+        excludes=tuple(args.exclude), overwrite=args.overwrite or args.in_place,
+        dry_run=args.dry_run, store_name=store_name,
+        on_progress=progress.update if progress else None,
+        limit_download_kib=args.limit_download)
     if progress:
         progress.finish()
     s = outcome.summary
-    verb = "would restore" if outcome.dry_run else "restored"
-    ctx.out.line(f"{verb} snapshot {snapshot.short_id} ({snapshot.time:%Y-%m-%d %H:%M:%S %Z}) "
-                 f"into {target}: {s.files_restored or s.total_files} files, "
-                 f"{human_bytes(s.bytes_restored or s.total_bytes)} in {outcome.seconds:.1f}s")
+    files = s.files_restored or s.total_files
+    size = s.bytes_restored or s.total_bytes
+    summary = {
+        "event": "summary", "agency": agency.id, "source": args.source, "store": store,
+        "snapshot_id": snapshot.id, "snapshot_time": snapshot.time.isoformat(),
+        "target": str(target), "dry_run": outcome.dry_run, "files": files, "bytes": size,
+        "files_skipped": s.files_skipped, "seconds": round(outcome.seconds, 3),
+        "errors": s.errors,
+    }
+    if outcome.dry_run:
+        ctx.out.line(f"would restore {files} files/dirs, {human_bytes(size)} from snapshot "
+                     f"{snapshot.short_id}; nothing was written")
+    else:
+        ctx.out.line(f"restored {files} files/dirs, {human_bytes(size)} from snapshot "
+                     f"{snapshot.short_id} into {target} in {outcome.seconds:.1f}s, "
+                     f"{len(s.errors)} error(s)")
     for error in s.errors[:20]:
         ctx.out.line(f"  error: {error}")
-    ctx.out.result(outcome)
-    return 3 if s.errors else 0
+    ctx.out.result(summary)
+    return int(ExitCode.PARTIAL) if s.errors else 0

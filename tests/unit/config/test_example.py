@@ -8,7 +8,13 @@ from pydantic import BaseModel
 
 from drbackup.config import parse_config
 from drbackup.config.example import render_example, source_kinds
-from drbackup.config.models import AgencyConfig, DaemonConfig, StoreConfig, VerifyConfig
+from drbackup.config.models import (
+    AgencyConfig,
+    DaemonConfig,
+    RetentionConfig,
+    StoreConfig,
+    VerifyConfig,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "drbackup.example.toml"
 
@@ -21,8 +27,9 @@ def test_example_file_matches_the_models() -> None:
 def test_example_documents_every_key() -> None:
     text = EXAMPLE.read_text()
     assert "[[agencies.sources]]" in text
+    assert "[agencies.retention]" in text
     models: list[type[BaseModel]] = [DaemonConfig, StoreConfig, AgencyConfig, VerifyConfig,
-                                     *source_kinds()]
+                                     RetentionConfig, *source_kinds()]
     for model in models:
         for name, info in model.model_fields.items():
             if model is AgencyConfig and name == "sources":
@@ -37,7 +44,8 @@ def test_example_passes_config_check_with_its_secret_files(tmp_path: Path) -> No
     # Point the example's secret files and directories into a sandbox, create the files, check.
     text = text.replace("/etc/drbackup", str(tmp_path / "etc"))
     (tmp_path / "etc").mkdir()
-    for name in ("planning.password", "offsite.credentials", "offsite-maintenance.credentials"):
+    for name in ("planning.password", "offsite.credentials", "offsite-maintenance.credentials",
+                 "offsite-readonly.credentials"):
         secret = tmp_path / "etc" / name
         secret.write_text("x\n")
         secret.chmod(0o600)

@@ -1,0 +1,99 @@
+"""drbackup recovery-kit keygen --out KEYFILE
+drbackup recovery-kit create --recipient PUB_FILE [--agency A] [--include-s3-credentials] --out DIR
+drbackup recovery-kit open --identity KEY_FILE --kit KIT --out DIR"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from drbackup.cli.context import CliContext
+from drbackup.errors import DrBackupError, ExitCode
+from drbackup.recovery.kit import create_kit, open_kit
+from drbackup.recovery.sealing import (
+    generate_identity,
+    identity_text,
+    load_identity,
+    load_recipient,
+    recipient_text,
+    spaced,
+)
+
+
+def register(commands: Any) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "recovery-kit", help="break-glass kit: repository URLs and passwords sealed to an "
+                             "offline key")
+    verbs = parser.add_subparsers(dest="kit_command", metavar="ACTION")
+    verbs.required = True
+    keygen = verbs.add_parser("keygen", help="make the offline X25519 key pair")
+    keygen.add_argument("--out", required=True, type=Path,
+                        help="private key file (0600); the public key goes to OUT.pub")
+    keygen.set_defaults(handler=keygen_now)
+    create = verbs.add_parser("create", help="seal the kit, write it locally, upload to stores")
+    create.add_argument("--recipient", required=True, type=Path, help="public key file (.pub)")
+    create.add_argument("--agency", action="append", default=[],
+                        help="only this agency (repeatable; default: all)")
+    create.add_argument("--include-s3-credentials", action="store_true",
+                        help="also seal the stores' S3 credentials (prefer read-only keys)")
+    create.add_argument("--out", required=True, type=Path, help="directory for the kit files")
+    create.add_argument("--no-upload", action="store_true", help="do not copy it to the stores")
+    create.set_defaults(handler=create_now)
+    opener = verbs.add_parser("open", help="open a kit on a fresh host: write a working config")
+    opener.add_argument("--identity", required=True, type=Path, help="private key file")
+    opener.add_argument("--kit", required=True, type=Path,
+                        help="the .kit file (or the printed .txt document)")
+    opener.add_argument("--out", required=True, type=Path, help="new directory for the config")
+    opener.set_defaults(handler=open_now)
+
+
+def keygen_now(ctx: CliContext) -> int:
+    private: Path = ctx.args.out.absolute()
+    public = private.with_name(private.name + ".pub")
+    for path in (private, public):
+        if path.exists():
+            raise DrBackupError(f"{path} already exists", "choose another --out; never overwrite "
+                                "a key that may have sealed kits", exit_code=ExitCode.USAGE)
+    identity = generate_identity()
+    private.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(identity_text(identity))
+    public.write_text(recipient_text(identity), encoding="utf-8")
+    ctx.out.result(
+        {"identity": str(private), "recipient": str(public), "fingerprint": identity.fingerprint},
+        f"identity (keep offline): {private}\nrecipient (give to drbackup hosts): {public}\n"
+        f"fingerprint: {spaced(identity.fingerprint)}")
+    return 0
+
+
+def create_now(ctx: CliContext) -> int:
+    recipient = load_recipient(ctx.args.recipient)
+    outcome = create_kit(ctx.runtime, recipient, ctx.args.out.absolute(),
+                         agency_ids=ctx.args.agency or None,
+                         include_s3_credentials=ctx.args.include_s3_credentials,
+                         upload=not ctx.args.no_upload)
+    lines = [f"recovery kit for {', '.join(outcome.agencies)} sealed to "
+             f"{spaced(outcome.recipient_fingerprint)}",
+             f"  kit file:  {outcome.kit_file}",
+             f"  printout:  {outcome.document}  (print it; store it with the identity key apart)"]
+    lines += [f"  uploaded:  {where}" for where in outcome.uploaded]
+    ctx.out.result(outcome, "\n".join(lines))
+    return 0
+
+
+def open_now(ctx: CliContext) -> int:
+    identity = load_identity(ctx.args.identity)
+    outcome = open_kit(ctx.args.kit, identity, ctx.args.out)
+    lines = [f"opened recovery kit of {outcome.created} for agencies {', '.join(outcome.agencies)}",
+             f"  config: {outcome.config_file}",
+             f"  next:   export DRBACKUP_CONFIG={outcome.config_file}",
+             "          drbackup snapshots --agency AGENCY"]
+    lines += [f"  the kit has no S3 credentials: write read-only keys into {path} "
+              "([default] aws_access_key_id / aws_secret_access_key), chmod 600"
+              for path in outcome.missing_credentials]
+    ctx.out.result(outcome, "\n".join(lines))
+    return 0

@@ -1,0 +1,323 @@
+"""The break-glass recovery kit: what an emergency team needs to restore an agency with nothing
+else — repository URLs (primary and replicas), repository passwords and, optionally, S3
+credentials — sealed to an offline X25519 key (drbackup.recovery.sealing).
+
+`create_kit` seals it, writes it locally (kit file + printable document) and uploads a copy to
+every store; `open_kit` turns it back into a minimal working config on a fresh host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import stat
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from drbackup.config.models import AgencyConfig, Config
+from drbackup.errors import ConfigError
+from drbackup.jobs.runtime import Runtime
+from drbackup.recovery.sealing import (
+    Identity,
+    Recipient,
+    RecoveryKitError,
+    open_sealed,
+    seal,
+    spaced,
+)
+from drbackup.store import S3Location, read_credentials_file
+
+PAYLOAD_FORMAT = "drbackup-recovery-kit"
+PAYLOAD_VERSION = 1
+REMOTE_DIR = "_recovery-kit"  # '_' cannot start an agency id, so never clashes with a repository
+
+
+def kit_name(agency_ids: list[str] | None) -> str:
+    suffix = "-".join(agency_ids) if agency_ids else "all"
+    return f"drbackup-recovery-kit-{suffix}"
+
+
+def _read_password(agency: AgencyConfig) -> str:
+    try:
+        return agency.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"password file of agency {agency.id!r} cannot be read "
+                          f"({exc.__class__.__name__})", "check agencies[].password_file") from None
+
+
+def build_payload(config: Config, agencies: list[AgencyConfig], *, include_s3_credentials: bool,
+                  created: str) -> dict[str, Any]:
+    """The kit's plaintext content (it holds secrets: never log or print it)."""
+    stores: dict[str, Any] = {}
+    entries = []
+    for agency in agencies:
+        repositories: dict[str, str] = {}
+        for name in [agency.store, *agency.replicas]:
+            store = config.store(name)
+            if store.url is not None:
+                stores[name] = {"url": store.url, "region": store.region}
+                repositories[name] = S3Location.parse(store.url).child(agency.id).restic_url
+                source = store.recovery_credentials_file or store.credentials_file
+                if include_s3_credentials and source is not None:
+                    creds = read_credentials_file(source)
+                    stores[name]["credentials"] = {
+                        "aws_access_key_id": creds.access_key_id,
+                        "aws_secret_access_key": creds.secret_access_key,
+                        **({"aws_session_token": creds.session_token}
+                           if creds.session_token else {})}
+            else:
+                assert store.path is not None
+                stores[name] = {"path": str(store.path)}
+                repositories[name] = str(store.path / agency.id)
+        entries.append({
+            "id": agency.id, "store": agency.store, "replicas": list(agency.replicas),
+            "repositories": repositories, "password": _read_password(agency),
+            "sources": [{"id": s.id, "kind": s.kind,
+                         "paths": [str(p) for p in getattr(s, "paths", [])]}
+                        for s in agency.sources],
+        })
+    return {"format": PAYLOAD_FORMAT, "version": PAYLOAD_VERSION, "created": created,
+            "host": config.daemon.hostname or socket.gethostname(), "stores": stores,
+            "agencies": entries}
+
+
+def printable(armored: str, recipient: Recipient, payload_summary: list[str], name: str) -> str:
+    """The document to print and put in the safe: instructions, fingerprint, the armored kit."""
+    lines = [
+        "DRBACKUP RECOVERY KIT (break-glass)",
+        "===================================",
+        "",
+        "This document lets the emergency team restore the agencies below on a new machine.",
+        "It is encrypted: only the holder of the offline identity key can open it.",
+        "",
+        f"Sealed to recipient key  {spaced(recipient.fingerprint)}",
+        "Before opening, check that the identity file states the same fingerprint.",
+        "",
+        "Contents (no secrets are readable here):",
+        *[f"  - {line}" for line in payload_summary],
+        "",
+        "To use it (runbook: runbooks/en/full-recovery-from-kit.md,",
+        "           zh-CN: runbooks/zh-CN/full-recovery-from-kit.md):",
+        "  1. Install drbackup and restic on the new host.",
+        f"  2. Copy the block below (BEGIN to END lines, exactly) into {name}.kit,",
+        "     or download that file from any store: <bucket>/<prefix>/_recovery-kit/",
+        f"  3. drbackup recovery-kit open --identity IDENTITY_FILE --kit {name}.kit --out DIR",
+        "  4. export DRBACKUP_CONFIG=DIR/drbackup.toml",
+        "  5. drbackup snapshots --agency AGENCY",
+        "  6. drbackup restore --agency AGENCY --source SOURCE --target /srv/restore",
+        "",
+        armored.rstrip("\n"),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+@dataclass
+class CreateOutcome:
+    kit_file: Path
+    document: Path
+    recipient_fingerprint: str
+    agencies: list[str]
+    uploaded: list[str] = field(default_factory=list)  # store:key or path
+    s3_credentials_included: bool = False
+
+
+def create_kit(rt: Runtime, recipient: Recipient, out_dir: Path, *,
+               agency_ids: list[str] | None = None, include_s3_credentials: bool = False,
+               upload: bool = True) -> CreateOutcome:
+    config = rt.config
+    agencies = ([config.agency(a) for a in agency_ids] if agency_ids
+                else list(config.agencies))
+    if not agencies:
+        raise ConfigError("there are no agencies in the config", "add one, then create the kit")
+    created = datetime.now(UTC).replace(microsecond=0).isoformat()
+    payload = build_payload(config, agencies, include_s3_credentials=include_s3_credentials,
+                            created=created)
+    armored = seal(json.dumps(payload, sort_keys=True).encode(), recipient, created)
+    name = kit_name(agency_ids)
+    summary = [f"agency {a['id']}: stores {', '.join(a['repositories'])}; sources "
+               f"{', '.join(s['id'] for s in a['sources']) or 'none'}"
+               for a in payload["agencies"]]
+    summary.append("S3 credentials: " + ("included" if include_s3_credentials else
+                                         "NOT included (bring read-only keys)"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    kit_file = out_dir / f"{name}.kit"
+    document = out_dir / f"{name}.txt"
+    _write_atomic(kit_file, armored.encode())
+    _write_atomic(document, printable(armored, recipient, summary, name).encode())
+    outcome = CreateOutcome(kit_file, document, recipient.fingerprint,
+                            [a.id for a in agencies],
+                            s3_credentials_included=include_s3_credentials)
+    if upload:
+        store_names = sorted({n for a in agencies for n in [a.store, *a.replicas]})
+        for store_name in store_names:
+            outcome.uploaded.append(_upload(rt, store_name, f"{name}.kit", armored.encode()))
+    return outcome
+
+
+def _upload(rt: Runtime, store_name: str, filename: str, data: bytes) -> str:
+    store = rt.store_config(store_name)
+    s3 = rt.s3_store(store_name)
+    if s3 is not None:
+        s3.ensure_bucket(create=store.create_bucket)
+        prefix = s3.location.prefix
+        key = f"{prefix}/{REMOTE_DIR}/{filename}" if prefix else f"{REMOTE_DIR}/{filename}"
+        s3.put_bytes(key, data)
+        return f"{store_name}:s3://{s3.bucket}/{key}"
+    assert store.path is not None
+    path = store.path / REMOTE_DIR / filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(path, data)
+    return f"{store_name}:{path}"
+
+
+def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+# -- opening ----------------------------------------------------------------------------------
+
+
+@dataclass
+class OpenOutcome:
+    out_dir: Path
+    config_file: Path
+    agencies: list[str]
+    stores: list[str]
+    missing_credentials: list[str]  # credentials files the operator must still provide
+    created: str
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    raise TypeError(type(value))
+
+
+def render_config(payload: dict[str, Any], out_dir: Path) -> tuple[str, list[str]]:
+    """A minimal drbackup.toml for restores from the kit; also the credentials files it names
+    that the kit did not carry."""
+    lines = ["# Written by 'drbackup recovery-kit open' for an emergency restore.",
+             f"# Kit created {payload.get('created')} on host {payload.get('host')}.",
+             "[daemon]",
+             f"state_dir = {_toml(str(out_dir / 'state'))}",
+             f"cache_dir = {_toml(str(out_dir / 'cache'))}", ""]
+    missing: list[str] = []
+    for name, store in sorted(payload["stores"].items()):
+        lines.append(f"[stores.{name}]")
+        if "url" in store:
+            credentials = out_dir / "credentials" / f"{name}.credentials"
+            lines += [f"url = {_toml(store['url'])}",
+                      f"region = {_toml(store.get('region', 'us-east-1'))}",
+                      f"credentials_file = {_toml(str(credentials))}",
+                      "create_bucket = false"]
+            if "credentials" not in store:
+                missing.append(str(credentials))
+        else:
+            lines.append(f"path = {_toml(store['path'])}")
+        lines.append("")
+    for agency in payload["agencies"]:
+        password_file = out_dir / "passwords" / f"{agency['id']}.password"
+        lines += ["[[agencies]]",
+                  f"id = {_toml(agency['id'])}",
+                  f"password_file = {_toml(str(password_file))}",
+                  f"store = {_toml(agency['store'])}",
+                  f"replicas = {_toml(list(agency['replicas']))}", ""]
+        for source in agency["sources"]:
+            if source.get("kind") != "directory" or not source.get("paths"):
+                continue  # other kinds need their own settings; restore-db documents them
+            lines += ["[[agencies.sources]]",
+                      f"id = {_toml(source['id'])}",
+                      'kind = "directory"',
+                      f"paths = {_toml(list(source['paths']))}",
+                      "watch = false", ""]
+    return "\n".join(lines), missing
+
+
+def _check_payload(payload: object) -> dict[str, Any]:
+    if (not isinstance(payload, dict) or payload.get("format") != PAYLOAD_FORMAT
+            or not isinstance(payload.get("agencies"), list)
+            or not isinstance(payload.get("stores"), dict)):
+        raise RecoveryKitError("the recovery kit's content is not a drbackup kit",
+                               "it opened, but was not made by 'drbackup recovery-kit create'")
+    if payload.get("version") != PAYLOAD_VERSION:
+        raise RecoveryKitError(f"recovery kit content version {payload.get('version')!r} is not "
+                               "supported", "use the drbackup release that made the kit")
+    return payload
+
+
+def read_kit(kit: Path, identity: Identity) -> dict[str, Any]:
+    try:
+        text = kit.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise RecoveryKitError(f"kit file {kit} does not exist", "check the path") from None
+    except UnicodeDecodeError:
+        raise RecoveryKitError(f"the recovery kit {kit} is damaged: it is not text",
+                               "use another copy: each store holds one") from None
+    except OSError as exc:
+        raise RecoveryKitError(f"kit file {kit} cannot be read ({exc.__class__.__name__})",
+                               "check the path and its permissions") from None
+    plaintext = open_sealed(text, identity)
+    try:
+        return _check_payload(json.loads(plaintext))
+    except ValueError:
+        raise RecoveryKitError("the recovery kit's content is not valid JSON",
+                               "use another copy") from None
+
+
+def open_kit(kit: Path, identity: Identity, out_dir: Path) -> OpenOutcome:
+    """Write DIR/drbackup.toml, DIR/passwords/*.password and DIR/credentials/*.credentials (0600)
+    from the kit. Nothing is written unless the kit opens completely: the files go to a temp dir
+    that is renamed into place at the end."""
+    out_dir = out_dir.absolute()
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise RecoveryKitError(f"{out_dir} exists and is not an empty directory",
+                               "choose a new directory for --out")
+    payload = read_kit(kit, identity)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+    try:
+        text, missing = render_config(payload, out_dir)
+        (temp / "passwords").mkdir(mode=0o700)
+        (temp / "credentials").mkdir(mode=0o700)
+        for agency in payload["agencies"]:
+            _secret(temp / "passwords" / f"{agency['id']}.password", agency["password"] + "\n")
+        for name, store in payload["stores"].items():
+            creds = store.get("credentials")
+            if isinstance(creds, dict):
+                body = "[default]\n" + "".join(f"{k} = {v}\n" for k, v in creds.items())
+                _secret(temp / "credentials" / f"{name}.credentials", body)
+        (temp / "drbackup.toml").write_text(text + "\n", encoding="utf-8")
+        temp.chmod(0o700)
+        if out_dir.exists():
+            out_dir.rmdir()
+        os.rename(temp, out_dir)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    return OpenOutcome(out_dir, out_dir / "drbackup.toml",
+                       [a["id"] for a in payload["agencies"]], sorted(payload["stores"]),
+                       missing, str(payload.get("created", "")))
+
+
+def _secret(path: Path, content: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(content)

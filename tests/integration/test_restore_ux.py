@@ -1,0 +1,253 @@
+"""Restore UX on a real repository: --at picks by time, --dry-run writes nothing, non-empty and
+in-place targets need explicit consent, ls/find locate files, progress lines and JSON lines."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from drbackup.cli.main import main
+from drbackup.config import load_config
+from drbackup.errors import ExitCode
+from drbackup.jobs.runtime import Runtime
+from drbackup.jobs.tags import snapshot_tags
+from tests.support.servers import MotoServer
+from tests.support.workspace import Workspace
+
+INSTANTS = [datetime(2026, 11, 20, 10, 0, tzinfo=UTC), datetime(2026, 11, 20, 13, 0, tzinfo=UTC),
+            datetime(2026, 11, 20, 16, 0, tzinfo=UTC)]
+
+
+def _backup_at(ws: Workspace, data: Path, instant: datetime) -> str:
+    """A snapshot made with restic's --time at a known instant (restic reads it as local time)."""
+    rt = Runtime.create(load_config(ws.write()))
+    try:
+        agency = rt.config.agency("planning")
+        result = rt.restic.backup(rt.target(agency), [str(data)],
+                                  tags=snapshot_tags(agency, agency.source("docs")),
+                                  host="test-host", time=instant.astimezone())
+    finally:
+        rt.close()
+    assert result.summary.snapshot_id
+    return result.summary.snapshot_id
+
+
+@pytest.fixture(scope="module")
+def timed(tmp_path_factory: pytest.TempPathFactory, restic_binary: str
+          ) -> tuple[Workspace, Path, list[str]]:
+    """One repository with three snapshots at known instants, shared by the tests below (the
+    in-place test, which changes the data, runs last)."""
+    tmp_path = tmp_path_factory.mktemp("timed")
+    workspace = Workspace(tmp_path / "ws")
+    workspace.config["daemon"]["restic"] = restic_binary
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "keep.log").write_text("log\n")
+    workspace.add_agency("planning")
+    workspace.add_directory_source("planning", "docs", [data])
+    workspace.cli("repo", "init", check=True)
+    ids = []
+    for index, instant in enumerate(INSTANTS):
+        (data / "state.txt").write_text(f"version {index}\n")
+        ids.append(_backup_at(workspace, data, instant))
+    return workspace, data, ids
+
+
+def _restore(ws: Workspace, *args: str, env: dict[str, str] | None = None
+             ) -> tuple[int, str, str]:
+    result = ws.cli("restore", "--agency", "planning", "--source", "docs", "--no-progress", *args,
+                    env=env)
+    return result.returncode, result.stdout, result.stderr
+
+
+def _state(target: Path, data: Path) -> str:
+    return (target / data.relative_to("/") / "state.txt").read_text()
+
+
+def test_at_picks_the_newest_snapshot_at_or_before(timed: tuple[Workspace, Path, list[str]],
+                                                   tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    ws, data, ids = timed
+    utc_env = {**ws.env(), "TZ": "UTC"}
+    shanghai_env = {**ws.env(), "TZ": "Asia/Shanghai"}
+    cases = [
+        ("2026-11-20 14:00", utc_env, 1),             # local time (UTC here)
+        ("2026-11-20 12:59:59", utc_env, 0),
+        ("2026-11-20 21:00", shanghai_env, 1),        # Shanghai 21:00 = 13:00 UTC: "at" counts
+        ("2026-11-20 22:30 Asia/Shanghai", utc_env, 1),
+        ("2026-11-21 00:00 UTC", shanghai_env, 2),
+    ]
+    for index, (at, env, expected) in enumerate(cases):
+        target = tmp_path / f"at-{index}"
+        code, stdout, stderr = _restore(ws, "--at", at, "--target", str(target), env=env)
+        assert code == 0, stderr
+        assert ids[expected] in stdout, (at, stdout)
+        assert _state(target, data) == f"version {expected}\n", at
+    # Failures, in-process (no interpreter start per case).
+    for at, code, text in [("2026-11-20 09:59 UTC", ExitCode.NOT_FOUND, "no snapshot at or before"),
+                           ("yesterday-ish", ExitCode.USAGE, "is not a date and time")]:
+        assert main(["--config", str(ws.config_path), "restore", "--agency", "planning",
+                     "--source", "docs", "--at", at, "--target", str(tmp_path / "never")]) == code
+        assert text in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
+
+
+def test_ls_and_find_locate_a_file_across_snapshots(
+        timed: tuple[Workspace, Path, list[str]], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    ws, data, ids = timed
+
+    def run(*args: str) -> str:  # in-process: the CLI's output, real restic underneath
+        capsys.readouterr()
+        assert main(["--config", str(ws.config_path), *args]) == 0
+        return capsys.readouterr().out
+
+    hits = json.loads(run("--json", "find", "--agency", "planning", "state.txt"))
+    assert sorted(h["snapshot_id"] for h in hits) == sorted(ids)
+    assert {h["path"] for h in hits} == {str(data / "state.txt")}
+    human = run("find", "--agency", "planning", "--source", "docs", "*.log")
+    assert "3 match(es) in 3 snapshot(s)" in human
+    entries = json.loads(run("--json", "ls", "--agency", "planning", "--source", "docs",
+                             "--snapshot", ids[0][:8]))
+    assert entries["snapshot_id"] == ids[0]
+    paths = {e["path"]: e for e in entries["entries"]}
+    assert paths[str(data / "state.txt")]["size"] == len("version 0\n")
+    text = run("ls", "--agency", "planning", "--source", "docs")
+    assert ids[-1] in text and str(data / "sub" / "keep.log") in text
+
+    # What find located can be restored alone (--include), or everything but it (--exclude).
+    only, without = tmp_path / "only-sub", tmp_path / "without-logs"
+    run("restore", "--agency", "planning", "--source", "docs", "--no-progress",
+        "--include", str(data / "sub"), "--target", str(only))
+    run("restore", "--agency", "planning", "--source", "docs", "--no-progress",
+        "--exclude", "*.log", "--target", str(without))
+    inside = data.relative_to("/")
+    assert (only / inside / "sub" / "keep.log").read_text() == "log\n"
+    assert not (only / inside / "state.txt").exists()
+    assert (without / inside / "state.txt").read_text() == "version 2\n"
+    assert not (without / inside / "sub" / "keep.log").exists()
+
+
+def test_dry_run_writes_nothing_and_targets_need_consent(
+        timed: tuple[Workspace, Path, list[str]], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    ws, data, ids = timed
+    code, stdout, _ = _restore(ws, "--dry-run")  # default target: a new directory named after it
+    default = Path.cwd() / f"drbackup-restore-planning-docs-{ids[-1][:8]}"
+    assert code == 0 and f"snapshot {ids[-1]}" in stdout and f"into {default}" in stdout
+    assert "would restore 8 files/dirs, 14 B" in stdout
+    assert not default.exists()
+    target = tmp_path / "dry"
+    result = ws.cli("--json", "restore", "--agency", "planning", "--source", "docs", "--dry-run",
+                    "--target", str(target))
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert summary["event"] == "summary" and summary["dry_run"] is True
+    assert summary["files"] >= 2 and summary["bytes"] == len("version 2\n") + len("log\n")
+    assert not target.exists()
+
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "precious.txt").write_text("do not touch\n")
+    # Refusals, in-process (no interpreter start per case).
+    for args, code, text in [
+            (("--target", str(busy)), ExitCode.TARGET_REFUSED, "not empty (choose an empty "
+             "directory, or pass --overwrite (or --in-place --yes"),
+            (("--target", "/"), ExitCode.TARGET_REFUSED, "--in-place --yes"),
+            (("--in-place",), ExitCode.TARGET_REFUSED, "add --yes"),
+            (("--in-place", "--target", str(busy)), ExitCode.USAGE, "exclude"),
+            (("--in-place", "--yes", "--include", "/etc/passwd"), ExitCode.TARGET_REFUSED,
+             "outside the snapshot's paths"),
+            (("--target", str(tmp_path / "x"), "--include", f"{data}/../../etc"),
+             ExitCode.TARGET_REFUSED, "contains '..'")]:
+        assert main(["--config", str(ws.config_path), "restore", "--agency", "planning",
+                     "--source", "docs", "--no-progress", *args]) == code, args
+        assert text in capsys.readouterr().err, args
+    assert sorted(p.name for p in busy.iterdir()) == ["precious.txt"]
+    assert not (tmp_path / "x").exists()
+    code, _, _ = _restore(ws, "--target", str(busy), "--overwrite")
+    assert code == 0 and _state(busy, data) == "version 2\n"
+
+    # In place, with consent: a deleted and a damaged file come back; nothing else is touched.
+    (data / "state.txt").write_text("ransomware was here\n")
+    (data / "sub" / "keep.log").unlink()
+    (data / "new-since.txt").write_text("made after the snapshot\n")
+    code, _, stderr = _restore(ws, "--in-place", "--yes", "--include", str(data))
+    assert code == 0, stderr
+    assert (data / "state.txt").read_text() == "version 2\n"
+    assert (data / "sub" / "keep.log").read_text() == "log\n"
+    assert (data / "new-since.txt").exists()
+
+
+def _progress_workspace(ws: Workspace, tmp_path: Path, size: int, store: str = "local") -> Path:
+    data = tmp_path / "big"
+    data.mkdir()
+    with (data / "big.bin").open("wb") as handle:
+        for _ in range(size // (1 << 20)):
+            handle.write(os.urandom(1 << 20))
+    for index in range(20):
+        (data / f"small-{index}.txt").write_text(f"{index}\n")
+    ws.add_agency("planning", store=store)
+    ws.add_directory_source("planning", "docs", [data])
+    ws.cli("repo", "init", check=True)
+    ws.cli("backup", "--agency", "planning", "--no-progress", check=True)
+    return data
+
+
+_ELAPSED = re.compile(r"^restore [0-9a-f]{8}: +[\d.]+% .* files, elapsed (\d+):(\d\d)")
+
+
+def _check_plain_progress(stderr: str) -> int:
+    """Progress lines on a non-TTY: plain lines, consecutive ones at most 5 s apart (by restic's
+    own elapsed-seconds clock, so machine load cannot fake it)."""
+    elapsed = [int(m.group(1)) * 60 + int(m.group(2))
+               for line in stderr.splitlines() if (m := _ELAPSED.match(line))]
+    assert "\r" not in stderr and "\x1b[" not in stderr
+    assert elapsed, stderr
+    assert elapsed[0] <= 5
+    gaps = [b - a for a, b in itertools.pairwise(elapsed)]
+    assert all(gap <= 5 for gap in gaps), elapsed
+    return len(elapsed)
+
+
+def test_progress_lines_and_json_lines(workspace: Workspace, tmp_path: Path) -> None:
+    """16 MiB read at 2 MiB/s (restic --limit-download) lasts ~8 s: long enough for several
+    status messages (every 2 s) without a big data set; the 500 MB run is marked slow."""
+    data = _progress_workspace(workspace, tmp_path, 16 << 20)
+    plain = workspace.cli("restore", "--agency", "planning", "--source", "docs", "--target",
+                          str(tmp_path / "plain"), "--limit-download", "2048", check=True)
+    assert _check_plain_progress(plain.stderr) >= 2
+    assert re.search(r"restored \d+ files/dirs, 16\.0 MiB from snapshot [0-9a-f]{8} .* in [\d.]+s, "
+                     r"0 error\(s\)", plain.stdout), plain.stdout
+
+    machine = workspace.cli("--json", "restore", "--agency", "planning", "--source", "docs",
+                            "--target", str(tmp_path / "json"), "--limit-download", "3072",
+                            check=True)
+    lines = [json.loads(line) for line in machine.stdout.splitlines()]
+    progress = [line for line in lines if line["event"] == "progress"]
+    summary = lines[-1]
+    assert len(progress) >= 2 and lines[:-1] == progress
+    assert all(0 <= p["percent_done"] <= 1 and p["total_bytes"] >= 16 << 20 for p in progress)
+    assert all("eta_seconds" in p and "files_done" in p for p in progress)
+    assert summary["event"] == "summary" and summary["errors"] == []
+    assert summary["bytes"] >= 16 << 20 and summary["seconds"] > 0
+    assert len(summary["snapshot_id"]) == 64
+    restored = tmp_path / "json" / data.relative_to("/") / "big.bin"
+    assert restored.read_bytes() == (data / "big.bin").read_bytes()
+
+
+@pytest.mark.slow
+def test_progress_during_a_500_mb_restore(workspace: Workspace, s3_server: MotoServer,
+                                          bucket: str, tmp_path: Path) -> None:
+    """500 MB from the S3 server. Unthrottled, this machine restores it in ~2 s — before restic's
+    first status — which proves nothing; at 32 MiB/s it lasts ~16 s."""
+    workspace.add_s3_store("primary", s3_server, bucket)
+    _progress_workspace(workspace, tmp_path, 500 << 20, store="primary")
+    plain = workspace.cli("restore", "--agency", "planning", "--source", "docs", "--target",
+                          str(tmp_path / "plain"), "--limit-download", "32768", check=True)
+    assert _check_plain_progress(plain.stderr) >= 3

@@ -1,0 +1,276 @@
+"""Runbooks are tested: their executable blocks run, in order, against a real repository in the
+real S3 server; the full-recovery runbook runs on a "fresh host" (new HOME, no config, no state,
+only the kit and the identity key) and must restore the agency's latest snapshot byte-identical.
+zh-CN and en must hold the same commands."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from drbackup.cli.main import build_parser, main
+from drbackup.config import load_config
+from drbackup.jobs.runtime import Runtime
+from tests.runbooks.markdown import (
+    LANGUAGES,
+    RUNBOOKS,
+    Block,
+    blocks,
+    relative,
+    runbook_files,
+)
+from tests.support.servers import MotoServer
+from tests.support.trees import make_mixed_tree, manifest
+from tests.support.workspace import Workspace
+
+ALERTS = ["DrBackupRPOBreached", "DrBackupBackupsFailing", "DrBackupVerifyFailed",
+          "DrBackupVerifyOverdue", "DrBackupRTOEstimateOverTarget", "DrBackupReplicationLagHigh",
+          "DrBackupStoreDown", "DrBackupWatcherOverflow", "DrBackupDaemonAbsent",
+          "DrBackupDiskFilling"]
+REQUIRED = ["restore-files.md", "restore-database.md", "full-recovery-from-kit.md",
+            "primary-store-unreachable.md", "restore-drill-failed.md",
+            "lost-repository-password.md", *[f"alerts/{name}.md" for name in ALERTS]]
+SECTIONS = {
+    "en": ["## When to use it", "## Is this real?", "## Prerequisites", "## Steps",
+           "## Verification", "## Escalation", "Owner:", "Last verified: 20"],
+    "zh-CN": ["## 何时使用", "## 确认是否真实", "## 前提条件", "## 步骤", "## 验证", "## 升级",
+              "负责人：", "最后验证：20"],
+}
+AGENCY, SOURCE, REPLICA, DB_SOURCE = "planning", "documents", "offsite", "permits-db"
+FRESH_HOST = {"full-recovery-from-kit.md"}
+RULES_FILE = Path(__file__).resolve().parents[2] / "config" / "prometheus" / "drbackup-rules.yml"
+
+
+def _verbs() -> set[str]:
+    parser = build_parser()
+    for action in parser._actions:  # argparse keeps subparsers here
+        choices = getattr(action, "choices", None)
+        if isinstance(choices, dict):
+            return set(choices)
+    raise AssertionError("no subcommands")
+
+
+# -- static checks ----------------------------------------------------------------------------
+
+
+def test_every_runbook_exists_in_both_languages_with_its_sections() -> None:
+    names = {lang: {relative(p, lang) for p in runbook_files(lang)} for lang in LANGUAGES}
+    assert names["en"] == names["zh-CN"]
+    assert set(REQUIRED) <= names["en"]
+    for lang in LANGUAGES:
+        for name in names[lang]:
+            text = (RUNBOOKS / lang / name).read_text(encoding="utf-8")
+            missing = [s for s in SECTIONS[lang] if s not in text]
+            assert not missing, f"{lang}/{name} lacks {missing}"
+            assert re.search(r"^ *1\. ", text, re.M), f"{lang}/{name} has no numbered steps"
+            assert any(b.executable for b in blocks(RUNBOOKS / lang / name)), (
+                f"{lang}/{name} has no executable block")
+
+
+@pytest.mark.parametrize("name", REQUIRED)
+def test_zh_cn_has_the_same_commands_as_en(name: str) -> None:
+    en = blocks(RUNBOOKS / "en" / name)
+    zh = blocks(RUNBOOKS / "zh-CN" / name)
+    assert [b.commands() for b in zh] == [b.commands() for b in en]
+    assert [(b.executable, b.untested, b.requires) for b in zh] == [
+        (b.executable, b.untested, b.requires) for b in en]
+
+
+def test_runbook_commands_use_verbs_that_exist() -> None:
+    verbs = _verbs()
+    for lang in LANGUAGES:
+        for path in runbook_files(lang):
+            for block in blocks(path):
+                if block.untested or (block.requires and block.requires not in verbs):
+                    continue
+                for command in block.commands():
+                    for verb in re.findall(r"(?:^|[\s;|&(])drbackup\s+(?:--\S+\s+)*([a-z][a-z-]*)",
+                                           command):
+                        assert verb in verbs, f"{path}:{block.line}: unknown verb {verb!r}"
+
+
+def test_alert_runbooks_match_the_alert_rules() -> None:
+    for name in ALERTS:
+        assert (RUNBOOKS / "en" / "alerts" / f"{name}.md").is_file()
+    if not RULES_FILE.exists():
+        return  # the rules come with the observability work; checked once they are there
+    text = RULES_FILE.read_text(encoding="utf-8")
+    assert set(re.findall(r"^\s*-?\s*alert:\s*(\w+)", text, re.M)) == set(ALERTS)
+    for url in re.findall(r"runbook_url:\s*['\"]?(\S+?)['\"]?\s*$", text, re.M):
+        match = re.fullmatch(r"https://drbackup\.example\.gov/runbooks/(.+)", url)
+        assert match, url
+        assert (RUNBOOKS / match.group(1)).is_file(), f"{url} has no runbook"
+
+
+# -- executing them ---------------------------------------------------------------------------
+
+
+@dataclass
+class Sandbox:
+    root: Path
+    workspace: Workspace
+    data: Path
+    kit: Path
+    identity: Path
+    password_file: Path
+    counter: list[int] = field(default_factory=lambda: [0])
+
+    def fresh_dir(self, name: str) -> Path:
+        self.counter[0] += 1
+        path = self.root / f"{name}-{self.counter[0]}"
+        path.mkdir()
+        return path
+
+
+def _cli(ws: Workspace, *args: str) -> None:
+    """Sandbox set-up through the CLI, in-process (the runbooks themselves run as subprocesses)."""
+    ws.write()
+    assert main(["--config", str(ws.config_path), *args]) == 0, args
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory, s3_server: MotoServer,
+            restic_binary: str) -> Iterator[Sandbox]:
+    root = tmp_path_factory.mktemp("runbooks")
+    ws = Workspace(root / "ws")
+    ws.config["daemon"]["restic"] = restic_binary
+    data = root / "agency-data"
+    make_mixed_tree(data, big_bytes=2 * 1024 * 1024, small_files=40)
+    (data / "report-2026.docx").write_bytes(os.urandom(4096))
+    suffix = uuid.uuid4().hex[:10]
+    ws.add_s3_store("primary", s3_server, f"rb-primary-{suffix}")
+    ws.add_s3_store(REPLICA, s3_server, f"rb-offsite-{suffix}")
+    ws.add_agency(AGENCY, store="primary", replicas=[REPLICA])
+    ws.add_directory_source(AGENCY, SOURCE, [data])
+    database = root / "permits.sqlite"
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE permits (id INTEGER PRIMARY KEY, holder TEXT)")
+        connection.executemany("INSERT INTO permits (holder) VALUES (?)",
+                               [(f"holder {i}",) for i in range(500)])
+    connection.close()
+    ws.agency(AGENCY)["sources"].append({"id": DB_SOURCE, "kind": "sqlite",
+                                         "path": str(database)})
+    _cli(ws, "repo", "init", "--store", "primary")
+    _cli(ws, "backup", "--agency", AGENCY)
+    _populate_replica(ws)
+    keys = root / "keys"
+    _cli(ws, "recovery-kit", "keygen", "--out", str(keys / "identity"))
+    kits = root / "kits"
+    _cli(ws, "recovery-kit", "create", "--recipient", str(keys / "identity.pub"),
+         "--include-s3-credentials", "--out", str(kits))
+    yield Sandbox(root, ws, data, kits / "drbackup-recovery-kit-all.kit", keys / "identity",
+                  Path(ws.agency(AGENCY)["password_file"]))
+
+
+def _populate_replica(ws: Workspace) -> None:
+    if "replicate" in _verbs():
+        _cli(ws, "replicate", "--agency", AGENCY)
+        return
+    ws.write()
+    rt = Runtime.create(load_config(ws.config_path))
+    try:
+        agency = rt.config.agency(AGENCY)
+        s3 = rt.s3_store(REPLICA)
+        assert s3 is not None
+        s3.ensure_bucket(create=True)
+        primary, replica = rt.target(agency, "primary"), rt.target(agency, REPLICA)
+        rt.restic.init(replica, copy_chunker_params_from=primary)
+        rt.restic.copy(primary, replica)
+    finally:
+        rt.close()
+
+
+def _script(path: Path) -> str:
+    parts = ["set -euo pipefail"]
+    verbs = _verbs()
+    for index, block in enumerate(b for b in blocks(path) if b.runs_with(verbs)):
+        parts.append(f"echo '>>> runbook block {index + 1} (line {block.line})'")
+        parts.append(block.code)
+    return "\n".join(parts) + "\n"
+
+
+def _run(sandbox: Sandbox, name: str, *, fresh_host: bool) -> tuple[Path, str]:
+    path = RUNBOOKS / "en" / name
+    work = sandbox.fresh_dir("work")
+    home = sandbox.fresh_dir("home")
+    target = work / "restore-target"
+    env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "HOME": str(home), "LANG": "C.UTF-8", "AGENCY": AGENCY, "SOURCE": SOURCE,
+           "REPLICA": REPLICA, "FILE_PATTERN": "*.docx", "TARGET": str(target),
+           "SCRATCH": str(work / "scratch"), "RECOVERY_DIR": str(work / "recovery"),
+           "DB_SOURCE": DB_SOURCE, "NEW_DB": str(work / "permits-restored.sqlite")}
+    if "TMPDIR" in os.environ:
+        env["TMPDIR"] = os.environ["TMPDIR"]
+    if fresh_host:
+        # Only the kit and the identity key come to the new machine.
+        shutil.copy(sandbox.kit, work / "kit.kit")
+        shutil.copy(sandbox.identity, work / "identity")
+        env.update(KIT=str(work / "kit.kit"), IDENTITY=str(work / "identity"))
+    else:
+        env.update(KIT=str(sandbox.kit), IDENTITY=str(sandbox.identity),
+                   DRBACKUP_CONFIG=str(sandbox.workspace.config_path),
+                   PASSWORD_FILE=str(sandbox.password_file),
+                   STATE_DIR=str(sandbox.workspace.state_dir))
+    script = work / "runbook.sh"
+    script.write_text(_script(path))
+    result = subprocess.run(["bash", "-euo", "pipefail", str(script)], cwd=work, env=env,
+                            capture_output=True, text=True, timeout=600, check=False)
+    output = f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+    assert result.returncode == 0, f"runbook {name} failed (exit {result.returncode})\n{output}"
+    return target, output
+
+
+def _executable_runbooks() -> list[str]:
+    return [relative(p, "en") for p in runbook_files("en")
+            if any(b.executable for b in blocks(p))]
+
+
+@pytest.mark.parametrize("name", [n for n in _executable_runbooks() if n not in FRESH_HOST
+                                  and n != "lost-repository-password.md"])
+def test_runbook_steps_work(sandbox: Sandbox, name: str) -> None:
+    target, _ = _run(sandbox, name, fresh_host=False)
+    if name in ("restore-files.md", "primary-store-unreachable.md"):
+        assert manifest(target / sandbox.data.relative_to("/")) == manifest(sandbox.data)
+    if name == "restore-database.md":
+        restored = target.parent / "permits-restored.sqlite"
+        with sqlite3.connect(restored) as connection:
+            rows = connection.execute("SELECT count(*), max(holder) FROM permits").fetchone()
+        connection.close()
+        assert rows == (500, "holder 99")
+
+
+def test_lost_password_runbook_puts_the_password_back(sandbox: Sandbox) -> None:
+    original = sandbox.password_file.read_bytes()
+    sandbox.password_file.unlink()
+    _run(sandbox, "lost-repository-password.md", fresh_host=False)
+    assert sandbox.password_file.read_bytes() == original
+    assert sandbox.password_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_full_recovery_on_a_fresh_host_is_byte_identical(sandbox: Sandbox) -> None:
+    target, output = _run(sandbox, "full-recovery-from-kit.md", fresh_host=True)
+    assert manifest(target / sandbox.data.relative_to("/")) == manifest(sandbox.data)
+    assert sandbox.workspace.passwords[AGENCY] not in output
+
+
+def test_blocks_parse() -> None:
+    block = Block("# runbook-test\nfoo  # comment\n# only comment\n\nbar", True, False, 1)
+    assert block.commands() == ["foo", "bar"]
+
+
+def test_executable_blocks_do_not_pipe_into_head() -> None:
+    """Under pipefail, `cmd | head` fails at random when head exits before cmd is done."""
+    for path in runbook_files("en"):
+        for block in blocks(path):
+            if block.executable or block.requires:
+                assert not re.search(r"\|\s*head\b", block.code), f"{path}:{block.line}"
