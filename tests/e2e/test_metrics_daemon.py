@@ -1,23 +1,20 @@
 """Metrics of the real daemon end to end: `drbackup run` (real restic, the real moto S3 server)
-serves /metrics; a real Prometheus scrapes it with the rule file loaded. After a backup and a
-failed backup made by the daemon (and a drill), every PromQL expression of every dashboard panel
-returns data, the scrape passes `promtool check metrics`, the RPO alert goes pending/firing once
-backups stop, and a restarted daemon reports the same last success.
-
-Drill, check, replication and dump rows are written into state directly while their jobs are not
-on this branch; the collector reads the same rows either way.
+serves /metrics; a real Prometheus scrapes it with the rule file loaded. After the daemon made
+backups (a directory and a SQLite dump), failed backups (a missing path) and replications, and a
+real check and file restore drill ran beside it, every PromQL expression of every dashboard
+panel returns data, the scrape passes `promtool check metrics`, the RPO alert goes
+pending/firing once backups stop, and a restarted daemon reports the same last success.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import sqlite3
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
-from drbackup.state import RunCounts, StateDB
 from tests.support.daemon import DaemonProcess, children
 from tests.support.metrics import RULES, panels_without_data, parse, scrape, wait_for
 from tests.support.prometheus import PrometheusServer
@@ -27,6 +24,8 @@ from tests.support.workspace import Workspace
 DOCS = '{agency="planning",source="documents"}'
 BROKEN = '{agency="planning",source="broken"}'
 LAST_SUCCESS = f"drbackup_backup_last_success_timestamp_seconds{DOCS}"
+REPLICATED = ('drbackup_replication_last_success_timestamp_seconds'
+              '{agency="planning",replica="archive"}')
 URL = re.compile(r"serving metrics on (\S+)")
 
 
@@ -42,27 +41,6 @@ def metrics_url(daemon: DaemonProcess) -> str:
     return url
 
 
-def synthetic_rows(ws: Workspace) -> None:
-    state = StateDB(ws.state_dir / "state.db")
-    try:
-        now = time.time()
-
-        def row(job: str, seconds: float, **kwargs: Any) -> None:
-            details = kwargs.pop("details", None)
-            counts = kwargs.pop("counts", None)
-            run_id = state.start_run(job, "planning", trigger="test", started_at=now - 600,
-                                     **kwargs)
-            state.finish_run(run_id, "success", details=details, counts=counts,
-                             finished_at=now - 600 + seconds)
-
-        row("replicate", 8, store="archive", details={"replica": "archive"})
-        row("backup", 3, source="documents", store="offsite",
-            counts=RunCounts(bytes_added=1, bytes_processed=1),
-            details={"dump_bytes": 123456, "dump_seconds": 2.5})
-    finally:
-        state.close()
-
-
 def test_daemon_metrics_end_to_end(workspace: Workspace, s3_server: MotoServer, bucket: str,
                                    prometheus: PrometheusServer, tmp_path: Path) -> None:
     data = tmp_path / "data"
@@ -75,20 +53,29 @@ def test_daemon_metrics_end_to_end(workspace: Workspace, s3_server: MotoServer, 
     workspace.add_directory_source("planning", "documents", [data], debounce="1s")
     workspace.add_directory_source("planning", "broken", [tmp_path / "missing"],
                                    debounce="1s")
+    registry = tmp_path / "registry.sqlite"
+    with sqlite3.connect(registry) as db:
+        db.execute("CREATE TABLE permits (id INTEGER PRIMARY KEY, holder TEXT)")
+        db.executemany("INSERT INTO permits (holder) VALUES (?)",
+                       [(f"holder {i}",) for i in range(500)])
+    workspace.agency("planning")["sources"].append(
+        {"id": "registry", "kind": "sqlite", "path": str(registry)})
     daemon = DaemonProcess(workspace)
     restarted: DaemonProcess | None = None
     try:
         daemon.wait_ready()
         url = metrics_url(daemon)
 
-        def backed_up_and_failed() -> dict[str, float] | None:
+        def backed_up_failed_and_replicated() -> dict[str, float] | None:
             values = parse(scrape(url))
-            ok = values.get(LAST_SUCCESS) and values.get(
-                f"drbackup_backup_consecutive_failures{BROKEN}", 0) >= 1
+            ok = (values.get(LAST_SUCCESS)
+                  and values.get(f"drbackup_backup_consecutive_failures{BROKEN}", 0) >= 1
+                  and values.get('drbackup_dump_size_bytes{agency="planning",'
+                                 'source="registry"}')
+                  and values.get(REPLICATED))
             return values if ok else None
 
-        assert wait_for(backed_up_and_failed, timeout=90), daemon.log_text()
-        synthetic_rows(workspace)
+        assert wait_for(backed_up_failed_and_replicated, timeout=120), daemon.log_text()
         workspace.cli("repo", "stats", "--agency", "planning", "--store", "offsite", check=True)
         # a real structure check and a real file restore drill, next to the running daemon
         workspace.cli("verify", "--agency", "planning", "--kind", "check", "--structure-only",

@@ -1,12 +1,10 @@
-"""Metrics end to end: a state database filled by real backups (a directory and a SQLite dump),
-real failed backups, a real structure check and a real file restore drill (the real CLI, real
-restic, the real moto S3 server), scraped by drbackup's exporter and by a real Prometheus with
-the rule file loaded.
+"""Metrics from state, end to end: a state database filled by real backups (a directory and a
+SQLite dump), real failed backups, a real structure check, a real file restore drill and a real
+replication (the real CLI, real restic, the real moto S3 server), served by the standalone
+exporter (`drbackup metrics --serve`): its scrape passes `promtool check metrics`, a new exporter
+process on the same state reports the same values, and scrapes start no process.
 
-Replication rows are written into state directly while the replication job (offsite branch) is
-not on main: the collector reads the same run rows either way. The same flow against the real
-daemon (`drbackup run`) is in test_metrics_daemon.py; this file covers the standalone exporter
-(`drbackup metrics --serve`) and an in-process endpoint with a stand-in live view.
+The daemon and a real Prometheus running every dashboard query: test_metrics_daemon.py.
 """
 
 from __future__ import annotations
@@ -16,21 +14,15 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
 import tomli_w
 
-from drbackup.config import load_config
-from drbackup.metrics import serve_metrics
-from drbackup.state import StateDB
-from tests.support.metrics import RULES, panels_without_data, parse, scrape, wait_for
-from tests.support.prometheus import PrometheusServer
+from tests.support.metrics import parse, scrape
 from tests.support.servers import MotoServer
 from tests.support.workspace import Workspace
 
@@ -40,7 +32,7 @@ def populated(tmp_path_factory: pytest.TempPathFactory, restic_binary: str,
               s3_server: MotoServer) -> Workspace:
     """One agency on S3 with a replica: real successful backups (a directory, a SQLite dump),
     two real failed backups (missing source path), a real `repo stats`, a real structure check
-    and file drill, plus a synthetic replication row."""
+    and file drill, and a real replication to the replica."""
     root = tmp_path_factory.mktemp("metrics-e2e")
     ws = Workspace(root / "ws")
     ws.config["daemon"]["restic"] = restic_binary
@@ -74,21 +66,8 @@ def populated(tmp_path_factory: pytest.TempPathFactory, restic_binary: str,
     ws.cli("verify", "--agency", "planning", "--source", "documents", "--kind", "files",
            check=True)
 
-    state = StateDB(ws.state_dir / "state.db")
-    try:
-        now = time.time()
-
-        def synthetic(job: str, seconds: float, **kwargs: Any) -> None:
-            details = kwargs.pop("details", None)
-            counts = kwargs.pop("counts", None)
-            run_id = state.start_run(job, "planning", trigger="test", started_at=now - 600,
-                                     **kwargs)
-            state.finish_run(run_id, "success", details=details, counts=counts,
-                             finished_at=now - 600 + seconds)
-
-        synthetic("replicate", 8, store="archive")
-    finally:
-        state.close()
+    # replication (offsite, on main): copy to the replica, then measure what it lacks
+    ws.cli("replicate", "--agency", "planning", check=True)
     return ws
 
 
@@ -128,6 +107,9 @@ def test_real_scrape_passes_promtool_check_metrics(populated: Workspace) -> None
     assert values['drbackup_snapshots{agency="planning",store="offsite"}'] == 2
     assert values['drbackup_repository_size_bytes{agency="planning",store="offsite"}'] > 0
     assert values['drbackup_store_up{store="offsite"}'] == 1
+    assert values['drbackup_replication_lag_seconds{agency="planning",replica="archive"}'] == 0
+    assert values['drbackup_replication_last_success_timestamp_seconds{agency="planning",'
+                  'replica="archive"}'] > 0
     assert values['drbackup_rto_estimate_seconds{agency="planning"}'] > 0
     assert values['drbackup_verify_runs_total{agency="planning",kind="drill",'
                   'result="success"}'] == 1
@@ -178,52 +160,3 @@ def test_a_scrape_spawns_no_process(populated: Workspace, restic_binary: str) ->
             children_seen += len(watched.children(recursive=True))
     assert calls.read_text().splitlines() == before
     assert children_seen == 0
-
-
-class FakeLive:
-    """Stands in for the daemon's live status (fixed, non-zero queue and watcher figures)."""
-
-    def jobs_running(self) -> int:
-        return 1
-
-    def jobs_queued(self) -> int:
-        return 2
-
-    def pending_changes(self) -> dict[tuple[str, str], int]:
-        return {("planning", "documents"): 3}
-
-    def watch_overflows(self) -> dict[tuple[str, str], int]:
-        return {("planning", "documents"): 1}
-
-    def next_runs(self) -> dict[tuple[str, str], float]:
-        return {("planning", "documents"): time.time() + 600}
-
-
-def test_prometheus_end_to_end(populated: Workspace, prometheus: PrometheusServer) -> None:
-    """Every PromQL expression of every dashboard panel returns data from a real Prometheus
-    scraping the exporter, and the RPO alert (rpo = 2s) goes pending or firing."""
-    config = load_config(populated.write())
-    state = StateDB(populated.state_dir / "state.db")
-    server = serve_metrics(config, state, FakeLive())
-    try:
-        prometheus.start([server.address], [RULES])
-        assert wait_for(lambda: prometheus.query('up{job="drbackup"} == 1'))
-        # rate()/increase() panels need at least two samples in their window
-        assert wait_for(lambda: prometheus.query(
-            'count_over_time(drbackup_build_info[1m]) >= 3'))
-        assert panels_without_data(prometheus) == []
-
-        def rpo_alert() -> list[dict[str, Any]]:
-            alerts = prometheus.api("alerts")["alerts"]
-            return [a for a in alerts if a["labels"]["alertname"] == "DrBackupRPOBreached"
-                    and a["state"] in ("pending", "firing")]
-
-        alerts = wait_for(rpo_alert)
-        assert sorted((a["labels"]["agency"], a["labels"]["source"]) for a in alerts) == [
-            ("planning", "documents"), ("planning", "registry")]
-        assert alerts[0]["labels"]["severity"] == "critical"
-        failing = prometheus.query('drbackup_backup_consecutive_failures{source="broken"} >= 2')
-        assert len(failing) == 1
-    finally:
-        server.stop()
-        state.close()
