@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
-import pytest
 import tomli_w
 
 from tests.support.metrics import parse, scrape
@@ -27,13 +26,10 @@ from tests.support.servers import MotoServer
 from tests.support.workspace import Workspace
 
 
-@pytest.fixture(scope="module")
-def populated(tmp_path_factory: pytest.TempPathFactory, restic_binary: str,
-              s3_server: MotoServer) -> Workspace:
+def populate(root: Path, restic_binary: str, s3_server: MotoServer) -> Workspace:
     """One agency on S3 with a replica: real successful backups (a directory, a SQLite dump),
     two real failed backups (missing source path), a real `repo stats`, a real structure check
     and file drill, and a real replication to the replica."""
-    root = tmp_path_factory.mktemp("metrics-e2e")
     ws = Workspace(root / "ws")
     ws.config["daemon"]["restic"] = restic_binary
     data = root / "data"
@@ -91,7 +87,7 @@ def exporter_process(config_path: Path, env: dict[str, str], log: Path
         process.wait(15)
 
 
-def test_real_scrape_passes_promtool_check_metrics(populated: Workspace) -> None:
+def check_promtool_on_a_real_scrape(populated: Workspace) -> None:
     with exporter_process(populated.write(), populated.env(),
                           populated.root / "exporter.log") as (_, url):
         body = scrape(url)
@@ -118,7 +114,7 @@ def test_real_scrape_passes_promtool_check_metrics(populated: Workspace) -> None
     assert values['drbackup_dump_size_bytes{agency="planning",source="registry"}'] >= 512
 
 
-def test_restart_keeps_last_success(populated: Workspace) -> None:
+def check_restart_keeps_last_success(populated: Workspace) -> None:
     key = ('drbackup_backup_last_success_timestamp_seconds'
            '{agency="planning",source="documents"}')
     seen = []
@@ -132,7 +128,7 @@ def test_restart_keeps_last_success(populated: Workspace) -> None:
     assert {k: seen[1][k] for k in state_derived} == {k: seen[0][k] for k in state_derived}
 
 
-def test_a_scrape_spawns_no_process(populated: Workspace, restic_binary: str) -> None:
+def check_a_scrape_spawns_no_process(populated: Workspace, restic_binary: str) -> None:
     """100 scrapes of a separate exporter process: a logging `restic` wrapper (first on PATH
     and named in the config) is never invoked and the exporter never has a child process."""
     bin_dir = populated.root / "spy-bin"
@@ -160,3 +156,13 @@ def test_a_scrape_spawns_no_process(populated: Workspace, restic_binary: str) ->
             children_seen += len(watched.children(recursive=True))
     assert calls.read_text().splitlines() == before
     assert children_seen == 0
+
+
+def test_standalone_exporter_on_real_state(tmp_path: Path, restic_binary: str,
+                                           s3_server: MotoServer) -> None:
+    """One test over one expensively filled state (so parallel workers never build it twice):
+    promtool on a real scrape, restart, and no process per scrape."""
+    populated = populate(tmp_path, restic_binary, s3_server)
+    check_promtool_on_a_real_scrape(populated)
+    check_restart_keeps_last_success(populated)
+    check_a_scrape_spawns_no_process(populated, restic_binary)
