@@ -2,6 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Two workers: most tests wait on servers, debounce windows and restic; the suite stays
+# well under 15 minutes on 2 cores. Long trials (@pytest.mark.slow) run in `make test-long`.
+PYTEST_WORKERS ?= 2
 
 .PHONY: setup demo test lint typecheck unit test-long bench example clean
 
@@ -20,7 +23,7 @@ typecheck: setup
 test: setup
 	$(VENV)/bin/ruff check drbackup tests scripts bench
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 test-long: setup
 	DRBACKUP_LONG=1 $(PY) -m pytest -q -m slow $(PYTEST_ARGS)

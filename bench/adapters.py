@@ -106,3 +106,47 @@ def daemon_idle(work_dir: Path) -> list[BenchResult]:
                     samples=[latency["p95_s"]], goal=2.0 + 10.0,
                     goal_text="≤ quiet period + 10 s", note=f"max {latency['max_s']} s"),
     ]
+
+
+def scrape(work_dir: Path) -> list[BenchResult]:
+    """bench/scrape.py: /metrics scrape latency with 50 agencies × 3 sources and 200 backup runs
+    each in state; steady scrapes, and scrapes with a new run recorded before each."""
+    import urllib.request
+
+    from bench import scrape as script
+    from drbackup.metrics import serve_metrics
+
+    agencies = max(5, int(50 * scale()))
+    config, state = script.build(work_dir, agencies, 3, 200 if scale() >= 1 else 20)
+    keys = [(a.id, s.id) for a in config.agencies for s in a.sources]
+    server = serve_metrics(config, state, script._Live(keys))
+    scrapes = 300 if scale() >= 1 else 30
+    try:
+        cold = script.timed_scrapes(server.url, 1)[0]
+        with urllib.request.urlopen(server.url, timeout=30) as response:  # noqa: S310
+            size = len(response.read())
+        steady = script.timed_scrapes(server.url, scrapes)
+        agency = config.agencies[0]
+
+        def new_run() -> None:
+            from drbackup.state import RunCounts
+
+            run_id = state.start_run("backup", agency.id, source=agency.sources[0].id,
+                                     store="local", trigger="bench")
+            state.finish_run(run_id, "success", counts=RunCounts(bytes_added=1))
+
+        busy = script.timed_scrapes(server.url, scrapes, new_run)
+    finally:
+        server.stop()
+        state.close()
+    group = f"/metrics scrape, {agencies} agencies × 3 sources, {size:,}-byte exposition"
+    results = []
+    for label, values in (("steady", steady), ("a new run recorded before each", busy)):
+        p99 = script.percentile(values, 0.99)
+        results.append(BenchResult(
+            group=group, name=f"p99 scrape latency, {label}", unit="ms", samples=[p99],
+            goal=50.0, goal_text="p99 ≤ 50 ms",
+            note=f"p50 {script.percentile(values, 0.5):.1f} ms over {len(values)} scrapes"))
+    results.append(BenchResult(group=group, name="first (cold) scrape", unit="ms",
+                               samples=[cold]))
+    return results

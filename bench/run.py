@@ -43,7 +43,7 @@ REGISTRY: list[tuple[str, str, str]] = [
      "bench.backup_restore:run"),
     ("daemon_idle", "idle daemon RSS/CPU with 100,000 watched files; change-to-snapshot "
      "latency p50/p95", "bench.adapters:daemon_idle"),
-    ("scrape", "/metrics scrape latency with 50 agencies", "bench.scrape:run"),
+    ("scrape", "/metrics scrape latency with 50 agencies", "bench.adapters:scrape"),
     ("verification", "verification cost: share of packs read per day",
      "bench.verification:run"),
     ("drill", "restore-drill throughput and RTO estimate (local store, moto S3)",

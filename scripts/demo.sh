@@ -72,6 +72,9 @@ wait_new_snapshot "$before"
 echo "== the change was picked up:"
 $drb snapshots --agency demo
 $drb status
+echo "== a few of the Prometheus metrics (the daemon serves them all on /metrics):"
+$drb metrics | grep -E '^drbackup_(backup_last_success_timestamp_seconds|backup_runs_total|rpo_target_seconds)' \
+  | grep -v 'result="interrupted"' || true
 
 if [ -n "${DEMO_SECONDS:-}" ]; then
   sleep "$DEMO_SECONDS"

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from drbackup.engine import Restic, ResticSettings
+from tests.support.prometheus import PrometheusServer
 from tests.support.servers import IamS3, MariaDBServer, MotoServer, PostgresServer
 from tests.support.workspace import Workspace
 
@@ -95,6 +96,16 @@ def mariadb_server() -> Iterator[MariaDBServer]:
         yield server
     finally:
         server.destroy()
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[PrometheusServer]:
+    """A real Prometheus, not yet started: the test calls .start(targets, rule_files)."""
+    if PrometheusServer.binary() is None:
+        pytest.fail("prometheus is not installed (Debian package 'prometheus'): run 'make setup'")
+    server = PrometheusServer(tmp_path / "prometheus")
+    yield server
+    server.stop()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

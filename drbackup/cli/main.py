@@ -24,6 +24,7 @@ def _command_modules() -> list[ModuleType]:
         backup,
         browse,
         config_cmd,
+        metrics,
         recovery_kit,
         replicate,
         repo,
@@ -42,7 +43,7 @@ def _command_modules() -> list[ModuleType]:
 
     return [config_cmd, version, repo, backup, snapshots, restore, restore_db,
             verify_cmd, report_cmd, verify_report_cmd, run, status, browse, recovery_kit,
-            store, replicate, retention]
+            store, replicate, retention, metrics]
 
 
 class _Parser(argparse.ArgumentParser):

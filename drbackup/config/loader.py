@@ -23,7 +23,8 @@ _UNSET_VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 # Keys whose values name secret files: checked for existence and permissions, and
 # ${CREDENTIALS_DIRECTORY} expanded (systemd LoadCredential= puts secrets there).
 SECRET_FILE_KEYS = ("password_file", "credentials_file", "maintenance_credentials_file",
-                    "passfile", "service_file", "recovery_credentials_file")
+                    "passfile", "service_file", "recovery_credentials_file",
+                    "metrics_basic_auth_password_file", "metrics_tls_key_file")
 
 
 class ConfigProblem:
@@ -115,6 +116,10 @@ def _expand_secret_paths(node: object) -> None:
 
 
 def _secret_files(config: Config) -> Iterator[tuple[str, Path]]:
+    for key in ("metrics_basic_auth_password_file", "metrics_tls_key_file"):
+        secret = getattr(config.daemon, key, None)
+        if isinstance(secret, Path):
+            yield f"daemon.{key}", secret
     for name, store in config.stores.items():
         if store.credentials_file is not None:
             yield f"stores.{name}.credentials_file", store.credentials_file

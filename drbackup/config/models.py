@@ -91,6 +91,42 @@ class DaemonConfig(StrictModel):
             "schedule's interval is used."
         ),
     )
+    metrics_tls_cert_file: AbsolutePath | None = Field(
+        None,
+        description=(
+            "PEM certificate (chain) for serving /metrics over HTTPS, e.g. "
+            "/etc/drbackup/metrics.crt; needs metrics_tls_key_file. Unset: plain HTTP."
+        ),
+    )
+    metrics_tls_key_file: AbsolutePath | None = Field(
+        None,
+        description="PEM private key of metrics_tls_cert_file; mode 0600 or stricter.",
+    )
+    metrics_basic_auth_user: str | None = Field(
+        None,
+        description=(
+            "User name Prometheus must send (HTTP basic auth) to read /metrics, e.g. "
+            "\"prometheus\"; needs metrics_basic_auth_password_file. Unset: no authentication."
+        ),
+    )
+    metrics_basic_auth_password_file: AbsolutePath | None = Field(
+        None,
+        description=(
+            "File holding the basic-auth password of metrics_basic_auth_user (one line); "
+            "mode 0600 or stricter. ${CREDENTIALS_DIRECTORY} is expanded."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _metrics_pairs(self) -> DaemonConfig:
+        if (self.metrics_tls_cert_file is None) != (self.metrics_tls_key_file is None):
+            raise ValueError("metrics_tls_cert_file and metrics_tls_key_file go together: "
+                             "set both for HTTPS or neither")
+        if (self.metrics_basic_auth_user is None) != (
+                self.metrics_basic_auth_password_file is None):
+            raise ValueError("metrics_basic_auth_user and metrics_basic_auth_password_file go "
+                             "together: set both for basic auth or neither")
+        return self
 
 
 class StoreConfig(StrictModel):
@@ -492,6 +528,14 @@ class AgencyConfig(StrictModel):
     )
     rto: Duration = Field(
         timedelta(hours=24), description="Recovery time objective: the longest a restore may take."
+    )
+    verify_max_age: Duration = Field(
+        timedelta(days=8),
+        description=(
+            "Longest time without a successful verification (check or restore drill) of this "
+            "agency before the DrBackupVerifyOverdue alert fires (exported as "
+            "drbackup_verify_max_age_seconds)."
+        ),
     )
     sources: list[Source] = Field(default_factory=list, description="What to back up.")
     verify: VerifyConfig = Field(

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drbackup.config import Config, load_config
 from drbackup.config.models import AgencyConfig, DirectorySource, DumpdirSource, Source
@@ -36,6 +36,9 @@ from drbackup.jobs.backup import run_backup
 from drbackup.jobs.repository import init_repository
 from drbackup.jobs.runtime import Runtime, restic_for
 from drbackup.state import StateDB
+
+if TYPE_CHECKING:
+    from drbackup.metrics import MetricsServer
 
 log = logging.getLogger("drbackup.daemon")
 
@@ -109,6 +112,7 @@ class Daemon:
         self.runtime: Runtime | None = None
         self.queue = JobQueue(config.daemon.max_concurrent_jobs, on_change=self._wake.set)
         self.live: LiveStatus | None = None
+        self.metrics: MetricsServer | None = None
         self.watcher: Watcher | None = None
 
     # -- signals ----------------------------------------------------------------------------
@@ -149,6 +153,9 @@ class Daemon:
                 self.queue.wait_idle(KILL_AFTER_TERM_SECONDS)
             if self.watcher is not None:
                 self.watcher.stop()
+            if self.metrics is not None:
+                self.metrics.stop()
+                self.metrics = None
             if self.runtime is not None:
                 self.runtime.close()
             self._lock.release()
@@ -162,14 +169,25 @@ class Daemon:
                  extra={"event": "starting"})
         self._recover()
         self._check_stores()
-        # METRICS: the Prometheus exporter (drbackup.metrics, written separately) starts here,
-        # reading `self.live` (the LiveView) and the state DB; listen on
-        # self.config.daemon.metrics_listen.
+        self._start_metrics()
         self.watcher = Watcher(self, faults=self.faults)
         self._apply_config(self.config, first=True)
         self.notifier.ready(self._summary())
         log.info("ready: %d agencies, %d sources", len(self.config.agencies), len(self._slots),
                  extra={"event": "ready"})
+
+    def _start_metrics(self) -> None:
+        """The Prometheus endpoint on daemon.metrics_listen, fed by the state DB and `live`.
+        A port that cannot be bound is logged, not fatal: backups matter more than their
+        metrics, and Prometheus then reports the target down (DrBackupDaemonAbsent)."""
+        from drbackup.metrics import serve_metrics  # prometheus_client only in the daemon
+
+        assert self.state is not None
+        try:
+            self.metrics = serve_metrics(self.config, self.state, self.live)
+        except DrBackupError as exc:
+            log.error("metrics endpoint not started: %s", exc.one_line(),
+                      extra={"event": "metrics_failed"})
 
     def _recover(self) -> None:
         """Close runs a crash left open. Their repositories get a plain `restic unlock` (stale
@@ -283,6 +301,8 @@ class Daemon:
         old = self.config
         self.config = config
         self.runtime = Runtime(config=config, restic=restic_for(config), _state=self.state)
+        if self.metrics is not None:
+            self.metrics.update_config(config)
         self.queue.max_concurrent = config.daemon.max_concurrent_jobs
         now = time.time()
         wanted: dict[SourceKey, tuple[AgencyConfig, Source]] = {

@@ -10,7 +10,9 @@ from pathlib import Path
 from drbackup.config.models import AgencyConfig, Config, StoreConfig
 from drbackup.engine import RepoTarget, Restic, ResticSettings
 from drbackup.state import StateDB
+from drbackup.state.health import record_store_health
 from drbackup.store import S3Location, S3Store, StoreHealth, read_credentials_file
+from drbackup.store.errors import StoreError
 
 STATE_FILE = "state.db"
 
@@ -97,4 +99,11 @@ class Runtime:
         store = self.s3_store(name)
         if store is None:
             return None
-        return store.check()
+        try:
+            health = store.check()
+        except StoreError as exc:
+            record_store_health(self.state, name, up=False, error=exc.one_line(),
+                                exit_code=int(exc.exit_code))
+            raise
+        record_store_health(self.state, name, up=True, latency_seconds=health.latency_seconds)
+        return health

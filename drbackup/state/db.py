@@ -215,6 +215,14 @@ class StateDB:
             "LIMIT ?", (*params, limit))
         return [_record(row) for row in rows]
 
+    def runs_after(self, after_id: int, *, limit: int = 100_000) -> list[RunRecord]:
+        """Runs with an id above `after_id`, in id order (a primary-key range scan): lets a
+        reader such as the metrics collector fold new runs in incrementally."""
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM runs WHERE id > ? ORDER BY id LIMIT ?",  # noqa: S608
+            (after_id, limit))
+        return [_record(row) for row in rows]
+
     def last_run(self, *, agency: str, job: str, source: str | None = None,
                  results: tuple[str, ...] = ()) -> RunRecord | None:
         found = self.runs(agency=agency, source=source, job=job, results=results, limit=1)
@@ -232,6 +240,12 @@ class StateDB:
                 "INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
                 "updated_at = excluded.updated_at", (key, value, time.time()))
+
+    def values_with_prefix(self, prefix: str) -> dict[str, str]:
+        """Every kv value whose key starts with `prefix` (an indexed range scan)."""
+        rows = self._query("SELECT key, value FROM kv WHERE key >= ? AND key < ?",
+                           (prefix, prefix + "\uffff"))
+        return {str(key): str(value) for key, value in rows}
 
     def integrity_ok(self) -> bool:
         rows = self._query("PRAGMA integrity_check")

@@ -25,4 +25,5 @@ def test_demo_shows_a_change_being_picked_up(tmp_path: Path) -> None:
     assert "the change was picked up" in output
     assert "trigger=watch" in output
     assert "2 snapshot(s)" in output
+    assert 'drbackup_backup_runs_total{agency="demo",source=' in output
     assert manifest(sample) == before

@@ -269,17 +269,24 @@ class MariaDBServer:
         user = "root" if os.geteuid() == 0 else getpass.getuser()
         self.root = Path(tempfile.mkdtemp(prefix="drbackup-mariadb-"))
         data = self.root / "data"
-        subprocess.run(
+        # Native AIO contexts are a host-wide quota (fs.aio-max-nr) that several InnoDB
+        # instances (parallel test workers) can exhaust; the tests need no AIO.
+        install = subprocess.run(
             ["mariadb-install-db", "--no-defaults", f"--datadir={data}", f"--user={user}",
-             "--auth-root-authentication-method=normal", "--skip-test-db"],
-            check=True, capture_output=True, cwd=self.root)
+             "--auth-root-authentication-method=normal", "--skip-test-db",
+             "--innodb-use-native-aio=0"],
+            check=False, capture_output=True, cwd=self.root)
+        if install.returncode != 0:
+            raise RuntimeError("mariadb-install-db failed: "
+                               + install.stderr.decode(errors="replace")[-2000:])
         log = (self.root / "mariadbd.log").open("ab")
         self.process = subprocess.Popen(
             ["mariadbd", "--no-defaults", f"--datadir={data}", f"--socket={self.socket}",
              f"--port={self.port}", "--bind-address=127.0.0.1", f"--user={user}",
              f"--pid-file={self.root / 'mariadbd.pid'}", "--skip-name-resolve",
              "--innodb-flush-log-at-trx-commit=0", "--innodb-buffer-pool-size=64M",
-             "--skip-log-bin", f"--log-error={self.root / 'error.log'}"],
+             "--skip-log-bin", "--innodb-use-native-aio=0",
+             f"--log-error={self.root / 'error.log'}"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.root)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

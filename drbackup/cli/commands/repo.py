@@ -6,7 +6,9 @@ import argparse
 from typing import Any
 
 from drbackup.cli.context import CliContext
+from drbackup.cli.output import human_bytes
 from drbackup.jobs.repository import init_repository
+from drbackup.jobs.stats import record_repository_stats
 
 
 def register(commands: Any) -> None:
@@ -17,6 +19,11 @@ def register(commands: Any) -> None:
     init.add_argument("--agency", help="only this agency (default: all)")
     init.add_argument("--store", help="only this store (default: primary and replicas)")
     init.set_defaults(handler=init_repos)
+    stats = verbs.add_parser(
+        "stats", help="count snapshots and measure repository size into state (for metrics)")
+    stats.add_argument("--agency", help="only this agency (default: all)")
+    stats.add_argument("--store", help="only this store (default: primary and replicas)")
+    stats.set_defaults(handler=repo_stats)
 
 
 def init_repos(ctx: CliContext) -> int:
@@ -28,5 +35,18 @@ def init_repos(ctx: CliContext) -> int:
             outcomes.append(outcome)
             state = "created" if outcome.created else "already exists"
             ctx.out.line(f"{agency.id}@{store}: repository {state} ({outcome.url})")
+    ctx.out.result(outcomes)
+    return 0
+
+
+def repo_stats(ctx: CliContext) -> int:
+    outcomes = []
+    for agency in ctx.agencies(ctx.args.agency):
+        stores = [ctx.args.store] if ctx.args.store else [agency.store, *agency.replicas]
+        for store in stores:
+            outcome = record_repository_stats(ctx.runtime, agency, store)
+            outcomes.append(outcome)
+            ctx.out.line(f"{agency.id}@{store}: {outcome.snapshots} snapshot(s), "
+                         f"{human_bytes(outcome.repository_size_bytes)} stored")
     ctx.out.result(outcomes)
     return 0
