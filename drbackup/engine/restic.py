@@ -4,6 +4,7 @@ codes to results or typed errors."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from drbackup.engine.models import (
 )
 from drbackup.engine.runner import ProcessResult, child_environment, run_process
 
+log = logging.getLogger(__name__)
 MINIMUM_VERSION = (0, 17, 1)
 _VERSION = re.compile(r"restic\s+v?(\d+)\.(\d+)\.(\d+)")
 _UNREACHABLE = re.compile(
@@ -129,8 +131,17 @@ class Restic:
         # The configured timeout caps every run; a call may ask for less (quick commands).
         limit = min(timeout or self.settings.timeout, self.settings.timeout).total_seconds()
         try:
-            return run_process(argv, env, timeout=limit, on_message=on_message,
-                               stdout_sink=stdout_sink, cwd=cwd)
+            result = run_process(argv, env, timeout=limit, on_message=on_message,
+                                 stdout_sink=stdout_sink, cwd=cwd)
+            if (lock_retry and target is not None and result.returncode == 11
+                    and not result.timed_out and not result.terminated
+                    and self._remove_stale_locks(target)):
+                # A crashed drbackup's orphaned restic dies on SIGPIPE and leaves its lock;
+                # restic refuses to work next to it even when stale. Plain `unlock` removes
+                # only stale locks (a live job's lock stays, and the retry fails as before).
+                result = run_process(argv, env, timeout=limit, on_message=on_message,
+                                     stdout_sink=stdout_sink, cwd=cwd)
+            return result
         except FileNotFoundError:
             raise ResticNotInstalled(
                 f"restic binary {self.settings.binary!r} not found", INSTALL_HINT) from None
@@ -138,6 +149,14 @@ class Restic:
             raise ResticNotInstalled(
                 f"restic binary {self.settings.binary!r} is not executable", INSTALL_HINT
             ) from None
+
+    def _remove_stale_locks(self, target: RepoTarget) -> bool:
+        """`restic unlock` (stale locks only; never --remove-all). True when it ran cleanly."""
+        result = run_process([self.settings.binary, "unlock"], self._env(target),
+                             timeout=300.0)
+        if result.returncode == 0:
+            log.warning("removed stale restic locks on %s after a lock conflict", target.display)
+        return result.returncode == 0
 
     def _raise_for(self, result: ProcessResult, target: RepoTarget | None, action: str,
                    ok_codes: tuple[int, ...] = (0,)) -> None:

@@ -61,6 +61,14 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def freeze_and_list_children(process: subprocess.Popen[bytes]) -> list[int]:
+    """SIGSTOP the process, then list its children: frozen, it cannot start another restic
+    between the listing and the kill (which would escape both the kill and the wait)."""
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGSTOP)
+    return children_of(process.pid)
+
+
 def alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -120,8 +128,9 @@ class CrashLab:
         deadline = time.monotonic() + trial.delay
         while time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.005)
-        victims = children_of(process.pid) if trial.mode == "tree" else []
-        orphans = children_of(process.pid) if trial.mode == "drbackup" else []
+        children = freeze_and_list_children(process)
+        victims = children if trial.mode == "tree" else []
+        orphans = children if trial.mode == "drbackup" else []
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             for pid in victims:
@@ -137,7 +146,8 @@ class CrashLab:
         if state_db.exists():
             assert state_integrity(state_db) == "ok", context
         # The next job succeeds at once: no waiting on a lock the dead left behind.
-        self.workspace.cli("backup", "--agency", "planning", "--no-progress", check=True)
+        after = self.workspace.cli("backup", "--agency", "planning", "--no-progress")
+        assert after.returncode == 0, f"{context}: {after.stderr}"
         if trial.verb == "drill":
             # The next drill passes and clears what the killed one left in its scratch space.
             self.workspace.cli("verify", "--agency", "planning", "--kind", "files", check=True)
@@ -176,7 +186,7 @@ def daemon_trial(lab: CrashLab, rng: random.Random) -> Trial:
     process = subprocess.Popen(argv, env=workspace.env(), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     time.sleep(trial.delay)
-    children = children_of(process.pid)
+    children = freeze_and_list_children(process)
     process.send_signal(signal.SIGKILL)
     if trial.mode == "tree":
         for pid in children:
