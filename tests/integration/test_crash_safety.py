@@ -14,6 +14,7 @@ printed, DRBACKUP_CRASH_SEED replays a run."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import random
 import signal
@@ -77,9 +78,23 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def become_subreaper() -> None:
+    """Orphans of a killed drbackup are re-parented to us instead of PID 1 (as systemd's service
+    manager reaps them on a real host): a zombie nobody reaps still "exists" for kill(pid, 0),
+    so restic would take its lock for a live one. Linux prctl(PR_SET_CHILD_SUBREAPER)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(36, 1, 0, 0, 0)
+
+
 def wait_gone(pids: list[int], timeout: float = 120) -> None:
+    """Wait until the processes ended, reaping those re-parented to us."""
     deadline = time.monotonic() + timeout
-    while any(alive(p) for p in pids):
+    while True:
+        for pid in pids:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        if not any(alive(p) or Path(f"/proc/{p}").exists() for p in pids):
+            return
         assert time.monotonic() < deadline, f"processes {pids} still run after the crash"
         time.sleep(0.05)
 
@@ -213,6 +228,7 @@ def daemon_trial(lab: CrashLab, rng: random.Random) -> Trial:
 
 def crash_trials(workspace: Workspace, server: MotoServer, bucket: str, tmp_path: Path,
                  trials: int, daemon_trials: int = 0) -> list[Trial]:
+    become_subreaper()
     seed = int(os.environ.get("DRBACKUP_CRASH_SEED", str(random.SystemRandom().randrange(1 << 30))))
     print(f"crash trials: seed {seed} (DRBACKUP_CRASH_SEED={seed} replays them)")
     rng = random.Random(seed)
