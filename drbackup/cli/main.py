@@ -35,6 +35,7 @@ def _command_modules() -> list[ModuleType]:
         snapshots,
         status,
         store,
+        unlock,
         version,
     )
     from drbackup.cli.commands import report as report_cmd
@@ -43,7 +44,7 @@ def _command_modules() -> list[ModuleType]:
 
     return [config_cmd, version, repo, backup, snapshots, restore, restore_db,
             verify_cmd, report_cmd, verify_report_cmd, run, status, browse, recovery_kit,
-            store, replicate, retention, metrics]
+            store, replicate, retention, metrics, unlock]
 
 
 class _Parser(argparse.ArgumentParser):
