@@ -53,7 +53,7 @@ from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.tags import source_filter
 from drbackup.sources import mysql as my
 from drbackup.sources.base import DumpError
-from drbackup.sources.dumps import feed_tool, run_tool
+from drbackup.sources.dumps import CountingSink, feed_tool, run_tool
 from drbackup.sources.postgres import (
     GLOBALS,
     PgConnection,
@@ -239,17 +239,6 @@ def _latest_per_database(snapshots: list[Snapshot]) -> list[Snapshot]:
     return [latest[k] for k in sorted(latest)]
 
 
-class _Counting:
-    def __init__(self, sink: IO[bytes]) -> None:
-        self.sink = sink
-        self.count = 0
-
-    def write(self, data: bytes) -> int:
-        self.count += len(data)
-        return self.sink.write(data)
-
-    def flush(self) -> None:
-        self.sink.flush()
 
 
 def run_db_drill(rt: Runtime, agency: AgencyConfig, source: DbSource, *,
@@ -292,7 +281,7 @@ def _db_drill_body(rt: Runtime, agency: AgencyConfig, source: DbSource,
             dump_file = scratch / f"dump-{index}"
             started = time.monotonic()
             with dump_file.open("wb") as handle:
-                counter = _Counting(handle)
+                counter = CountingSink(handle)
                 rt.restic.dump(repo, snapshot.id, path, counter)  # type: ignore[arg-type]
             entry: dict[str, Any] = {"snapshot_id": snapshot.id, "dump": path,
                                      "database": snapshot.tag("database"),

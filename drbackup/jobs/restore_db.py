@@ -21,6 +21,7 @@ from drbackup.engine import Snapshot
 from drbackup.errors import DrBackupError, NotFoundError, TargetRefusedError
 from drbackup.jobs.restore import list_snapshots, pick_snapshot
 from drbackup.jobs.runtime import Runtime
+from drbackup.sources.dumps import CountingSink
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +40,6 @@ class DbRestoreOutcome:
     seconds: float
 
 
-class _CountingSink:
-    """Counts bytes on their way into the consumer's stdin."""
-
-    def __init__(self, sink: IO[bytes]) -> None:
-        self.sink = sink
-        self.count = 0
-
-    def write(self, data: bytes) -> int:
-        self.count += len(data)
-        return self.sink.write(data)
-
-    def flush(self) -> None:
-        self.sink.flush()
 
 
 def choose_db_snapshot(rt: Runtime, agency: AgencyConfig, source: Source, snapshot: str = "latest",
@@ -103,10 +91,10 @@ def restore_database(rt: Runtime, agency: AgencyConfig, source: Source | str,
     run_id = rt.state.start_run("restore-db", agency.id, source=source.id, store=name,
                                 trigger=trigger)
     started = time.monotonic()
-    fed: list[_CountingSink] = []
+    fed: list[CountingSink] = []
 
     def feed(sink: IO[bytes]) -> None:
-        counting = _CountingSink(sink)
+        counting = CountingSink(sink)
         fed.append(counting)
         # restic dump streams straight into the consumer's stdin: no temp file.
         rt.restic.dump(repo, chosen.id, dump_path, counting)  # type: ignore[arg-type]

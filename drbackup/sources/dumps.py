@@ -160,3 +160,18 @@ def feed_tool(argv: Sequence[str], env: Mapping[str, str],
             raise DumpError(f"{what} failed (exit {returncode}): {last_line(tail)}",
                             "see the run's stderr tail; the target may be partly restored",
                             stderr_tail=tail)
+
+
+class CountingSink:
+    """Counts bytes on their way into the consumer's stdin."""
+
+    def __init__(self, sink: IO[bytes]) -> None:
+        self.sink = sink
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        self.count += len(data)
+        return self.sink.write(data)
+
+    def flush(self) -> None:
+        self.sink.flush()

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.daemon import children
 from tests.support.invariants import (
     assert_good_runs_are_real,
     assert_repository_consistent,
@@ -47,27 +48,12 @@ LONG_DAEMON = 20
 VERBS = ["backup", "forget", "drill", "prune", "restore"]
 
 
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        # Field 4 is the parent pid; the name (field 2) may hold spaces, so split after it.
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry))
-    return found
-
-
 def freeze_and_list_children(process: subprocess.Popen[bytes]) -> list[int]:
     """SIGSTOP the process, then list its children: frozen, it cannot start another restic
     between the listing and the kill (which would escape both the kill and the wait)."""
     with contextlib.suppress(ProcessLookupError):
         process.send_signal(signal.SIGSTOP)
-    return children_of(process.pid)
+    return children(process.pid)
 
 
 def alive(pid: int) -> bool:
