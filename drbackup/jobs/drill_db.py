@@ -26,7 +26,7 @@ import re
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,6 +226,28 @@ def _assertion_true(rows: list[str]) -> bool:
     return len(rows) == 1 and rows[0].strip().lower() in _TRUE
 
 
+def _run_assertions(statements: list[str], query: Callable[[str], list[str]], label: str,
+                    record: DrillRecord) -> tuple[list[dict[str, Any]], bool]:
+    """Run each configured SQL assertion through `query` (which raises DumpError or
+    sqlite3.Error on a bad statement); returns the results and whether all held."""
+    results: list[dict[str, Any]] = []
+    held = True
+    for statement in statements:
+        try:
+            rows = query(statement.rstrip().rstrip(";"))
+        except DumpError as exc:
+            ok, shown = False, f"error: {exc.message}"
+        except sqlite3.Error as exc:
+            ok, shown = False, f"error: {exc}"
+        else:
+            ok, shown = _assertion_true(rows), "|".join(rows)
+        results.append({"sql": statement, "result": shown, "ok": ok})
+        if not ok:
+            held = False
+            record.fail(f"{label}: assertion failed: {statement} returned {shown or 'nothing'}")
+    return results, held
+
+
 # -- the drill -------------------------------------------------------------------------------
 
 
@@ -387,20 +409,10 @@ def _check_postgres(conn: PgConnection, dsn: str, source: PostgresSource | Dumpd
     if missing:
         failed = True
         record.fail(f"{label}: tables missing after restore: {', '.join(missing[:10])}")
-    results = []
-    for statement in source.assertions:
-        try:
-            rows = conn.psql(dsn, statement.rstrip().rstrip(";") + ";")
-        except DumpError as exc:
-            ok, shown = False, f"error: {exc.message}"
-        else:
-            ok, shown = _assertion_true(rows), "|".join(rows)
-        results.append({"sql": statement, "result": shown, "ok": ok})
-        if not ok:
-            failed = True
-            record.fail(f"{label}: assertion failed: {statement} returned {shown or 'nothing'}")
+    results, held = _run_assertions(list(source.assertions),
+                                    lambda sql: conn.psql(dsn, sql + ";"), label, record)
     entry["assertions"] = results
-    entry["verdict"] = "fail" if failed else "pass"
+    entry["verdict"] = "fail" if failed or not held else "pass"
 
 
 def _drill_mysql(rt: Runtime, agency: AgencyConfig, source: MysqlSource, dump: Path,
@@ -437,22 +449,12 @@ def _drill_mysql(rt: Runtime, agency: AgencyConfig, source: MysqlSource, dump: P
                 if missing:
                     record.fail(f"{label}: tables missing after restore: "
                                 f"{', '.join(missing[:10])}")
-                results = []
-                for statement in source.assertions:
-                    try:
-                        answer = conn.query(f"USE {my.quote_ident(name)};\n"
-                                            f"{statement.rstrip().rstrip(';')};")
-                    except DumpError as exc:
-                        ok, shown = False, f"error: {exc.message}"
-                    else:
-                        ok, shown = _assertion_true(answer), "|".join(answer)
-                    results.append({"sql": statement, "result": shown, "ok": ok})
-                    if not ok:
-                        failed = True
-                        record.fail(f"{label}: assertion failed: {statement} returned "
-                                    f"{shown or 'nothing'}")
+                results, held = _run_assertions(
+                    list(source.assertions),
+                    lambda sql: conn.query(f"USE {my.quote_ident(name)};\n{sql};"),
+                    label, record)
                 entry["assertions"] = results
-                entry["verdict"] = "fail" if failed else "pass"
+                entry["verdict"] = "fail" if failed or not held else "pass"
             except DumpError as exc:
                 seconds = time.monotonic() - started
                 record.fail(f"{label}: the dump does not restore: {exc.message} (a truncated or "
@@ -490,22 +492,11 @@ def _drill_sqlite(source: SqliteSource, dump: Path, scratch: Path, entry: dict[s
                 counts.append({"table": table, "rows": int(db.execute(
                     f"SELECT count(*) FROM {quoted}").fetchone()[0])})  # noqa: S608
             entry["tables"] = counts
-            results = []
-            failed = False
-            for statement in source.assertions:
-                try:
-                    rows = [str(v) for row in db.execute(statement) for v in row]
-                except sqlite3.Error as exc:
-                    ok, shown = False, f"error: {exc}"
-                else:
-                    ok, shown = _assertion_true(rows), "|".join(rows)
-                results.append({"sql": statement, "result": shown, "ok": ok})
-                if not ok:
-                    failed = True
-                    record.fail(f"{label}: assertion failed: {statement} returned "
-                                f"{shown or 'nothing'}")
+            results, held = _run_assertions(
+                list(source.assertions),
+                lambda sql: [str(v) for row in db.execute(sql) for v in row], label, record)
             entry["assertions"] = results
-            entry["verdict"] = "fail" if failed else "pass"
+            entry["verdict"] = "pass" if held else "fail"
     except sqlite3.DatabaseError as exc:
         record.fail(f"{label}: the restored SQLite file is damaged: {exc}")
         entry["verdict"] = "fail"
