@@ -102,6 +102,9 @@ def test_no_secret_leaks_anywhere(workspace: Workspace, s3_server: MotoServer, b
         workspace.secret_file("planning.password", "AUDIT-WRONG-password\n")
         assert cli("snapshots", "--agency", "planning", ok=False).returncode != 0
         workspace.secret_file("planning.password", password + "\n")
+        # Every metric, computed from the state all of the above recorded.
+        exposition = cli("metrics").stdout
+        assert "drbackup_backup_last_success_timestamp_seconds" in exposition
 
     # The cycle really happened and really went through restic (the sampler saw it).
     assert manifest(restored / data.relative_to("/")) == manifest(data)
