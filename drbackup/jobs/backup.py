@@ -157,9 +157,7 @@ def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: st
             log.error("dump stderr tail:\n%s", exc.stderr_tail, extra=fields)
         raise
     except BaseException as exc:
-        rt.state.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt)
-                            else "failed", error=f"{exc.__class__.__name__}: {exc}",
-                            details=_details(records) or None)
+        rt.state.abort_run(run_id, exc, details=_details(records) or None)
         raise
     finally:
         for plan in plans:

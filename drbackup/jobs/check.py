@@ -103,9 +103,8 @@ def run_check(rt: Runtime, agency: AgencyConfig, *, mode: CheckMode = "auto",
                             details={"kind": kind, "subset": subset, "verdict": "error"})
         raise
     except BaseException as exc:
-        rt.state.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt)
-                            else "failed", error=f"{exc.__class__.__name__}: {exc}",
-                            details={"kind": kind, "subset": subset, "verdict": "error"})
+        rt.state.abort_run(run_id, exc,
+                           details={"kind": kind, "subset": subset, "verdict": "error"})
         raise
     seconds = time.monotonic() - started
     if kind == "read-data-subset":

@@ -288,9 +288,7 @@ def drill_run(rt: Runtime, agency: AgencyConfig, source: Source, kind: str, trig
             raise
         record.fail(f"restore failed: {exc.message}")
     except BaseException as exc:
-        rt.state.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt)
-                            else "failed", error=f"{exc.__class__.__name__}: {exc}",
-                            details={"kind": kind, "verdict": "error"})
+        rt.state.abort_run(run_id, exc, details={"kind": kind, "verdict": "error"})
         raise
     timing = record.timing
     if not record.reasons and timing is not None and not timing.rto_met:

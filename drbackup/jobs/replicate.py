@@ -263,8 +263,7 @@ def run_replication(rt: Runtime, agency: AgencyConfig, replica: str, *, trigger:
         log.error("replication %s: %s", outcome, exc.one_line(), extra=fields)
         raise
     except BaseException as exc:
-        rt.state.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt)
-                            else "failed", error=f"{exc.__class__.__name__}: {exc}")
+        rt.state.abort_run(run_id, exc)
         raise
     _record_status(rt.state, after, success=True)
     seconds = time.monotonic() - started

@@ -158,7 +158,7 @@ def restore_snapshot(rt: Runtime, agency: AgencyConfig, snapshot: Snapshot, targ
         rt.state.finish_run(run_id, "failed", error=exc.one_line())
         raise
     except BaseException as exc:
-        rt.state.finish_run(run_id, "interrupted", error=exc.__class__.__name__)
+        rt.state.abort_run(run_id, exc)
         raise
     seconds = time.monotonic() - started
     rt.state.finish_run(run_id, "warning" if summary.errors else "success",

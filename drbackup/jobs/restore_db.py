@@ -123,8 +123,7 @@ def restore_database(rt: Runtime, agency: AgencyConfig, source: Source | str,
             "stderr_tail": getattr(exc, "stderr_tail", "")[-2000:]})
         raise
     except BaseException as exc:
-        rt.state.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt)
-                            else "failed", error=exc.__class__.__name__)
+        rt.state.abort_run(run_id, exc)
         raise
     seconds = time.monotonic() - started
     restored = sum(f.count for f in fed)

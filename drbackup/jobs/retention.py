@@ -198,8 +198,7 @@ def run_retention(rt: Runtime, agency: AgencyConfig, *, dry_run: bool = False,
             raise
         raise error from None
     except BaseException as exc:
-        rt.state.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt)
-                            else "failed", error=f"{exc.__class__.__name__}: {exc}")
+        rt.state.abort_run(run_id, exc)
         raise
     seconds = time.monotonic() - started
     rt.state.finish_run(run_id, "success", details={
@@ -229,8 +228,7 @@ def run_prune(rt: Runtime, agency: AgencyConfig, *, trigger: str = "cli",
             raise
         raise error from None
     except BaseException as exc:
-        rt.state.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt)
-                            else "failed", error=f"{exc.__class__.__name__}: {exc}")
+        rt.state.abort_run(run_id, exc)
         raise
     seconds = time.monotonic() - started
     rt.state.finish_run(run_id, "success", details={"seconds": seconds})

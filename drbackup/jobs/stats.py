@@ -38,8 +38,7 @@ def record_repository_stats(rt: Runtime, agency: AgencyConfig, store_name: str |
         rt.state.finish_run(run_id, "failed", error=exc.one_line())
         raise
     except BaseException as exc:
-        rt.state.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt)
-                            else "failed", error=f"{exc.__class__.__name__}: {exc}")
+        rt.state.abort_run(run_id, exc)
         raise
     rt.state.finish_run(run_id, "success", details={
         "snapshots": stats.snapshots_count, "repository_size_bytes": stats.total_size})

@@ -178,6 +178,13 @@ class StateDB:
                  counts.bytes_added, counts.bytes_processed, error,
                  json.dumps(dict(details), sort_keys=True) if details else None, run_id))
 
+    def abort_run(self, run_id: int, exc: BaseException, *,
+                  details: Mapping[str, Any] | None = None) -> None:
+        """Close a run that an unexpected exception ended: Ctrl-C is an interruption,
+        anything else a failure, with the exception named."""
+        result = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        self.finish_run(run_id, result, error=f"{exc.__class__.__name__}: {exc}", details=details)
+
     def interrupt_unfinished_runs(self, reason: str = "drbackup stopped before the run ended"
                                   ) -> list[RunRecord]:
         """Close runs a crash left open; returns them as they were."""
