@@ -226,6 +226,15 @@ def _assertion_true(rows: list[str]) -> bool:
     return len(rows) == 1 and rows[0].strip().lower() in _TRUE
 
 
+def _dump_does_not_restore(exc: DumpError, label: str, entry: dict[str, Any],
+                           record: DrillRecord) -> None:
+    """The restore tool rejected the dump: the backup itself is bad (truncated, damaged)."""
+    record.fail(f"{label}: the dump does not restore: {exc.message} (a truncated or "
+                "damaged dump)")
+    entry["verdict"] = "fail"
+    entry["error_tail"] = exc.stderr_tail[-2000:]
+
+
 def _run_assertions(statements: list[str], query: Callable[[str], list[str]], label: str,
                     record: DrillRecord) -> tuple[list[dict[str, Any]], bool]:
     """Run each configured SQL assertion through `query` (which raises DumpError or
@@ -375,10 +384,7 @@ def _drill_postgres(rt: Runtime, agency: AgencyConfig, source: PostgresSource | 
                 _check_postgres(conn, scratch_dsn, source, expected, label, entry, record)
             except DumpError as exc:
                 seconds = time.monotonic() - started
-                record.fail(f"{label}: the dump does not restore: {exc.message} (a truncated or "
-                            "damaged dump)")
-                entry["verdict"] = "fail"
-                entry["error_tail"] = exc.stderr_tail[-2000:]
+                _dump_does_not_restore(exc, label, entry, record)
             finally:
                 try:
                     _drop(conn, admin_dsn, name)
@@ -457,10 +463,7 @@ def _drill_mysql(rt: Runtime, agency: AgencyConfig, source: MysqlSource, dump: P
                 entry["verdict"] = "fail" if failed or not held else "pass"
             except DumpError as exc:
                 seconds = time.monotonic() - started
-                record.fail(f"{label}: the dump does not restore: {exc.message} (a truncated or "
-                            "damaged dump)")
-                entry["verdict"] = "fail"
-                entry["error_tail"] = exc.stderr_tail[-2000:]
+                _dump_does_not_restore(exc, label, entry, record)
             finally:
                 try:
                     conn.query(f"DROP DATABASE IF EXISTS {my.quote_ident(name)};")

@@ -10,21 +10,12 @@ from pathlib import Path
 from drbackup.engine import RepoTarget, Restic, ResticSettings, Snapshot
 from drbackup.state import StateDB
 from drbackup.state.db import RunRecord
+from tests.support.procs import read_cmdlines
 
 
 def all_cmdlines() -> list[str]:
     """Every process's command line, arguments joined by spaces."""
-    lines = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if raw:
-            lines.append(raw.replace(b"\0", b" ").decode("utf-8", errors="replace"))
-    return lines
+    return [" ".join(argv) for argv in read_cmdlines()]
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition"

@@ -6,6 +6,22 @@ import threading
 from pathlib import Path
 
 
+def read_cmdlines() -> set[tuple[str, ...]]:
+    """The argv of every process running now (those that vanish meanwhile are skipped)."""
+    found: set[tuple[str, ...]] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if raw:
+            found.add(tuple(part.decode("utf-8", "replace")
+                            for part in raw.rstrip(b"\0").split(b"\0")))
+    return found
+
+
 class ArgvSampler:
     """Polls /proc/*/cmdline in a thread; `seen` holds every distinct argv observed."""
 
@@ -25,16 +41,7 @@ class ArgvSampler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            for entry in Path("/proc").iterdir():
-                if not entry.name.isdigit():
-                    continue
-                try:
-                    raw = (entry / "cmdline").read_bytes()
-                except OSError:
-                    continue
-                if raw:
-                    self.seen.add(tuple(part.decode("utf-8", "replace")
-                                        for part in raw.rstrip(b"\0").split(b"\0")))
+            self.seen.update(read_cmdlines())
             self._stop.wait(self.interval)
 
     def commands_named(self, name: str) -> list[tuple[str, ...]]:
