@@ -71,6 +71,14 @@ class DaemonConfig(StrictModel):
     restic_timeout: Duration = Field(
         timedelta(hours=6), description="Wall-clock limit of one restic run before it is stopped."
     )
+    lock_wait: Duration = Field(
+        timedelta(0),
+        description=(
+            "How long backup, check, forget, prune and copy wait for a repository lock held by "
+            "another process (restic --retry-lock) before failing with exit 11; e.g. a one-shot "
+            "'drbackup verify' while the daemon is backing up. \"0s\" (default) fails at once."),
+        examples=["2m"],
+    )
     stop_grace: Duration = Field(
         timedelta(seconds=60),
         description="On shutdown, how long a running job may finish before restic is stopped.",

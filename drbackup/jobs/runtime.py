@@ -20,7 +20,8 @@ STATE_FILE = "state.db"
 def restic_for(config: Config) -> Restic:
     daemon = config.daemon
     return Restic(ResticSettings(binary=daemon.restic, cache_dir=daemon.cache_dir,
-                                 timeout=daemon.restic_timeout))
+                                 timeout=daemon.restic_timeout,
+                                 retry_lock=daemon.lock_wait or None))
 
 
 @dataclass

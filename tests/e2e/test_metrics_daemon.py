@@ -49,6 +49,8 @@ def test_daemon_metrics_end_to_end(workspace: Workspace, s3_server: MotoServer, 
         (data / f"file-{index}.txt").write_text(f"record {index}\n" * 100)
     workspace.add_s3_store("offsite", s3_server, bucket)
     workspace.add_s3_store("archive", s3_server, f"{bucket}-archive")
+    # The one-shot verify below runs beside the daemon's jobs: wait for their locks.
+    workspace.config["daemon"]["lock_wait"] = "2m"
     workspace.add_agency("planning", store="offsite", replicas=["archive"], rpo="6s", rto="1h")
     workspace.add_directory_source("planning", "documents", [data], debounce="1s")
     workspace.add_directory_source("planning", "broken", [tmp_path / "missing"],
