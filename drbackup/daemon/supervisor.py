@@ -31,7 +31,7 @@ from drbackup.daemon.tasks import FOLLOW_UPS, PERIODIC_TASKS, FollowUp, Periodic
 from drbackup.daemon.watcher import SourceKey, Watcher, WatchFaults, is_watch_limit
 from drbackup.engine import RUNNING
 from drbackup.engine.runner import KILL_AFTER_TERM_SECONDS
-from drbackup.errors import DrBackupError, ExitCode
+from drbackup.errors import DrBackupError, ExitCode, StateError
 from drbackup.jobs.backoff import STORE_BACKOFFS
 from drbackup.jobs.backup import run_backup
 from drbackup.jobs.repository import init_repository
@@ -111,6 +111,7 @@ class Daemon:
         self._last_status_write = 0.0
         self._last_status = ""
         self._last_status_at = 0.0
+        self._status_failing = False
         self._loop_beat = time.monotonic()
         self.state: StateDB | None = None
         self.runtime: Runtime | None = None
@@ -606,6 +607,11 @@ class Daemon:
             run_backup(rt, agency, source, trigger=job.trigger)
         except DrBackupError as exc:
             self._after_backup(key, ok=False)
+            if isinstance(exc, StateError):
+                # The run could not be recorded (or not finished): the job's one line, since
+                # the state database that would have told it cannot.
+                log.error("backup failed, state not writable: %s", exc.one_line(),
+                          extra={**job.log_fields(), "event": "state_error"})
             if exc.exit_code == ExitCode.STORE_UNREACHABLE:
                 next_at = STORE_BACKOFFS.failure(agency.store, time.time(), exc.one_line())
                 log.warning("store %s unreachable: backups on it back off until %s, or until "
@@ -692,7 +698,14 @@ class Daemon:
         try:
             write_status(self.state_dir, status)
         except OSError as exc:
-            log.warning("cannot write the status file: %s", exc)
+            if not self._status_failing:  # once per streak, not every second on a full disk
+                log.warning("cannot write the status file: %s", exc,
+                            extra={"event": "status_write_failed"})
+            self._status_failing = True
+            return
+        if self._status_failing:
+            self._status_failing = False
+            log.info("status file written again", extra={"event": "status_written"})
 
 
 def _fields(key: SourceKey) -> dict[str, str]:
