@@ -14,6 +14,7 @@ from drbackup.engine import FindHit, LsNode, RestoreSummary, Snapshot
 from drbackup.engine.restic import ProgressCallback
 from drbackup.errors import DrBackupError, ExitCode, NotFoundError, TargetRefusedError
 from drbackup.jobs.runtime import Runtime
+from drbackup.jobs.snapshot_catalogue import repository_snapshots
 from drbackup.jobs.tags import agency_tag, source_filter
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,9 @@ def list_snapshots(rt: Runtime, agency: AgencyConfig, source_id: str | None = No
     rt.restic.require_supported()
     name = store_name or agency.store
     rt.check_store(name)
-    return rt.restic.snapshots(rt.target(agency, name), tags=source_filter(agency.id, source_id))
+    wanted = source_filter(agency.id, source_id)
+    return [snapshot for snapshot in repository_snapshots(rt, agency, name)
+            if all(tag in snapshot.tags for tag in wanted)]
 
 
 def parse_at(text: str) -> datetime:
