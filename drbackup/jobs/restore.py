@@ -21,13 +21,14 @@ log = logging.getLogger(__name__)
 
 
 def list_snapshots(rt: Runtime, agency: AgencyConfig, source_id: str | None = None, *,
-                   store_name: str | None = None) -> list[Snapshot]:
-    """The agency's snapshots (of one source, when given), oldest first."""
+                   store_name: str | None = None, fresh: bool = False) -> list[Snapshot]:
+    """The agency's snapshots (of one source, when given), oldest first; `fresh` always asks
+    restic (see snapshot_catalogue.repository_snapshots)."""
     rt.restic.require_supported()
     name = store_name or agency.store
     rt.check_store(name)
     wanted = source_filter(agency.id, source_id)
-    return [snapshot for snapshot in repository_snapshots(rt, agency, name)
+    return [snapshot for snapshot in repository_snapshots(rt, agency, name, fresh=fresh)
             if all(tag in snapshot.tags for tag in wanted)]
 
 

@@ -31,10 +31,15 @@ KEY_PREFIX = "snapshot-catalogue:"
 _SNAPSHOT_NAME = re.compile(r"^[0-9a-f]{64}$")
 
 
-def repository_snapshots(rt: Runtime, agency: AgencyConfig, store_name: str) -> list[Snapshot]:
-    """Every snapshot in the agency's repository in `store_name`, oldest first."""
+def repository_snapshots(rt: Runtime, agency: AgencyConfig, store_name: str, *,
+                         fresh: bool = False) -> list[Snapshot]:
+    """Every snapshot in the agency's repository in `store_name`, oldest first.
+
+    `fresh` asks restic in any case (and refreshes the cache): for callers that must prove the
+    repository opens with the configured password, like `drbackup snapshots`. Callers that run
+    restic on the repository next (restore, ls, dump) get that proof from restic itself."""
     target = rt.target(agency, store_name)
-    names = snapshot_names(rt, agency, store_name)
+    names = None if fresh else snapshot_names(rt, agency, store_name)
     if names is not None:
         cached = _load(rt, target)
         if cached is not None and {snapshot.id for snapshot in cached} == names:

@@ -77,7 +77,7 @@ def test_a_live_lock_is_waited_for(repo: tuple[Workspace, Path, Path],
     try:
         (data / "a.txt").write_text("second\n")
         backup = _backup(ws)
-        time.sleep(8)  # the backup meets the lock, finds it live, and waits
+        time.sleep(4)  # the backup meets the lock, finds it live, and waits
         assert backup.poll() is None, f"backup did not wait: {backup.communicate()}"
     finally:
         holder.send_signal(signal.SIGCONT)

@@ -1,8 +1,8 @@
 """The snapshot list cached in the state database is used only while the repository holds
 exactly the cached snapshots: two hosts share one repository (a local directory, and a bucket
 on the real S3 server), one backs up and forgets behind the other's back, and the other's
-restore, snapshots and ls always follow the repository. With a valid cache a restore opens the
-repository once (`restic restore` alone), which is the point of the cache."""
+restores always follow the repository. With a valid cache a restore opens the repository once
+(`restic restore` alone), which is the point of the cache; it never replaces the password."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 
 from drbackup.config import load_config
 from drbackup.engine.models import ForgetPolicy
+from drbackup.errors import ExitCode
 from drbackup.jobs.runtime import Runtime
 from tests.support.servers import TEST_ACCESS_KEY, TEST_SECRET_KEY, MotoServer
 from tests.support.workspace import Workspace
@@ -91,13 +92,21 @@ def test_cached_snapshot_list_follows_the_repository(kind: str, tmp_path: Path,
                          snapshot_ids=[newest])
     finally:
         rt.close()
+    (data / "version.txt").write_text("one\n")  # the data the remaining snapshot holds
+    assert _restored(here, tmp_path / "t4", data) == "one\n"
     ids = {snap["id"] for snap in json.loads(here.cli("--json", "snapshots", "--agency",
                                                       "planning", check=True).stdout)}
     assert newest not in ids and len(ids) == 1
-    (data / "version.txt").write_text("one\n")  # the data the remaining snapshot holds
-    assert _restored(here, tmp_path / "t4", data) == "one\n"
 
     # A damaged cache is no cache.
     with sqlite3.connect(here.state_dir / "state.db") as db:
         db.execute("UPDATE kv SET value = '[{\"id\": 1}' WHERE key LIKE 'snapshot-catalogue:%'")
     assert _restored(here, tmp_path / "t5", data) == "one\n"
+
+    # The cache never stands in for the password: `snapshots` asks restic every time, and a
+    # restore's own restic run refuses a wrong password.
+    here.secret_file("planning.password", "not-the-password\n")
+    assert here.cli("snapshots", "--agency", "planning").returncode == ExitCode.WRONG_PASSWORD
+    refused = here.cli("restore", "--agency", "planning", "--source", "docs", "--no-progress",
+                       "--target", str(tmp_path / "t6"))
+    assert refused.returncode == ExitCode.WRONG_PASSWORD, refused.stderr
