@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 from tests.support.workspace import Workspace
 
 T = TypeVar("T")
+_METRICS_URL = re.compile(r"serving metrics on (\S+)")
 
 
 def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2
@@ -105,6 +107,16 @@ class DaemonProcess:
                                      f"{self.log_text()}")
             return bool(self.events("ready"))
         wait_for(ready, timeout, "daemon ready")
+
+    def metrics_url(self, timeout: float = 60) -> str:
+        """The /metrics URL the daemon logged it serves (metrics_listen port 0: any port)."""
+        def find() -> str | None:
+            for entry in self.events("metrics_listening"):
+                match = _METRICS_URL.search(str(entry.get("msg", entry.get("message", ""))))
+                if match:
+                    return match.group(1)
+            return None
+        return wait_for(find, timeout, f"the metrics URL in the daemon log:\n{self.log_text()}")
 
     def restic_children(self) -> list[int]:
         return [pid for pid in children(self.pid)
