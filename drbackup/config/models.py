@@ -72,11 +72,13 @@ class DaemonConfig(StrictModel):
         timedelta(hours=6), description="Wall-clock limit of one restic run before it is stopped."
     )
     lock_wait: Duration = Field(
-        timedelta(0),
+        timedelta(minutes=2),
         description=(
-            "How long backup, check, forget, prune and copy wait for a repository lock held by "
-            "another process (restic --retry-lock) before failing with exit 11; e.g. a one-shot "
-            "'drbackup verify' while the daemon is backing up. \"0s\" (default) fails at once."),
+            "How long a restic run waits for a repository lock held by another live process "
+            "(restic --retry-lock) before failing with exit 11; e.g. a one-shot 'drbackup "
+            "verify' or 'restore' while the daemon is pruning. Stale locks (their process is "
+            "gone) never cost this wait: a run that meets a lock first removes stale locks "
+            "with 'restic unlock', then waits for live ones only. \"0s\" fails at once."),
         examples=["2m"],
     )
     stop_grace: Duration = Field(

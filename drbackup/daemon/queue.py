@@ -4,6 +4,9 @@ Rules, in this order:
 - one job per repository (agency, store) at a time: backup, forget, prune, check and copy of one
   repository never overlap;
 - at most `max_concurrent` jobs at once across everything;
+- probes (a store reachability check: one S3 request, no restic) take no repository and no
+  concurrency slot, so a store outage is noticed even while a backup on that store waits in
+  restic's retries;
 - fair across agencies: agencies take turns (round-robin), so one agency's storm of changes
   cannot starve the others;
 - coalescing: a job whose key (kind, agency, store, source) is already queued is merged into the
@@ -52,6 +55,7 @@ class Job:
     # Further repositories the job uses (e.g. a copy reads the primary while writing a replica):
     # none of them may be busy either.
     also_locks: tuple[RepoKey, ...] = ()
+    probe: bool = False  # starts no restic: holds no repository and no concurrency slot
 
     @property
     def key(self) -> JobKey:
@@ -63,6 +67,8 @@ class Job:
 
     @property
     def repos(self) -> frozenset[RepoKey]:
+        if self.probe:
+            return frozenset()
         return frozenset({self.repo, *self.also_locks})
 
     @property
@@ -149,8 +155,8 @@ class JobQueue:
         """Start as many queued jobs as the rules allow; returns the started ones."""
         started: list[Job] = []
         with self._lock:
-            while self._accepting and len(self._running) < self.max_concurrent:
-                job = self._next_job()
+            while self._accepting:
+                job = self._next_job(heavy=self._heavy_running() < self.max_concurrent)
                 if job is None:
                     break
                 job.started_at = time.time()
@@ -166,13 +172,17 @@ class JobQueue:
                 self._threads[job.id].start()
         return started
 
-    def _next_job(self) -> Job | None:
+    def _heavy_running(self) -> int:
+        return sum(1 for j in self._running.values() if not j.probe)
+
+    def _next_job(self, *, heavy: bool) -> Job | None:
         """Round-robin over agencies: the first agency (in turn order) with a job whose
-        repository is free gives its oldest such job, then goes to the back of the line."""
+        repository is free gives its oldest such job, then goes to the back of the line.
+        Without a free concurrency slot (`heavy` False) only probes can start."""
         for agency in list(self._queues):
             queue = self._queues[agency]
             for job in queue:
-                if not job.repos & self._busy:
+                if (heavy or job.probe) and not job.repos & self._busy:
                     queue.remove(job)
                     if queue:
                         self._queues.move_to_end(agency)

@@ -31,7 +31,8 @@ from drbackup.daemon.tasks import FOLLOW_UPS, PERIODIC_TASKS, FollowUp, Periodic
 from drbackup.daemon.watcher import SourceKey, Watcher, WatchFaults, is_watch_limit
 from drbackup.engine import RUNNING
 from drbackup.engine.runner import KILL_AFTER_TERM_SECONDS
-from drbackup.errors import DrBackupError
+from drbackup.errors import DrBackupError, ExitCode, StateError
+from drbackup.jobs.backoff import STORE_BACKOFFS
 from drbackup.jobs.backup import run_backup
 from drbackup.jobs.repository import init_repository
 from drbackup.jobs.runtime import Runtime, restic_for
@@ -69,6 +70,9 @@ class SourceSlot:
     pending_overflowed: bool = False
     first_change: float | None = None
     last_change: float | None = None
+    # A backup was due while its store was backing off (unreachable): it runs as soon as the
+    # back-off ends (the store health probe ends it the moment the store answers again).
+    deferred: bool = False
 
     @property
     def key(self) -> SourceKey:
@@ -107,6 +111,7 @@ class Daemon:
         self._last_status_write = 0.0
         self._last_status = ""
         self._last_status_at = 0.0
+        self._status_failing = False
         self._loop_beat = time.monotonic()
         self.state: StateDB | None = None
         self.runtime: Runtime | None = None
@@ -488,6 +493,11 @@ class Daemon:
                 # Reconciliation: whatever the watcher says, a full run every rpo/2.
                 slot.next_reconcile = now + agency.rpo.total_seconds() / 2
                 self._submit_backup(slot, "reconcile")
+            if slot.deferred and STORE_BACKOFFS.ready(agency.store, now):
+                slot.deferred = False
+                log.info("store %s reachable again: running the postponed backup",
+                         agency.store, extra={**_fields(slot.key), "event": "catch_up"})
+                self._submit_backup(slot, "catch-up")
             if slot.poll_wanted:
                 self._start_polling(slot)
             if (not slot.watched and slot.watch_retry_at is not None
@@ -511,11 +521,24 @@ class Daemon:
             store = self.config.agency(agency_id).store
         except DrBackupError:
             return
+        if not STORE_BACKOFFS.ready(store, time.time()):
+            self._defer(slot, store)
+            return
         job = Job("backup", agency_id, store, source.id, self._backup_job, trigger=trigger,
                   timeout=source.timeout.total_seconds() + JOB_TIMEOUT_MARGIN)
         outcome = self.queue.submit(job)
         log.debug("backup %s (%s)", outcome, trigger, extra=_fields(slot.key))
         self._wake.set()
+
+    def _defer(self, slot: SourceSlot, store: str) -> None:
+        """The store is unreachable and backing off: remember the backup instead of failing it
+        on every trigger; _tick submits it once the back-off ends."""
+        if slot.deferred:
+            return
+        slot.deferred = True
+        log.info("backup postponed: store %s is unreachable (back-off, %.0fs left); it runs as "
+                 "soon as the store answers", store, STORE_BACKOFFS.get(store).remaining(
+                     time.time()), extra={**_fields(slot.key), "event": "backoff_wait"})
 
     def _submit_task(self, task: PeriodicTask | FollowUp, agency_id: str, store: str,
                      trigger: str) -> None:
@@ -524,7 +547,8 @@ class Daemon:
         def run(job: Job) -> None:
             rt = self._runtime()
             agency = rt.config.agency(agency_id)
-            self._unlock_if_needed(rt, agency, store)
+            if not task.probe:  # a probe holds no repository: it must not unlock one
+                self._unlock_if_needed(rt, agency, store)
             task.run(rt, agency, store, trigger)
 
         also: tuple[tuple[str, str], ...] = ()
@@ -534,7 +558,7 @@ class Daemon:
                 also = ((agency_id, primary.store),)
         self.queue.submit(Job(task.kind, agency_id, store, None, run, trigger=trigger,
                               timeout=task.timeout(runtime_config).total_seconds()
-                              + JOB_TIMEOUT_MARGIN, also_locks=also))
+                              + JOB_TIMEOUT_MARGIN, also_locks=also, probe=task.probe))
         self._wake.set()
 
     def _runtime(self) -> Runtime:
@@ -564,6 +588,11 @@ class Daemon:
             log.info("skipped: no longer in the config", extra=job.log_fields())
             return
         key = (job.agency, job.source)
+        if not STORE_BACKOFFS.ready(agency.store, time.time()):
+            slot = self._slots.get(key)  # queued before the store went down: postpone it
+            if slot is not None:
+                self._defer(slot, agency.store)
+            return
         try:
             try:
                 self._unlock_if_needed(rt, agency, agency.store)
@@ -576,9 +605,21 @@ class Daemon:
                           extra={**job.log_fields(), "run_id": run_id})
                 raise
             run_backup(rt, agency, source, trigger=job.trigger)
-        except DrBackupError:
+        except DrBackupError as exc:
             self._after_backup(key, ok=False)
+            if isinstance(exc, StateError):
+                # The run could not be recorded (or not finished): the job's one line, since
+                # the state database that would have told it cannot.
+                log.error("backup failed, state not writable: %s", exc.one_line(),
+                          extra={**job.log_fields(), "event": "state_error"})
+            if exc.exit_code == ExitCode.STORE_UNREACHABLE:
+                next_at = STORE_BACKOFFS.failure(agency.store, time.time(), exc.one_line())
+                log.warning("store %s unreachable: backups on it back off until %s, or until "
+                            "the store health probe reaches it", agency.store,
+                            time.strftime("%H:%M:%S", time.localtime(next_at)),
+                            extra={**job.log_fields(), "event": "backoff"})
             raise
+        STORE_BACKOFFS.success(agency.store)
         self._after_backup(key, ok=True)
         for follow_up in FOLLOW_UPS:
             if "backup" in follow_up.after and follow_up.enabled(rt.config, agency):
@@ -657,7 +698,14 @@ class Daemon:
         try:
             write_status(self.state_dir, status)
         except OSError as exc:
-            log.warning("cannot write the status file: %s", exc)
+            if not self._status_failing:  # once per streak, not every second on a full disk
+                log.warning("cannot write the status file: %s", exc,
+                            extra={"event": "status_write_failed"})
+            self._status_failing = True
+            return
+        if self._status_failing:
+            self._status_failing = False
+            log.info("status file written again", extra={"event": "status_written"})
 
 
 def _fields(key: SourceKey) -> dict[str, str]:

@@ -59,6 +59,9 @@ class PeriodicTask:
     # Also hold the agency's primary repository while running (e.g. a copy into a replica
     # reads the primary): no other job runs on either meanwhile.
     also_lock_primary: bool = False
+    # A probe starts no restic (e.g. one S3 request): it takes no repository and no concurrency
+    # slot, so it runs even while a long job holds the repository.
+    probe: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class FollowUp:
     stores: Callable[[AgencyConfig], list[str]] = primary_store
     timeout: Callable[[Config], timedelta] = _default_timeout
     also_lock_primary: bool = False
+    probe: bool = False
 
 
 # Periodic tasks. More, e.g.
@@ -95,7 +99,9 @@ PERIODIC_TASKS: list[PeriodicTask] = [
     PeriodicTask("prune", run=prune_job, stores=all_stores,
                  schedule=lambda config, agency: agency.retention.prune_schedule
                  if agency.retention else None),
-    PeriodicTask("store-health", run=store_health_job, stores=all_stores,
+    # A probe: it runs even while a backup waits in restic's retries on the same store, so the
+    # store is reported down during an outage whatever else is running.
+    PeriodicTask("store-health", run=store_health_job, stores=all_stores, probe=True,
                  schedule=lambda config, agency: config.store(agency.store).health_schedule),
 ]
 

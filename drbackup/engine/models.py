@@ -35,6 +35,10 @@ def _optional_time(value: object) -> datetime | None:
         return None
 
 
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
 def _preview(value: object, limit: int = 80) -> str:
     text = " ".join(repr(value).split())
     return text if len(text) <= limit else text[:limit] + "…"
@@ -227,6 +231,27 @@ class Snapshot:
             program_version=str(message.get("program_version", "")),
             summary=summary,
         )
+
+    def to_json(self) -> JsonObject:
+        """The snapshot as restic writes it in `snapshots --json` (the fields drbackup reads), so
+        from_json(to_json()) gives the same snapshot back."""
+        message: JsonObject = {"id": self.id, "time": self.time.isoformat(),
+                               "hostname": self.hostname, "paths": list(self.paths),
+                               "tags": list(self.tags), "tree": self.tree,
+                               "program_version": self.program_version}
+        if self.parent:
+            message["parent"] = self.parent
+        if self.original:
+            message["original"] = self.original
+        if self.summary is not None:
+            message["summary"] = {
+                "backup_start": _iso(self.summary.backup_start),
+                "backup_end": _iso(self.summary.backup_end),
+                "data_added": self.summary.data_added,
+                "total_files_processed": self.summary.total_files_processed,
+                "total_bytes_processed": self.summary.total_bytes_processed,
+            }
+        return message
 
 
 @dataclass(frozen=True)

@@ -120,8 +120,6 @@ class Restic:
         argv = [self.settings.binary]
         if json_output:
             argv.append("--json")
-        if lock_retry and self.settings.retry_lock is not None:
-            argv += ["--retry-lock", format_duration(self.settings.retry_lock)]
         if target is not None and target.limit_upload_kib:
             argv += ["--limit-upload", str(target.limit_upload_kib)]
         argv += list(args)
@@ -134,13 +132,19 @@ class Restic:
             result = run_process(argv, env, timeout=limit, on_message=on_message,
                                  stdout_sink=stdout_sink, cwd=cwd)
             if (lock_retry and target is not None and result.returncode == 11
-                    and not result.timed_out and not result.terminated
-                    and self._remove_stale_locks(target)):
+                    and not result.timed_out and not result.terminated):
                 # A crashed drbackup's orphaned restic dies on SIGPIPE and leaves its lock;
-                # restic refuses to work next to it even when stale. Plain `unlock` removes
-                # only stale locks (a live job's lock stays, and the retry fails as before).
-                result = run_process(argv, env, timeout=limit, on_message=on_message,
-                                     stdout_sink=stdout_sink, cwd=cwd)
+                # restic refuses to work next to it even when stale, and --retry-lock would
+                # wait the whole lock_wait on it. So the first attempt fails fast, plain
+                # `unlock` removes only stale locks (a live job's lock stays), and only the
+                # retry waits, for live locks alone, up to lock_wait.
+                removed = self._remove_stale_locks(target)
+                wait = self.settings.retry_lock
+                if removed is not None and (removed or wait is not None):
+                    retry = argv if wait is None else [
+                        argv[0], "--retry-lock", format_duration(wait), *argv[1:]]
+                    result = run_process(retry, env, timeout=limit, on_message=on_message,
+                                         stdout_sink=stdout_sink, cwd=cwd)
             return result
         except FileNotFoundError:
             raise ResticNotInstalled(
@@ -150,13 +154,22 @@ class Restic:
                 f"restic binary {self.settings.binary!r} is not executable", INSTALL_HINT
             ) from None
 
-    def _remove_stale_locks(self, target: RepoTarget) -> bool:
-        """`restic unlock` (stale locks only; never --remove-all). True when it ran cleanly."""
+    def _remove_stale_locks(self, target: RepoTarget) -> int | None:
+        """`restic unlock` (stale locks only; never --remove-all). How many locks it removed, or
+        None when it failed (e.g. read-only credentials)."""
         result = run_process([self.settings.binary, "unlock"], self._env(target),
                              timeout=300.0)
-        if result.returncode == 0:
-            log.warning("removed stale restic locks on %s after a lock conflict", target.display)
-        return result.returncode == 0
+        if result.returncode != 0:
+            return None
+        removed = 0
+        for line in result.stdout.text:
+            words = line.split()
+            if line.startswith("successfully removed") and len(words) > 2 and words[2].isdigit():
+                removed = int(words[2])
+        if removed:
+            log.warning("removed %d stale restic lock(s) on %s after a lock conflict", removed,
+                        target.display)
+        return removed
 
     def _raise_for(self, result: ProcessResult, target: RepoTarget | None, action: str,
                    ok_codes: tuple[int, ...] = (0,)) -> None:
@@ -370,7 +383,7 @@ class Restic:
             args += ["--tag", ",".join(tags)]
         if host:
             args += ["--host", host]
-        result = self._run(target, args, timeout=timedelta(minutes=15))
+        result = self._run(target, args, timeout=timedelta(minutes=15), lock_retry=True)
         self._raise_for(result, target, "snapshots")
         payload = self._single_json(result, target, "snapshots")
         if not isinstance(payload, list):
@@ -393,7 +406,8 @@ class Restic:
 
     def ls(self, target: RepoTarget, snapshot_id: str, paths: Sequence[str] = ()
            ) -> list[LsNode]:
-        result = self._run(target, ["ls", snapshot_id, *paths], timeout=timedelta(minutes=30))
+        result = self._run(target, ["ls", snapshot_id, *paths], timeout=timedelta(minutes=30),
+                           lock_retry=True)
         self._raise_for(result, target, "ls")
         return [LsNode.from_json(m) for m in result.stdout.messages
                 if m.get("message_type", m.get("struct_type")) == "node"]
@@ -411,7 +425,7 @@ class Restic:
         if ignore_case:
             args.append("--ignore-case")
         args += ["--", *patterns]
-        result = self._run(target, args, timeout=timeout or timedelta(hours=1))
+        result = self._run(target, args, timeout=timeout or timedelta(hours=1), lock_retry=True)
         self._raise_for(result, target, "find")
         hits: list[FindHit] = []
         for line in result.stdout.text:
@@ -438,7 +452,7 @@ class Restic:
     def stats(self, target: RepoTarget, *, mode: str = "restore-size",
               snapshot_ids: Sequence[str] = ()) -> RepoStats:
         result = self._run(target, ["stats", "--mode", mode, *snapshot_ids],
-                           timeout=timedelta(hours=1))
+                           timeout=timedelta(hours=1), lock_retry=True)
         self._raise_for(result, target, "stats")
         payload = self._single_json(result, target, "stats")
         data = payload if isinstance(payload, dict) else {}
@@ -453,7 +467,7 @@ class Restic:
              timeout: timedelta | None = None) -> None:
         """Write one file of a snapshot to sink (e.g. a database dump to pg_restore's stdin)."""
         result = self._run(target, ["dump", snapshot_id, path], json_output=False,
-                           stdout_sink=sink, timeout=timeout)
+                           stdout_sink=sink, timeout=timeout, lock_retry=True)
         self._raise_for(result, target, "dump")
 
     # -- restore ----------------------------------------------------------------------------
@@ -498,7 +512,7 @@ class Restic:
             if on_progress is not None and message.get("message_type") == "status":
                 on_progress(Progress.from_json(message))
 
-        result = self._run(target, args, on_message=handle, timeout=timeout)
+        result = self._run(target, args, on_message=handle, timeout=timeout, lock_retry=True)
         errors = [error_text(m) for m in result.stderr.of_type("error")]
         if not (tolerate_errors and errors and result.returncode == 1
                 and not result.timed_out and not result.terminated):

@@ -150,11 +150,12 @@ def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: st
                      extra=fields)
     except DrBackupError as exc:
         outcome = "interrupted" if isinstance(exc, ResticInterrupted) else "failed"
-        rt.state.finish_run(run_id, outcome, error=exc.one_line(), details=_details(
-            records, {"stderr_tail": getattr(exc, "stderr_tail", "")[-2000:]}))
+        # Logged first: recording it may fail too (a full state disk).
         log.error("backup %s: %s", outcome, exc.one_line(), extra=fields)
         if isinstance(exc, DumpError) and exc.stderr_tail:
             log.error("dump stderr tail:\n%s", exc.stderr_tail, extra=fields)
+        rt.state.finish_run(run_id, outcome, error=exc.one_line(), details=_details(
+            records, {"stderr_tail": getattr(exc, "stderr_tail", "")[-2000:]}))
         raise
     except BaseException as exc:
         rt.state.abort_run(run_id, exc, details=_details(records) or None)

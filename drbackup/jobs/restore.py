@@ -14,18 +14,22 @@ from drbackup.engine import FindHit, LsNode, RestoreSummary, Snapshot
 from drbackup.engine.restic import ProgressCallback
 from drbackup.errors import DrBackupError, ExitCode, NotFoundError, TargetRefusedError
 from drbackup.jobs.runtime import Runtime
+from drbackup.jobs.snapshot_catalogue import repository_snapshots
 from drbackup.jobs.tags import agency_tag, source_filter
 
 log = logging.getLogger(__name__)
 
 
 def list_snapshots(rt: Runtime, agency: AgencyConfig, source_id: str | None = None, *,
-                   store_name: str | None = None) -> list[Snapshot]:
-    """The agency's snapshots (of one source, when given), oldest first."""
+                   store_name: str | None = None, fresh: bool = False) -> list[Snapshot]:
+    """The agency's snapshots (of one source, when given), oldest first; `fresh` always asks
+    restic (see snapshot_catalogue.repository_snapshots)."""
     rt.restic.require_supported()
     name = store_name or agency.store
     rt.check_store(name)
-    return rt.restic.snapshots(rt.target(agency, name), tags=source_filter(agency.id, source_id))
+    wanted = source_filter(agency.id, source_id)
+    return [snapshot for snapshot in repository_snapshots(rt, agency, name, fresh=fresh)
+            if all(tag in snapshot.tags for tag in wanted)]
 
 
 def parse_at(text: str) -> datetime:

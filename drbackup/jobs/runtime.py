@@ -6,13 +6,17 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from drbackup.config.models import AgencyConfig, Config, StoreConfig
 from drbackup.engine import RepoTarget, Restic, ResticSettings
 from drbackup.state import StateDB
 from drbackup.state.health import record_store_health
-from drbackup.store import S3Location, S3Store, StoreHealth, read_credentials_file
+from drbackup.store import S3Location, read_credentials_file
 from drbackup.store.errors import StoreError
+
+if TYPE_CHECKING:
+    from drbackup.store import S3Store, StoreHealth
 
 STATE_FILE = "state.db"
 
@@ -62,6 +66,8 @@ class Runtime:
         if key not in self._stores:
             credentials_file = self._credentials_file(store, maintenance)
             assert credentials_file is not None
+            from drbackup.store import S3Store  # boto3 loads only when an S3 store is used
+
             self._stores[key] = S3Store(name, S3Location.parse(store.url),
                                         read_credentials_file(credentials_file), store.region)
         return self._stores[key]

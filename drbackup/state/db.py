@@ -1,7 +1,9 @@
 """The state database (SQLite, WAL): every run of every job, and small persistent values.
 
 It is the record metrics and reports read after a restart, so it is written by jobs as they start
-and finish. A run left "running" by a crash is closed as "interrupted" at the next start.
+and finish. A run left "running" by a crash is closed as "interrupted" at the next start. A run
+whose end could not be written (a full disk) is kept in memory and written by the next
+transaction that succeeds, so a long-running daemon does not show it running for ever.
 """
 
 from __future__ import annotations
@@ -66,6 +68,11 @@ class RunCounts:
     bytes_processed: int | None = None
 
 
+_FINISH_SQL = (
+    "UPDATE runs SET finished_at = ?, result = ?, snapshot_id = ?, files_new = ?, "
+    "files_changed = ?, files_unmodified = ?, files_unreadable = ?, bytes_added = ?, "
+    "bytes_processed = ?, error = ?, details = ? WHERE id = ?")
+
 _COLUMNS = ("id, job, agency, source, store, trigger, started_at, finished_at, result, "
             "snapshot_id, files_new, files_changed, files_unmodified, files_unreadable, "
             "bytes_added, bytes_processed, error, details")
@@ -95,15 +102,43 @@ class StateDB:
                              "check daemon.state_dir exists and is writable by this user"
                              ) from None
         self._lock = threading.RLock()
+        # Ends of runs that could not be written (run id -> UPDATE parameters).
+        self._unwritten_finishes: dict[int, tuple[Any, ...]] = {}
         self._migrate()
 
     def close(self) -> None:
         with self._lock:
+            self._write_unwritten_finishes()
             self._conn.close()
+
+    def _write_unwritten_finishes(self) -> None:
+        """Write ends of runs an earlier failure (a full disk) kept in memory; on failure they
+        stay for the next attempt. Called with the lock held, outside any transaction."""
+        if not self._unwritten_finishes or self._conn.in_transaction:
+            return
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            for params in self._unwritten_finishes.values():
+                # Only if still open: nothing else closed it meanwhile.
+                self._conn.execute(_FINISH_SQL + " AND result = 'running'", params)
+            self._conn.execute("COMMIT")
+        except sqlite3.Error:
+            if self._conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+            return
+        self._unwritten_finishes.clear()
+
+    @property
+    def unwritten_finishes(self) -> int:
+        """Runs whose end is known but not yet written (the disk was full)."""
+        with self._lock:
+            return len(self._unwritten_finishes)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            self._write_unwritten_finishes()
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 yield self._conn
@@ -168,15 +203,18 @@ class StateDB:
         if result not in RESULTS or result == "running":
             raise ValueError(f"not a final result: {result}")
         counts = counts or RunCounts()
-        with self._transaction() as conn:
-            conn.execute(
-                "UPDATE runs SET finished_at = ?, result = ?, snapshot_id = ?, files_new = ?, "
-                "files_changed = ?, files_unmodified = ?, files_unreadable = ?, bytes_added = ?, "
-                "bytes_processed = ?, error = ?, details = ? WHERE id = ?",
-                (finished_at or time.time(), result, counts.snapshot_id, counts.files_new,
-                 counts.files_changed, counts.files_unmodified, counts.files_unreadable,
-                 counts.bytes_added, counts.bytes_processed, error,
-                 json.dumps(dict(details), sort_keys=True) if details else None, run_id))
+        params = (finished_at or time.time(), result, counts.snapshot_id, counts.files_new,
+                  counts.files_changed, counts.files_unmodified, counts.files_unreadable,
+                  counts.bytes_added, counts.bytes_processed, error,
+                  json.dumps(dict(details), sort_keys=True) if details else None, run_id)
+        try:
+            with self._transaction() as conn:
+                conn.execute(_FINISH_SQL, params)
+        except StateError:
+            # Kept: the next transaction that works writes it (the caller still gets the error).
+            with self._lock:
+                self._unwritten_finishes[run_id] = params
+            raise
 
     def abort_run(self, run_id: int, exc: BaseException, *,
                   details: Mapping[str, Any] | None = None) -> None:

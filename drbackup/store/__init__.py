@@ -1,5 +1,7 @@
 """The only door to S3 (boto3)."""
 
+from typing import TYPE_CHECKING, Any
+
 from drbackup.store.credentials import S3Credentials, read_credentials_file
 from drbackup.store.errors import (
     BucketMissing,
@@ -10,13 +12,27 @@ from drbackup.store.errors import (
     StoreUnreachable,
 )
 from drbackup.store.location import S3Location
-from drbackup.store.s3 import (
-    BootstrapReport,
-    FeatureStatus,
-    ObjectVersion,
-    S3Store,
-    StoreHealth,
-)
+
+if TYPE_CHECKING:
+    from drbackup.store.s3 import (
+        BootstrapReport,
+        FeatureStatus,
+        ObjectVersion,
+        S3Store,
+        StoreHealth,
+    )
+
+# boto3 takes a tenth of a second or more to import; commands on local stores (a restore from a
+# local repository, `config check`, `version`) should not pay for it, so the boto3 half of this
+# package loads on first use.
+_FROM_S3 = {"BootstrapReport", "FeatureStatus", "ObjectVersion", "S3Store", "StoreHealth"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_S3:
+        from drbackup.store import s3
+        return getattr(s3, name)
+    raise AttributeError(f"module 'drbackup.store' has no attribute {name!r}")
 
 __all__ = [
     "BootstrapReport",

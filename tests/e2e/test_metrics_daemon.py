@@ -8,7 +8,6 @@ pending/firing once backups stop, and a restarted daemon reports the same last s
 
 from __future__ import annotations
 
-import re
 import shutil
 import sqlite3
 import subprocess
@@ -26,21 +25,6 @@ BROKEN = '{agency="planning",source="broken"}'
 LAST_SUCCESS = f"drbackup_backup_last_success_timestamp_seconds{DOCS}"
 REPLICATED = ('drbackup_replication_last_success_timestamp_seconds'
               '{agency="planning",replica="archive"}')
-URL = re.compile(r"serving metrics on (\S+)")
-
-
-def metrics_url(daemon: DaemonProcess) -> str:
-    def find() -> str | None:
-        for entry in daemon.events("metrics_listening"):
-            match = URL.search(str(entry.get("msg", entry.get("message", ""))))
-            if match:
-                return match.group(1)
-        return None
-    url = wait_for(find, timeout=60)
-    assert url, daemon.log_text()
-    return url
-
-
 def test_daemon_metrics_end_to_end(workspace: Workspace, s3_server: MotoServer, bucket: str,
                                    prometheus: PrometheusServer, tmp_path: Path) -> None:
     data = tmp_path / "data"
@@ -66,7 +50,7 @@ def test_daemon_metrics_end_to_end(workspace: Workspace, s3_server: MotoServer, 
     restarted: DaemonProcess | None = None
     try:
         daemon.wait_ready()
-        url = metrics_url(daemon)
+        url = daemon.metrics_url()
 
         def backed_up_failed_and_replicated() -> dict[str, float] | None:
             values = parse(scrape(url))
@@ -111,7 +95,7 @@ def test_daemon_metrics_end_to_end(workspace: Workspace, s3_server: MotoServer, 
         assert daemon.stop() == 0
         restarted = DaemonProcess(workspace)
         restarted.wait_ready()
-        after = parse(scrape(metrics_url(restarted)))
+        after = parse(scrape(restarted.metrics_url()))
         assert after[LAST_SUCCESS] == before
     finally:
         daemon.stop()
@@ -138,7 +122,7 @@ def test_daemon_scrapes_spawn_no_process(workspace: Workspace, s3_server: MotoSe
     daemon = DaemonProcess(workspace)
     try:
         daemon.wait_ready()
-        url = metrics_url(daemon)
+        url = daemon.metrics_url()
 
         def idle() -> bool:
             values = parse(scrape(url))

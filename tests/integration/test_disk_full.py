@@ -5,12 +5,10 @@ passes PRAGMA integrity_check throughout; everything works again once space retu
 
 from __future__ import annotations
 
-import errno
 import os
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from tests.support.invariants import (
     state_integrity,
     state_runs,
 )
+from tests.support.tinyfs import fill, tiny_tmpfs
 from tests.support.workspace import Workspace
 
 
@@ -32,34 +31,8 @@ from tests.support.workspace import Workspace
 def tiny_fs(tmp_path: Path) -> Iterator[Path]:
     """A 2 MiB tmpfs mounted for this test (we run as root in CI; skipped where mounting is
     not permitted, e.g. an unprivileged container)."""
-    mountpoint = tmp_path / "tiny"
-    mountpoint.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs",
-                              str(mountpoint)], capture_output=True, text=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip() or 'not root'}): "
-                    "the disk-full tests need 'mount -t tmpfs' (root or CAP_SYS_ADMIN)")
-    try:
+    with tiny_tmpfs(tmp_path / "tiny") as mountpoint:
         yield mountpoint
-    finally:
-        subprocess.run(["umount", "-l", str(mountpoint)], check=False, capture_output=True)
-
-
-def fill(mountpoint: Path) -> Path:
-    """Write a filler file until the filesystem is full; returns it (delete it to free)."""
-    filler = mountpoint / f"filler-{uuid.uuid4().hex[:6]}"
-    chunk = b"\0" * 65536
-    with filler.open("wb", buffering=0) as handle:
-        while True:
-            try:
-                handle.write(chunk)
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-                if len(chunk) == 1:
-                    break
-                chunk = chunk[: len(chunk) // 2]
-    return filler
 
 
 def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:

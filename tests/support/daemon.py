@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 from tests.support.workspace import Workspace
 
 T = TypeVar("T")
+_METRICS_URL = re.compile(r"serving metrics on (\S+)")
 
 
 def wait_for(predicate: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2
@@ -106,6 +108,16 @@ class DaemonProcess:
             return bool(self.events("ready"))
         wait_for(ready, timeout, "daemon ready")
 
+    def metrics_url(self, timeout: float = 60) -> str:
+        """The /metrics URL the daemon logged it serves (metrics_listen port 0: any port)."""
+        def find() -> str | None:
+            for entry in self.events("metrics_listening"):
+                match = _METRICS_URL.search(str(entry.get("msg", entry.get("message", ""))))
+                if match:
+                    return match.group(1)
+            return None
+        return wait_for(find, timeout, f"the metrics URL in the daemon log:\n{self.log_text()}")
+
     def restic_children(self) -> list[int]:
         return [pid for pid in children(self.pid)
                 if Path(cmdline(pid)[0] if cmdline(pid) else "").name == "restic"]
@@ -134,9 +146,18 @@ class DaemonProcess:
                 os.killpg(pid, signal.SIGKILL)
         # Gone for good (reaped by init), as after a reboot or systemd's cgroup kill: until
         # then restic rightly treats their locks as held by a live process.
-        wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in kids), 60,
+        wait_for(lambda: not any(_present(pid) for pid in kids), 60,
                  "killed restic processes reaped")
         self._log.close()
+
+
+def _present(pid: int) -> bool:
+    """Whether pid still exists, reaping it first if it was re-parented to this process: a test
+    in the same pytest worker may have made the worker a child subreaper (the crash trials do),
+    and then nobody else reaps the killed daemon's orphans."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    return Path(f"/proc/{pid}").exists()
 
 
 def runs(ws: Workspace, *, job: str = "backup") -> list[dict[str, Any]]:

@@ -96,12 +96,16 @@ class Workspace:
         env["HOME"] = str(self.root / "home")
         return env
 
+    def cli_argv(self) -> list[str]:
+        """The argv prefix that runs drbackup on this workspace's config."""
+        return [sys.executable, "-m", "drbackup", "--config", str(self.config_path)]
+
     def cli(self, *args: str, check: bool = False, timeout: float = 600,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run `drbackup --config <ours> ARGS` as a subprocess."""
         self.write()
         result = subprocess.run(
-            [sys.executable, "-m", "drbackup", "--config", str(self.config_path), *args],
+            [*self.cli_argv(), *args],
             capture_output=True, text=True, timeout=timeout, env=env or self.env(), check=False)
         if check and result.returncode != 0:
             raise AssertionError(

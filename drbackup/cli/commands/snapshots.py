@@ -22,7 +22,7 @@ def show_snapshots(ctx: CliContext) -> int:
     found: list[dict[str, object]] = []
     for agency in ctx.agencies(ctx.args.agency):
         for snap in list_snapshots(ctx.runtime, agency, ctx.args.source,
-                                   store_name=ctx.args.store):
+                                   store_name=ctx.args.store, fresh=True):
             size = snap.summary.total_bytes_processed if snap.summary else None
             found.append({"agency": agency.id, "source": snap.tag("source"), "id": snap.id,
                           "time": snap.time, "host": snap.hostname, "paths": snap.paths,

@@ -139,3 +139,19 @@ def test_a_job_holding_two_repositories_excludes_jobs_on_either() -> None:
     assert [j.kind for j in queue.dispatch()] == ["copy"]
     drain(queue, rec)
     assert rec.order[0] == "a:copy"
+
+
+def test_a_probe_runs_beside_a_job_on_its_repository_and_past_the_limit() -> None:
+    """A store reachability probe starts no restic: it takes neither the repository nor a
+    concurrency slot, so an outage is noticed while a backup waits in restic's retries."""
+    rec = Recorder()
+    queue = JobQueue(1)
+    queue.submit(rec.job("backup", "a", "one"))
+    probed = threading.Event()
+    queue.submit(Job("store-health", "a", "s", None, lambda job: probed.set(), probe=True))
+    queue.submit(rec.job("prune", "a"))
+    started = queue.dispatch()
+    assert [j.kind for j in started] == ["backup", "store-health"]
+    assert probed.wait(5)
+    assert [j.kind for j in queue.queued()] == ["prune"]  # still one job per repository
+    drain(queue, rec)
