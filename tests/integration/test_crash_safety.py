@@ -32,7 +32,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,12 +95,22 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def become_subreaper() -> None:
+@contextlib.contextmanager
+def subreaper() -> Iterator[None]:
     """Orphans of a killed drbackup are re-parented to us instead of PID 1 (as systemd's service
     manager reaps them on a real host): a zombie nobody reaps still "exists" for kill(pid, 0),
-    so restic would take its lock for a live one. Linux prctl(PR_SET_CHILD_SUBREAPER)."""
+    so restic would take its lock for a live one. Linux prctl(PR_SET_CHILD_SUBREAPER).
+
+    Only while the trials run (they reap their orphans in wait_gone): the setting is
+    process-wide, and a later test in the same pytest worker that kills drbackup and leaves its
+    orphans to init (test_replication's killed copy) would otherwise get zombies nobody reaps,
+    and a lock restic never calls stale."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(36, 1, 0, 0, 0)
+    try:
+        yield
+    finally:
+        libc.prctl(36, 0, 0, 0, 0)
 
 
 def wait_gone(pids: list[int], timeout: float = 120) -> None:
@@ -286,7 +296,12 @@ def daemon_trial(lab: CrashLab, rng: random.Random) -> Trial:
 
 def crash_trials(workspace: Workspace, server: MotoServer, bucket: str, tmp_path: Path,
                  trials: int, daemon_trials: int = 0) -> list[Trial]:
-    become_subreaper()
+    with subreaper():
+        return _crash_trials(workspace, server, bucket, tmp_path, trials, daemon_trials)
+
+
+def _crash_trials(workspace: Workspace, server: MotoServer, bucket: str, tmp_path: Path,
+                  trials: int, daemon_trials: int) -> list[Trial]:
     seed = int(os.environ.get("DRBACKUP_CRASH_SEED", str(random.SystemRandom().randrange(1 << 30))))
     print(f"crash trials: seed {seed} (DRBACKUP_CRASH_SEED={seed} replays them)")
     rng = random.Random(seed)
