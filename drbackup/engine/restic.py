@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -78,6 +80,9 @@ class ResticSettings:
     cache_dir: Path = Path("/var/cache/drbackup")
     timeout: timedelta = timedelta(hours=6)
     retry_lock: timedelta | None = None
+    # Where to remember `restic version` per binary file (path, inode, size, mtime), so a
+    # one-shot command does not start restic once more just to learn what it already knew.
+    version_memo: Path | None = None
 
 
 def redact(text: str, secrets: Sequence[str]) -> str:
@@ -231,15 +236,62 @@ class Restic:
     def version(self) -> ResticVersion:
         """restic's version. Raises ResticNotInstalled when it cannot run or says no version."""
         if self._version is None:
-            result = self._run(None, ["version"], json_output=False, timeout=timedelta(seconds=30))
-            text = "".join(result.stdout.text) or result.stderr_tail()
+            identity = self._binary_identity()
+            text = self._remembered_version(identity)
+            fresh = text is None
+            if text is None:
+                result = self._run(None, ["version"], json_output=False,
+                                   timeout=timedelta(seconds=30))
+                text = "".join(result.stdout.text) or result.stderr_tail()
+                if result.returncode != 0:
+                    text = ""
             match = _VERSION.search(text)
-            if result.returncode != 0 or match is None:
+            if match is None:
                 raise ResticNotInstalled(
                     f"{self.settings.binary!r} did not report a restic version", INSTALL_HINT)
+            if fresh:
+                self._remember_version(identity, text)
             self._version = ResticVersion(
                 (int(match.group(1)), int(match.group(2)), int(match.group(3))), text.strip())
         return self._version
+
+    def _binary_identity(self) -> str | None:
+        """The binary file as a key that changes when the file is replaced or rewritten."""
+        if self.settings.version_memo is None:
+            return None
+        found = shutil.which(self.settings.binary)
+        if found is None:
+            return None
+        try:
+            real = os.path.realpath(found)
+            info = os.stat(real)
+        except OSError:
+            return None
+        return f"{real}:{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}"
+
+    def _remembered_version(self, identity: str | None) -> str | None:
+        if identity is None or self.settings.version_memo is None:
+            return None
+        try:
+            memo = json.loads(self.settings.version_memo.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if isinstance(memo, dict) and memo.get("binary") == identity:
+            text = memo.get("version")
+            return text if isinstance(text, str) else None
+        return None
+
+    def _remember_version(self, identity: str | None, text: str) -> None:
+        memo_file = self.settings.version_memo
+        if identity is None or memo_file is None:
+            return
+        try:
+            scratch = memo_file.with_name(f".{memo_file.name}.{os.getpid()}")
+            scratch.write_text(json.dumps({"binary": identity, "version": text.strip()}),
+                               encoding="utf-8")
+            os.replace(scratch, memo_file)
+        except OSError:
+            pass  # no memo costs one `restic version` per command, nothing else
 
     def require_supported(self) -> ResticVersion:
         """The version, or ResticTooOld when it is below 0.17.1."""

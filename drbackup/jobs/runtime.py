@@ -19,13 +19,15 @@ if TYPE_CHECKING:
     from drbackup.store import S3Store, StoreHealth
 
 STATE_FILE = "state.db"
+VERSION_MEMO_FILE = "restic-version.json"
 
 
 def restic_for(config: Config) -> Restic:
     daemon = config.daemon
     return Restic(ResticSettings(binary=daemon.restic, cache_dir=daemon.cache_dir,
                                  timeout=daemon.restic_timeout,
-                                 retry_lock=daemon.lock_wait or None))
+                                 retry_lock=daemon.lock_wait or None,
+                                 version_memo=daemon.state_dir / VERSION_MEMO_FILE))
 
 
 @dataclass

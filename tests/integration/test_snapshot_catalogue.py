@@ -74,7 +74,7 @@ def test_cached_snapshot_list_follows_the_repository(kind: str, tmp_path: Path,
 
     opened.write_text("")
     assert _restored(here, tmp_path / "t2", data) == "one\n"
-    assert opened.read_text().split() == ["version", "restore"], \
+    assert opened.read_text().split() == ["restore"], \
         "a restore with a valid cached snapshot list must open the repository only once"
 
     # The other host backs up: the cache here no longer matches the repository.

@@ -12,15 +12,9 @@ from typing import Any
 
 from drbackup.cli.context import CliContext
 from drbackup.errors import DrBackupError, ExitCode
-from drbackup.recovery.kit import create_kit, open_kit
-from drbackup.recovery.sealing import (
-    generate_identity,
-    identity_text,
-    load_identity,
-    load_recipient,
-    recipient_text,
-    spaced,
-)
+
+# The sealing code loads `cryptography` (about 13 ms): imported by the kit verbs themselves, so
+# every other verb (a restore under time pressure) starts without it.
 
 
 def register(commands: Any) -> None:
@@ -51,6 +45,8 @@ def register(commands: Any) -> None:
 
 
 def keygen_now(ctx: CliContext) -> int:
+    from drbackup.recovery.sealing import generate_identity, identity_text, recipient_text, spaced
+
     private: Path = ctx.args.out.absolute()
     public = private.with_name(private.name + ".pub")
     for path in (private, public):
@@ -71,6 +67,9 @@ def keygen_now(ctx: CliContext) -> int:
 
 
 def create_now(ctx: CliContext) -> int:
+    from drbackup.recovery.kit import create_kit
+    from drbackup.recovery.sealing import load_recipient, spaced
+
     recipient = load_recipient(ctx.args.recipient)
     outcome = create_kit(ctx.runtime, recipient, ctx.args.out.absolute(),
                          agency_ids=ctx.args.agency or None,
@@ -86,6 +85,9 @@ def create_now(ctx: CliContext) -> int:
 
 
 def open_now(ctx: CliContext) -> int:
+    from drbackup.recovery.kit import open_kit
+    from drbackup.recovery.sealing import load_identity
+
     identity = load_identity(ctx.args.identity)
     outcome = open_kit(ctx.args.kit, identity, ctx.args.out)
     lines = [f"opened recovery kit of {outcome.created} for agencies {', '.join(outcome.agencies)}",
