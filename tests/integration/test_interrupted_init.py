@@ -21,7 +21,6 @@ def test_replica_left_with_a_key_but_no_config(workspace: Workspace, tmp_path: P
     workspace.add_agency("planning", replicas=["mirror"])
     workspace.add_directory_source("planning", "docs", [data])
     workspace.cli("repo", "init", check=True)  # the primary and the replica
-    workspace.cli("backup", "--agency", "planning", check=True)
     # What a kill between the key and the config write leaves behind.
     (mirror / "planning" / "config").unlink()
     assert list((mirror / "planning" / "keys").iterdir())
