@@ -325,6 +325,16 @@ class Restic:
             env_extra = {**self._from_env(copy_chunker_params_from),
                          **shared_backend_env(copy_chunker_params_from, target)}
         result = self._run(target, args, env_extra=env_extra, timeout=timedelta(minutes=10))
+        if result.returncode != 0 and "already contains keys" in result.stderr_tail():
+            # restic init writes the key, then the config: an init killed in between leaves a
+            # repository that every command calls missing (no config) and init refuses (keys).
+            raise ResticError(
+                f"repository {target.display} holds a key but no config: an earlier init was "
+                "interrupted before it finished",
+                "nothing else can have been stored there yet: delete the repository's keys/ "
+                "folder in the store, then run the job again",
+                stderr_tail=redact(result.stderr_tail(), target.secrets()),
+                returncode=result.returncode)
         self._raise_for(result, target, "init")
 
     def repository_config(self, target: RepoTarget) -> dict[str, object]:

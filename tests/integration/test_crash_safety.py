@@ -5,11 +5,21 @@ passes PRAGMA integrity_check, and no run is recorded as good without its snapsh
 
 Two ways to die, alternated at random: the drbackup process alone (its restic child lives on,
 orphaned, as after a daemon crash) or drbackup with its restic children (power cut, OOM kill of
-the service's cgroup). One-shot jobs: backup, forget, prune, restore and the file restore drill
-(`verify --kind files`); and the daemon (`drbackup run`, backing up every 2 s), killed and
-restarted: it must close the interrupted run, unlock, and back up again by itself.
-5 trials in `make test` (1 of the daemon), 50 in `make test-long` (20 of the daemon); the seed is
-printed, DRBACKUP_CRASH_SEED replays a run."""
+the service's cgroup). One-shot jobs: backup, forget, prune, restore, the file restore drill
+(`verify --kind files`) and copy (`drbackup replicate`: restic copy into a replica repository,
+a second bucket on the same server, same key); and the daemon (`drbackup run`, backing up every
+2 s, each backup followed by a replication), killed and restarted: it must close the
+interrupted run, unlock, and back up again by itself.
+
+After a killed copy, additionally: `restic check` passes on the replica too, the next
+`drbackup replicate` succeeds at once, the replica then holds every snapshot of the primary
+(same original ids and trees), its newest snapshot restores byte-identical to the data, and
+every replication the state records as good names snapshots the replica has.
+
+5 trials in `make test`: copy, three of the other one-shot verbs chosen by the seed (successive
+runs cover them all) and 1 of the daemon. 50 in `make test-long`: 20 of the daemon, the other 30
+five of each one-shot verb, in rounds of every verb in a random order. The seed is printed;
+DRBACKUP_CRASH_SEED replays a run."""
 
 from __future__ import annotations
 
@@ -17,11 +27,12 @@ import contextlib
 import ctypes
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +40,7 @@ import pytest
 
 from tests.support.daemon import children
 from tests.support.invariants import (
+    assert_good_replications_are_real,
     assert_good_runs_are_real,
     assert_repository_consistent,
     direct_s3_target,
@@ -37,15 +49,34 @@ from tests.support.invariants import (
     state_runs,
 )
 from tests.support.servers import MotoServer
+from tests.support.trees import manifest
 from tests.support.workspace import Workspace
 
 FAST_TRIALS = 5
 LONG_TRIALS = 50
 FAST_DAEMON = 1  # of which the daemon (`drbackup run`) is killed
 LONG_DAEMON = 20
-# The verbs that exist as CLI jobs today (forget, prune and copy join when they land); the first
-# trials take each in turn, the rest at random.
-VERBS = ["backup", "forget", "drill", "prune", "restore"]
+# Every one-shot job verb ("copy" is `drbackup replicate`). The long run takes them in rounds
+# (each verb once per round, in a random order); the fast run (fewer trials than verbs) takes
+# copy and a choice of the others by the seed (see verb_order).
+VERBS = ["backup", "forget", "drill", "prune", "copy", "restore"]
+ALWAYS = "copy"
+REPLICA = "replica"
+
+
+def verb_order(rng: random.Random, trials: int) -> list[str]:
+    """The verb of each one-shot trial: rounds of every verb once in a random order (30 trials:
+    5 of each); when there are fewer trials than verbs, copy and trials-1 others chosen by the
+    seed (so successive fast runs cover every verb while each stays about as short as before
+    copy joined)."""
+    if trials >= len(VERBS):
+        order: list[str] = []
+        while len(order) < trials:
+            order += rng.sample(VERBS, len(VERBS))
+        return order[:trials]
+    chosen = [ALWAYS, *rng.sample([v for v in VERBS if v != ALWAYS], max(0, trials - 1))]
+    rng.shuffle(chosen)
+    return chosen[:trials]
 
 
 def freeze_and_list_children(process: subprocess.Popen[bytes]) -> list[int]:
@@ -64,12 +95,22 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def become_subreaper() -> None:
+@contextlib.contextmanager
+def subreaper() -> Iterator[None]:
     """Orphans of a killed drbackup are re-parented to us instead of PID 1 (as systemd's service
     manager reaps them on a real host): a zombie nobody reaps still "exists" for kill(pid, 0),
-    so restic would take its lock for a live one. Linux prctl(PR_SET_CHILD_SUBREAPER)."""
+    so restic would take its lock for a live one. Linux prctl(PR_SET_CHILD_SUBREAPER).
+
+    Only while the trials run (they reap their orphans in wait_gone): the setting is
+    process-wide, and a later test in the same pytest worker that kills drbackup and leaves its
+    orphans to init (test_replication's killed copy) would otherwise get zombies nobody reaps,
+    and a lock restic never calls stale."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(36, 1, 0, 0, 0)
+    try:
+        yield
+    finally:
+        libc.prctl(36, 0, 0, 0, 0)
 
 
 def wait_gone(pids: list[int], timeout: float = 120) -> None:
@@ -103,6 +144,8 @@ class CrashLab:
         self.scratch = scratch
         self.restic = restic_for(workspace, scratch / "verify-cache")
         self.target = direct_s3_target(workspace, server, bucket, "offsite", "planning")
+        self.replica = direct_s3_target(workspace, server, f"{bucket}-{REPLICA}", REPLICA,
+                                        "planning")
         self.counter = 0
 
     def argv(self, verb: str) -> list[str]:
@@ -117,11 +160,44 @@ class CrashLab:
             return [*base, "verify", "--agency", "planning", "--kind", "files"]
         if verb in ("forget", "prune"):
             return [*base, verb, "--agency", "planning"]
+        if verb == "copy":
+            return [*base, "replicate", "--agency", "planning"]
         raise ValueError(verb)
 
     def change_data(self, rng: random.Random) -> None:
         for index in rng.sample(range(60), 5):
             (self.data / f"doc-{index:03d}.txt").write_bytes(os.urandom(rng.randint(1, 40000)))
+
+    def prepare_copy(self, rng: random.Random) -> None:
+        """Something for the copy to move: new data (about as much as the first copy moved)
+        in a new snapshot on the primary."""
+        self.change_data(rng)
+        (self.data / "scan.bin").write_bytes(os.urandom(2 * 1024 * 1024))
+        self.workspace.cli("backup", "--agency", "planning", "--no-progress", check=True)
+
+    def assert_copy_recovered(self, trial: Trial) -> None:
+        """After a killed copy: the next replicate succeeds at once, then the replica holds
+        every primary snapshot, restores the newest, and passes `restic check` (one check after
+        the resumed copy: a copy adds to the repository and repairs nothing, so whatever the
+        kill broke is still there to find). The primary is checked by assert_recovered."""
+        context = f"after {trial}"
+        after = self.workspace.cli("replicate", "--agency", "planning")
+        assert after.returncode == 0, f"{context}: {after.stderr}"
+        assert state_runs(self.workspace)[-1].result == "success", context
+        primary = self.restic.snapshots(self.target)
+        copies = self.restic.snapshots(self.replica)
+        by_original = {c.original or c.id: c for c in copies}
+        for snapshot in primary:
+            assert snapshot.id in by_original, f"{context}: {snapshot.id} not on the replica"
+            assert by_original[snapshot.id].tree == snapshot.tree, context
+        assert_good_replications_are_real(self.workspace, {c.original or c.id for c in copies})
+        # The newest snapshot was taken of the data as it is now (prepare_copy).
+        newest = max(copies, key=lambda c: c.time)
+        restored = self.scratch / f"replica-{self.counter}"
+        self.restic.restore(self.replica, newest.id, restored)
+        assert manifest(restored / self.data.relative_to("/")) == manifest(self.data), context
+        shutil.rmtree(restored)
+        assert_repository_consistent(self.restic, self.replica)
 
     def kill_at(self, trial: Trial) -> None:
         process = subprocess.Popen(self.argv(trial.verb), env=self.workspace.env(),
@@ -146,6 +222,8 @@ class CrashLab:
         state_db = self.workspace.state_dir / "state.db"
         if state_db.exists():
             assert state_integrity(state_db) == "ok", context
+        if trial.verb == "copy":
+            self.assert_copy_recovered(trial)
         # The next job succeeds at once: no waiting on a lock the dead left behind.
         after = self.workspace.cli("backup", "--agency", "planning", "--no-progress")
         assert after.returncode == 0, f"{context}: {after.stderr}"
@@ -196,12 +274,16 @@ def daemon_trial(lab: CrashLab, rng: random.Random) -> Trial:
     process.wait()
     wait_gone(children)
     # Restart: a new successful backup must follow (the daemon recovers by itself).
-    successes = len([r for r in state_runs(workspace) if r.result == "success"])
+    def successes() -> int:  # of backups: each is followed by a replication
+        return len([r for r in state_runs(workspace)
+                    if r.job == "backup" and r.result == "success"])
+
+    before_restart = successes()
     restarted = subprocess.Popen(argv, env=workspace.env(), stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: len([r for r in state_runs(workspace) if r.result == "success"])
-                 > successes, 120, "a successful backup after the restart")
+        wait_for(lambda: successes() > before_restart, 120,
+                 "a successful backup after the restart")
     finally:
         restarted.send_signal(signal.SIGTERM)
         restarted.wait(timeout=120)
@@ -214,7 +296,12 @@ def daemon_trial(lab: CrashLab, rng: random.Random) -> Trial:
 
 def crash_trials(workspace: Workspace, server: MotoServer, bucket: str, tmp_path: Path,
                  trials: int, daemon_trials: int = 0) -> list[Trial]:
-    become_subreaper()
+    with subreaper():
+        return _crash_trials(workspace, server, bucket, tmp_path, trials, daemon_trials)
+
+
+def _crash_trials(workspace: Workspace, server: MotoServer, bucket: str, tmp_path: Path,
+                  trials: int, daemon_trials: int) -> list[Trial]:
     seed = int(os.environ.get("DRBACKUP_CRASH_SEED", str(random.SystemRandom().randrange(1 << 30))))
     print(f"crash trials: seed {seed} (DRBACKUP_CRASH_SEED={seed} replays them)")
     rng = random.Random(seed)
@@ -224,11 +311,14 @@ def crash_trials(workspace: Workspace, server: MotoServer, bucket: str, tmp_path
         (data / f"doc-{index:03d}.txt").write_text(f"document {index}\n" * 200)
     (data / "scan.bin").write_bytes(os.urandom(2 * 1024 * 1024))
     workspace.add_s3_store("offsite", server, bucket)
-    workspace.add_agency("planning", store="offsite")
+    # The replica: a second bucket on the same server with the same key (restic copy opens
+    # both repositories with one set of S3 credentials).
+    workspace.add_s3_store(REPLICA, server, f"{bucket}-{REPLICA}")
+    workspace.add_agency("planning", store="offsite", replicas=[REPLICA])
     workspace.add_directory_source("planning", "documents", [data])
     # Keep one snapshot per hour: every forget has work to do, every prune data to drop.
     workspace.agency("planning")["retention"] = {"keep_within": "1s", "keep_hourly": 1}
-    workspace.cli("repo", "init", check=True)
+    workspace.cli("repo", "init", check=True)  # the primary, then the replica
     lab = CrashLab(workspace, server, bucket, data, tmp_path)
 
     # How long an undisturbed run takes, so kill moments cover the whole of it.
@@ -237,23 +327,34 @@ def crash_trials(workspace: Workspace, server: MotoServer, bucket: str, tmp_path
     span = {"backup": time.monotonic() - started}
     # A restore or drill of this data reads what the backup wrote: about as long.
     span["restore"] = span["drill"] = span["backup"]
+    # The first copy moves that snapshot to the replica; a copy trial's is about as big.
+    started = time.monotonic()
+    workspace.cli("replicate", "--agency", "planning", check=True)
+    span["copy"] = time.monotonic() - started
+    print(f"undisturbed runs (s): {span}")
 
     done = []
-    for index in range(trials):
-        verb = VERBS[index % len(VERBS)] if index < len(VERBS) else rng.choice(VERBS)
+    for index, verb in enumerate(verb_order(rng, trials)):
         trial = Trial(verb, rng.uniform(0.05, span.get(verb, span["backup"]) * 1.1),
                       rng.choice(["drbackup", "tree"]))
+        started = time.monotonic()
         if verb == "backup":
             lab.change_data(rng)
+        if verb == "copy":
+            lab.prepare_copy(rng)
         lab.kill_at(trial)
         # The newest good snapshot is restored and compared every tenth trial and at the end.
-        lab.assert_recovered(trial, restore_check=index % 10 == 9 or index == trials - 1)
+        lab.assert_recovered(trial, restore_check=index % 10 == 9
+                             or (index == trials - 1 and not daemon_trials))
+        print(f"{trial}: {time.monotonic() - started:.1f}s with its checks")
         done.append(trial)
-    for _ in range(daemon_trials):
+    for index in range(daemon_trials):
+        started = time.monotonic()
         trial = daemon_trial(lab, rng)
-        lab.assert_recovered(trial, restore_check=False)
+        # The last trial of all restores the newest good snapshot too.
+        lab.assert_recovered(trial, restore_check=index == daemon_trials - 1)
+        print(f"{trial}: {time.monotonic() - started:.1f}s with its checks")
         done.append(trial)
-    lab.assert_recovered(done[-1], restore_check=True)
     return done
 
 
@@ -262,6 +363,7 @@ def test_sigkill_at_random_moments(workspace: Workspace, s3_server: MotoServer, 
     trials = crash_trials(workspace, s3_server, bucket, tmp_path, FAST_TRIALS - FAST_DAEMON,
                           FAST_DAEMON)
     assert len(trials) == FAST_TRIALS
+    assert ALWAYS in [t.verb for t in trials]
 
 
 @pytest.mark.slow
@@ -272,3 +374,5 @@ def test_sigkill_at_random_moments_long(workspace: Workspace, s3_server: MotoSer
     killed = [t for t in trials if t.returncode is None]
     assert len(killed) >= LONG_TRIALS // 2, "most trials should really kill a running job"
     assert len([t for t in trials if t.verb == "daemon"]) == LONG_DAEMON
+    assert {t.verb for t in trials} == {*VERBS, "daemon"}
+    assert len([t for t in trials if t.verb == ALWAYS]) >= 5, "several copy trials"

@@ -5,7 +5,9 @@ store, with the real restic, bypassing any fault proxy."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -88,3 +90,18 @@ def assert_good_runs_are_real(workspace: Workspace, restic: Restic, target: Repo
         assert manifest(restored / data_root.relative_to("/")) == manifest(data_root), (
             f"snapshot {good[-1].snapshot_id} does not restore to the data")
     return len(good)
+
+
+def assert_good_replications_are_real(workspace: Workspace, on_replica: Collection[str]) -> int:
+    """Every replication the state records as good copied snapshots the replica has:
+    `on_replica` are the replica's snapshots by source id (a copy's `original`). Returns how
+    many good replications were checked."""
+    with sqlite3.connect(workspace.state_dir / "state.db") as conn:
+        rows = conn.execute("SELECT id, details FROM runs WHERE job = 'replicate' "
+                            "AND result IN ('success', 'warning') ORDER BY id").fetchall()
+    for run_id, raw in rows:
+        copied = json.loads(raw or "{}").get("copied_ids", [])
+        lost = [i for i in copied if i not in on_replica]
+        assert not lost, (f"replication run {run_id} is recorded as good with snapshot(s) "
+                          f"{lost} the replica does not have")
+    return len(rows)

@@ -71,3 +71,14 @@ def test_registry_run_save_and_render(tmp_path: Path, monkeypatch: pytest.Monkey
     again = output.read_text()
     assert "| thing | 3 |" in again and again.count(bench_run.BEGIN) == 1
     assert "## Hand-written section" in again
+
+    # Without the other modules' JSON (a fresh checkout: bench/results/ is not committed), a
+    # partial run keeps their sections as the report has them.
+    fresh = tmp_path / "fresh-results"
+    assert bench_run.main(["--only", "fake_bad", "--output", str(output), "--results",
+                           str(fresh), "--work", str(tmp_path)]) == 0
+    kept = output.read_text()
+    assert "### fake_good: a good one" in kept and "| thing | 3 |" in kept
+    assert kept.count("### fake_good") == 1 and kept.count("### fake_bad") == 1
+    assert "fake_absent (`bench.fake_absent:run`, not written yet): not present" in kept
+    assert kept.count(bench_run.BEGIN) == 1 and "## Hand-written section" in kept
