@@ -171,7 +171,8 @@ def create_kit(rt: Runtime, recipient: Recipient, out_dir: Path, *,
 
         outcome.pdf = out_dir / f"{name}.pdf"
         _write_atomic(outcome.pdf, pdf_document.render(
-            armored, document_lines(recipient, summary, name, created), name))
+            armored, document_lines(recipient, summary, name, created), name,
+            [f"Sealed to recipient key  {spaced(recipient.fingerprint)}", f"Created {created}"]))
     if upload:
         store_names = sorted({n for a in agencies for n in [a.store, *a.replicas]})
         for store_name in store_names:

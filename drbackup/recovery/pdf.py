@@ -27,8 +27,11 @@ def _latin1(text: str) -> str:
 def _text(pdf: FPDF, lines: list[str], *, font: str, size: float, height: float = LINE) -> None:
     from fpdf.enums import XPos, YPos
 
-    pdf.set_font(font, size=size)
     for line in lines:
+        pdf.set_font(font, size=size)
+        width = pdf.get_string_width(_latin1(line))
+        if width > pdf.epw:  # a long line (the spaced fingerprint) shrinks rather than wraps
+            pdf.set_font(font, size=size * pdf.epw / width * 0.98)
         pdf.cell(0, height, _latin1(line), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
 
@@ -53,8 +56,9 @@ def _draw_qr(pdf: FPDF, rows: list[list[bool]], x: float, y: float) -> None:
                      (c - start) * MODULE_MM + overlap, MODULE_MM + overlap, style="F")
 
 
-def render(armored: str, document_lines: list[str], name: str) -> bytes:
-    """The PDF's bytes."""
+def render(armored: str, document_lines: list[str], name: str, stamp: list[str]) -> bytes:
+    """The PDF's bytes. `stamp` (recipient fingerprint, date) is repeated on the pages of codes
+    and of armored text, so a page that got separated still says which kit it belongs to."""
     import segno
     from fpdf import FPDF
 
@@ -76,7 +80,7 @@ def render(armored: str, document_lines: list[str], name: str) -> bytes:
     _text(pdf, [f"{name}: the sealed kit as {len(parts)} QR code{'s' if len(parts) > 1 else ''}"
                 " (scan all of them, in any order)",
                 "zbarimg --raw -q PAGE.png >> parts.txt   then   "
-                "drbackup recovery-kit open --kit parts.txt ..."],
+                "drbackup recovery-kit open --kit parts.txt ...", *stamp],
           font="Helvetica", size=10)
     width = pdf.w - 2 * MARGIN
     column = width / 2
@@ -98,7 +102,8 @@ def render(armored: str, document_lines: list[str], name: str) -> bytes:
     # The armored kit, to type in when nothing can scan.
     pdf.add_page()
     _text(pdf, ["If no code can be scanned: type the block below (BEGIN to END lines, exactly)",
-                f"into {name}.kit. Every character counts; a typo is reported, not ignored.", ""],
+                f"into {name}.kit. Every character counts; a typo is reported, not ignored.",
+                *stamp, ""],
           font="Helvetica", size=10)
     _text(pdf, armored.rstrip("\n").split("\n"), font="Courier", size=9, height=4.2)
     return bytes(pdf.output())
