@@ -285,7 +285,13 @@ def _check_payload(payload: object) -> dict[str, Any]:
 
 def read_kit(kit: Path, identity: Identity) -> dict[str, Any]:
     try:
-        text = kit.read_bytes().decode("utf-8")
+        data = kit.read_bytes()
+        if data.startswith(b"%PDF-"):
+            raise RecoveryKitError(
+                f"{kit} is the PDF printout, not the kit",
+                "scan its QR codes into a text file (pdftoppm -r 150 -png FILE.pdf page; "
+                "zbarimg --raw -q page-*.png > parts.txt) and pass that file, or the .kit file")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise RecoveryKitError(f"kit file {kit} does not exist", "check the path") from None
     except UnicodeDecodeError:

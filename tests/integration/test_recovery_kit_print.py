@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from drbackup.errors import ExitCode
-from tests.support.servers import MotoServer
+from tests.support.servers import TEST_SECRET_KEY, MotoServer
 from tests.support.trees import make_mixed_tree, manifest
 from tests.support.workspace import Workspace
 
@@ -91,8 +91,19 @@ def test_printed_qr_codes_restore_on_a_fresh_host(printed: Printed, tmp_path: Pa
     assert sorted(p.split(":")[1] for p in parts) == sorted(f"{i}/{count}"
                                                             for i in range(1, count + 1))
     assert len({p.split(":")[2] for p in parts}) == 1  # one checksum of the whole
-    text = printed.pdf.read_bytes()
-    assert not any(pw.encode() in text for pw in printed.ws.passwords.values())
+    # The PDF holds what the text document holds, and the armored kit to type in; no secret.
+    text = subprocess.run(["pdftotext", "-layout", str(printed.pdf), "-"], capture_output=True,
+                          text=True, check=True).stdout
+    document = printed.pdf.with_suffix(".txt").read_text()
+    fingerprint = next(line for line in document.splitlines() if line.startswith("Sealed to"))
+    for expected in [fingerprint.split("  ", 1)[1], "Created 20", "agency planning: stores",
+                     "agency roads: stores", "drbackup recovery-kit open --identity",
+                     f"part 1 of {count}", f"part {count} of {count}",
+                     *printed.pdf.with_suffix(".kit").read_text().splitlines()]:
+        assert expected in text, expected
+    secrets = [*printed.ws.passwords.values(), TEST_SECRET_KEY]
+    assert not any(secret in text for secret in secrets)
+    assert not any(secret.encode() in printed.pdf.read_bytes() for secret in secrets)
 
     host, env = _fresh_host(tmp_path / "new-host")
     shuffled = parts[:]
@@ -130,6 +141,10 @@ def test_missing_or_altered_parts_fail_in_one_line_and_write_nothing(printed: Pr
     }
     host, env = _fresh_host(tmp_path / "new-host")
     shutil.copy(printed.identity, host / "identity")
+    pdf_given = _drbackup(host, env, "recovery-kit", "open", "--identity", "identity",
+                          "--kit", str(printed.pdf), "--out", "recovery")
+    assert pdf_given.returncode == ExitCode.KIT_INVALID
+    assert "is the PDF printout, not the kit" in pdf_given.stderr and "zbarimg" in pdf_given.stderr
     for name, (lines, message) in cases.items():
         (host / f"{name}.txt").write_text("\n".join(lines) + "\n")
         result = _drbackup(host, env, "recovery-kit", "open", "--identity", "identity",
