@@ -7,8 +7,9 @@ Three arms per measure, their order rotated every round so neither profits from 
   with its state records, version check and snapshot lookup; the daemon's steady state;
 - drbackup CLI: `drbackup backup` / `drbackup restore` as a fresh process, interpreter start-up
   and imports included (a one-shot run from cron or a terminal).
-The goal (ratio of medians ≤ 1.03) is judged for the job and reported for the CLI, with the
-CLI's fixed start-up cost measured separately as its cause.
+The goal (ratio of medians ≤ 1.03) is judged for the job, and for the CLI's restore (the
+emergency-restore issue asks it of `drbackup restore`); the CLI's backups are reported with its
+fixed start-up cost measured separately.
 """
 
 from __future__ import annotations
@@ -247,20 +248,27 @@ def run(work_dir: Path) -> list[BenchResult]:
          "job": lambda: bench.restore_job(snapshot_id),
          "cli": lambda: bench.restore_cli(snapshot_id)},
         repeats(5), after=lambda: drop_tree(bench.restore_target))
-    # The job's fixed cost before restic restores: finding the snapshot (restic snapshots).
+    # The job's fixed cost before restic restores: finding the snapshot. From the snapshot list
+    # cached in the state database when the repository's snapshot names still match it (every
+    # round above after the first); `restic snapshots` otherwise (first restore after a backup,
+    # a fresh host), as `fresh=True` forces here.
     lookup = [timed(lambda: list_snapshots(bench.rt, bench.agency, SOURCE))
               for _ in range(repeats(5))]
+    lookup_cold = [timed(lambda: list_snapshots(bench.rt, bench.agency, SOURCE, fresh=True))
+                   for _ in range(repeats(5))]
     results += [
         _result(group, "restore: drbackup job (daemon)", restore["job"], restore["restic"],
                 judged=True, note=(
-                    f"the job takes {_gap(restore['job'], restore['restic']):+.2f} s "
-                    f"over restic; it first finds the snapshot with `restic snapshots` "
-                    f"(median {statistics.median(lookup):.2f} s, measured below), which "
-                    "raw `restic restore <id>` does not need")),
-        BenchResult(group=group, name="snapshot lookup before a restore (restic snapshots)",
+                    f"the job takes {_gap(restore['job'], restore['restic']):+.2f} s over "
+                    f"restic; it finds the snapshot from the cached list (median "
+                    f"{statistics.median(lookup) * 1000:.0f} ms) except in the first round, "
+                    "which asks `restic snapshots` (measured below)")),
+        BenchResult(group=group, name="snapshot lookup before a restore, cached list valid",
                     unit="s", samples=lookup),
+        BenchResult(group=group, name="snapshot lookup before a restore, first after a backup "
+                    "(restic snapshots)", unit="s", samples=lookup_cold),
         _result(group, "restore: drbackup CLI (one-shot)", restore["cli"], restore["restic"],
-                judged=False, note=_cli_note(restore["cli"], restore["restic"], startup)),
+                judged=True, note=_cli_note(restore["cli"], restore["restic"], startup)),
         BenchResult(group=group, name="CLI start-up: interpreter + drbackup imports",
                     unit="s", samples=startup,
                     note="python -c 'import drbackup.cli.main, drbackup.jobs.…'"),
