@@ -69,9 +69,10 @@ install_restic() {
 
 if [ "$want_system" = 1 ]; then
   # Runtime: restic. Tests: PostgreSQL and MariaDB servers (throwaway instances), promtool,
-  # systemd-analyze, sqlite3, python venv support.
+  # systemd-analyze, sqlite3, python venv support; pdftoppm + zbarimg read the kit PDF's QR codes.
   apt_install_missing ca-certificates python3-venv sqlite3 postgresql postgresql-client \
-    mariadb-server mariadb-client prometheus systemd curl
+    mariadb-server mariadb-client prometheus systemd curl \
+    poppler-utils zbar-tools
   install_restic
 fi
 

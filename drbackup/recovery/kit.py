@@ -22,7 +22,9 @@ from typing import Any
 from drbackup.config.models import AgencyConfig, Config
 from drbackup.errors import ConfigError
 from drbackup.jobs.runtime import Runtime
+from drbackup.recovery import qrparts
 from drbackup.recovery.sealing import (
+    BEGIN,
     Identity,
     Recipient,
     RecoveryKitError,
@@ -86,9 +88,11 @@ def build_payload(config: Config, agencies: list[AgencyConfig], *, include_s3_cr
             "agencies": entries}
 
 
-def printable(armored: str, recipient: Recipient, payload_summary: list[str], name: str) -> str:
-    """The document to print and put in the safe: instructions, fingerprint, the armored kit."""
-    lines = [
+def document_lines(recipient: Recipient, payload_summary: list[str], name: str,
+                   created: str) -> list[str]:
+    """The printout's text before the armored block: instructions, contents, fingerprint, date
+    (the .txt document and the PDF both hold these lines)."""
+    return [
         "DRBACKUP RECOVERY KIT (break-glass)",
         "===================================",
         "",
@@ -97,6 +101,7 @@ def printable(armored: str, recipient: Recipient, payload_summary: list[str], na
         "",
         f"Sealed to recipient key  {spaced(recipient.fingerprint)}",
         "Before opening, check that the identity file states the same fingerprint.",
+        f"Created {created}",
         "",
         "Contents (no secrets are readable here):",
         *[f"  - {line}" for line in payload_summary],
@@ -104,16 +109,23 @@ def printable(armored: str, recipient: Recipient, payload_summary: list[str], na
         "To use it (runbook: runbooks/en/full-recovery-from-kit.md,",
         "           zh-CN: runbooks/zh-CN/full-recovery-from-kit.md):",
         "  1. Install drbackup and restic on the new host.",
-        f"  2. Copy the block below (BEGIN to END lines, exactly) into {name}.kit,",
-        "     or download that file from any store: <bucket>/<prefix>/_recovery-kit/",
+        f"  2. Copy the armored block (BEGIN to END lines, exactly) into {name}.kit,",
+        "     or download that file from any store: <bucket>/<prefix>/_recovery-kit/,",
+        "     or, from the PDF printout, scan all its QR codes into one file, one a line, any",
+        f"     order (zbarimg --raw -q PAGE.png >> {name}.parts) and use that file as the kit.",
         f"  3. drbackup recovery-kit open --identity IDENTITY_FILE --kit {name}.kit --out DIR",
         "  4. export DRBACKUP_CONFIG=DIR/drbackup.toml",
         "  5. drbackup snapshots --agency AGENCY",
         "  6. drbackup restore --agency AGENCY --source SOURCE --target /srv/restore",
         "",
-        armored.rstrip("\n"),
-        "",
     ]
+
+
+def printable(armored: str, recipient: Recipient, payload_summary: list[str], name: str,
+              created: str = "") -> str:
+    """The document to print and put in the safe: instructions, fingerprint, the armored kit."""
+    lines = [*document_lines(recipient, payload_summary, name, created),
+             armored.rstrip("\n"), ""]
     return "\n".join(lines)
 
 
@@ -123,13 +135,14 @@ class CreateOutcome:
     document: Path
     recipient_fingerprint: str
     agencies: list[str]
+    pdf: Path | None = None  # with --pdf: instructions, QR codes and the armored text
     uploaded: list[str] = field(default_factory=list)  # store:key or path
     s3_credentials_included: bool = False
 
 
 def create_kit(rt: Runtime, recipient: Recipient, out_dir: Path, *,
                agency_ids: list[str] | None = None, include_s3_credentials: bool = False,
-               upload: bool = True) -> CreateOutcome:
+               upload: bool = True, pdf: bool = False) -> CreateOutcome:
     config = rt.config
     agencies = ([config.agency(a) for a in agency_ids] if agency_ids
                 else list(config.agencies))
@@ -149,10 +162,17 @@ def create_kit(rt: Runtime, recipient: Recipient, out_dir: Path, *,
     kit_file = out_dir / f"{name}.kit"
     document = out_dir / f"{name}.txt"
     _write_atomic(kit_file, armored.encode())
-    _write_atomic(document, printable(armored, recipient, summary, name).encode())
+    _write_atomic(document, printable(armored, recipient, summary, name, created).encode())
     outcome = CreateOutcome(kit_file, document, recipient.fingerprint,
                             [a.id for a in agencies],
                             s3_credentials_included=include_s3_credentials)
+    if pdf:
+        from drbackup.recovery import pdf as pdf_document  # fpdf2 + segno: only for --pdf
+
+        outcome.pdf = out_dir / f"{name}.pdf"
+        _write_atomic(outcome.pdf, pdf_document.render(
+            armored, document_lines(recipient, summary, name, created), name,
+            [f"Sealed to recipient key  {spaced(recipient.fingerprint)}", f"Created {created}"]))
     if upload:
         store_names = sorted({n for a in agencies for n in [a.store, *a.replicas]})
         for store_name in store_names:
@@ -265,7 +285,13 @@ def _check_payload(payload: object) -> dict[str, Any]:
 
 def read_kit(kit: Path, identity: Identity) -> dict[str, Any]:
     try:
-        text = kit.read_bytes().decode("utf-8")
+        data = kit.read_bytes()
+        if data.startswith(b"%PDF-"):
+            raise RecoveryKitError(
+                f"{kit} is the PDF printout, not the kit",
+                "scan its QR codes into a text file (pdftoppm -r 150 -png FILE.pdf page; "
+                "zbarimg --raw -q page-*.png > parts.txt) and pass that file, or the .kit file")
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise RecoveryKitError(f"kit file {kit} does not exist", "check the path") from None
     except UnicodeDecodeError:
@@ -274,6 +300,8 @@ def read_kit(kit: Path, identity: Identity) -> dict[str, Any]:
     except OSError as exc:
         raise RecoveryKitError(f"kit file {kit} cannot be read ({exc.__class__.__name__})",
                                "check the path and its permissions") from None
+    if BEGIN not in text and qrparts.looks_like_parts(text):
+        text = qrparts.join(text)  # scanned QR codes of the PDF printout
     plaintext = open_sealed(text, identity)
     try:
         return _check_payload(json.loads(plaintext))

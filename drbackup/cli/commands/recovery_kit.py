@@ -1,5 +1,6 @@
 """drbackup recovery-kit keygen --out KEYFILE
-drbackup recovery-kit create --recipient PUB_FILE [--agency A] [--include-s3-credentials] --out DIR
+drbackup recovery-kit create --recipient PUB_FILE [--agency A] [--include-s3-credentials] [--pdf]
+                             --out DIR
 drbackup recovery-kit open --identity KEY_FILE --kit KIT --out DIR"""
 
 from __future__ import annotations
@@ -35,11 +36,15 @@ def register(commands: Any) -> None:
                         help="also seal the stores' S3 credentials (prefer read-only keys)")
     create.add_argument("--out", required=True, type=Path, help="directory for the kit files")
     create.add_argument("--no-upload", action="store_true", help="do not copy it to the stores")
+    create.add_argument("--pdf", action="store_true",
+                        help="also write NAME.pdf: instructions, the kit as QR codes, the "
+                             "armored text")
     create.set_defaults(handler=create_now)
     opener = verbs.add_parser("open", help="open a kit on a fresh host: write a working config")
     opener.add_argument("--identity", required=True, type=Path, help="private key file")
     opener.add_argument("--kit", required=True, type=Path,
-                        help="the .kit file (or the printed .txt document)")
+                        help="the .kit file, the printed .txt document, or a file of the "
+                             "PDF's scanned QR codes (one a line, any order)")
     opener.add_argument("--out", required=True, type=Path, help="new directory for the config")
     opener.set_defaults(handler=open_now)
 
@@ -74,11 +79,13 @@ def create_now(ctx: CliContext) -> int:
     outcome = create_kit(ctx.runtime, recipient, ctx.args.out.absolute(),
                          agency_ids=ctx.args.agency or None,
                          include_s3_credentials=ctx.args.include_s3_credentials,
-                         upload=not ctx.args.no_upload)
+                         upload=not ctx.args.no_upload, pdf=ctx.args.pdf)
     lines = [f"recovery kit for {', '.join(outcome.agencies)} sealed to "
              f"{spaced(outcome.recipient_fingerprint)}",
              f"  kit file:  {outcome.kit_file}",
              f"  printout:  {outcome.document}  (print it; store it with the identity key apart)"]
+    if outcome.pdf is not None:
+        lines.append(f"  PDF:       {outcome.pdf}  (the same, plus the kit as QR codes)")
     lines += [f"  uploaded:  {where}" for where in outcome.uploaded]
     ctx.out.result(outcome, "\n".join(lines))
     return 0
