@@ -81,6 +81,7 @@ def main() -> int:
         # The first drbackup restore after a backup finds the snapshot with `restic snapshots`
         # (its cached snapshot list no longer matches the repository): timed on its own.
         shutil.rmtree(target, ignore_errors=True)
+        os.sync()
         cold = timed([*drbackup, "restore", "--agency", "bench", "--source", "tree",
                       "--target", str(target)], env)
         print(f"cold     drbackup {cold:7.2f} s (first restore after the backup)", flush=True)
@@ -96,6 +97,9 @@ def main() -> int:
                 pair.reverse()  # interleave and alternate who goes first
             for name, argv, run_env, sink in pair:
                 shutil.rmtree(target, ignore_errors=True)
+                # Write back what the previous run left dirty (1 GiB of page cache), so the
+                # kernel's writeback does not land on the next run.
+                os.sync()
                 seconds = timed(argv, run_env)
                 sink.append(seconds)
                 print(f"run {run + 1} {name:8s} {seconds:7.2f} s", flush=True)

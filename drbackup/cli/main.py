@@ -4,8 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
+import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from types import ModuleType
@@ -18,33 +21,40 @@ from drbackup.logs import setup_logging
 Handler = Callable[[CliContext], int]
 
 
-def _command_modules() -> list[ModuleType]:
-    # Explicit wiring (no discovery by name): a verb exists because it is listed here.
-    from drbackup.cli.commands import (
-        backup,
-        browse,
-        config_cmd,
-        metrics,
-        recovery_kit,
-        replicate,
-        repo,
-        restore,
-        restore_db,
-        retention,
-        run,
-        snapshots,
-        status,
-        store,
-        unlock,
-        version,
-    )
-    from drbackup.cli.commands import report as report_cmd
-    from drbackup.cli.commands import verify as verify_cmd
-    from drbackup.cli.commands import verify_report as verify_report_cmd
+# Explicit wiring (no discovery by name): a verb exists because it is listed here, with the
+# module (under drbackup.cli.commands) whose register() adds it. Order = order in --help.
+VERB_MODULES: dict[str, str] = {
+    "config": "config_cmd", "version": "version", "repo": "repo", "backup": "backup",
+    "snapshots": "snapshots", "restore": "restore", "restore-db": "restore_db",
+    "verify": "verify", "report": "report", "verify-report": "verify_report", "run": "run",
+    "status": "status", "ls": "browse", "find": "browse", "recovery-kit": "recovery_kit",
+    "store": "store", "replicate": "replicate", "forget": "retention", "prune": "retention",
+    "metrics": "metrics", "unlock": "unlock",
+}
+# Global options that take a value: the word after them is not the verb.
+_VALUED_OPTIONS = {"--config", "--log-format"}
 
-    return [config_cmd, version, repo, backup, snapshots, restore, restore_db,
-            verify_cmd, report_cmd, verify_report_cmd, run, status, browse, recovery_kit,
-            store, replicate, retention, metrics, unlock]
+
+def requested_verb(argv: Sequence[str]) -> str | None:
+    """The verb on the command line, when it is a known one; None otherwise (no verb, --help
+    before it, an unknown word): then every verb is loaded, for the full help or the error."""
+    words = iter(argv)
+    for word in words:
+        if word in ("-h", "--help"):
+            return None
+        if word in _VALUED_OPTIONS:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word if word in VERB_MODULES else None
+    return None
+
+
+def _command_modules(verb: str | None = None) -> list[ModuleType]:
+    """The modules registering every verb, or only `verb`'s: a one-shot command (a restore
+    under pressure) imports what it runs, not the code and libraries of twenty other verbs."""
+    names = [VERB_MODULES[verb]] if verb is not None else list(dict.fromkeys(
+        VERB_MODULES.values()))
+    return [importlib.import_module(f"drbackup.cli.commands.{name}") for name in names]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,7 +64,8 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(ExitCode.USAGE)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The parser for every verb, or for `verb` alone (see requested_verb)."""
     parser = _Parser(prog="drbackup", description=__doc__)
     parser.add_argument("--config", metavar="PATH",
                         help="config file (default: $DRBACKUP_CONFIG, then "
@@ -65,14 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-format", choices=["auto", "json", "human"], default="auto")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
-    for module in _command_modules():
+    for module in _command_modules(verb):
         module.register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(requested_verb(words))
+    args = parser.parse_args(words)
     if args.debug:
         level = logging.DEBUG
     elif args.quiet:
@@ -104,4 +116,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    code = main()
+    # The interpreter's teardown (freeing every module and object) costs ~25 ms that every
+    # one-shot command pays after its work is done. drbackup registers no atexit work and closes
+    # its state database in main(); once logs and output are flushed, and when no non-daemon
+    # thread is still running, leaving at once loses nothing.
+    logging.shutdown()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, OSError):
+        sys.exit(code)
+    if any(not thread.daemon for thread in threading.enumerate()
+           if thread is not threading.main_thread()):
+        sys.exit(code)
+    os._exit(code)

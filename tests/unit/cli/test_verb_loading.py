@@ -1,0 +1,47 @@
+"""The CLI loads only the module of the verb it runs; the verb table and the modules agree."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from drbackup.cli.main import VERB_MODULES, build_parser, requested_verb
+
+
+def _verbs(parser: argparse.ArgumentParser) -> set[str]:
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return set(commands.choices)
+
+
+def test_the_full_parser_has_exactly_the_listed_verbs() -> None:
+    assert _verbs(build_parser()) == set(VERB_MODULES)
+
+
+@pytest.mark.parametrize("verb", sorted(VERB_MODULES))
+def test_each_verb_is_registered_by_its_module(verb: str) -> None:
+    assert verb in _verbs(build_parser(verb))
+
+
+@pytest.mark.parametrize(("argv", "verb"), [
+    (["restore", "--agency", "a"], "restore"),
+    (["--config", "restore", "backup"], "backup"),       # a config file named "restore"
+    (["--config=/etc/x.toml", "-q", "--json", "ls"], "ls"),
+    (["--log-format", "json", "recovery-kit", "open"], "recovery-kit"),
+    (["--help", "restore"], None),
+    ([], None),
+    (["nosuch"], None),
+])
+def test_requested_verb(argv: list[str], verb: str | None) -> None:
+    assert requested_verb(argv) == verb
+
+
+def test_a_restore_does_not_import_other_verbs_libraries() -> None:
+    code = ("import sys; from drbackup.cli.main import build_parser; build_parser('restore'); "
+            "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('cryptography', 'boto3', 'botocore', 'watchdog', 'fpdf', 'segno'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert loaded == []
