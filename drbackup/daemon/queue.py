@@ -116,7 +116,7 @@ class JobQueue:
         self._idle = threading.Condition(self._lock)
         self.started_total = 0
         self.finished_total = 0
-        self.peak_running = 0
+        self.peak_running = 0  # most jobs at once under the limit (probes run beside it)
 
     # -- submitting -------------------------------------------------------------------------
 
@@ -166,7 +166,7 @@ class JobQueue:
                                           name=f"job-{job.id}-{job.kind}", daemon=True)
                 self._threads[job.id] = thread
                 self.started_total += 1
-                self.peak_running = max(self.peak_running, len(self._running))
+                self.peak_running = max(self.peak_running, self._heavy_running())
                 started.append(job)
             for job in started:
                 self._threads[job.id].start()
