@@ -12,13 +12,9 @@ endpoint, url, client), so a Workspace can use it as a store.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,25 +93,8 @@ class MeteredMotoServer(MotoServer):
     def offset(self) -> int:
         return self.log_path.stat().st_size if self.log_path.exists() else 0
 
-    def start(self) -> None:
-        spool = self.workdir / "moto-spool"
-        spool.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "TMPDIR": str(spool)}
-        console = (self.workdir / f"moto-{self.port}.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.metered_s3", str(self.port), str(self.log_path)],
-            env=env, stdout=console, stderr=subprocess.STDOUT, start_new_session=True,
-            cwd=Path(__file__).resolve().parents[1])
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1)  # noqa: S310
-                return
-            except (urllib.error.URLError, ConnectionError, OSError):
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"metered moto server exited; see {console.name}") from None
-                time.sleep(0.1)
-        raise TimeoutError("metered moto server did not start")
+    def server_argv(self) -> list[str]:
+        return [sys.executable, "-m", "bench.metered_s3", str(self.port), str(self.log_path)]
 
 
 def main(argv: list[str]) -> int:

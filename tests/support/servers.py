@@ -67,18 +67,22 @@ class MotoServer:
     def url(self, bucket: str) -> str:
         return f"s3:{self.endpoint}/{bucket}"
 
+    def server_argv(self) -> list[str]:
+        """The command that serves S3 on self.port (a subclass may serve it otherwise)."""
+        moto = shutil.which("moto_server", path=str(Path(sys.executable).parent))
+        argv = [moto] if moto else [sys.executable, "-m", "moto.server"]
+        return [*argv, "-H", "127.0.0.1", "-p", str(self.port)]
+
     def start(self) -> None:
         spool = self.workdir / "moto-spool"
         spool.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "TMPDIR": str(spool)}
         if self.iam:
             env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(self.no_auth_actions)
-        moto = shutil.which("moto_server", path=str(Path(sys.executable).parent))
-        argv = [moto] if moto else [sys.executable, "-m", "moto.server"]
         log = (self.workdir / f"moto-{self.port}.log").open("ab")
         self.process = subprocess.Popen(
-            [*argv, "-H", "127.0.0.1", "-p", str(self.port)], env=env, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True)
+            self.server_argv(), env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, cwd=Path(__file__).resolve().parents[2])
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
