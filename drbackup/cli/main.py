@@ -66,7 +66,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """The parser for every verb, or for `verb` alone (see requested_verb)."""
-    parser = _Parser(prog="drbackup", description=__doc__)
+    # No abbreviated options: requested_verb must know which words are option values.
+    parser = _Parser(prog="drbackup", description=__doc__, allow_abbrev=False)
     parser.add_argument("--config", metavar="PATH",
                         help="config file (default: $DRBACKUP_CONFIG, then "
                              "/etc/drbackup/drbackup.toml)")
