@@ -146,18 +146,9 @@ class DaemonProcess:
                 os.killpg(pid, signal.SIGKILL)
         # Gone for good (reaped by init), as after a reboot or systemd's cgroup kill: until
         # then restic rightly treats their locks as held by a live process.
-        wait_for(lambda: not any(_present(pid) for pid in kids), 60,
+        wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in kids), 60,
                  "killed restic processes reaped")
         self._log.close()
-
-
-def _present(pid: int) -> bool:
-    """Whether pid still exists, reaping it first if it was re-parented to this process: a test
-    in the same pytest worker may have made the worker a child subreaper (the crash trials do),
-    and then nobody else reaps the killed daemon's orphans."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-    return Path(f"/proc/{pid}").exists()
 
 
 def runs(ws: Workspace, *, job: str = "backup") -> list[dict[str, Any]]:
