@@ -34,6 +34,7 @@ from drbackup.engine import LsNode, ResticError, Snapshot
 from drbackup.errors import DrBackupError, NotFoundError, VerifyFailedError
 from drbackup.jobs.evidence import PublishedReport, publish_report, report_name, utc_iso
 from drbackup.jobs.runtime import Runtime
+from drbackup.jobs.snapshot_catalogue import repository_snapshots
 from drbackup.jobs.tags import source_filter
 from drbackup.verify.scratch import clean_stale_scratch as _clean_scratch_dirs
 from drbackup.verify.scratch import scratch_space
@@ -360,7 +361,8 @@ def drill_run(rt: Runtime, agency: AgencyConfig, source: Source, kind: str, trig
 
 
 def latest_snapshot(rt: Runtime, agency: AgencyConfig, source: Source) -> Snapshot | None:
-    snapshots = rt.restic.snapshots(rt.target(agency), tags=source_filter(agency.id, source.id))
+    snapshots = repository_snapshots(rt, agency, agency.store,
+                                     tags=source_filter(agency.id, source.id))
     return snapshots[-1] if snapshots else None
 
 

@@ -50,6 +50,7 @@ from drbackup.jobs.drill import (
     drill_run,
 )
 from drbackup.jobs.runtime import Runtime
+from drbackup.jobs.snapshot_catalogue import repository_snapshots
 from drbackup.jobs.tags import source_filter
 from drbackup.sources import mysql as my
 from drbackup.sources.base import DumpError
@@ -291,7 +292,8 @@ def _db_drill_body(rt: Runtime, agency: AgencyConfig, source: DbSource,
                     "restore its dumps into")
         return
     repo = rt.target(agency)
-    snapshots = rt.restic.snapshots(repo, tags=source_filter(agency.id, source.id))
+    snapshots = repository_snapshots(rt, agency, agency.store,
+                                     tags=source_filter(agency.id, source.id))
     if isinstance(source, DumpdirSource):
         chosen = snapshots[-1:] if snapshots else []
     elif isinstance(source, PostgresSource | MysqlSource):

@@ -27,9 +27,8 @@ def list_snapshots(rt: Runtime, agency: AgencyConfig, source_id: str | None = No
     rt.restic.require_supported()
     name = store_name or agency.store
     rt.check_store(name)
-    wanted = source_filter(agency.id, source_id)
-    return [snapshot for snapshot in repository_snapshots(rt, agency, name, fresh=fresh)
-            if all(tag in snapshot.tags for tag in wanted)]
+    return repository_snapshots(rt, agency, name, tags=source_filter(agency.id, source_id),
+                                fresh=fresh)
 
 
 def parse_at(text: str) -> datetime:

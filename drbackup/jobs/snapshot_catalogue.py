@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Sequence
 
 from drbackup.config.models import AgencyConfig
 from drbackup.engine import RepoTarget, Snapshot
@@ -32,21 +33,27 @@ _SNAPSHOT_NAME = re.compile(r"^[0-9a-f]{64}$")
 
 
 def repository_snapshots(rt: Runtime, agency: AgencyConfig, store_name: str, *,
-                         fresh: bool = False) -> list[Snapshot]:
-    """Every snapshot in the agency's repository in `store_name`, oldest first.
+                         tags: Sequence[str] = (), fresh: bool = False) -> list[Snapshot]:
+    """The snapshots in the agency's repository in `store_name` that have all `tags` (restic's
+    `--tag a,b`), oldest first.
 
     `fresh` asks restic in any case (and refreshes the cache): for callers that must prove the
     repository opens with the configured password, like `drbackup snapshots`. Callers that run
-    restic on the repository next (restore, ls, dump) get that proof from restic itself."""
+    restic on the repository next (restore, ls, dump, drills) get that proof from restic
+    itself."""
     target = rt.target(agency, store_name)
     names = None if fresh else snapshot_names(rt, agency, store_name)
     if names is not None:
         cached = _load(rt, target)
         if cached is not None and {snapshot.id for snapshot in cached} == names:
-            return cached
+            return _tagged(cached, tags)
     snapshots = rt.restic.snapshots(target)
     _save(rt, target, snapshots)
-    return snapshots
+    return _tagged(snapshots, tags)
+
+
+def _tagged(snapshots: list[Snapshot], tags: Sequence[str]) -> list[Snapshot]:
+    return [snapshot for snapshot in snapshots if all(tag in snapshot.tags for tag in tags)]
 
 
 def snapshot_names(rt: Runtime, agency: AgencyConfig, store_name: str) -> set[str] | None:
