@@ -45,3 +45,13 @@ def test_a_restore_does_not_import_other_verbs_libraries() -> None:
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True).stdout.split()
     assert loaded == []
+
+
+def test_every_global_option_that_takes_a_value_is_known_to_the_verb_detection() -> None:
+    from drbackup.cli import main as cli_main
+
+    parser = build_parser()
+    valued = {option for action in parser._actions if action.nargs != 0
+              and not isinstance(action, argparse._SubParsersAction)
+              for option in action.option_strings}
+    assert valued == cli_main._VALUED_OPTIONS
