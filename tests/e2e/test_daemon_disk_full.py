@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from drbackup.engine import RepoTarget
 from tests.support.daemon import DaemonProcess, runs, wait_for
 from tests.support.invariants import (
     assert_good_runs_are_real,
@@ -25,7 +24,7 @@ from tests.support.invariants import (
     state_integrity,
 )
 from tests.support.metrics import parse, scrape
-from tests.support.tinyfs import fill, tiny_tmpfs
+from tests.support.tinyfs import agency_on_tiny_fs, fill, tiny_tmpfs
 from tests.support.workspace import Workspace
 
 FULL_SECONDS = 12.0
@@ -54,18 +53,8 @@ def _disk_errors(daemon: DaemonProcess, since: float) -> list[dict[str, Any]]:
 
 def test_daemon_survives_a_full_state_and_cache_disk(workspace: Workspace, tiny_fs: Path,
                                                      tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    for index in range(60):
-        (data / f"file-{index:03d}.txt").write_text(f"record {index}\n" * 100)
-    workspace.config["daemon"]["state_dir"] = str(tiny_fs / "state")
-    workspace.config["daemon"]["cache_dir"] = str(tiny_fs / "cache")
-    workspace.config["stores"]["local"] = {"path": str(tmp_path / "repos")}
-    workspace.add_agency("planning")
-    workspace.add_directory_source("planning", "documents", [data], debounce="1s",
-                                   schedule="every 2s")
-    target = RepoTarget(str(tmp_path / "repos" / "planning"),
-                        workspace.root / "secrets" / "planning.password")
+    data, target = agency_on_tiny_fs(workspace, tiny_fs, tmp_path, files=60, debounce="1s",
+                                     schedule="every 2s")
 
     daemon = DaemonProcess(workspace)
     try:

@@ -23,7 +23,7 @@ from tests.support.invariants import (
     state_integrity,
     state_runs,
 )
-from tests.support.tinyfs import fill, tiny_tmpfs
+from tests.support.tinyfs import agency_on_tiny_fs, fill, tiny_tmpfs
 from tests.support.workspace import Workspace
 
 
@@ -46,17 +46,7 @@ def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
 @pytest.fixture
 def setup(workspace: Workspace, tiny_fs: Path, tmp_path: Path
           ) -> tuple[Workspace, Path, RepoTarget]:
-    data = tmp_path / "data"
-    data.mkdir()
-    for index in range(100):
-        (data / f"file-{index:03d}.txt").write_text(f"record {index}\n" * 100)
-    workspace.config["daemon"]["state_dir"] = str(tiny_fs / "state")
-    workspace.config["daemon"]["cache_dir"] = str(tiny_fs / "cache")
-    workspace.config["stores"]["local"] = {"path": str(tmp_path / "repos")}
-    workspace.add_agency("planning")
-    workspace.add_directory_source("planning", "documents", [data])
-    target = RepoTarget(str(tmp_path / "repos" / "planning"),
-                        workspace.root / "secrets" / "planning.password")
+    data, target = agency_on_tiny_fs(workspace, tiny_fs, tmp_path, files=100)
     return workspace, data, target
 
 

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from drbackup.engine import RepoTarget
+from tests.support.workspace import Workspace
+
 
 @contextmanager
 def tiny_tmpfs(mountpoint: Path, size: str = "2m") -> Iterator[Path]:
@@ -45,3 +48,21 @@ def fill(mountpoint: Path) -> Path:
                     break
                 chunk = chunk[: len(chunk) // 2]
     return filler
+
+
+def agency_on_tiny_fs(workspace: Workspace, tiny_fs: Path, tmp_path: Path, *, files: int,
+                      **source: str) -> tuple[Path, RepoTarget]:
+    """Agency "planning" whose state and cache directories are on the tiny filesystem and whose
+    repository is on the ordinary disk, with a directory source "documents" of `files` small
+    files (`source`: extra source settings). Returns the data folder and the repository."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for index in range(files):
+        (data / f"file-{index:03d}.txt").write_text(f"record {index}\n" * 100)
+    workspace.config["daemon"]["state_dir"] = str(tiny_fs / "state")
+    workspace.config["daemon"]["cache_dir"] = str(tiny_fs / "cache")
+    workspace.config["stores"]["local"] = {"path": str(tmp_path / "repos")}
+    workspace.add_agency("planning")
+    workspace.add_directory_source("planning", "documents", [data], **source)
+    return data, RepoTarget(str(tmp_path / "repos" / "planning"),
+                            workspace.root / "secrets" / "planning.password")
