@@ -281,6 +281,24 @@ def _no_password_in_dsn(value: str) -> str:
     return value
 
 
+DrillTarget = Literal["same-server", "local-instance"]
+SAME_SERVER = "same-server"
+LOCAL_INSTANCE = "local-instance"
+
+
+def _drill_target_field(engine: str, package: str, same_server: str) -> DrillTarget:
+    return Field(
+        "same-server",
+        description=(
+            f"Where restore drills restore the dump: \"same-server\" ({same_server}) or "
+            f"\"local-instance\": a throwaway {engine} started for the drill in a private "
+            "directory under state_dir, reachable only through a unix socket there (no TCP "
+            "port, no password), stopped and removed afterwards; the source's server sees "
+            f"nothing. Needs the {package} package on this host."),
+        examples=["local-instance"],
+    )
+
+
 class DumpSourceBase(SourceBase):
     """What every database dump source shares: a minimum plausible size of the dump."""
 
@@ -344,6 +362,9 @@ class PostgresSource(DumpSourceBase):
             "version; default: found on PATH."),
         examples=["/usr/lib/postgresql/16/bin"],
     )
+    drill_target: DrillTarget = _drill_target_field(
+        "PostgreSQL (the newest installed /usr/lib/postgresql/*/bin)", "postgresql",
+        "a scratch database on the source's server; its user needs CREATEDB")
 
     @model_validator(mode="after")
     def _one_password_source(self) -> PostgresSource:
@@ -373,6 +394,9 @@ class MysqlSource(DumpSourceBase):
         description="Dump program; default: mariadb-dump when installed, else mysqldump.")
     client_binary: str | None = Field(
         None, description="Client used by restore-db; default: mariadb when installed, else mysql.")
+    drill_target: DrillTarget = _drill_target_field(
+        "MariaDB server (mariadbd)", "mariadb-server",
+        "a scratch database on the source's server; its user needs CREATE and DROP")
 
 
 class SqliteSource(DumpSourceBase):
@@ -427,6 +451,10 @@ class DumpdirSource(SourceBase):
     )
     drill_password_file: AbsolutePath | None = Field(
         None, description="Password file (mode 0600) for drill_postgres_dsn.")
+    drill_target: DrillTarget = _drill_target_field(
+        "PostgreSQL (the newest installed /usr/lib/postgresql/*/bin) for the folder's "
+        "PostgreSQL dumps", "postgresql",
+        "the server named by drill_postgres_dsn; unset dsn: no drill")
     assertions: list[str] = Field(
         default_factory=list, alias="assert",
         description=(
@@ -434,6 +462,19 @@ class DumpdirSource(SourceBase):
             "(key: assert)."),
         examples=[["SELECT count(*) > 0 FROM ledger"]],
     )
+
+    @model_validator(mode="after")
+    def _drill_server(self) -> DumpdirSource:
+        if self.drill_target == LOCAL_INSTANCE and self.drill_postgres_dsn is not None:
+            raise ValueError(
+                "drill_postgres_dsn names the server of same-server drills: with drill_target "
+                "= \"local-instance\" leave it (and drill_password_file) unset")
+        return self
+
+    @property
+    def has_db_drill(self) -> bool:
+        """Whether the folder's dumps are restore-drilled (a server to restore them into)."""
+        return self.drill_target == LOCAL_INSTANCE or self.drill_postgres_dsn is not None
 
 
 Source = Annotated[
@@ -627,12 +668,15 @@ class Config(StrictModel):
 
 
 __all__ = [
+    "LOCAL_INSTANCE",
     "LOCAL_STORE",
+    "SAME_SERVER",
     "AgencyConfig",
     "ByteSize",
     "Config",
     "DaemonConfig",
     "DirectorySource",
+    "DrillTarget",
     "DumpSourceBase",
     "DumpdirSource",
     "MysqlSource",

@@ -445,9 +445,9 @@ def _register_kinds() -> None:
 
 def drill_kind(source: Source) -> str | None:
     """"files" or "db" for the source's kind; None when no drill exists for it (e.g. a dump
-    folder without drill_postgres_dsn)."""
+    folder without drill_postgres_dsn or drill_target = "local-instance")."""
     _register_kinds()
-    if source.kind == "dumpdir" and getattr(source, "drill_postgres_dsn", None) is None:
+    if source.kind == "dumpdir" and not getattr(source, "has_db_drill", False):
         return None
     entry = DRILLS.get(source.kind)
     return entry[0] if entry else None

@@ -9,6 +9,12 @@ check it, drop it.
   throwaway database on that server;
 - sqlite sources: the copy restored into the drill's scratch directory.
 
+With `drill_target = "local-instance"` (postgres, mysql, dumpdir sources) the dumps are restored
+instead into a throwaway server started for the drill (`drbackup/verify/instance.py`) in its own
+scratch directory `drill-<run>-db`, reachable only through a unix socket there; the source's
+server is not contacted at all. The checks are the same; the server is stopped and its
+directory removed afterwards (a killed drill's server at the next start).
+
 Checks: every table the dump declares is present (pg_restore --list / CREATE TABLE statements),
 row counts per table (reported), and the source's `assert` SQL statements, each of which must
 return true. A dump that cannot be restored (truncated, damaged) fails the drill with the tool's
@@ -27,12 +33,13 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from drbackup.config.models import (
+    LOCAL_INSTANCE,
     AgencyConfig,
     DumpdirSource,
     MysqlSource,
@@ -64,12 +71,25 @@ from drbackup.sources.postgres import (
     quote_literal,
     restore_postgres,
 )
+from drbackup.verify.instance import (
+    LocalInstance,
+    mariadb_instance,
+    mariadb_programs,
+    postgres_bin_dir,
+    postgres_dsn,
+    postgres_instance,
+    postgres_run_as,
+)
 from drbackup.verify.scratch import scratch_space
 
 log = logging.getLogger(__name__)
 PENDING_DIR = "scratch-db"
 _TOC_TABLE = re.compile(r"^\d+;\s+\d+\s+\d+\s+TABLE\s+(?!DATA\s)(\S+)\s+(\S+)\s")
 _SQL_TABLE = re.compile(r"^CREATE TABLE (?:IF NOT EXISTS )?([^\s(]+)", re.MULTILINE)
+_SQL_ROLE = re.compile(
+    r'^(?:ALTER .* OWNER TO|GRANT .* TO|REVOKE .* FROM) ("(?:[^"]|"")+"|\w+);$')
+# A local instance lacks the source server's roles: objects are restored owned by its superuser.
+_PG_INSTANCE_RESTORE_ARGS = ("--no-owner", "--no-privileges")
 DbSource = PostgresSource | MysqlSource | SqliteSource | DumpdirSource
 _TRUE = {"t", "true", "1", "yes", "on"}
 
@@ -285,12 +305,56 @@ def run_db_drill(rt: Runtime, agency: AgencyConfig, source: DbSource, *,
     return box[0]
 
 
+def drill_target(source: DbSource) -> str:
+    """Where the source's dumps are restored: "same-server", "local-instance", or
+    "scratch-file" (a SQLite copy)."""
+    if isinstance(source, SqliteSource):
+        return "scratch-file"
+    return source.drill_target
+
+
+def preflight_local_instance(source: DbSource, state_dir: Path) -> None:
+    """Fail early, before any download, when the local instance cannot be started here:
+    server package missing, or root with nobody to run PostgreSQL as (ConfigError)."""
+    if drill_target(source) != LOCAL_INSTANCE:
+        return
+    if isinstance(source, MysqlSource):
+        mariadb_programs()
+    else:
+        postgres_bin_dir()
+        postgres_run_as(state_dir)
+
+
+@contextmanager
+def _restore_server(rt: Runtime, source: DbSource, run_id: int,
+                    record: DrillRecord) -> Iterator[LocalInstance | None]:
+    """The local instance the dumps go into (stopped and removed on exit), or None: the
+    source's own server."""
+    if drill_target(source) != LOCAL_INSTANCE:
+        yield None
+        return
+    state_dir = rt.config.daemon.state_dir
+    with scratch_space(state_dir, f"drill-{run_id}-db") as directory:
+        server: AbstractContextManager[LocalInstance] = (
+            mariadb_instance(directory) if isinstance(source, MysqlSource)
+            else postgres_instance(directory, state_dir))
+        with server as instance:
+            record.report["drill_instance"] = instance.describe()
+            log.info("drill instance %s %s started in %.1fs", instance.engine,
+                     instance.version, instance.start_seconds)
+            yield instance
+
+
 def _db_drill_body(rt: Runtime, agency: AgencyConfig, source: DbSource,
                    record: DrillRecord) -> None:
-    if isinstance(source, DumpdirSource) and source.drill_postgres_dsn is None:
+    target = drill_target(source)
+    record.report["drill_target"] = target
+    record.details["drill_target"] = target
+    if isinstance(source, DumpdirSource) and not source.has_db_drill:
         record.fail(f"dumpdir source {source.id!r} has no drill_postgres_dsn: nothing to "
                     "restore its dumps into")
         return
+    preflight_local_instance(source, rt.config.daemon.state_dir)
     repo = rt.target(agency)
     snapshots = repository_snapshots(rt, agency, agency.store,
                                      tags=source_filter(agency.id, source.id))
@@ -308,7 +372,8 @@ def _db_drill_body(rt: Runtime, agency: AgencyConfig, source: DbSource,
     databases: list[dict[str, Any]] = []
     total_bytes = 0
     total_seconds = 0.0
-    with scratch_space(rt.config.daemon.state_dir, f"drill-{run_id}") as scratch:
+    with scratch_space(rt.config.daemon.state_dir, f"drill-{run_id}") as scratch, \
+            _restore_server(rt, source, run_id, record) as instance:
         for index, snapshot in enumerate(chosen):
             path = _dump_path(rt, repo, snapshot, source)
             dump_file = scratch / f"dump-{index}"
@@ -318,15 +383,15 @@ def _db_drill_body(rt: Runtime, agency: AgencyConfig, source: DbSource,
                 rt.restic.dump(repo, snapshot.id, path, counter)  # type: ignore[arg-type]
             entry: dict[str, Any] = {"snapshot_id": snapshot.id, "dump": path,
                                      "database": snapshot.tag("database"),
-                                     "bytes": counter.count}
+                                     "bytes": counter.count, "drill_target": target}
             if isinstance(source, SqliteSource):
                 seconds_restore = _drill_sqlite(source, dump_file, scratch, entry, record)
             elif isinstance(source, MysqlSource):
                 seconds_restore = _drill_mysql(rt, agency, source, dump_file, run_id, index,
-                                               entry, record)
+                                               entry, record, instance)
             else:
                 seconds_restore = _drill_postgres(rt, agency, source, dump_file, run_id, index,
-                                                  entry, record)
+                                                  entry, record, instance)
             total_bytes += counter.count
             total_seconds += time.monotonic() - started
             entry["seconds"] = round(seconds_restore, 3)
@@ -338,6 +403,10 @@ def _db_drill_body(rt: Runtime, agency: AgencyConfig, source: DbSource,
     record.details["databases"] = [
         {k: v for k, v in d.items() if k in ("database", "snapshot_id", "verdict")}
         for d in databases]
+    if "drill_instance" in record.report:
+        record.details["drill_instance"] = {
+            k: v for k, v in record.report["drill_instance"].items()
+            if k in ("engine", "version", "start_seconds")}
 
 
 def _dump_path(rt: Runtime, repo: Any, snapshot: Snapshot, source: DbSource) -> str:
@@ -350,10 +419,42 @@ def _dump_path(rt: Runtime, repo: Any, snapshot: Snapshot, source: DbSource) -> 
     return max(files, key=lambda n: (n.mtime.timestamp() if n.mtime else 0, n.path)).path
 
 
+def _instance_pg_source(source: PostgresSource | DumpdirSource,
+                        instance: LocalInstance) -> PostgresSource:
+    """The drill's local instance as a PostgresSource: its socket, no password of any kind."""
+    return PostgresSource.model_validate({
+        "id": source.id, "kind": "postgres", "dsn": postgres_dsn(instance),
+        "bin_dir": str(instance.bin_dir)})
+
+
+def sql_roles(dump: Path) -> list[str]:
+    """Roles a plain SQL dump gives objects or privileges to (ALTER ... OWNER TO, GRANT ...
+    TO, REVOKE ... FROM), as bare names; PUBLIC excluded."""
+    names: set[str] = set()
+    with dump.open("r", encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            match = _SQL_ROLE.match(line.rstrip("\n"))
+            if match:
+                raw = match.group(1)
+                name = raw[1:-1].replace('""', '"') if raw.startswith('"') else raw.lower()
+                if name.lower() != "public":
+                    names.add(name)
+    return sorted(names)
+
+
+def _create_roles(conn: PgConnection, dsn: str, roles: list[str]) -> None:
+    """Create the roles a plain dump needs in a local instance (it has none but its own)."""
+    existing = set(conn.psql(dsn, "SELECT rolname FROM pg_roles;"))
+    statements = [f"CREATE ROLE {quote_ident(r)} NOLOGIN;" for r in roles if r not in existing]
+    if statements:
+        conn.psql(dsn, "\n".join(statements))
+
+
 def _drill_postgres(rt: Runtime, agency: AgencyConfig, source: PostgresSource | DumpdirSource,
                     dump: Path, run_id: int, index: int, entry: dict[str, Any],
-                    record: DrillRecord) -> float:
-    pg_source = _pg_source_for(source)
+                    record: DrillRecord, instance: LocalInstance | None = None) -> float:
+    pg_source = (_pg_source_for(source) if instance is None
+                 else _instance_pg_source(source, instance))
     conn = connect(pg_source)
     name = scratch_database_name(run_id, index)
     admin_dsn = dsn_with_database(pg_source.dsn, "postgres")
@@ -371,11 +472,18 @@ def _drill_postgres(rt: Runtime, agency: AgencyConfig, source: PostgresSource | 
             record.fail(f"{label}: {exc.message}")
             entry["verdict"] = "fail"
             return time.monotonic() - started
-        with _pending_database(rt, agency, source.id, name, admin_dsn):
+        pending: AbstractContextManager[None] = (
+            nullcontext() if instance is not None
+            else _pending_database(rt, agency, source.id, name, admin_dsn))
+        with pending:
             try:
                 if custom:
-                    restore_postgres(pg_source, name, lambda sink: _copy(dump, sink))
+                    restore_postgres(pg_source, name, lambda sink: _copy(dump, sink),
+                                     extra_args=() if instance is None
+                                     else _PG_INSTANCE_RESTORE_ARGS)
                 else:
+                    if instance is not None:
+                        _create_roles(conn, admin_dsn, sql_roles(dump))
                     conn.psql(admin_dsn, f"CREATE DATABASE {quote_ident(name)} "
                                          "TEMPLATE template0;")
                     feed_tool([conn.tool("psql"), "-X", "-w", "-q", "-v", "ON_ERROR_STOP=1",
@@ -423,19 +531,32 @@ def _check_postgres(conn: PgConnection, dsn: str, source: PostgresSource | Dumpd
     entry["verdict"] = "fail" if failed or not held else "pass"
 
 
+def _instance_my_source(source: MysqlSource, instance: LocalInstance) -> MysqlSource:
+    """The drill's local instance as a MysqlSource: its socket, root without a password."""
+    return MysqlSource.model_validate({
+        "id": source.id, "kind": "mysql", "database": source.database,
+        "socket": str(instance.socket), "user": "root",
+        "client_binary": source.client_binary})
+
+
 def _drill_mysql(rt: Runtime, agency: AgencyConfig, source: MysqlSource, dump: Path,
-                 run_id: int, index: int, entry: dict[str, Any], record: DrillRecord) -> float:
+                 run_id: int, index: int, entry: dict[str, Any], record: DrillRecord,
+                 instance: LocalInstance | None = None) -> float:
+    server = source if instance is None else _instance_my_source(source, instance)
     name = scratch_database_name(run_id, index)
     entry["scratch_database"] = name
     entry["format"] = "sql"
     label = entry["database"] or source.database
     expected = [t.split(".", 1)[1] for t in sql_tables(dump, "_")]
     started = time.monotonic()
-    conn = my.connect(source)
+    conn = my.connect(server)
+    pending: AbstractContextManager[None] = (
+        nullcontext() if instance is not None
+        else _pending_database(rt, agency, source.id, name, ""))
     try:
-        with _pending_database(rt, agency, source.id, name, ""):
+        with pending:
             try:
-                my.restore_mysql(source, name, lambda sink: _copy(dump, sink))
+                my.restore_mysql(server, name, lambda sink: _copy(dump, sink))
                 seconds = time.monotonic() - started
                 literal = my.quote_literal(name)
                 listing = ("SELECT table_name FROM information_schema.tables WHERE "  # noqa: S608

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -191,12 +191,13 @@ def _target_dsn(source: PostgresSource, into: str) -> tuple[str, str]:
 
 def restore_postgres(source: PostgresSource, into: str, feed: Callable[[IO[bytes]], None], *,
                      dump_format: str = FORMAT_CUSTOM, overwrite: bool = False,
-                     clean: bool = False) -> PgRestoreResult:
+                     clean: bool = False, extra_args: Sequence[str] = ()) -> PgRestoreResult:
     """Restore a custom-format dump streamed by `feed` into database `into` (created when
     missing) with pg_restore; a globals dump (SQL) is replayed with psql.
 
-    Raises TargetRefusedError for an existing non-empty database without overwrite, DumpError
-    when pg_restore fails."""
+    `extra_args` go to pg_restore (e.g. --no-owner --no-privileges for a server that lacks
+    the dump's roles). Raises TargetRefusedError for an existing non-empty database without
+    overwrite, DumpError when pg_restore fails."""
     conn = connect(source)
     try:
         target_dsn, name = _target_dsn(source, into)
@@ -225,6 +226,7 @@ def restore_postgres(source: PostgresSource, into: str, feed: Callable[[IO[bytes
                 "--single-transaction", f"--dbname={target_dsn}"]
         if clean:
             argv += ["--clean", "--if-exists"]
+        argv += list(extra_args)
         feed_tool(argv, conn.child_env(), feed, what=f"pg_restore into {name!r}")
         return PgRestoreResult(name, created)
     finally:

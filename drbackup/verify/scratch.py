@@ -2,7 +2,9 @@
 
 A drill holds an exclusive flock on <name>.lock while it uses <name>/. When a drill process is
 killed, the kernel drops the lock, so `clean_stale_scratch` (run at daemon start and at the
-start of every verify run) can tell leftovers from a drill still running elsewhere.
+start of every verify run) can tell leftovers from a drill still running elsewhere. A leftover
+may hold a running database server (a drill's `drill_target = "local-instance"`): it is
+stopped before its directory is removed (`verify.instance.stop_servers_under`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from drbackup.verify.instance import stop_servers_under
 
 log = logging.getLogger(__name__)
 SCRATCH_DIR = "scratch"
@@ -74,6 +78,9 @@ def clean_stale_scratch(state_dir: Path) -> list[Path]:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # a drill is using it right now
+            if entry.is_dir() and not entry.is_symlink():
+                # A drill's local database instance outlives a killed drill: stop it first.
+                stop_servers_under(entry)
             _remove(entry)
             lock_path.unlink(missing_ok=True)
             removed.append(entry)

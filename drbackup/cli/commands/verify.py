@@ -68,7 +68,8 @@ def _sources(agency: AgencyConfig, source_id: str | None, kind: str | None) -> l
         source = agency.source(source_id)
         found = drill_kind(source)
         if found is None:
-            hint = ("set drill_postgres_dsn when the folder holds PostgreSQL dumps"
+            hint = ("set drill_postgres_dsn (or drill_target = \"local-instance\") when the "
+                    "folder holds PostgreSQL dumps"
                     if source.kind == "dumpdir" else "drill a directory or database source")
             raise DrBackupError(f"source {source.id!r} ({source.kind}) has no restore drill",
                                 hint, exit_code=ExitCode.USAGE)
