@@ -284,9 +284,12 @@ def _no_password_in_dsn(value: str) -> str:
 DrillTarget = Literal["same-server", "local-instance"]
 SAME_SERVER = "same-server"
 LOCAL_INSTANCE = "local-instance"
+_PG_AS_ROOT = (" PostgreSQL refuses root: when drbackup runs as root the instance runs as the "
+               "owner of state_dir, and a root-owned state_dir is an error.")
 
 
-def _drill_target_field(engine: str, package: str, same_server: str) -> DrillTarget:
+def _drill_target_field(engine: str, package: str, same_server: str, note: str = ""
+                        ) -> DrillTarget:
     return Field(
         "same-server",
         description=(
@@ -294,8 +297,7 @@ def _drill_target_field(engine: str, package: str, same_server: str) -> DrillTar
             f"\"local-instance\": a throwaway {engine} started for the drill in a private "
             "directory under state_dir, reachable only through a unix socket there (no TCP "
             "port, no password), stopped and removed afterwards; the source's server sees "
-            f"nothing. Needs the {package} package on this host."),
-        examples=["local-instance"],
+            f"nothing. Needs the {package} package on this host.{note}"),
     )
 
 
@@ -364,7 +366,8 @@ class PostgresSource(DumpSourceBase):
     )
     drill_target: DrillTarget = _drill_target_field(
         "PostgreSQL (the newest installed /usr/lib/postgresql/*/bin)", "postgresql",
-        "a scratch database on the source's server; its user needs CREATEDB")
+        "a scratch database on the source's server; its user needs CREATEDB",
+        _PG_AS_ROOT)
 
     @model_validator(mode="after")
     def _one_password_source(self) -> PostgresSource:
@@ -454,7 +457,7 @@ class DumpdirSource(SourceBase):
     drill_target: DrillTarget = _drill_target_field(
         "PostgreSQL (the newest installed /usr/lib/postgresql/*/bin) for the folder's "
         "PostgreSQL dumps", "postgresql",
-        "the server named by drill_postgres_dsn; unset dsn: no drill")
+        "the server named by drill_postgres_dsn; unset dsn: no drill", _PG_AS_ROOT)
     assertions: list[str] = Field(
         default_factory=list, alias="assert",
         description=(
