@@ -72,7 +72,10 @@ from drbackup.sources.postgres import (
     restore_postgres,
 )
 from drbackup.verify.instance import (
+    PG_RESTORE_ROLE,
+    PG_SUPERUSER,
     LocalInstance,
+    client_sandbox_args,
     mariadb_instance,
     mariadb_programs,
     postgres_bin_dir,
@@ -419,11 +422,11 @@ def _dump_path(rt: Runtime, repo: Any, snapshot: Snapshot, source: DbSource) -> 
     return max(files, key=lambda n: (n.mtime.timestamp() if n.mtime else 0, n.path)).path
 
 
-def _instance_pg_source(source: PostgresSource | DumpdirSource,
-                        instance: LocalInstance) -> PostgresSource:
+def _instance_pg_source(source: PostgresSource | DumpdirSource, instance: LocalInstance,
+                        user: str) -> PostgresSource:
     """The drill's local instance as a PostgresSource: its socket, no password of any kind."""
     return PostgresSource.model_validate({
-        "id": source.id, "kind": "postgres", "dsn": postgres_dsn(instance),
+        "id": source.id, "kind": "postgres", "dsn": postgres_dsn(instance, user=user),
         "bin_dir": str(instance.bin_dir)})
 
 
@@ -442,22 +445,42 @@ def sql_roles(dump: Path) -> list[str]:
     return sorted(names)
 
 
-def _create_roles(conn: PgConnection, dsn: str, roles: list[str]) -> None:
-    """Create the roles a plain dump needs in a local instance (it has none but its own)."""
-    existing = set(conn.psql(dsn, "SELECT rolname FROM pg_roles;"))
-    statements = [f"CREATE ROLE {quote_ident(r)} NOLOGIN;" for r in roles if r not in existing]
+def _prepare_instance_database(admin: PgConnection, admin_dsn: str, name: str,
+                               roles: list[str]) -> None:
+    """As the instance's superuser: the scratch database, owned by the unprivileged restore
+    role, and the roles a plain dump hands objects to (NOLOGIN, granted to the restore role,
+    allowed to own objects in the database) -- the restore itself never runs as superuser."""
+    admin.psql(admin_dsn, f"CREATE DATABASE {quote_ident(name)} OWNER "
+                          f"{quote_ident(PG_RESTORE_ROLE)} TEMPLATE template0;")
+    if not roles:
+        return
+    existing = set(admin.psql(admin_dsn, "SELECT rolname FROM pg_roles;"))
+    statements = []
+    for role in roles:
+        if role in (PG_SUPERUSER, PG_RESTORE_ROLE):
+            continue
+        if role not in existing:
+            statements.append(f"CREATE ROLE {quote_ident(role)} NOLOGIN;")
+        statements.append(f"GRANT {quote_ident(role)} TO {quote_ident(PG_RESTORE_ROLE)};")
+        statements.append(f"GRANT CREATE ON DATABASE {quote_ident(name)} TO "
+                          f"{quote_ident(role)};")
+        statements.append(f"GRANT CREATE ON SCHEMA public TO {quote_ident(role)};")
     if statements:
-        conn.psql(dsn, "\n".join(statements))
+        admin.psql(dsn_with_database(admin_dsn, name), "\n".join(statements))
 
 
 def _drill_postgres(rt: Runtime, agency: AgencyConfig, source: PostgresSource | DumpdirSource,
                     dump: Path, run_id: int, index: int, entry: dict[str, Any],
                     record: DrillRecord, instance: LocalInstance | None = None) -> float:
-    pg_source = (_pg_source_for(source) if instance is None
-                 else _instance_pg_source(source, instance))
+    if instance is None:
+        pg_source = admin_source = _pg_source_for(source)
+    else:
+        pg_source = _instance_pg_source(source, instance, PG_RESTORE_ROLE)
+        admin_source = _instance_pg_source(source, instance, PG_SUPERUSER)
     conn = connect(pg_source)
+    admin = conn if instance is None else connect(admin_source)
     name = scratch_database_name(run_id, index)
-    admin_dsn = dsn_with_database(pg_source.dsn, "postgres")
+    admin_dsn = dsn_with_database(admin_source.dsn, "postgres")
     scratch_dsn = dsn_with_database(pg_source.dsn, name)
     entry["scratch_database"] = name
     label = entry["database"] or Path(entry["dump"]).name
@@ -477,15 +500,17 @@ def _drill_postgres(rt: Runtime, agency: AgencyConfig, source: PostgresSource | 
             else _pending_database(rt, agency, source.id, name, admin_dsn))
         with pending:
             try:
+                if instance is not None:
+                    _prepare_instance_database(admin, admin_dsn, name,
+                                               [] if custom else sql_roles(dump))
                 if custom:
                     restore_postgres(pg_source, name, lambda sink: _copy(dump, sink),
                                      extra_args=() if instance is None
                                      else _PG_INSTANCE_RESTORE_ARGS)
                 else:
-                    if instance is not None:
-                        _create_roles(conn, admin_dsn, sql_roles(dump))
-                    conn.psql(admin_dsn, f"CREATE DATABASE {quote_ident(name)} "
-                                         "TEMPLATE template0;")
+                    if instance is None:
+                        conn.psql(admin_dsn, f"CREATE DATABASE {quote_ident(name)} "
+                                             "TEMPLATE template0;")
                     feed_tool([conn.tool("psql"), "-X", "-w", "-q", "-v", "ON_ERROR_STOP=1",
                                "--single-transaction", "-d", scratch_dsn, "-f", "-"],
                               conn.child_env(), lambda sink: _copy(dump, sink),
@@ -497,13 +522,15 @@ def _drill_postgres(rt: Runtime, agency: AgencyConfig, source: PostgresSource | 
                 _dump_does_not_restore(exc, label, entry, record)
             finally:
                 try:
-                    _drop(conn, admin_dsn, name)
+                    _drop(admin, admin_dsn, name)
                 except DumpError as exc:
                     record.findings.append(f"scratch database {name} not dropped: "
                                            f"{exc.message}")
         return seconds
     finally:
         conn.cleanup()
+        if admin is not conn:
+            admin.cleanup()
 
 
 def _copy(path: Path, sink: IO[bytes]) -> None:
@@ -556,7 +583,9 @@ def _drill_mysql(rt: Runtime, agency: AgencyConfig, source: MysqlSource, dump: P
     try:
         with pending:
             try:
-                my.restore_mysql(server, name, lambda sink: _copy(dump, sink))
+                my.restore_mysql(server, name, lambda sink: _copy(dump, sink),
+                                 extra_args=() if instance is None
+                                 else client_sandbox_args(conn.client_binary()))
                 seconds = time.monotonic() - started
                 literal = my.quote_literal(name)
                 listing = ("SELECT table_name FROM information_schema.tables WHERE "  # noqa: S608

@@ -7,7 +7,7 @@ Credentials go in a defaults file (mode 0600, private directory) given as the FI
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -105,12 +105,13 @@ class MyRestoreResult:
 
 
 def restore_mysql(source: MysqlSource, into: str, feed: Callable[[IO[bytes]], None], *,
-                  overwrite: bool = False, clean: bool = False) -> MyRestoreResult:
+                  overwrite: bool = False, clean: bool = False,
+                  extra_args: Sequence[str] = ()) -> MyRestoreResult:
     """Replay a SQL dump streamed by `feed` into database `into` (created when missing; with
     clean, dropped and created anew).
 
-    Raises TargetRefusedError for an existing non-empty database without overwrite, DumpError
-    when the client fails."""
+    `extra_args` go to the client (e.g. --sandbox). Raises TargetRefusedError for an existing
+    non-empty database without overwrite, DumpError when the client fails."""
     conn = connect(source)
     try:
         literal = quote_literal(into)
@@ -134,7 +135,8 @@ def restore_mysql(source: MysqlSource, into: str, feed: Callable[[IO[bytes]], No
         else:
             conn.query(f"CREATE DATABASE {quote_ident(into)};")
             created = True
-        feed_tool(conn.client_argv("--binary-mode", f"--database={into}"), dict(os.environ), feed,
+        feed_tool(conn.client_argv("--binary-mode", *extra_args, f"--database={into}"),
+                  dict(os.environ), feed,
                   what=f"{os.path.basename(conn.client_binary())} into {into!r}")
         return MyRestoreResult(into, created)
     finally:

@@ -10,7 +10,17 @@ server and removes the directory. The server:
 - has no password: local trust authentication (PostgreSQL) / a root account with an empty
   password (MariaDB), reachable through that socket only. Nothing of the source's credentials
   is given to it: its processes get a minimal environment (PATH and a C locale);
-- runs with durability off (fsync, full-page writes, binary log): it lives for one drill.
+- runs with durability off (fsync, full-page writes, binary log): it lives for one drill;
+- gets no capabilities: drbackup's ambient CAP_DAC_READ_SEARCH (systemd unit) is dropped
+  (setpriv) before the server starts, so SQL in a dump cannot read the host's files through it.
+
+A dump is untrusted input. In PostgreSQL it is restored and checked as `drbackup_restore`, a
+role without superuser (the scratch database's owner), so a trojan function in an index
+expression, COPY ... PROGRAM or pg_read_file cannot run as superuser; the superuser only creates
+and drops the database. MariaDB restores as root (views and routines carry DEFINER clauses only
+root may give) but with `--secure-file-priv` inside the instance directory (no LOAD_FILE or INTO
+OUTFILE elsewhere) and the client in `--sandbox` mode (no `system`, `source`, `tee` commands)
+when it has it.
 
 PostgreSQL refuses to run as root. When drbackup runs as root, the instance runs as the owner
 of state_dir (the service user, e.g. `drbackup`) through `setpriv`; when state_dir is owned by
@@ -45,6 +55,7 @@ log = logging.getLogger(__name__)
 
 PG_LIB = Path("/usr/lib/postgresql")
 PG_SUPERUSER = "drbackup"
+PG_RESTORE_ROLE = "drbackup_restore"  # no superuser: what a dump runs as in the instance
 PG_PORT = 5432  # only names the socket file (.s.PGSQL.5432): no TCP listener
 MARIADB_SOCKET = "mariadb.sock"
 MAX_SOCKET_PATH = 107  # sun_path (108 bytes) minus the terminating NUL
@@ -132,6 +143,35 @@ def _server_env() -> dict[str, str]:
             "LANG": "C", "LC_ALL": "C", "TZ": "UTC"}
 
 
+def _ambient_capabilities() -> bool:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapAmb:"):
+                return int(line.split()[1], 16) != 0
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
+
+
+def without_capabilities(argv: list[str]) -> list[str]:
+    """argv started without the ambient (and inheritable) capabilities drbackup may hold, e.g.
+    the unit's CAP_DAC_READ_SEARCH: a server must not read the host's files for a dump."""
+    if not _ambient_capabilities() or shutil.which("setpriv") is None:
+        return argv
+    return ["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--", *argv]
+
+
+def client_sandbox_args(client: str) -> tuple[str, ...]:
+    """("--sandbox",) when this mariadb client has it (no system/source/tee commands in the
+    dump it replays), else ()."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        done = subprocess.run([client, "--no-defaults", "--sandbox", "--version"],
+                              capture_output=True, env=_server_env(), timeout=30, check=False)
+        if done.returncode == 0:
+            return ("--sandbox",)
+    return ()
+
+
 def _check_socket_path(path: Path) -> None:
     if len(os.fsencode(str(path))) > MAX_SOCKET_PATH:
         raise ConfigError(
@@ -183,9 +223,10 @@ class RunAs:
     name: str
 
     def wrap(self, argv: list[str]) -> list[str]:
-        """argv run as this user (only when drbackup itself is root and the user is not)."""
+        """argv run as this user (only when drbackup itself is root and the user is not; the
+        change of user drops every capability), without capabilities otherwise."""
         if os.geteuid() != 0 or self.uid == 0:
-            return argv
+            return without_capabilities(argv)
         groups = ["--init-groups"] if self.name and not self.name.isdigit() else [
             "--clear-groups"]
         return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", *groups, "--", *argv]
@@ -293,16 +334,22 @@ def postgres_instance(directory: Path, state_dir: Path) -> Iterator[LocalInstanc
                     [str(bin_dir / "pg_isready"), "-q", "-h", str(directory), "-p",
                      str(PG_PORT), "-U", PG_SUPERUSER, "-d", "postgres"],
                     "the drill's PostgreSQL instance", log_path)
+        _run([str(bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d",
+              postgres_dsn(instance), "-c",
+              f"CREATE ROLE {PG_RESTORE_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;"],
+             "creating the restore role in the drill's PostgreSQL instance", directory,
+             directory / "setup.log")
         instance.start_seconds = time.monotonic() - started
         yield instance
     finally:
         instance.stop()
 
 
-def postgres_dsn(instance: LocalInstance, database: str = "postgres") -> str:
-    """libpq keyword/value DSN of the instance: its socket, its superuser, no password."""
+def postgres_dsn(instance: LocalInstance, database: str = "postgres",
+                 user: str = PG_SUPERUSER) -> str:
+    """libpq keyword/value DSN of the instance: its socket, a role, no password."""
     host = str(instance.socket).replace("\\", "\\\\").replace("'", "\\'")
-    return f"host='{host}' port={PG_PORT} user={PG_SUPERUSER} dbname={database}"
+    return f"host='{host}' port={PG_PORT} user={user} dbname={database}"
 
 
 @contextmanager
@@ -316,8 +363,10 @@ def mariadb_instance(directory: Path) -> Iterator[LocalInstance]:
     user = _user_name(os.geteuid())
     log_path = directory / "server.log"
     (directory / "tmp").mkdir(mode=0o700)
+    (directory / "files").mkdir(mode=0o700)  # the only place LOAD_FILE / INTO OUTFILE reach
     # Native AIO contexts are a host-wide quota (fs.aio-max-nr); a drill needs none.
-    _run([install_db, "--no-defaults", f"--datadir={directory / 'data'}", f"--user={user}",
+    _run([*without_capabilities([install_db]), "--no-defaults",
+          f"--datadir={directory / 'data'}", f"--user={user}",
           "--auth-root-authentication-method=normal", "--skip-test-db",
           "--innodb-use-native-aio=0"],
          "mariadb-install-db for the drill's MariaDB instance", directory, log_path)
@@ -325,7 +374,8 @@ def mariadb_instance(directory: Path) -> Iterator[LocalInstance]:
                              _version([mariadbd, "--version"]), None, user)
     with log_path.open("ab") as handle:
         instance.process = subprocess.Popen(
-            [mariadbd, "--no-defaults", f"--datadir={directory / 'data'}",
+            [*without_capabilities([mariadbd]), "--no-defaults",
+             f"--datadir={directory / 'data'}", f"--secure-file-priv={directory / 'files'}",
              f"--socket={socket_path}", "--skip-networking", f"--user={user}",
              f"--pid-file={directory / 'mariadbd.pid'}", f"--tmpdir={directory / 'tmp'}",
              f"--log-error={log_path}", "--skip-name-resolve", "--skip-log-bin",

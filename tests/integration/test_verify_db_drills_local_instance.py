@@ -44,7 +44,8 @@ PG_COUNTS = {"public.permits": 2000, "public.inspections": 500, "public.archive"
 @pytest.fixture
 def service_state_dir(workspace: Workspace) -> Iterator[Path]:
     """A state_dir owned by a non-root user (`postgres` when the tests run as root), in a
-    short path under /tmp that user can reach (pytest's tmp dirs are root-only)."""
+    short path under /tmp that user can reach (pytest's tmp dirs are root-only and, under
+    xdist, too long for a unix socket path inside them)."""
     state = Path(tempfile.mkdtemp(prefix="drb-st-"))
     if os.geteuid() == 0:
         shutil.chown(state, "postgres", "postgres")
@@ -158,7 +159,10 @@ def test_postgres_local_instance_drills_pass_fail_clean_up_and_survive_a_kill(
         common = {"dsn": postgres_server.dsn(database), "password_file": str(password),
                   "drill_target": "local-instance"}
         workspace.add_source("planning", "permits", "postgres", **common, **{"assert": [
-            "SELECT count(*) = 2000 FROM permits", "SELECT count(*) = 500 FROM inspections"]})
+            "SELECT count(*) = 2000 FROM permits", "SELECT count(*) = 500 FROM inspections",
+            # The instance has no TCP listener, and the dump's SQL does not run as superuser.
+            "SELECT current_setting('listen_addresses') = ''",
+            "SELECT NOT rolsuper FROM pg_roles WHERE rolname = current_user"]})
         workspace.add_source("planning", "slow", "postgres", **common,
                              **{"assert": ["SELECT count(*) > 5000 FROM permits"]})
         workspace.add_source("planning", "dumps", "dumpdir", path=str(folder), settle="0s",
@@ -222,7 +226,7 @@ def test_postgres_local_instance_drills_pass_fail_clean_up_and_survive_a_kill(
 
 
 def test_mariadb_local_instance_drills_pass_fail_clean_up_and_survive_a_kill(
-        workspace: Workspace, mariadb_server: MariaDBServer) -> None:
+        workspace: Workspace, service_state_dir: Path, mariadb_server: MariaDBServer) -> None:
     database = mariadb_server.create_database("licences")
     try:
         mariadb_server.sql("CREATE TABLE licences (id INT PRIMARY KEY, holder TEXT); "
@@ -233,8 +237,11 @@ def test_mariadb_local_instance_drills_pass_fail_clean_up_and_survive_a_kill(
         common = {"database": database, "host": "127.0.0.1", "port": mariadb_server.port,
                   "user": DB_TEST_USER, "password_file": str(password),
                   "drill_target": "local-instance"}
-        workspace.add_source("planning", "licences", "mysql", **common,
-                             **{"assert": ["SELECT COUNT(*) = 3 FROM licences"]})
+        workspace.add_source("planning", "licences", "mysql", **common, **{"assert": [
+            "SELECT COUNT(*) = 3 FROM licences",
+            # No TCP listener; file access confined to the instance's own directory.
+            "SELECT @@skip_networking = 1 AND @@port = 0",
+            f"SELECT @@secure_file_priv LIKE '{service_state_dir}/scratch/drill-%-db/files/'"]})
         workspace.add_source("planning", "slow", "mysql", **common,
                              **{"assert": ["SELECT COUNT(*) = 4 FROM licences"]})
         workspace.cli("repo", "init", check=True)
@@ -254,7 +261,7 @@ def test_mariadb_local_instance_drills_pass_fail_clean_up_and_survive_a_kill(
         assert any("assertion failed: SELECT COUNT(*) = 4 FROM licences returned 0" in r
                    for r in bad["reasons"]), bad
         assert _my_drill_databases(mariadb_server) == []
-        _nothing_left(workspace.state_dir)
+        _nothing_left(service_state_dir)
         assert mariadb_server.password not in Path(good["report"]).read_text()
 
         workspace.agency("planning")["sources"][1]["assert"] = ["SELECT SLEEP(120) = 0"]
@@ -267,7 +274,7 @@ def test_mariadb_local_instance_drills_pass_fail_clean_up_and_survive_a_kill(
         assert code == 0, outcome
         assert _gone(pids)
         assert not directory.exists()
-        _nothing_left(workspace.state_dir)
+        _nothing_left(service_state_dir)
     finally:
         mariadb_server.drop_database(database)
 
