@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drbackup.config.models import LOCAL_INSTANCE, Config
 from drbackup.errors import ConfigError, DrBackupError, ExitCode
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,26 @@ def mariadb_programs() -> tuple[str, str, str]:
                 "drill_target = \"same-server\"")
         found.append(path)
     return found[0], found[1], found[2]
+
+
+def missing_server_programs(config: Config) -> list[tuple[str, str]]:
+    """(key path, one-line problem) for each source whose `drill_target = "local-instance"`
+    cannot start its server on this host (package missing); `drbackup config check` reports
+    them. Who runs PostgreSQL (root) is decided at drill time, by who runs drbackup then."""
+    problems = []
+    for index, agency in enumerate(config.agencies):
+        for number, source in enumerate(agency.sources):
+            if getattr(source, "drill_target", None) != LOCAL_INSTANCE:
+                continue
+            try:
+                if source.kind == "mysql":
+                    mariadb_programs()
+                else:
+                    postgres_bin_dir()
+            except ConfigError as exc:
+                problems.append((f"agencies[{index}].sources[{number}].drill_target",
+                                 exc.one_line()))
+    return problems
 
 
 def _server_env() -> dict[str, str]:

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from drbackup.cli.context import CliContext
-from drbackup.config import ConfigInvalid, load_config, resolve_config_path
+from drbackup.config import ConfigInvalid, ConfigProblem, load_config, resolve_config_path
 from drbackup.config.example import render_example
 from drbackup.errors import ExitCode
 
@@ -29,6 +29,12 @@ def check_config(ctx: CliContext) -> int:
     path = resolve_config_path(ctx.args.config)
     try:
         config = load_config(path, check_files=not ctx.args.offline)
+        if not ctx.args.offline:
+            # Host checks: what the config asks of this machine (server packages for drills).
+            from drbackup.verify.instance import missing_server_programs
+            missing = missing_server_programs(config)
+            if missing:
+                raise ConfigInvalid(path, [ConfigProblem(k, m) for k, m in missing])
     except ConfigInvalid as exc:
         problems = [str(p) for p in exc.problems]
         if ctx.out.json_mode:

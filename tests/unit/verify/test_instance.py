@@ -132,3 +132,27 @@ def test_leftover_processes_naming_a_stale_directory_are_stopped(tmp_path: Path)
             process.kill()
             process.wait()
     assert os.path.isdir(directory)
+
+
+def test_config_check_names_the_source_whose_server_package_is_missing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from drbackup.config.models import Config
+    from drbackup.verify.instance import missing_server_programs
+
+    config = Config.model_validate({"agencies": [{
+        "id": "planning", "password_file": "/etc/drbackup/planning.password", "sources": [
+            {"id": "files", "kind": "directory", "paths": ["/srv"]},
+            {"id": "permits", "kind": "postgres", "dsn": "dbname=p",
+             "drill_target": "local-instance"},
+            {"id": "plain", "kind": "postgres", "dsn": "dbname=p"},
+            {"id": "licences", "kind": "mysql", "database": "l",
+             "drill_target": "local-instance"}]}]})
+    monkeypatch.setattr(instance, "PG_LIB", tmp_path / "none")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(instance, "_EXTRA_BIN_DIRS", ())
+    problems = missing_server_programs(config)
+    assert [key for key, _ in problems] == ["agencies[0].sources[1].drill_target",
+                                            "agencies[0].sources[3].drill_target"]
+    assert "postgresql package" in problems[0][1] and "mariadb-server" in problems[1][1]
+    monkeypatch.undo()
+    assert missing_server_programs(config) == []  # both installed on the test machine
