@@ -91,7 +91,7 @@ _TOC_TABLE = re.compile(r"^\d+;\s+\d+\s+\d+\s+TABLE\s+(?!DATA\s)(\S+)\s+(\S+)\s"
 _SQL_TABLE = re.compile(r"^CREATE TABLE (?:IF NOT EXISTS )?([^\s(]+)", re.MULTILINE)
 _SQL_ROLE = re.compile(
     r'^(?:ALTER .* OWNER TO|GRANT .* TO|REVOKE .* FROM) ("(?:[^"]|"")+"|\w+);$')
-# A local instance lacks the source server's roles: objects are restored owned by its superuser.
+# A local instance lacks the source server's roles: objects belong to the restore role.
 _PG_INSTANCE_RESTORE_ARGS = ("--no-owner", "--no-privileges")
 DbSource = PostgresSource | MysqlSource | SqliteSource | DumpdirSource
 _TRUE = {"t", "true", "1", "yes", "on"}

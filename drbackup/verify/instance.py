@@ -69,7 +69,7 @@ _EXTRA_BIN_DIRS = ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin")
 class InstanceError(DrBackupError):
     """The drill's local server cannot be set up or started (not a verdict on the dump)."""
 
-    exit_code = ExitCode.DUMP_FAILED
+    exit_code = ExitCode.VERIFY_FAILED
 
 
 @dataclass

@@ -155,6 +155,14 @@ def test_postgres_local_instance_drills_pass_fail_clean_up_and_survive_a_kill(
             env=postgres_server.env(), capture_output=True, check=True).stdout
         assert b"OWNER TO postgres;" in plain
         (folder / "permits.sql").write_bytes(plain)
+        # A truncated custom-format dump in another folder: it does not restore.
+        cut_folder = tmp_path / "cut"
+        cut_folder.mkdir()
+        full = subprocess.run(
+            ["pg_dump", "--format=custom", "--compress=0",
+             f"--dbname={postgres_server.dsn(database)}"],
+            env=postgres_server.env(), capture_output=True, check=True).stdout
+        (cut_folder / "permits.pgdump").write_bytes(full[: len(full) * 2 // 3])
         workspace.add_agency("planning")
         common = {"dsn": postgres_server.dsn(database), "password_file": str(password),
                   "drill_target": "local-instance"}
@@ -168,13 +176,15 @@ def test_postgres_local_instance_drills_pass_fail_clean_up_and_survive_a_kill(
         workspace.add_source("planning", "dumps", "dumpdir", path=str(folder), settle="0s",
                              drill_target="local-instance",
                              **{"assert": ["SELECT count(*) = 2000 FROM permits"]})
+        workspace.add_source("planning", "cut", "dumpdir", path=str(cut_folder), settle="0s",
+                             drill_target="local-instance")
         workspace.cli("repo", "init", check=True)
         workspace.cli("backup", "--agency", "planning", check=True)
         assert _pg_drill_databases(postgres_server) == []
 
         code, outcome = _verify(workspace)
         assert code == ExitCode.VERIFY_FAILED, outcome
-        good, bad, dumps = outcome["drills"]
+        good, bad, dumps, cut = outcome["drills"]
         assert good["verdict"] == "pass", good
         assert {t["table"]: t["rows"] for t in good["tables"]} == PG_COUNTS
         report = _report(good)
@@ -193,16 +203,19 @@ def test_postgres_local_instance_drills_pass_fail_clean_up_and_survive_a_kill(
         # The plain dump restored with its owners' roles created in the instance.
         assert dumps["verdict"] == "pass", dumps
         assert {t["table"]: t["rows"] for t in dumps["tables"]} == PG_COUNTS
+        # A dump that does not restore fails with pg_restore's words.
+        assert cut["verdict"] == "fail"
+        assert any("permits.pgdump: the dump does not restore" in r for r in cut["reasons"]), cut
         # Nothing on the source's server, nothing left on disk or running.
         assert _pg_drill_databases(postgres_server) == []
         _nothing_left(service_state_dir)
-        for drill in (good, bad, dumps):
+        for drill in (good, bad, dumps, cut):
             assert postgres_server.password not in Path(drill["report"]).read_text()
         # The run details say where the drill restored.
         with sqlite3.connect(service_state_dir / "state.db") as db:
             rows = [json.loads(r[0]) for r in db.execute(
                 "SELECT details FROM runs WHERE job = 'drill' ORDER BY id")]
-        assert [d["drill_target"] for d in rows] == ["local-instance"] * 3
+        assert [d["drill_target"] for d in rows] == ["local-instance"] * 4
         assert {d["drill_instance"]["engine"] for d in rows} == {"postgresql"}
         assert postgres_server.password not in json.dumps(rows)
 
