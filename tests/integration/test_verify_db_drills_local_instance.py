@@ -125,6 +125,9 @@ def _kill_mid_drill(workspace: Workspace, socket_name: str, secret: str,
         environ = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
         assert secret not in environ
         assert "PGPASSFILE" not in environ and "PGPASSWORD" not in environ
+    for log in directory.glob("*.log"):  # nor its logs
+        assert secret not in log.read_text(errors="replace")
+    assert list(directory.glob("*.log")), "the instance writes its log in its directory"
     return directory, pids
 
 
