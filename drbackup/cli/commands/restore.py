@@ -15,10 +15,10 @@ from drbackup.jobs.restore import (
     check_in_place,
     check_patterns,
     check_restore_target,
-    list_snapshots,
     parse_at,
     pick_snapshot,
     restore_snapshot,
+    source_snapshots,
 )
 
 ROOT = Path("/")
@@ -96,7 +96,6 @@ def _target(ctx: CliContext) -> Path | None:
 def restore_now(ctx: CliContext) -> int:
     args = ctx.args
     agency = ctx.config.agency(args.agency)
-    agency.source(args.source)  # an unknown source is an error before any network call
     store_name = _store_name(ctx)
     chosen_target = _target(ctx)
     at = parse_at(args.at) if args.at else None
@@ -109,7 +108,7 @@ def restore_now(ctx: CliContext) -> int:
     if chosen_target is not None and not args.dry_run:
         # Refused before any store is contacted and before "restoring ..." is printed.
         check_restore_target(chosen_target, overwrite=overwrite)
-    snapshots = list_snapshots(ctx.runtime, agency, args.source, store_name=store_name)
+    snapshots = source_snapshots(ctx.runtime, agency, args.source, store_name=store_name)
     snapshot = pick_snapshot(snapshots, args.snapshot, at=at)
     target = chosen_target or (
         Path.cwd() / f"drbackup-restore-{agency.id}-{args.source}-{snapshot.short_id}")
