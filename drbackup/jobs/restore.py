@@ -31,6 +31,24 @@ def list_snapshots(rt: Runtime, agency: AgencyConfig, source_id: str | None = No
                                 fresh=fresh)
 
 
+def source_snapshots(rt: Runtime, agency: AgencyConfig, source_id: str, *,
+                     store_name: str | None = None) -> list[Snapshot]:
+    """The snapshots of one source, oldest first. A source that is not in the config is still
+    found by its snapshots' tag: a database source on a host opened from a recovery kit (whose
+    config carries directory sources only), or a source removed from the config since.
+
+    Raises NotFoundError when the config does not know the source and no snapshot carries it."""
+    snapshots = list_snapshots(rt, agency, source_id, store_name=store_name)
+    if not snapshots and all(s.id != source_id for s in agency.sources):
+        known = ", ".join(s.id for s in agency.sources) or "none"
+        raise NotFoundError(
+            f"agency {agency.id!r} has no source {source_id!r}: not in the config and no "
+            f"snapshot in store {store_name or agency.store!r} carries it",
+            f"sources in the config: {known}; 'drbackup snapshots --agency {agency.id}' lists "
+            "every source that has snapshots")
+    return snapshots
+
+
 def parse_at(text: str) -> datetime:
     """A point in time for --at: ISO-like "2026-11-20 14:00[:ss]" in local time, with an optional
     zone: an offset ("+08:00", "Z") or a trailing zone name ("UTC", "Asia/Shanghai").

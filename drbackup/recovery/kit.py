@@ -118,6 +118,7 @@ def document_lines(recipient: Recipient, payload_summary: list[str], name: str,
         "  4. export DRBACKUP_CONFIG=DIR/drbackup.toml",
         "  5. drbackup snapshots --agency AGENCY",
         "  6. drbackup restore --agency AGENCY --source SOURCE --target /srv/restore",
+        "     (a database source gives its dump file: load it with pg_restore or mariadb)",
         "",
     ]
 

@@ -170,7 +170,9 @@ def test_dry_run_writes_nothing_and_targets_need_consent(
              ExitCode.TARGET_REFUSED, "contains '..'")]:
         assert main(["--config", str(ws.config_path), "restore", "--agency", "planning",
                      "--source", "docs", "--no-progress", *args]) == code, args
-        assert text in capsys.readouterr().err, args
+        refused = capsys.readouterr()
+        assert text in refused.err, args
+        assert "restoring snapshot" not in refused.out, args  # refused before it starts
     assert sorted(p.name for p in busy.iterdir()) == ["precious.txt"]
     assert not (tmp_path / "x").exists()
     code, _, _ = _restore(ws, "--target", str(busy), "--overwrite")

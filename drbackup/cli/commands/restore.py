@@ -13,10 +13,12 @@ from drbackup.cli.progress import ProgressPrinter
 from drbackup.errors import DrBackupError, ExitCode, NotFoundError, TargetRefusedError
 from drbackup.jobs.restore import (
     check_in_place,
-    list_snapshots,
+    check_patterns,
+    check_restore_target,
     parse_at,
     pick_snapshot,
     restore_snapshot,
+    source_snapshots,
 )
 
 ROOT = Path("/")
@@ -94,18 +96,24 @@ def _target(ctx: CliContext) -> Path | None:
 def restore_now(ctx: CliContext) -> int:
     args = ctx.args
     agency = ctx.config.agency(args.agency)
-    agency.source(args.source)  # an unknown source is an error before any network call
     store_name = _store_name(ctx)
     chosen_target = _target(ctx)
     at = parse_at(args.at) if args.at else None
     if at is not None and args.snapshot != "latest":
         raise DrBackupError("--at and --snapshot exclude each other", "give one of them",
                             exit_code=ExitCode.USAGE)
-    snapshots = list_snapshots(ctx.runtime, agency, args.source, store_name=store_name)
+    includes, overwrite = tuple(args.include), args.overwrite or args.in_place
+    check_patterns(includes, "include")
+    check_patterns(tuple(args.exclude), "exclude")
+    if chosen_target is not None and not args.dry_run:
+        # Refused before any store is contacted and before "restoring ..." is printed.
+        check_restore_target(chosen_target, overwrite=overwrite)
+    snapshots = source_snapshots(ctx.runtime, agency, args.source, store_name=store_name)
     snapshot = pick_snapshot(snapshots, args.snapshot, at=at)
     target = chosen_target or (
         Path.cwd() / f"drbackup-restore-{agency.id}-{args.source}-{snapshot.short_id}")
-    includes = tuple(args.include)
+    if chosen_target is None and not args.dry_run:
+        check_restore_target(target, overwrite=overwrite)
     if args.in_place:
         check_in_place(snapshot, includes)
     store = store_name or agency.store
@@ -122,7 +130,7 @@ def restore_now(ctx: CliContext) -> int:
                      f"{agency.id}/{args.source} from store {store} into {target}")
     outcome = restore_snapshot(
         ctx.runtime, agency, snapshot, target, includes=includes,
-        excludes=tuple(args.exclude), overwrite=args.overwrite or args.in_place,
+        excludes=tuple(args.exclude), overwrite=overwrite,
         dry_run=args.dry_run, store_name=store_name,
         on_progress=progress.update if progress else None,
         limit_download_kib=args.limit_download)
