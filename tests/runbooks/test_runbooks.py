@@ -299,6 +299,11 @@ def test_full_recovery_on_a_fresh_host_is_byte_identical(sandbox: Sandbox) -> No
     target, output = _run(sandbox, "full-recovery-from-kit.md")
     assert manifest(target / sandbox.data.relative_to("/")) == manifest(sandbox.data)
     assert sandbox.workspace.passwords[AGENCY] not in output
+    # The database source is not in the kit's config; its dump file comes back all the same.
+    with sqlite3.connect(Path(f"{target}-db") / "permits.sqlite") as connection:
+        rows = connection.execute("SELECT count(*), max(holder) FROM permits").fetchone()
+    connection.close()
+    assert rows == (500, "holder 99")
 
 
 def test_full_recovery_from_the_printed_kit_alone_is_byte_identical(sandbox: Sandbox) -> None:
