@@ -7,6 +7,8 @@ import itertools
 import json
 import os
 import re
+import signal
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +19,9 @@ from drbackup.config import load_config
 from drbackup.errors import ExitCode
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.tags import snapshot_tags
+from tests.support.dbcheck import wait_until
 from tests.support.servers import MotoServer
+from tests.support.trees import manifest
 from tests.support.workspace import Workspace
 
 INSTANTS = [datetime(2026, 11, 20, 10, 0, tzinfo=UTC), datetime(2026, 11, 20, 13, 0, tzinfo=UTC),
@@ -222,7 +226,8 @@ def _check_plain_progress(stderr: str) -> int:
 
 def test_progress_lines_and_json_lines(workspace: Workspace, tmp_path: Path) -> None:
     """16 MiB read at 2 MiB/s (restic --limit-download) lasts ~8 s: long enough for several
-    status messages (every 2 s) without a big data set; the 500 MB run is marked slow."""
+    status messages (every 2 s) without a big data set, and to interrupt one; the 500 MB run
+    is marked slow."""
     data = _progress_workspace(workspace, tmp_path, 16 << 20)
     plain = workspace.cli("restore", "--agency", "planning", "--source", "docs", "--target",
                           str(tmp_path / "plain"), "--limit-download", "2048", check=True)
@@ -244,6 +249,28 @@ def test_progress_lines_and_json_lines(workspace: Workspace, tmp_path: Path) -> 
     assert len(summary["snapshot_id"]) == 64
     restored = tmp_path / "json" / data.relative_to("/") / "big.bin"
     assert restored.read_bytes() == (data / "big.bin").read_bytes()
+
+    # Ctrl-C midway (SIGINT to the whole foreground group, restic included): the partial target
+    # is named with the way to finish, and finishing it gives the same bytes.
+    target = tmp_path / "interrupted"
+    restore = [*workspace.cli_argv(), "restore", "--agency", "planning", "--source", "docs",
+               "--target", str(target), "--no-progress"]
+    running = subprocess.Popen([*restore, "--limit-download", "2048"], env=workspace.env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        wait_until(lambda: (target / data.relative_to("/")).is_dir(), what="the restore to start")
+        os.killpg(running.pid, signal.SIGINT)
+        _, stderr = running.communicate(timeout=60)
+    finally:
+        running.kill()
+    assert running.returncode == ExitCode.INTERRUPTED, stderr
+    assert f"{target} holds a partial restore; run the same command with --overwrite" in stderr
+    assert workspace.cli(*restore[len(workspace.cli_argv()):]).returncode == \
+        ExitCode.TARGET_REFUSED
+    finished = workspace.cli(*restore[len(workspace.cli_argv()):], "--overwrite", check=True)
+    assert "0 error(s)" in finished.stdout
+    assert manifest(target / data.relative_to("/")) == manifest(data)
 
 
 @pytest.mark.slow

@@ -93,6 +93,23 @@ def _target(ctx: CliContext) -> Path | None:
     return target
 
 
+def _note_partial(target: Path, *, in_place: bool) -> None:
+    """After a failed or interrupted restore, say what is left in the target and how to finish:
+    the next attempt would otherwise be refused for a non-empty target."""
+    try:
+        if not target.is_dir() or not any(target.iterdir()):
+            return
+    except OSError:
+        return
+    if in_place:
+        advice = "run the same command again to finish it"
+    else:
+        advice = ("run the same command with --overwrite to finish it (restic keeps the files "
+                  "already restored), or delete the directory")
+    print(f"drbackup: the restore did not finish: {target} holds a partial restore; {advice}",
+          file=sys.stderr, flush=True)
+
+
 def restore_now(ctx: CliContext) -> int:
     args = ctx.args
     agency = ctx.config.agency(args.agency)
@@ -128,12 +145,19 @@ def restore_now(ctx: CliContext) -> int:
         ctx.out.line(f"{'dry run: ' if args.dry_run else ''}restoring snapshot {snapshot.id} "
                      f"({snapshot.time.astimezone():%Y-%m-%d %H:%M:%S %Z}) of "
                      f"{agency.id}/{args.source} from store {store} into {target}")
-    outcome = restore_snapshot(
-        ctx.runtime, agency, snapshot, target, includes=includes,
-        excludes=tuple(args.exclude), overwrite=overwrite,
-        dry_run=args.dry_run, store_name=store_name,
-        on_progress=progress.update if progress else None,
-        limit_download_kib=args.limit_download)
+    try:
+        outcome = restore_snapshot(
+            ctx.runtime, agency, snapshot, target, includes=includes,
+            excludes=tuple(args.exclude), overwrite=overwrite,
+            dry_run=args.dry_run, store_name=store_name,
+            on_progress=progress.update if progress else None,
+            limit_download_kib=args.limit_download)
+    except (DrBackupError, KeyboardInterrupt):
+        if progress:
+            progress.finish()
+        if not args.dry_run:
+            _note_partial(target, in_place=args.in_place)
+        raise
     if progress:
         progress.finish()
     s = outcome.summary
@@ -150,7 +174,8 @@ def restore_now(ctx: CliContext) -> int:
         ctx.out.line(f"would restore {files} files/dirs, {human_bytes(size)} from snapshot "
                      f"{snapshot.short_id}; nothing was written")
     else:
-        ctx.out.line(f"restored {files} files/dirs, {human_bytes(size)} from snapshot "
+        kept = f", {s.files_skipped} already in place" if s.files_skipped else ""
+        ctx.out.line(f"restored {files} files/dirs{kept}, {human_bytes(size)} from snapshot "
                      f"{snapshot.short_id} into {target} in {outcome.seconds:.1f}s, "
                      f"{len(s.errors)} error(s)")
     for error in s.errors[:20]:
