@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -283,3 +284,56 @@ def test_progress_during_a_500_mb_restore(workspace: Workspace, s3_server: MotoS
     plain = workspace.cli("restore", "--agency", "planning", "--source", "docs", "--target",
                           str(tmp_path / "plain"), "--limit-download", "32768", check=True)
     assert _check_plain_progress(plain.stderr) >= 3
+
+
+def test_all_sources_restores_each_source_into_its_own_directory(workspace: Workspace,
+                                                                tmp_path: Path) -> None:
+    """--all-sources: every source with a snapshot comes back whole (a database source as its
+    dump file, a source no longer in the config by its snapshots' tag); a configured source
+    without a snapshot is named and makes the exit code non-zero; nothing starts while any
+    target is refused."""
+    docs, notes = tmp_path / "docs", tmp_path / "notes"
+    for folder, count in ((docs, 5), (notes, 3)):
+        (folder / "sub").mkdir(parents=True)
+        for index in range(count):
+            (folder / "sub" / f"{folder.name}-{index}.txt").write_bytes(os.urandom(2000 + index))
+    database = tmp_path / "permits.sqlite"
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE permits (id INTEGER PRIMARY KEY, holder TEXT)")
+        connection.executemany("INSERT INTO permits (holder) VALUES (?)",
+                               [(f"holder {i}",) for i in range(50)])
+    connection.close()
+    workspace.add_agency("planning")
+    workspace.add_directory_source("planning", "docs", [docs])
+    workspace.add_directory_source("planning", "notes", [notes])
+    workspace.add_source("planning", "permits-db", "sqlite", path=str(database))
+    workspace.cli("repo", "init", check=True)
+    workspace.cli("backup", "--agency", "planning", "--no-progress", check=True)
+    sources = workspace.agency("planning")["sources"]
+    sources[:] = [s for s in sources if s["id"] != "notes"]  # gone from the config since
+    workspace.add_directory_source("planning", "never", [tmp_path / "never"])
+
+    target = tmp_path / "all"
+    (target / "docs").mkdir(parents=True)
+    (target / "docs" / "busy.txt").write_text("x")
+    refused = workspace.cli("restore", "--agency", "planning", "--all-sources", "--target",
+                            str(target))
+    assert refused.returncode == ExitCode.TARGET_REFUSED, refused.stderr
+    assert sorted(p.name for p in target.iterdir()) == ["docs"]  # nothing else was started
+    (target / "docs" / "busy.txt").unlink()
+    usage = workspace.cli("restore", "--agency", "planning", "--all-sources", "--include", "x")
+    assert usage.returncode == ExitCode.USAGE and "applies to one source" in usage.stderr
+
+    result = workspace.cli("--json", "restore", "--agency", "planning", "--all-sources",
+                           "--target", str(target), "--no-progress")
+    assert result.returncode == ExitCode.NOT_FOUND, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["source"] for line in lines[:-1]] == ["docs", "permits-db", "notes"]
+    assert lines[-1] == {**lines[-1], "event": "total", "sources": 4, "restored": 3,
+                         "failed": [], "missing": ["never"]}
+    assert manifest(target / "docs" / docs.relative_to("/")) == manifest(docs)
+    assert manifest(target / "notes" / notes.relative_to("/")) == manifest(notes)
+    with sqlite3.connect(target / "permits-db" / "permits.sqlite") as connection:
+        assert connection.execute("SELECT count(*) FROM permits").fetchone() == (50,)
+    connection.close()
+    assert not (target / "never").exists()
