@@ -156,8 +156,10 @@ def restore_snapshot(rt: Runtime, agency: AgencyConfig, snapshot: Snapshot, targ
                      overwrite: bool = False, dry_run: bool = False,
                      store_name: str | None = None, trigger: str = "cli",
                      on_progress: ProgressCallback | None = None,
-                     limit_download_kib: int | None = None) -> RestoreOutcome:
-    """Restore a snapshot under target_dir (restic keeps the original absolute paths below it).
+                     limit_download_kib: int | None = None,
+                     verify: bool = False) -> RestoreOutcome:
+    """Restore a snapshot under target_dir (restic keeps the original absolute paths below it);
+    `verify` has restic read every restored file back and compare it with the snapshot.
 
     Raises TargetRefusedError for a non-empty target without overwrite, and engine errors.
     """
@@ -174,7 +176,8 @@ def restore_snapshot(rt: Runtime, agency: AgencyConfig, snapshot: Snapshot, targ
         summary = rt.restic.restore(rt.target(agency, name), snapshot.id, target_dir,
                                     includes=includes, excludes=excludes, dry_run=dry_run,
                                     on_progress=on_progress,
-                                    limit_download_kib=limit_download_kib)
+                                    limit_download_kib=limit_download_kib,
+                                    verify=verify and not dry_run)
     except DrBackupError as exc:
         rt.state.finish_run(run_id, "failed", error=exc.one_line())
         raise
@@ -186,7 +189,7 @@ def restore_snapshot(rt: Runtime, agency: AgencyConfig, snapshot: Snapshot, targ
                         error="; ".join(summary.errors[:5]) or None,
                         details={"snapshot_id": snapshot.id, "target": str(target_dir),
                                  "bytes": summary.bytes_restored, "seconds": seconds,
-                                 "dry_run": dry_run})
+                                 "dry_run": dry_run, "verified": verify and not dry_run})
     log.info("restore finished", extra={"agency": agency.id, "source": source_id,
                                         "job": "restore", "run_id": str(run_id)})
     return RestoreOutcome(snapshot, target_dir, summary, seconds, dry_run)

@@ -231,10 +231,11 @@ def test_progress_lines_and_json_lines(workspace: Workspace, tmp_path: Path) -> 
     is marked slow."""
     data = _progress_workspace(workspace, tmp_path, 16 << 20)
     plain = workspace.cli("restore", "--agency", "planning", "--source", "docs", "--target",
-                          str(tmp_path / "plain"), "--limit-download", "2048", check=True)
+                          str(tmp_path / "plain"), "--limit-download", "2048", "--verify",
+                          check=True)
     assert _check_plain_progress(plain.stderr) >= 2
     assert re.search(r"restored \d+ files/dirs, 16\.0 MiB from snapshot [0-9a-f]{8} .* in [\d.]+s, "
-                     r"0 error\(s\)", plain.stdout), plain.stdout
+                     r"0 error\(s\); content verified", plain.stdout), plain.stdout
 
     machine = workspace.cli("--json", "restore", "--agency", "planning", "--source", "docs",
                             "--target", str(tmp_path / "json"), "--limit-download", "3072",
@@ -246,6 +247,7 @@ def test_progress_lines_and_json_lines(workspace: Workspace, tmp_path: Path) -> 
     assert all(0 <= p["percent_done"] <= 1 and p["total_bytes"] >= 16 << 20 for p in progress)
     assert all("eta_seconds" in p and "files_done" in p for p in progress)
     assert summary["event"] == "summary" and summary["errors"] == []
+    assert summary["verified"] is False  # not asked for
     assert summary["bytes"] >= 16 << 20 and summary["seconds"] > 0
     assert len(summary["snapshot_id"]) == 64
     restored = tmp_path / "json" / data.relative_to("/") / "big.bin"

@@ -60,6 +60,9 @@ def register(commands: Any) -> None:
     parser.add_argument("--from-replica", metavar="STORE",
                         help="restore from this replica store (when the primary is gone); "
                              "the primary is not contacted")
+    parser.add_argument("--verify", action="store_true",
+                        help="read every restored file back and compare it with the snapshot "
+                             "(restic restore --verify; reads the restored data once more)")
     parser.add_argument("--limit-download", type=int, metavar="KIB_PER_S",
                         help="cap the read rate from the store (KiB/s)")
     parser.add_argument("--no-progress", action="store_true")
@@ -172,7 +175,7 @@ def _restore_one(ctx: CliContext, agency: AgencyConfig, source_id: str, snapshot
             ctx.runtime, agency, snapshot, target, includes=includes, excludes=excludes,
             overwrite=overwrite, dry_run=args.dry_run, store_name=store_name,
             on_progress=progress.update if progress else None,
-            limit_download_kib=args.limit_download)
+            limit_download_kib=args.limit_download, verify=args.verify)
     except (DrBackupError, KeyboardInterrupt):
         if progress:
             progress.finish()
@@ -189,9 +192,10 @@ def _restore_one(ctx: CliContext, agency: AgencyConfig, source_id: str, snapshot
                      f"{snapshot.short_id}; nothing was written")
     else:
         kept = f", {s.files_skipped} already in place" if s.files_skipped else ""
+        verified = "; content verified" if args.verify and not s.errors else ""
         ctx.out.line(f"restored {files} files/dirs{kept}, {human_bytes(size)} from snapshot "
                      f"{snapshot.short_id} into {target} in {outcome.seconds:.1f}s, "
-                     f"{len(s.errors)} error(s)")
+                     f"{len(s.errors)} error(s){verified}")
     for error in s.errors[:20]:
         ctx.out.line(f"  error: {error}")
     return {
@@ -199,7 +203,7 @@ def _restore_one(ctx: CliContext, agency: AgencyConfig, source_id: str, snapshot
         "snapshot_id": snapshot.id, "snapshot_time": snapshot.time.isoformat(),
         "target": str(target), "dry_run": outcome.dry_run, "files": files, "bytes": size,
         "files_skipped": s.files_skipped, "seconds": round(outcome.seconds, 3),
-        "errors": s.errors,
+        "errors": s.errors, "verified": bool(args.verify and not outcome.dry_run and not s.errors),
     }
 
 
