@@ -31,6 +31,24 @@ def list_snapshots(rt: Runtime, agency: AgencyConfig, source_id: str | None = No
                                 fresh=fresh)
 
 
+def source_snapshots(rt: Runtime, agency: AgencyConfig, source_id: str, *,
+                     store_name: str | None = None) -> list[Snapshot]:
+    """The snapshots of one source, oldest first. A source that is not in the config is still
+    found by its snapshots' tag: a database source on a host opened from a recovery kit (whose
+    config carries directory sources only), or a source removed from the config since.
+
+    Raises NotFoundError when the config does not know the source and no snapshot carries it."""
+    snapshots = list_snapshots(rt, agency, source_id, store_name=store_name)
+    if not snapshots and all(s.id != source_id for s in agency.sources):
+        known = ", ".join(s.id for s in agency.sources) or "none"
+        raise NotFoundError(
+            f"agency {agency.id!r} has no source {source_id!r}: not in the config and no "
+            f"snapshot in store {store_name or agency.store!r} carries it",
+            f"sources in the config: {known}; 'drbackup snapshots --agency {agency.id}' lists "
+            "every source that has snapshots")
+    return snapshots
+
+
 def parse_at(text: str) -> datetime:
     """A point in time for --at: ISO-like "2026-11-20 14:00[:ss]" in local time, with an optional
     zone: an offset ("+08:00", "Z") or a trailing zone name ("UTC", "Asia/Shanghai").
@@ -138,8 +156,10 @@ def restore_snapshot(rt: Runtime, agency: AgencyConfig, snapshot: Snapshot, targ
                      overwrite: bool = False, dry_run: bool = False,
                      store_name: str | None = None, trigger: str = "cli",
                      on_progress: ProgressCallback | None = None,
-                     limit_download_kib: int | None = None) -> RestoreOutcome:
-    """Restore a snapshot under target_dir (restic keeps the original absolute paths below it).
+                     limit_download_kib: int | None = None,
+                     verify: bool = False) -> RestoreOutcome:
+    """Restore a snapshot under target_dir (restic keeps the original absolute paths below it);
+    `verify` has restic read every restored file back and compare it with the snapshot.
 
     Raises TargetRefusedError for a non-empty target without overwrite, and engine errors.
     """
@@ -156,7 +176,8 @@ def restore_snapshot(rt: Runtime, agency: AgencyConfig, snapshot: Snapshot, targ
         summary = rt.restic.restore(rt.target(agency, name), snapshot.id, target_dir,
                                     includes=includes, excludes=excludes, dry_run=dry_run,
                                     on_progress=on_progress,
-                                    limit_download_kib=limit_download_kib)
+                                    limit_download_kib=limit_download_kib,
+                                    verify=verify and not dry_run)
     except DrBackupError as exc:
         rt.state.finish_run(run_id, "failed", error=exc.one_line())
         raise
@@ -168,7 +189,7 @@ def restore_snapshot(rt: Runtime, agency: AgencyConfig, snapshot: Snapshot, targ
                         error="; ".join(summary.errors[:5]) or None,
                         details={"snapshot_id": snapshot.id, "target": str(target_dir),
                                  "bytes": summary.bytes_restored, "seconds": seconds,
-                                 "dry_run": dry_run})
+                                 "dry_run": dry_run, "verified": verify and not dry_run})
     log.info("restore finished", extra={"agency": agency.id, "source": source_id,
                                         "job": "restore", "run_id": str(run_id)})
     return RestoreOutcome(snapshot, target_dir, summary, seconds, dry_run)

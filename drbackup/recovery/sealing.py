@@ -140,6 +140,14 @@ def _key_line(path: Path, prefix: str, what: str) -> bytes:
             if len(raw) == 32:
                 return raw
             break
+    if what == "identity" and RECIPIENT_PREFIX in text:
+        raise RecoveryKitError(f"{path} is the public recipient key, not the identity",
+                               "give --identity the private key file keygen wrote (the one "
+                               "without .pub, kept offline by the emergency team)")
+    if what == "recipient" and IDENTITY_PREFIX in text:
+        raise RecoveryKitError(f"{path} is the private identity key, not the recipient",
+                               "give --recipient the .pub file keygen wrote; the identity "
+                               "must stay offline, never on a drbackup host")
     raise RecoveryKitError(f"{path} is not a drbackup {what} file",
                            f"expected a line starting with {prefix}; "
                            "make one with 'drbackup recovery-kit keygen'")

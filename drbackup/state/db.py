@@ -220,8 +220,12 @@ class StateDB:
                   details: Mapping[str, Any] | None = None) -> None:
         """Close a run that an unexpected exception ended: Ctrl-C is an interruption,
         anything else a failure, with the exception named."""
-        result = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        self.finish_run(run_id, result, error=f"{exc.__class__.__name__}: {exc}", details=details)
+        if isinstance(exc, KeyboardInterrupt):
+            self.finish_run(run_id, "interrupted", error="interrupted (Ctrl-C or SIGINT)",
+                            details=details)
+            return
+        self.finish_run(run_id, "failed", error=f"{exc.__class__.__name__}: {exc}",
+                        details=details)
 
     def interrupt_unfinished_runs(self, reason: str = "drbackup stopped before the run ended"
                                   ) -> list[RunRecord]:

@@ -5,6 +5,7 @@ flipped byte fails with one clear line, a distinct exit code, and writes nothing
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -98,3 +99,51 @@ def test_bad_kits_fail_clearly_and_write_nothing(kit: tuple[Workspace, Path, Pat
         lines = stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0] and lines[0].startswith("drbackup: error:")
         assert os.listdir(parent) == []  # nothing written, no temp dir left behind
+
+
+def test_a_database_dump_restores_on_a_host_opened_from_the_kit(workspace: Workspace,
+                                                               tmp_path: Path) -> None:
+    """The kit's config carries directory sources only (a database source needs connection
+    settings of the new host), yet its dumps must come back: `restore` and `ls` find a source
+    by its snapshots' tag; a source nobody knows is still one clear error."""
+    database = tmp_path / "permits.sqlite"
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE permits (id INTEGER PRIMARY KEY, holder TEXT)")
+        connection.executemany("INSERT INTO permits (holder) VALUES (?)",
+                               [(f"holder {i}",) for i in range(300)])
+    connection.close()
+    workspace.add_agency("roads")
+    workspace.add_source("roads", "permits-db", "sqlite", path=str(database))
+    workspace.cli("repo", "init", check=True)
+    workspace.cli("backup", "--agency", "roads", check=True)
+    keys = tmp_path / "keys"
+    workspace.cli("recovery-kit", "keygen", "--out", str(keys / "identity"), check=True)
+    workspace.cli("recovery-kit", "create", "--recipient", str(keys / "identity.pub"),
+                  "--out", str(tmp_path / "kits"), check=True)
+    out = tmp_path / "opened"
+    workspace.cli("recovery-kit", "open", "--identity", str(keys / "identity"), "--kit",
+                  str(tmp_path / "kits" / "drbackup-recovery-kit-all.kit"), "--out", str(out),
+                  check=True)
+    assert "permits-db" not in (out / "drbackup.toml").read_text()
+    env = {**workspace.env(), "DRBACKUP_CONFIG": str(out / "drbackup.toml")}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "drbackup", *args], env=env,
+                              capture_output=True, text=True, check=False)
+
+    listed = cli("ls", "--agency", "roads", "--source", "permits-db")
+    assert listed.returncode == 0, listed.stderr
+    assert "/permits.sqlite" in listed.stdout
+    target = tmp_path / "restored"
+    restored = cli("restore", "--agency", "roads", "--source", "permits-db", "--target",
+                   str(target), "--no-progress")
+    assert restored.returncode == 0, restored.stderr
+    with sqlite3.connect(target / "permits.sqlite") as connection:
+        rows = connection.execute("SELECT count(*), max(holder) FROM permits").fetchone()
+    connection.close()
+    assert rows == (300, "holder 99")
+    unknown = cli("restore", "--agency", "roads", "--source", "permit-db", "--target",
+                  str(tmp_path / "nothing"))
+    assert unknown.returncode == ExitCode.NOT_FOUND
+    assert "has no source 'permit-db': not in the config and no snapshot" in unknown.stderr
+    assert not (tmp_path / "nothing").exists()

@@ -7,6 +7,9 @@ import itertools
 import json
 import os
 import re
+import signal
+import sqlite3
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +20,9 @@ from drbackup.config import load_config
 from drbackup.errors import ExitCode
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.tags import snapshot_tags
+from tests.support.dbcheck import wait_until
 from tests.support.servers import MotoServer
+from tests.support.trees import manifest
 from tests.support.workspace import Workspace
 
 INSTANTS = [datetime(2026, 11, 20, 10, 0, tzinfo=UTC), datetime(2026, 11, 20, 13, 0, tzinfo=UTC),
@@ -170,7 +175,9 @@ def test_dry_run_writes_nothing_and_targets_need_consent(
              ExitCode.TARGET_REFUSED, "contains '..'")]:
         assert main(["--config", str(ws.config_path), "restore", "--agency", "planning",
                      "--source", "docs", "--no-progress", *args]) == code, args
-        assert text in capsys.readouterr().err, args
+        refused = capsys.readouterr()
+        assert text in refused.err, args
+        assert "restoring snapshot" not in refused.out, args  # refused before it starts
     assert sorted(p.name for p in busy.iterdir()) == ["precious.txt"]
     assert not (tmp_path / "x").exists()
     code, _, _ = _restore(ws, "--target", str(busy), "--overwrite")
@@ -220,13 +227,15 @@ def _check_plain_progress(stderr: str) -> int:
 
 def test_progress_lines_and_json_lines(workspace: Workspace, tmp_path: Path) -> None:
     """16 MiB read at 2 MiB/s (restic --limit-download) lasts ~8 s: long enough for several
-    status messages (every 2 s) without a big data set; the 500 MB run is marked slow."""
+    status messages (every 2 s) without a big data set, and to interrupt one; the 500 MB run
+    is marked slow."""
     data = _progress_workspace(workspace, tmp_path, 16 << 20)
     plain = workspace.cli("restore", "--agency", "planning", "--source", "docs", "--target",
-                          str(tmp_path / "plain"), "--limit-download", "2048", check=True)
+                          str(tmp_path / "plain"), "--limit-download", "2048", "--verify",
+                          check=True)
     assert _check_plain_progress(plain.stderr) >= 2
     assert re.search(r"restored \d+ files/dirs, 16\.0 MiB from snapshot [0-9a-f]{8} .* in [\d.]+s, "
-                     r"0 error\(s\)", plain.stdout), plain.stdout
+                     r"0 error\(s\); content verified", plain.stdout), plain.stdout
 
     machine = workspace.cli("--json", "restore", "--agency", "planning", "--source", "docs",
                             "--target", str(tmp_path / "json"), "--limit-download", "3072",
@@ -238,10 +247,33 @@ def test_progress_lines_and_json_lines(workspace: Workspace, tmp_path: Path) -> 
     assert all(0 <= p["percent_done"] <= 1 and p["total_bytes"] >= 16 << 20 for p in progress)
     assert all("eta_seconds" in p and "files_done" in p for p in progress)
     assert summary["event"] == "summary" and summary["errors"] == []
+    assert summary["verified"] is False  # not asked for
     assert summary["bytes"] >= 16 << 20 and summary["seconds"] > 0
     assert len(summary["snapshot_id"]) == 64
     restored = tmp_path / "json" / data.relative_to("/") / "big.bin"
     assert restored.read_bytes() == (data / "big.bin").read_bytes()
+
+    # Ctrl-C midway (SIGINT to the whole foreground group, restic included): the partial target
+    # is named with the way to finish, and finishing it gives the same bytes.
+    target = tmp_path / "interrupted"
+    restore = [*workspace.cli_argv(), "restore", "--agency", "planning", "--source", "docs",
+               "--target", str(target), "--no-progress"]
+    running = subprocess.Popen([*restore, "--limit-download", "2048"], env=workspace.env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        wait_until(lambda: (target / data.relative_to("/")).is_dir(), what="the restore to start")
+        os.killpg(running.pid, signal.SIGINT)
+        _, stderr = running.communicate(timeout=60)
+    finally:
+        running.kill()
+    assert running.returncode == ExitCode.INTERRUPTED, stderr
+    assert f"{target} holds a partial restore; run the same command with --overwrite" in stderr
+    assert workspace.cli(*restore[len(workspace.cli_argv()):]).returncode == \
+        ExitCode.TARGET_REFUSED
+    finished = workspace.cli(*restore[len(workspace.cli_argv()):], "--overwrite", check=True)
+    assert "0 error(s)" in finished.stdout
+    assert manifest(target / data.relative_to("/")) == manifest(data)
 
 
 @pytest.mark.slow
@@ -254,3 +286,56 @@ def test_progress_during_a_500_mb_restore(workspace: Workspace, s3_server: MotoS
     plain = workspace.cli("restore", "--agency", "planning", "--source", "docs", "--target",
                           str(tmp_path / "plain"), "--limit-download", "32768", check=True)
     assert _check_plain_progress(plain.stderr) >= 3
+
+
+def test_all_sources_restores_each_source_into_its_own_directory(workspace: Workspace,
+                                                                tmp_path: Path) -> None:
+    """--all-sources: every source with a snapshot comes back whole (a database source as its
+    dump file, a source no longer in the config by its snapshots' tag); a configured source
+    without a snapshot is named and makes the exit code non-zero; nothing starts while any
+    target is refused."""
+    docs, notes = tmp_path / "docs", tmp_path / "notes"
+    for folder, count in ((docs, 5), (notes, 3)):
+        (folder / "sub").mkdir(parents=True)
+        for index in range(count):
+            (folder / "sub" / f"{folder.name}-{index}.txt").write_bytes(os.urandom(2000 + index))
+    database = tmp_path / "permits.sqlite"
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE permits (id INTEGER PRIMARY KEY, holder TEXT)")
+        connection.executemany("INSERT INTO permits (holder) VALUES (?)",
+                               [(f"holder {i}",) for i in range(50)])
+    connection.close()
+    workspace.add_agency("planning")
+    workspace.add_directory_source("planning", "docs", [docs])
+    workspace.add_directory_source("planning", "notes", [notes])
+    workspace.add_source("planning", "permits-db", "sqlite", path=str(database))
+    workspace.cli("repo", "init", check=True)
+    workspace.cli("backup", "--agency", "planning", "--no-progress", check=True)
+    sources = workspace.agency("planning")["sources"]
+    sources[:] = [s for s in sources if s["id"] != "notes"]  # gone from the config since
+    workspace.add_directory_source("planning", "never", [tmp_path / "never"])
+
+    target = tmp_path / "all"
+    (target / "docs").mkdir(parents=True)
+    (target / "docs" / "busy.txt").write_text("x")
+    refused = workspace.cli("restore", "--agency", "planning", "--all-sources", "--target",
+                            str(target))
+    assert refused.returncode == ExitCode.TARGET_REFUSED, refused.stderr
+    assert sorted(p.name for p in target.iterdir()) == ["docs"]  # nothing else was started
+    (target / "docs" / "busy.txt").unlink()
+    usage = workspace.cli("restore", "--agency", "planning", "--all-sources", "--include", "x")
+    assert usage.returncode == ExitCode.USAGE and "applies to one source" in usage.stderr
+
+    result = workspace.cli("--json", "restore", "--agency", "planning", "--all-sources",
+                           "--target", str(target), "--no-progress")
+    assert result.returncode == ExitCode.NOT_FOUND, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["source"] for line in lines[:-1]] == ["docs", "permits-db", "notes"]
+    assert lines[-1] == {**lines[-1], "event": "total", "sources": 4, "restored": 3,
+                         "failed": [], "missing": ["never"]}
+    assert manifest(target / "docs" / docs.relative_to("/")) == manifest(docs)
+    assert manifest(target / "notes" / notes.relative_to("/")) == manifest(notes)
+    with sqlite3.connect(target / "permits-db" / "permits.sqlite") as connection:
+        assert connection.execute("SELECT count(*) FROM permits").fetchone() == (50,)
+    connection.close()
+    assert not (target / "never").exists()

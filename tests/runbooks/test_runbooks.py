@@ -1,7 +1,7 @@
 """Runbooks are tested: their executable blocks run, in order, against a real repository in the
-real S3 server; the full-recovery runbook runs on a "fresh host" (new HOME, no config, no state,
-only the kit and the identity key) and must restore the agency's latest snapshot byte-identical.
-zh-CN and en must hold the same commands."""
+real S3 server; the full-recovery runbooks run on a "fresh host" (new HOME, no config, no state,
+only the identity key and the kit — the .kit file, or just the printout's scanned pages) and must
+restore the agency's latest snapshot byte-identical. zh-CN and en must hold the same commands."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from tests.runbooks.markdown import (
     relative,
     runbook_files,
 )
-from tests.support.servers import MotoServer
+from tests.support.servers import TEST_SECRET_KEY, MotoServer
 from tests.support.trees import make_mixed_tree, manifest
 from tests.support.workspace import Workspace
 
@@ -38,7 +38,8 @@ ALERTS = ["DrBackupRPOBreached", "DrBackupBackupsFailing", "DrBackupVerifyFailed
           "DrBackupStoreDown", "DrBackupWatcherOverflow", "DrBackupDaemonAbsent",
           "DrBackupDiskFilling"]
 REQUIRED = ["restore-files.md", "restore-database.md", "full-recovery-from-kit.md",
-            "primary-store-unreachable.md", "restore-drill-failed.md",
+            "full-recovery-from-printed-kit.md", "primary-store-unreachable.md",
+            "restore-drill-failed.md",
             "lost-repository-password.md", *[f"alerts/{name}.md" for name in ALERTS]]
 SECTIONS = {
     "en": ["## When to use it", "## Is this real?", "## Prerequisites", "## Steps",
@@ -47,7 +48,6 @@ SECTIONS = {
               "负责人：", "最后验证：20"],
 }
 AGENCY, SOURCE, REPLICA, DB_SOURCE = "planning", "documents", "offsite", "permits-db"
-FRESH_HOST = {"full-recovery-from-kit.md"}
 RULES_FILE = Path(__file__).resolve().parents[2] / "config" / "prometheus" / "drbackup-rules.yml"
 
 
@@ -121,6 +121,7 @@ class Sandbox:
     workspace: Workspace
     data: Path
     kit: Path
+    pdf: Path  # the same kit, printable: instructions, QR codes, armored text
     identity: Path
     password_file: Path
     counter: list[int] = field(default_factory=lambda: [0])
@@ -130,6 +131,21 @@ class Sandbox:
         path = self.root / f"{name}-{self.counter[0]}"
         path.mkdir()
         return path
+
+    def scans(self) -> Path:
+        """The printout's pages as a flatbed scanner gives them: every page of the PDF as a PNG
+        (those without a code too). Rendered on first use, so only the worker that runs the
+        printed-kit runbook pays for it."""
+        scans = self.root / "scans"
+        if not scans.is_dir():
+            for tool in ("pdftoppm", "zbarimg"):  # a failure, not a skip: CI must read paper
+                assert shutil.which(tool), f"{tool} is missing: scripts/setup.sh installs it"
+            rendering = self.root / "scans.tmp"
+            rendering.mkdir()
+            subprocess.run(["pdftoppm", "-r", "150", "-png", str(self.pdf),
+                            str(rendering / "page")], check=True, capture_output=True)
+            rendering.rename(scans)
+        return scans
 
 
 def _cli(ws: Workspace, *args: str) -> None:
@@ -167,8 +183,9 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory, s3_server: MotoServer,
     _cli(ws, "recovery-kit", "keygen", "--out", str(keys / "identity"))
     kits = root / "kits"
     _cli(ws, "recovery-kit", "create", "--recipient", str(keys / "identity.pub"),
-         "--include-s3-credentials", "--out", str(kits))
-    yield Sandbox(root, ws, data, kits / "drbackup-recovery-kit-all.kit", keys / "identity",
+         "--include-s3-credentials", "--pdf", "--out", str(kits))
+    yield Sandbox(root, ws, data, kits / "drbackup-recovery-kit-all.kit",
+                  kits / "drbackup-recovery-kit-all.pdf", keys / "identity",
                   Path(ws.agency(AGENCY)["password_file"]))
 
 
@@ -199,7 +216,28 @@ def _script(path: Path) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _run(sandbox: Sandbox, name: str, *, fresh_host: bool) -> tuple[Path, str]:
+def _bring_kit_file(sandbox: Sandbox, host: Path) -> dict[str, str]:
+    """The .kit file (from a USB stick, or downloaded from a store's _recovery-kit/)."""
+    shutil.copy(sandbox.kit, host / "kit.kit")
+    return {"KIT": str(host / "kit.kit")}
+
+
+def _bring_scanned_printout(sandbox: Sandbox, host: Path) -> dict[str, str]:
+    """Only the paper, scanned: page images; no .kit file, no PDF."""
+    shutil.copytree(sandbox.scans(), host / "scans")
+    return {"SCANS": str(host / "scans")}
+
+
+# Runbooks for a new machine, and what the emergency team brings to it besides the identity key.
+# They run with a new HOME and nothing of the sandbox's config, state or passwords.
+FRESH_HOST: dict[str, Callable[[Sandbox, Path], dict[str, str]]] = {
+    "full-recovery-from-kit.md": _bring_kit_file,
+    "full-recovery-from-printed-kit.md": _bring_scanned_printout,
+}
+
+
+def _run(sandbox: Sandbox, name: str) -> tuple[Path, str]:
+    """Run the runbook's executable blocks; on a fresh host if it is one of FRESH_HOST."""
     path = RUNBOOKS / "en" / name
     work = sandbox.fresh_dir("work")
     home = sandbox.fresh_dir("home")
@@ -211,11 +249,11 @@ def _run(sandbox: Sandbox, name: str, *, fresh_host: bool) -> tuple[Path, str]:
            "DB_SOURCE": DB_SOURCE, "NEW_DB": str(work / "permits-restored.sqlite")}
     if "TMPDIR" in os.environ:
         env["TMPDIR"] = os.environ["TMPDIR"]
-    if fresh_host:
-        # Only the kit and the identity key come to the new machine.
-        shutil.copy(sandbox.kit, work / "kit.kit")
+    bring = FRESH_HOST.get(name)
+    if bring is not None:
+        # Only the identity key and the kit (in whichever form) come to the new machine.
         shutil.copy(sandbox.identity, work / "identity")
-        env.update(KIT=str(work / "kit.kit"), IDENTITY=str(work / "identity"))
+        env.update(IDENTITY=str(work / "identity"), **bring(sandbox, work))
     else:
         env.update(KIT=str(sandbox.kit), IDENTITY=str(sandbox.identity),
                    DRBACKUP_CONFIG=str(sandbox.workspace.config_path),
@@ -238,7 +276,7 @@ def _executable_runbooks() -> list[str]:
 @pytest.mark.parametrize("name", [n for n in _executable_runbooks() if n not in FRESH_HOST
                                   and n != "lost-repository-password.md"])
 def test_runbook_steps_work(sandbox: Sandbox, name: str) -> None:
-    target, _ = _run(sandbox, name, fresh_host=False)
+    target, _ = _run(sandbox, name)
     if name in ("restore-files.md", "primary-store-unreachable.md"):
         assert manifest(target / sandbox.data.relative_to("/")) == manifest(sandbox.data)
     if name == "restore-database.md":
@@ -252,15 +290,36 @@ def test_runbook_steps_work(sandbox: Sandbox, name: str) -> None:
 def test_lost_password_runbook_puts_the_password_back(sandbox: Sandbox) -> None:
     original = sandbox.password_file.read_bytes()
     sandbox.password_file.unlink()
-    _run(sandbox, "lost-repository-password.md", fresh_host=False)
+    _run(sandbox, "lost-repository-password.md")
     assert sandbox.password_file.read_bytes() == original
     assert sandbox.password_file.stat().st_mode & 0o777 == 0o600
 
 
 def test_full_recovery_on_a_fresh_host_is_byte_identical(sandbox: Sandbox) -> None:
-    target, output = _run(sandbox, "full-recovery-from-kit.md", fresh_host=True)
+    target, output = _run(sandbox, "full-recovery-from-kit.md")
     assert manifest(target / sandbox.data.relative_to("/")) == manifest(sandbox.data)
     assert sandbox.workspace.passwords[AGENCY] not in output
+    # The database source is not in the kit's config; its dump file comes back all the same.
+    with sqlite3.connect(Path(f"{target}-db") / "permits.sqlite") as connection:
+        rows = connection.execute("SELECT count(*), max(holder) FROM permits").fetchone()
+    connection.close()
+    assert rows == (500, "holder 99")
+
+
+def test_full_recovery_from_the_printed_kit_alone_is_byte_identical(sandbox: Sandbox) -> None:
+    """Paper to bytes: the fresh host has the scanned pages and the identity key, nothing else."""
+    target, output = _run(sandbox, "full-recovery-from-printed-kit.md")
+    assert manifest(target / sandbox.data.relative_to("/")) == manifest(sandbox.data)
+    assert sandbox.workspace.passwords[AGENCY] not in output
+    assert TEST_SECRET_KEY not in output  # the kit carries the S3 keys too
+    # The kit spans several codes and the runbook's count showed each part once ...
+    counted = re.findall(r"^\s*1 (\d+)/(\d+)$", output, re.M)
+    total = int(counted[0][1])
+    assert total >= 2 and counted == [(str(i), str(total)) for i in range(1, total + 1)]
+    # ... and the scan went through the page without a code (zbarimg's exit 4, accepted).
+    first = min(sandbox.scans().iterdir())
+    assert subprocess.run(["zbarimg", "--raw", "-q", str(first)], capture_output=True,
+                          check=False).returncode == 4
 
 
 def test_blocks_parse() -> None:

@@ -9,7 +9,14 @@ from typing import Any
 from drbackup.cli.context import CliContext
 from drbackup.cli.output import human_bytes
 from drbackup.engine import FindHit
-from drbackup.jobs.restore import find_files, list_files, list_snapshots, parse_at, pick_snapshot
+from drbackup.jobs.restore import (
+    find_files,
+    list_files,
+    list_snapshots,
+    parse_at,
+    pick_snapshot,
+    source_snapshots,
+)
 
 
 def register(commands: Any) -> None:
@@ -34,8 +41,7 @@ def register(commands: Any) -> None:
 
 def list_now(ctx: CliContext) -> int:
     agency = ctx.config.agency(ctx.args.agency)
-    agency.source(ctx.args.source)
-    snapshots = list_snapshots(ctx.runtime, agency, ctx.args.source, store_name=ctx.args.store)
+    snapshots = source_snapshots(ctx.runtime, agency, ctx.args.source, store_name=ctx.args.store)
     at = parse_at(ctx.args.at) if ctx.args.at else None
     snapshot = pick_snapshot(snapshots, ctx.args.snapshot, at=at)
     nodes = list_files(ctx.runtime, agency, snapshot, tuple(ctx.args.path),
@@ -54,10 +60,10 @@ def list_now(ctx: CliContext) -> int:
 
 def find_now(ctx: CliContext) -> int:
     agency = ctx.config.agency(ctx.args.agency)
-    if ctx.args.source:
-        agency.source(ctx.args.source)
-    snapshots = {s.id: s for s in list_snapshots(ctx.runtime, agency, ctx.args.source,
-                                                 store_name=ctx.args.store)}
+    listed = (source_snapshots(ctx.runtime, agency, ctx.args.source, store_name=ctx.args.store)
+              if ctx.args.source else
+              list_snapshots(ctx.runtime, agency, store_name=ctx.args.store))
+    snapshots = {s.id: s for s in listed}
     hits = find_files(ctx.runtime, agency, tuple(ctx.args.pattern), source_id=ctx.args.source,
                       store_name=ctx.args.store, ignore_case=ctx.args.ignore_case)
     found = []

@@ -1,22 +1,29 @@
 """drbackup restore --agency A --source S [--snapshot ID|latest|--at TIME]
-(--target DIR | --in-place --yes) [--include P] [--exclude P] [--dry-run] [--from-replica R]"""
+(--target DIR | --in-place --yes) [--include P] [--exclude P] [--dry-run] [--from-replica R];
+drbackup restore --agency A --all-sources [--at TIME] [--target DIR] [--dry-run] ..."""
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from drbackup.cli.context import CliContext
 from drbackup.cli.output import human_bytes
 from drbackup.cli.progress import ProgressPrinter
+from drbackup.config.models import AgencyConfig
+from drbackup.engine import Snapshot
 from drbackup.errors import DrBackupError, ExitCode, NotFoundError, TargetRefusedError
 from drbackup.jobs.restore import (
     check_in_place,
+    check_patterns,
+    check_restore_target,
     list_snapshots,
     parse_at,
     pick_snapshot,
     restore_snapshot,
+    source_snapshots,
 )
 
 ROOT = Path("/")
@@ -26,7 +33,11 @@ def register(commands: Any) -> None:
     parser = commands.add_parser(
         "restore", help="restore a source's snapshot into a directory (or in place)")
     parser.add_argument("--agency", required=True)
-    parser.add_argument("--source", required=True)
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--source", help="the source to restore")
+    which.add_argument("--all-sources", action="store_true",
+                       help="restore every source of the agency (those in the config and those "
+                            "its snapshots name), each whole, into TARGET/<source id>")
     parser.add_argument("--snapshot", default="latest", help="snapshot id or 'latest'")
     parser.add_argument("--at", metavar="TIME",
                         help='newest snapshot at or before TIME, e.g. "2026-11-20 14:00" '
@@ -49,6 +60,9 @@ def register(commands: Any) -> None:
     parser.add_argument("--from-replica", metavar="STORE",
                         help="restore from this replica store (when the primary is gone); "
                              "the primary is not contacted")
+    parser.add_argument("--verify", action="store_true",
+                        help="read every restored file back and compare it with the snapshot "
+                             "(restic restore --verify; reads the restored data once more)")
     parser.add_argument("--limit-download", type=int, metavar="KIB_PER_S",
                         help="cap the read rate from the store (KiB/s)")
     parser.add_argument("--no-progress", action="store_true")
@@ -91,23 +105,59 @@ def _target(ctx: CliContext) -> Path | None:
     return target
 
 
+def _note_partial(target: Path, *, in_place: bool) -> None:
+    """After a failed or interrupted restore, say what is left in the target and how to finish:
+    the next attempt would otherwise be refused for a non-empty target."""
+    try:
+        if not target.is_dir() or not any(target.iterdir()):
+            return
+    except OSError:
+        return
+    if in_place:
+        advice = "run the same command again to finish it"
+    else:
+        advice = ("run the same command with --overwrite to finish it (restic keeps the files "
+                  "already restored), or delete the directory")
+    print(f"drbackup: the restore did not finish: {target} holds a partial restore; {advice}",
+          file=sys.stderr, flush=True)
+
+
 def restore_now(ctx: CliContext) -> int:
+    if ctx.args.all_sources:
+        return _restore_all_sources(ctx)
     args = ctx.args
     agency = ctx.config.agency(args.agency)
-    agency.source(args.source)  # an unknown source is an error before any network call
     store_name = _store_name(ctx)
     chosen_target = _target(ctx)
     at = parse_at(args.at) if args.at else None
     if at is not None and args.snapshot != "latest":
         raise DrBackupError("--at and --snapshot exclude each other", "give one of them",
                             exit_code=ExitCode.USAGE)
-    snapshots = list_snapshots(ctx.runtime, agency, args.source, store_name=store_name)
+    includes, overwrite = tuple(args.include), args.overwrite or args.in_place
+    check_patterns(includes, "include")
+    check_patterns(tuple(args.exclude), "exclude")
+    if chosen_target is not None and not args.dry_run:
+        # Refused before any store is contacted and before "restoring ..." is printed.
+        check_restore_target(chosen_target, overwrite=overwrite)
+    snapshots = source_snapshots(ctx.runtime, agency, args.source, store_name=store_name)
     snapshot = pick_snapshot(snapshots, args.snapshot, at=at)
     target = chosen_target or (
         Path.cwd() / f"drbackup-restore-{agency.id}-{args.source}-{snapshot.short_id}")
-    includes = tuple(args.include)
+    if chosen_target is None and not args.dry_run:
+        check_restore_target(target, overwrite=overwrite)
     if args.in_place:
         check_in_place(snapshot, includes)
+    summary = _restore_one(ctx, agency, args.source, snapshot, target, store_name=store_name,
+                           includes=includes, excludes=tuple(args.exclude), overwrite=overwrite)
+    ctx.out.result(summary)
+    return int(ExitCode.PARTIAL) if summary["errors"] else 0
+
+
+def _restore_one(ctx: CliContext, agency: AgencyConfig, source_id: str, snapshot: Snapshot,
+                 target: Path, *, store_name: str | None, includes: tuple[str, ...] = (),
+                 excludes: tuple[str, ...] = (), overwrite: bool = False) -> dict[str, Any]:
+    """Restore one snapshot with progress and the human summary lines; returns the summary."""
+    args = ctx.args
     store = store_name or agency.store
     label = f"restore {snapshot.short_id}"
     progress: ProgressPrinter | None = None
@@ -119,33 +169,107 @@ def restore_now(ctx: CliContext) -> int:
     if not ctx.out.json_mode:
         ctx.out.line(f"{'dry run: ' if args.dry_run else ''}restoring snapshot {snapshot.id} "
                      f"({snapshot.time.astimezone():%Y-%m-%d %H:%M:%S %Z}) of "
-                     f"{agency.id}/{args.source} from store {store} into {target}")
-    outcome = restore_snapshot(
-        ctx.runtime, agency, snapshot, target, includes=includes,
-        excludes=tuple(args.exclude), overwrite=args.overwrite or args.in_place,
-        dry_run=args.dry_run, store_name=store_name,
-        on_progress=progress.update if progress else None,
-        limit_download_kib=args.limit_download)
+                     f"{agency.id}/{source_id} from store {store} into {target}")
+    try:
+        outcome = restore_snapshot(
+            ctx.runtime, agency, snapshot, target, includes=includes, excludes=excludes,
+            overwrite=overwrite, dry_run=args.dry_run, store_name=store_name,
+            on_progress=progress.update if progress else None,
+            limit_download_kib=args.limit_download, verify=args.verify)
+    except (DrBackupError, KeyboardInterrupt):
+        if progress:
+            progress.finish()
+        if not args.dry_run:
+            _note_partial(target, in_place=args.in_place)
+        raise
     if progress:
         progress.finish()
     s = outcome.summary
     files = s.files_restored or s.total_files
     size = s.bytes_restored or s.total_bytes
-    summary = {
-        "event": "summary", "agency": agency.id, "source": args.source, "store": store,
-        "snapshot_id": snapshot.id, "snapshot_time": snapshot.time.isoformat(),
-        "target": str(target), "dry_run": outcome.dry_run, "files": files, "bytes": size,
-        "files_skipped": s.files_skipped, "seconds": round(outcome.seconds, 3),
-        "errors": s.errors,
-    }
     if outcome.dry_run:
         ctx.out.line(f"would restore {files} files/dirs, {human_bytes(size)} from snapshot "
                      f"{snapshot.short_id}; nothing was written")
     else:
-        ctx.out.line(f"restored {files} files/dirs, {human_bytes(size)} from snapshot "
+        kept = f", {s.files_skipped} already in place" if s.files_skipped else ""
+        verified = "; content verified" if args.verify and not s.errors else ""
+        ctx.out.line(f"restored {files} files/dirs{kept}, {human_bytes(size)} from snapshot "
                      f"{snapshot.short_id} into {target} in {outcome.seconds:.1f}s, "
-                     f"{len(s.errors)} error(s)")
+                     f"{len(s.errors)} error(s){verified}")
     for error in s.errors[:20]:
         ctx.out.line(f"  error: {error}")
-    ctx.out.result(summary)
-    return int(ExitCode.PARTIAL) if s.errors else 0
+    return {
+        "event": "summary", "agency": agency.id, "source": source_id, "store": store,
+        "snapshot_id": snapshot.id, "snapshot_time": snapshot.time.isoformat(),
+        "target": str(target), "dry_run": outcome.dry_run, "files": files, "bytes": size,
+        "files_skipped": s.files_skipped, "seconds": round(outcome.seconds, 3),
+        "errors": s.errors, "verified": bool(args.verify and not outcome.dry_run and not s.errors),
+    }
+
+
+def _restore_all_sources(ctx: CliContext) -> int:
+    """Every source's latest (or --at) snapshot, whole, into TARGET/<source id>. One source's
+    failure does not stop the others: in a disaster, everything that can come back should."""
+    args = ctx.args
+    for flag, given in (("--snapshot", args.snapshot != "latest"), ("--include", args.include),
+                        ("--exclude", args.exclude), ("--in-place", args.in_place)):
+        if given:
+            raise DrBackupError(f"{flag} applies to one source, not to --all-sources",
+                                "restore that source on its own with --source",
+                                exit_code=ExitCode.USAGE)
+    agency = ctx.config.agency(args.agency)
+    store_name = _store_name(ctx)
+    base = (_target(ctx) or Path.cwd() / f"drbackup-restore-{agency.id}").absolute()
+    at = parse_at(args.at) if args.at else None
+    snapshots = list_snapshots(ctx.runtime, agency, store_name=store_name)
+    by_source: dict[str, list[Snapshot]] = {}
+    for snapshot in snapshots:
+        by_source.setdefault(snapshot.tag("source") or "", []).append(snapshot)
+    configured = [s.id for s in agency.sources]
+    order = [*configured, *sorted(set(by_source) - set(configured) - {""})]
+    plan: list[tuple[str, Snapshot]] = []
+    missing: list[str] = []
+    for source_id in order:
+        try:
+            plan.append((source_id, pick_snapshot(by_source.get(source_id, []), at=at)))
+        except NotFoundError:
+            missing.append(source_id)
+    if not plan:
+        raise NotFoundError(f"agency {agency.id!r} has no snapshot to restore"
+                            f"{' at or before ' + args.at if args.at else ''} in store "
+                            f"{store_name or agency.store!r}",
+                            "list them with 'drbackup snapshots'")
+    if not args.dry_run:
+        for source_id, _ in plan:  # all refused before any is started
+            check_restore_target(base / source_id, overwrite=args.overwrite)
+    started = time.monotonic()
+    failed: list[tuple[str, DrBackupError]] = []
+    errors = 0
+    for source_id, snapshot in plan:
+        try:
+            summary = _restore_one(ctx, agency, source_id, snapshot, base / source_id,
+                                   store_name=store_name, overwrite=args.overwrite)
+        except DrBackupError as exc:
+            print(f"drbackup: error: source {source_id}: {exc.one_line()}", file=sys.stderr,
+                  flush=True)
+            failed.append((source_id, exc))
+            continue
+        errors += len(summary["errors"])
+        ctx.out.result(summary)
+    seconds = time.monotonic() - started
+    done = len(plan) - len(failed)
+    verb = "would restore" if args.dry_run else "restored"
+    ctx.out.line(f"{verb} {done} of {len(order)} sources of agency {agency.id} into {base} in "
+                 f"{seconds:.1f}s" + (f"; failed: {', '.join(s for s, _ in failed)}"
+                                      if failed else "")
+                 + (f"; no snapshot{' at that time' if at else ''}: {', '.join(missing)}"
+                    if missing else ""))
+    ctx.out.result({"event": "total", "agency": agency.id, "target": str(base),
+                    "dry_run": bool(args.dry_run), "sources": len(order), "restored": done,
+                    "failed": [s for s, _ in failed], "missing": missing,
+                    "seconds": round(seconds, 3)})
+    if failed:
+        return int(failed[0][1].exit_code)
+    if missing:
+        return int(ExitCode.NOT_FOUND)
+    return int(ExitCode.PARTIAL) if errors else 0

@@ -1,5 +1,6 @@
 """MySQL/MariaDB sources against a real throwaway MariaDB: a round trip keeps every row, a stored
-procedure and a trigger; credentials travel in a 0600 defaults file, never in argv."""
+procedure and a trigger; credentials travel in a 0600 defaults file, never in argv; a missing
+database and a dump killed midway make no snapshot."""
 
 # ruff: noqa: S608 - test SQL built from our own generated names
 
@@ -154,3 +155,62 @@ def test_missing_database_fails_without_snapshot(workspace: Workspace,
                            Path(workspace.agency("records")["password_file"])) == []
     [run] = runs(workspace.state_dir, agency="records", source="db")
     assert run.result == "failed" and "Unknown database" in run.details["stderr_tail"]
+
+
+def test_dump_killed_midway_makes_no_snapshot(workspace: Workspace,
+                                              mariadb_server: MariaDBServer,
+                                              my_database: str) -> None:
+    """The dump has written the first table and waits on a locked second one when its server
+    connection is killed (as when the server stops mid-dump): no snapshot, a failed run naming
+    the server's error, and no password anywhere."""
+    mariadb_server.sql(
+        "CREATE TABLE a_first (id INT PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB; "
+        "SET SESSION max_recursive_iterations = 100000; "
+        "INSERT INTO a_first WITH RECURSIVE seq (n) AS "
+        "(SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < 20000) "
+        "SELECT n, MD5(n) FROM seq; "
+        "CREATE TABLE b_locked (id INT PRIMARY KEY) ENGINE=InnoDB; "
+        "INSERT INTO b_locked VALUES (1)", my_database)
+    workspace.add_agency("records")
+    password_file = workspace.secret_file("my.password", mariadb_server.password + "\n")
+    workspace.add_source("records", "db", "mysql", database=my_database, host="127.0.0.1",
+                         port=mariadb_server.port, user=DB_TEST_USER,
+                         password_file=str(password_file))
+    workspace.cli("repo", "init", check=True)
+    workspace.write()
+    locker = subprocess.Popen(
+        ["mariadb", f"--defaults-extra-file={mariadb_server.defaults_file()}", my_database],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    assert locker.stdin is not None
+    waiting = ("SELECT GROUP_CONCAT(ID) FROM information_schema.PROCESSLIST "
+               f"WHERE DB = '{my_database}' AND STATE = 'Waiting for table metadata lock'")
+    try:
+        locker.stdin.write("LOCK TABLES b_locked WRITE; SELECT SLEEP(600);\n")
+        locker.stdin.flush()
+        wait_until(lambda: "b_locked" in mariadb_server.query(
+            "SHOW OPEN TABLES WHERE In_use > 0"), what="the lock")
+        backup = subprocess.Popen(
+            [sys.executable, "-m", "drbackup", "--config", str(workspace.config_path),
+             "--log-format", "json", "backup", "--agency", "records"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=workspace.env())
+        try:
+            wait_until(lambda: mariadb_server.query(waiting) not in ("", "NULL"),
+                       what="the dump waiting for the lock")
+            for connection in mariadb_server.query(waiting).split(","):
+                mariadb_server.sql(f"KILL {int(connection)}")
+            stdout, stderr = backup.communicate(timeout=120)
+        finally:
+            backup.kill()
+    finally:
+        locker.kill()
+        locker.wait()
+    assert backup.returncode == ExitCode.DUMP_FAILED, stderr
+    assert "no snapshot was made" in stderr
+    assert local_snapshots(workspace.state_dir, "records",
+                           Path(workspace.agency("records")["password_file"])) == []
+    [run] = runs(workspace.state_dir, agency="records", source="db")
+    assert run.result == "failed"
+    # It died on the second table, so the first one's rows had already gone down the pipe.
+    assert "FROM `b_locked`': Lost connection" in run.details["stderr_tail"], run.details
+    assert mariadb_server.password not in stdout + stderr
+    assert mariadb_server.password.encode() not in (workspace.state_dir / "state.db").read_bytes()

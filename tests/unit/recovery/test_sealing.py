@@ -77,3 +77,16 @@ def test_not_a_key_file(tmp_path: Path) -> None:
         load_identity(bogus)
     with pytest.raises(RecoveryKitError, match="does not exist"):
         load_recipient(tmp_path / "missing.pub")
+
+
+def test_swapped_key_files_are_named(tmp_path: Path) -> None:
+    """Under stress the .pub and the private file get swapped; the error says which is which."""
+    identity = generate_identity()
+    private, public = tmp_path / "identity", tmp_path / "identity.pub"
+    private.write_text(identity_text(identity))
+    public.write_text(recipient_text(identity))
+    with pytest.raises(RecoveryKitError, match="is the public recipient key, not the identity"):
+        load_identity(public)
+    with pytest.raises(RecoveryKitError, match="is the private identity key, not the recipient"):
+        load_recipient(private)
+    assert load_identity(private).fingerprint == load_recipient(public).fingerprint
