@@ -230,7 +230,10 @@ def _version(argv: list[str]) -> str:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         done = subprocess.run(argv, capture_output=True, text=True, env=_server_env(),
                               timeout=30, check=False)
-        return done.stdout.strip()
+        text = done.stdout.strip()
+        program, _, rest = text.partition(" ")
+        # "/usr/sbin/mariadbd  Ver 10.11..." -> "mariadbd  Ver 10.11..."
+        return f"{os.path.basename(program)} {rest}" if program.startswith("/") else text
     return "unknown"
 
 
