@@ -4,14 +4,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
+import signal
 import sys
 import threading
 import traceback
 from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import Any
 
 from drbackup.cli.context import CliContext
 from drbackup.cli.output import Output
@@ -82,6 +85,30 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class StopSignal(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a closed ssh session, `timeout`, `systemctl stop` of a one-shot unit)
+    during a one-shot command. Raised like Ctrl-C, so the runner stops restic (it runs in its own
+    process group, out of reach of the signal) and the run is recorded as interrupted, instead
+    of drbackup vanishing and leaving restic writing on its own."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stop(signum: int, _frame: object) -> None:
+    raise StopSignal(signum)
+
+
+def _stop_signals_interrupt() -> dict[int, Any]:
+    """Route SIGTERM and SIGHUP into StopSignal; returns the handlers to put back (in-process
+    callers, e.g. tests, keep theirs). The daemon and `metrics serve` install their own."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.signal(signum, _raise_stop)
+            for signum in (signal.SIGTERM, signal.SIGHUP)}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(requested_verb(words))
@@ -96,11 +123,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_format, level)
     ctx = CliContext(args=args, out=Output(args.json, quiet=args.quiet))
     handler: Handler = args.handler
+    previous = _stop_signals_interrupt() if args.command != "run" else {}
     try:
         return handler(ctx)
     except DrBackupError as exc:
         print(f"drbackup: error: {exc.one_line()}", file=sys.stderr, flush=True)
         return int(exc.exit_code)
+    except StopSignal as exc:
+        with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+            print(f"drbackup: stopped by {signal.Signals(exc.signum).name}", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("drbackup: interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
@@ -113,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               "(run with --debug for details and report it)", file=sys.stderr)
         return int(ExitCode.INTERNAL)
     finally:
+        for signum, before in previous.items():
+            signal.signal(signum, before)
         ctx.close()
 
 

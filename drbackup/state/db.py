@@ -221,7 +221,9 @@ class StateDB:
         """Close a run that an unexpected exception ended: Ctrl-C is an interruption,
         anything else a failure, with the exception named."""
         if isinstance(exc, KeyboardInterrupt):
-            self.finish_run(run_id, "interrupted", error="interrupted (Ctrl-C or SIGINT)",
+            # A StopSignal (the CLI's SIGTERM/SIGHUP) carries the signal's name.
+            self.finish_run(run_id, "interrupted",
+                            error=f"interrupted ({str(exc) or 'Ctrl-C or SIGINT'})",
                             details=details)
             return
         self.finish_run(run_id, "failed", error=f"{exc.__class__.__name__}: {exc}",

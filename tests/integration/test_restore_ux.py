@@ -20,7 +20,7 @@ from drbackup.config import load_config
 from drbackup.errors import ExitCode
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.tags import snapshot_tags
-from tests.support.dbcheck import wait_until
+from tests.support.dbcheck import runs, wait_until
 from tests.support.servers import MotoServer
 from tests.support.trees import manifest
 from tests.support.workspace import Workspace
@@ -69,6 +69,13 @@ def _restore(ws: Workspace, *args: str, env: dict[str, str] | None = None
     result = ws.cli("restore", "--agency", "planning", "--source", "docs", "--no-progress", *args,
                     env=env)
     return result.returncode, result.stdout, result.stderr
+
+
+def _cmdline(pid: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _state(target: Path, data: Path) -> str:
@@ -271,6 +278,30 @@ def test_progress_lines_and_json_lines(workspace: Workspace, tmp_path: Path) -> 
     assert f"{target} holds a partial restore; run the same command with --overwrite" in stderr
     assert workspace.cli(*restore[len(workspace.cli_argv()):]).returncode == \
         ExitCode.TARGET_REFUSED
+
+    # SIGTERM or SIGHUP to drbackup alone (`timeout`, a dropped ssh session): restic runs in its
+    # own process group, out of the signal's reach; drbackup must stop it and say so, not
+    # vanish and leave it writing.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        stopped_target = tmp_path / f"stopped-{signum}"
+        stopped = subprocess.Popen(
+            [*restore[:restore.index("--target") + 1], str(stopped_target), "--no-progress",
+             "--limit-download", "2048"], env=workspace.env(), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        try:
+            restored_dir = stopped_target / data.relative_to("/")
+            wait_until(restored_dir.is_dir, what="the restore to start")
+            stopped.send_signal(signum)
+            _, stderr = stopped.communicate(timeout=60)
+        finally:
+            stopped.kill()
+        assert stopped.returncode == 128 + signum, stderr
+        assert f"stopped by {signal.Signals(signum).name}" in stderr
+        assert not [pid for pid in os.listdir("/proc") if pid.isdigit()
+                    and str(stopped_target).encode() in _cmdline(pid)], "restic left running"
+        recorded = runs(workspace.state_dir, agency="planning", source="docs", job="restore")
+        assert [r.result for r in recorded
+                if r.error == f"interrupted ({signal.Signals(signum).name})"] == ["interrupted"]
     finished = workspace.cli(*restore[len(workspace.cli_argv()):], "--overwrite", check=True)
     assert "0 error(s)" in finished.stdout
     assert manifest(target / data.relative_to("/")) == manifest(data)

@@ -4,6 +4,7 @@ drbackup restore --agency A --all-sources [--at TIME] [--target DIR] [--dry-run]
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -118,8 +119,9 @@ def _note_partial(target: Path, *, in_place: bool) -> None:
     else:
         advice = ("run the same command with --overwrite to finish it (restic keeps the files "
                   "already restored), or delete the directory")
-    print(f"drbackup: the restore did not finish: {target} holds a partial restore; {advice}",
-          file=sys.stderr, flush=True)
+    with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+        print(f"drbackup: the restore did not finish: {target} holds a partial restore; "
+              f"{advice}", file=sys.stderr, flush=True)
 
 
 def restore_now(ctx: CliContext) -> int:
