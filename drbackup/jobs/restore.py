@@ -20,15 +20,34 @@ from drbackup.jobs.tags import agency_tag, source_filter
 log = logging.getLogger(__name__)
 
 
+# The primary store failing in these ways is what replicas are for.
+_STORE_GONE = {ExitCode.STORE_UNREACHABLE, ExitCode.STORE_CREDENTIALS, ExitCode.STORE_ACCESS,
+               ExitCode.REPO_MISSING}
+
+
+def suggest_replica(exc: DrBackupError, agency: AgencyConfig, store_name: str | None) -> None:
+    """When the primary store is gone (down, bucket deleted, access refused, repository
+    missing) and the agency has replicas, the error's hint names the way out."""
+    if (store_name in (None, agency.store) and agency.replicas
+            and exc.exit_code in _STORE_GONE and "--from-replica" not in exc.hint):
+        choice = " or ".join(f"--from-replica {r}" for r in agency.replicas)
+        exc.hint = (f"{exc.hint}; or restore from a replica: {choice}" if exc.hint
+                    else f"restore from a replica: {choice}")
+
+
 def list_snapshots(rt: Runtime, agency: AgencyConfig, source_id: str | None = None, *,
                    store_name: str | None = None, fresh: bool = False) -> list[Snapshot]:
     """The agency's snapshots (of one source, when given), oldest first; `fresh` always asks
     restic (see snapshot_catalogue.repository_snapshots)."""
     rt.restic.require_supported()
     name = store_name or agency.store
-    rt.check_store(name)
-    return repository_snapshots(rt, agency, name, tags=source_filter(agency.id, source_id),
-                                fresh=fresh)
+    try:
+        rt.check_store(name)
+        return repository_snapshots(rt, agency, name, tags=source_filter(agency.id, source_id),
+                                    fresh=fresh)
+    except DrBackupError as exc:
+        suggest_replica(exc, agency, store_name)
+        raise
 
 
 def source_snapshots(rt: Runtime, agency: AgencyConfig, source_id: str, *,
@@ -180,6 +199,7 @@ def restore_snapshot(rt: Runtime, agency: AgencyConfig, snapshot: Snapshot, targ
                                     verify=verify and not dry_run)
     except DrBackupError as exc:
         rt.state.finish_run(run_id, "failed", error=exc.one_line())
+        suggest_replica(exc, agency, store_name)
         raise
     except BaseException as exc:
         rt.state.abort_run(run_id, exc)

@@ -53,6 +53,8 @@ def test_restore_from_replica_with_the_primary_server_stopped(
                          str(tmp_path / "from-primary"))
     assert down.returncode == ExitCode.STORE_UNREACHABLE, down.stderr
     assert "unreachable" in down.stderr and "Traceback" not in down.stderr
+    assert "or restore from a replica: --from-replica offsite)" in down.stderr  # the way out
+    assert len(down.stderr.strip().splitlines()) == 1
 
     target = tmp_path / "from-replica"
     result = workspace.cli("restore", "--agency", "planning", "--source", "docs",
