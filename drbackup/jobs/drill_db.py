@@ -252,9 +252,16 @@ def _assertion_true(rows: list[str]) -> bool:
 
 def _dump_does_not_restore(exc: DumpError, label: str, entry: dict[str, Any],
                            record: DrillRecord) -> None:
-    """The restore tool rejected the dump: the backup itself is bad (truncated, damaged)."""
-    record.fail(f"{label}: the dump does not restore: {exc.message} (a truncated or "
-                "damaged dump)")
+    """The restore tool rejected the dump: the backup itself is bad (truncated, damaged), or
+    the dump comes from a newer PostgreSQL than this host's pg_restore reads."""
+    if "unsupported version" in exc.stderr_tail:
+        # pg_restore: error: unsupported version (1.16) in file header -- not the dump's fault.
+        record.fail(f"{label}: this host's pg_restore cannot read the dump: {exc.message} (the "
+                    "dump comes from a newer PostgreSQL: install that version's client here, "
+                    "or point the source's bin_dir at it)")
+    else:
+        record.fail(f"{label}: the dump does not restore: {exc.message} (a truncated or "
+                    "damaged dump)")
     entry["verdict"] = "fail"
     entry["error_tail"] = exc.stderr_tail[-2000:]
 

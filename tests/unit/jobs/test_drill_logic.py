@@ -6,15 +6,19 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from drbackup.engine import LsNode
 from drbackup.jobs.drill import (
+    DrillRecord,
     RestoreTiming,
     choose_sample,
     compare_file,
     include_pattern,
     source_unchanged,
 )
+from drbackup.jobs.drill_db import _dump_does_not_restore
+from drbackup.sources.base import DumpError
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -82,3 +86,19 @@ def test_rto_estimate_scales_throughput_to_the_restore_size() -> None:
     assert not slow.rto_met
     empty = RestoreTiming(bytes=0, seconds=0.5, restore_size=0, rto_target_seconds=60)
     assert empty.throughput is None and empty.rto_estimate_seconds == 0.5
+
+
+def test_a_dump_from_a_newer_postgresql_is_not_blamed_on_the_dump() -> None:
+    newer = DumpError("pg_restore exited with code 1", stderr_tail=(
+        "pg_restore: error: unsupported version (1.16) in file header"))
+    damaged = DumpError("pg_restore exited with code 1", stderr_tail=(
+        "pg_restore: error: could not read from input file: end of file"))
+    reasons = []
+    for error in (newer, damaged):
+        record, entry = DrillRecord("db"), dict[str, Any]()
+        _dump_does_not_restore(error, "db permits", entry, record)
+        assert entry["verdict"] == "fail"  # not proven restorable either way
+        reasons.append(record.reasons[0])
+    assert "this host's pg_restore cannot read the dump" in reasons[0]
+    assert "newer PostgreSQL" in reasons[0] and "damaged" not in reasons[0]
+    assert "the dump does not restore" in reasons[1] and "damaged" in reasons[1]
