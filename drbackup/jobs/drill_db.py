@@ -61,7 +61,7 @@ from drbackup.jobs.snapshot_catalogue import repository_snapshots
 from drbackup.jobs.tags import source_filter
 from drbackup.sources import mysql as my
 from drbackup.sources.base import DumpError
-from drbackup.sources.dumps import CountingSink, feed_tool, run_tool
+from drbackup.sources.dumps import CountingSink, run_tool
 from drbackup.sources.postgres import (
     GLOBALS,
     PgConnection,
@@ -71,11 +71,11 @@ from drbackup.sources.postgres import (
     quote_literal,
     restore_postgres,
 )
+from drbackup.sources.sqlreplay import replay_sql
 from drbackup.verify.instance import (
     PG_RESTORE_ROLE,
     PG_SUPERUSER,
     LocalInstance,
-    client_sandbox_args,
     mariadb_instance,
     mariadb_programs,
     postgres_bin_dir,
@@ -518,10 +518,10 @@ def _drill_postgres(rt: Runtime, agency: AgencyConfig, source: PostgresSource | 
                     if instance is None:
                         conn.psql(admin_dsn, f"CREATE DATABASE {quote_ident(name)} "
                                              "TEMPLATE template0;")
-                    feed_tool([conn.tool("psql"), "-X", "-w", "-q", "-v", "ON_ERROR_STOP=1",
-                               "--single-transaction", "-d", scratch_dsn, "-f", "-"],
-                              conn.child_env(), lambda sink: _copy(dump, sink),
-                              what=f"psql into {name!r}")
+                    replay_sql(conn.tool("psql"), ["-v", "ON_ERROR_STOP=1",
+                                                    "--single-transaction", "-d", scratch_dsn],
+                               conn.child_env(), lambda sink: _copy(dump, sink),
+                               what=f"psql into {name!r}")
                 seconds = time.monotonic() - started
                 _check_postgres(conn, scratch_dsn, source, expected, label, entry, record)
             except DumpError as exc:
@@ -590,9 +590,7 @@ def _drill_mysql(rt: Runtime, agency: AgencyConfig, source: MysqlSource, dump: P
     try:
         with pending:
             try:
-                my.restore_mysql(server, name, lambda sink: _copy(dump, sink),
-                                 extra_args=() if instance is None
-                                 else client_sandbox_args(conn.client_binary()))
+                my.restore_mysql(server, name, lambda sink: _copy(dump, sink))
                 seconds = time.monotonic() - started
                 literal = my.quote_literal(name)
                 listing = ("SELECT table_name FROM information_schema.tables WHERE "  # noqa: S608

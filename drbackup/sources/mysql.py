@@ -6,7 +6,9 @@ Credentials go in a defaults file (mode 0600, private directory) given as the FI
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO
@@ -104,14 +106,28 @@ class MyRestoreResult:
     created: bool
 
 
+def sandbox_args(client: str) -> tuple[str, ...]:
+    """("--sandbox",) when this client has it, else (). In sandbox mode the client refuses its
+    own commands (`system`, `source`, `tee`...) in the dump it replays: a dump is data, and a
+    crafted one (CVE-2024-21096) must not run commands on this host as drbackup."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        done = subprocess.run([client, "--no-defaults", "--sandbox", "--version"],
+                              capture_output=True, env={"PATH": os.environ.get("PATH", "")},
+                              timeout=30, check=False)
+        if done.returncode == 0:
+            return ("--sandbox",)
+    return ()
+
+
 def restore_mysql(source: MysqlSource, into: str, feed: Callable[[IO[bytes]], None], *,
                   overwrite: bool = False, clean: bool = False,
                   extra_args: Sequence[str] = ()) -> MyRestoreResult:
     """Replay a SQL dump streamed by `feed` into database `into` (created when missing; with
     clean, dropped and created anew).
 
-    `extra_args` go to the client (e.g. --sandbox). Raises TargetRefusedError for an existing
-    non-empty database without overwrite, DumpError when the client fails."""
+    The client runs in --sandbox mode when it has it; `extra_args` go to it too. Raises
+    TargetRefusedError for an existing non-empty database without overwrite, DumpError when
+    the client fails."""
     conn = connect(source)
     try:
         literal = quote_literal(into)
@@ -135,7 +151,8 @@ def restore_mysql(source: MysqlSource, into: str, feed: Callable[[IO[bytes]], No
         else:
             conn.query(f"CREATE DATABASE {quote_ident(into)};")
             created = True
-        feed_tool(conn.client_argv("--binary-mode", *extra_args, f"--database={into}"),
+        feed_tool(conn.client_argv("--binary-mode", *sandbox_args(conn.client_binary()),
+                                   *extra_args, f"--database={into}"),
                   dict(os.environ), feed,
                   what=f"{os.path.basename(conn.client_binary())} into {into!r}")
         return MyRestoreResult(into, created)

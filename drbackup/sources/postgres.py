@@ -25,6 +25,7 @@ from drbackup.sources.dumps import (
     read_password_file,
     run_tool,
 )
+from drbackup.sources.sqlreplay import replay_sql
 
 GLOBALS = "_globals"
 FORMAT_CUSTOM = "custom"
@@ -203,8 +204,8 @@ def restore_postgres(source: PostgresSource, into: str, feed: Callable[[IO[bytes
         target_dsn, name = _target_dsn(source, into)
         admin_dsn = dsn_with_database(target_dsn, "postgres")
         if dump_format == FORMAT_SQL:
-            feed_tool([conn.tool("psql"), "-X", "-w", "-q", "-d", admin_dsn, "-f", "-"],
-                      conn.child_env(), feed, what="psql (globals)")
+            replay_sql(conn.tool("psql"), ["-d", admin_dsn], conn.child_env(), feed,
+                       what="psql (globals)")
             return PgRestoreResult(name, created=False)
         exists = bool(conn.psql(admin_dsn, (
             f"SELECT 1 FROM pg_database WHERE datname = {quote_literal(name)};")))  # noqa: S608

@@ -182,17 +182,6 @@ def without_capabilities(argv: list[str]) -> list[str]:
     return ["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--", *argv]
 
 
-def client_sandbox_args(client: str) -> tuple[str, ...]:
-    """("--sandbox",) when this mariadb client has it (no system/source/tee commands in the
-    dump it replays), else ()."""
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        done = subprocess.run([client, "--no-defaults", "--sandbox", "--version"],
-                              capture_output=True, env=_server_env(), timeout=30, check=False)
-        if done.returncode == 0:
-            return ("--sandbox",)
-    return ()
-
-
 def _check_socket_path(path: Path) -> None:
     if len(os.fsencode(str(path))) > MAX_SOCKET_PATH:
         raise ConfigError(

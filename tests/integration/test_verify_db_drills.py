@@ -175,3 +175,48 @@ def test_mariadb_drill_passes_with_row_counts(
         assert scratch not in mariadb_server.query("SHOW DATABASES").split()
     finally:
         mariadb_server.drop_database(database)
+
+
+def test_plain_sql_dump_cannot_run_psql_meta_commands_in_a_drill(
+        workspace: Workspace, postgres_server: PostgresServer, permits_db: str,
+        tmp_path: Path) -> None:
+    """A dump folder's plain SQL dump is the agency's file, replayed by psql: a `\\!` in it
+    would run a shell command as drbackup (which reads every agency's password). The replay
+    runs under `\\restrict`: the hostile dump fails its drill and its command never runs; a
+    real pg_dump plain dump (which carries its own \\restrict pair) still restores."""
+    folder = tmp_path / "dumps"
+    folder.mkdir()
+    plain = subprocess.run(["pg_dump", "--format=plain",
+                            f"--dbname={postgres_server.dsn(permits_db)}"],
+                           env=postgres_server.env(), capture_output=True, check=True).stdout
+    marker = tmp_path / "meta-command-ran"
+    hostile = folder / "permits-1.sql"
+    hostile.write_bytes(b"CREATE TABLE decoy (id integer);\n\\! touch " + str(marker).encode()
+                        + b"\n\\unrestrict guess\n" + plain)
+    os.utime(hostile, (1_700_000_000, 1_700_000_000))
+    password = workspace.secret_file("pg.password", postgres_server.password + "\n")
+    workspace.add_agency("planning")
+    workspace.add_source("planning", "dumps", "dumpdir", path=str(folder), settle="0s",
+                         drill_postgres_dsn=postgres_server.dsn("postgres"),
+                         drill_password_file=str(password))
+    workspace.cli("repo", "init", check=True)
+    workspace.cli("backup", "--agency", "planning", check=True)
+
+    code, outcome = _verify(workspace)
+    assert code == ExitCode.VERIFY_FAILED, outcome
+    [drill] = outcome["drills"]
+    assert any("permits-1.sql: the dump does not restore" in r for r in drill["reasons"]), \
+        drill["reasons"]
+    assert not marker.exists()
+    assert _exists(postgres_server, _scratch_names(drill)) == []
+
+    assert b"\\restrict " in plain  # this pg_dump protects its own dumps the same way
+    good = folder / "permits-2.sql"
+    good.write_bytes(plain)
+    os.utime(good, (1_700_000_100, 1_700_000_100))
+    workspace.cli("backup", "--agency", "planning", check=True)
+    code, outcome = _verify(workspace)
+    assert code == 0, outcome
+    counts = {t["table"]: t["rows"] for t in outcome["drills"][0]["tables"]}
+    assert counts["public.permits"] == 2000 and counts["public.inspections"] == 500
+    assert not marker.exists()
