@@ -449,7 +449,10 @@ class DumpdirSource(SourceBase):
         description=(
             "Restore drills of the folder's PostgreSQL dumps (pg_dump custom or plain format): "
             "the server (DSN without password) where a throwaway database is created, "
-            "restored into, checked and dropped. Unset: no database drill for this source."),
+            "restored into, checked and dropped. Unset: no database drill for this source. "
+            "Give it a role with CREATEDB, not a superuser: the folder's dumps are the agency's "
+            "files, and a dump restored by a superuser can run programs on the database server "
+            "(COPY ... PROGRAM); or use drill_target = \"local-instance\"."),
         examples=["postgresql://drill@db.internal:5432/postgres"],
     )
     drill_password_file: AbsolutePath | None = Field(
