@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from drbackup.config.models import AgencyConfig, Config
-from drbackup.errors import ConfigError
+from drbackup.errors import ConfigError, TargetRefusedError
 from drbackup.jobs.runtime import Runtime
 from drbackup.recovery import qrparts
 from drbackup.recovery.sealing import (
@@ -321,8 +321,12 @@ def open_kit(kit: Path, identity: Identity, out_dir: Path) -> OpenOutcome:
         raise RecoveryKitError(f"{out_dir} exists and is not an empty directory",
                                "choose a new directory for --out")
     payload = read_kit(kit, identity)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        temp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+    except OSError as exc:
+        raise TargetRefusedError(f"cannot write into {out_dir.parent}: {exc.strerror}",
+                                 "choose a writable directory for --out") from None
     try:
         text, missing = render_config(payload, out_dir)
         (temp / "passwords").mkdir(mode=0o700)
@@ -339,6 +343,11 @@ def open_kit(kit: Path, identity: Identity, out_dir: Path) -> OpenOutcome:
         if out_dir.exists():
             out_dir.rmdir()
         os.rename(temp, out_dir)
+    except OSError as exc:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise TargetRefusedError(f"cannot write the opened kit to {out_dir}: {exc.strerror}",
+                                 "choose a writable directory with free space for --out; "
+                                 "nothing was left behind") from None
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise

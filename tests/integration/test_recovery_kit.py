@@ -99,6 +99,11 @@ def test_bad_kits_fail_clearly_and_write_nothing(kit: tuple[Workspace, Path, Pat
         lines = stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0] and lines[0].startswith("drbackup: error:")
         assert os.listdir(parent) == []  # nothing written, no temp dir left behind
+    # A good kit, an --out that cannot be written: one line, not a traceback.
+    code, stderr = _open(ws, keys / "identity", kit_file, Path("/proc/drbackup-kit"))
+    assert code == ExitCode.TARGET_REFUSED, stderr
+    assert stderr.startswith("drbackup: error: cannot write into /proc")
+    assert "choose a writable directory for --out" in stderr
 
 
 def test_a_database_dump_restores_on_a_host_opened_from_the_kit(workspace: Workspace,
