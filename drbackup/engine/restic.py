@@ -218,14 +218,26 @@ class Restic:
                 f"the store for {where} is unreachable: {detail}",
                 "check the network and the store url; jobs retry when it returns",
                 stderr_tail=tail, returncode=code)
+        hint = "see the log for restic's full output"
+        if "no space left on device" in tail.lower():
+            hint = "the disk being written is full: free space there, or write elsewhere"
         raise ResticError(f"restic {action} failed on {where} (exit {code}): {detail}",
-                          "see the log for restic's full output", stderr_tail=tail, returncode=code)
+                          hint, stderr_tail=tail, returncode=code)
 
     @staticmethod
     def _error_detail(result: ProcessResult, secrets: Sequence[str]) -> str:
+        """restic's last error; when that only counts the errors before it ("There were 91
+        errors"), the first of them too, which is the one that says what went wrong."""
+        items = [m for m in result.stderr.messages if m.get("message_type") == "error"]
         for message in reversed(result.stderr.messages):
             if message.get("message_type") in ("exit_error", "error"):
-                return redact(error_text(message), secrets)
+                last = redact(error_text(message), secrets)
+                if items and message is not items[0] and message.get("message_type") == (
+                        "exit_error"):
+                    first = redact(error_text(items[0]), secrets)
+                    count = " ".join(last.split()).removeprefix("Fatal: ").rstrip(".")
+                    return f"{count}; the first: {first}"
+                return last
         lines = [line.strip() for line in result.stderr.text if line.strip()]
         if lines:
             return redact(lines[-1].removeprefix("Fatal: "), secrets)

@@ -1,7 +1,8 @@
 """Disk faults: the state and cache directories on a tiny tmpfs (2 MiB) that fills up. A full
 state directory gives one clear line (exit 21, STATE) and never a run marked good that is not;
 a full cache directory costs only speed (restic works without its cache); the state database
-passes PRAGMA integrity_check throughout; everything works again once space returns."""
+passes PRAGMA integrity_check throughout; everything works again once space returns. A restore
+onto a full disk names the cause ('no space left on device') and finishes with --overwrite."""
 
 from __future__ import annotations
 
@@ -127,3 +128,43 @@ def test_full_cache_dir_costs_only_speed(setup: tuple[Workspace, Path, RepoTarge
     restic = restic_for(workspace, tmp_path / "verify-cache")
     assert_repository_consistent(restic, target)
     assert assert_good_runs_are_real(workspace, restic, target, data, tmp_path) == 1
+
+
+def test_restore_onto_a_full_disk_says_so_and_finishes_once_space_returns(
+        workspace: Workspace, tmp_path: Path) -> None:
+    """Restore target on a 1 MiB tmpfs, 3 MiB of data: the error line names the first file that
+    did not fit and 'no space left on device' (not only restic's 'There were N errors'), the
+    hint says the disk is full, the partial target is named; with the filler gone and room,
+    `--overwrite` completes it byte-identical."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for index in range(6):
+        (data / f"f{index}.bin").write_bytes(os.urandom(512 * 1024))
+    workspace.add_agency("planning")
+    workspace.add_directory_source("planning", "docs", [data])
+    workspace.cli("repo", "init", check=True)
+    workspace.cli("backup", "--agency", "planning", "--no-progress", check=True)
+    with tiny_tmpfs(tmp_path / "tiny", size="1m") as tiny:
+        target = tiny / "restore"
+        restore = ("restore", "--agency", "planning", "--source", "docs", "--target",
+                   str(target), "--no-progress")
+        result = workspace.cli(*restore)
+        assert result.returncode == ExitCode.RESTIC_FAILED, result.stderr
+        note, line = result.stderr.strip().splitlines()  # the partial target, then the error
+        assert f"{target} holds a partial restore" in note
+        assert line.startswith("drbackup: error:") and "Traceback" not in result.stderr
+        assert "the first: " in line and "no space left on device" in line, line
+        assert "(the disk being written is full" in line, line
+        partial = tmp_path / "partial"  # the partial restore, moved to a disk with room
+        subprocess.run(["cp", "-a", str(target), str(partial)], check=True)
+    assert any(partial.rglob("*.bin"))
+    with tiny_tmpfs(tmp_path / "roomy", size="16m") as roomy:
+        subprocess.run(["cp", "-a", str(partial), str(roomy / "restore")], check=True)
+        refused = workspace.cli(*restore[:-2], str(roomy / "restore"), "--no-progress")
+        assert refused.returncode == ExitCode.TARGET_REFUSED
+        finished = workspace.cli(*restore[:-2], str(roomy / "restore"), "--no-progress",
+                                 "--overwrite", check=True)
+        assert "0 error(s)" in finished.stdout
+        restored = roomy / "restore" / data.relative_to("/")
+        assert sorted(p.name for p in restored.iterdir()) == sorted(p.name for p in data.iterdir())
+        assert all((restored / p.name).read_bytes() == p.read_bytes() for p in data.iterdir())
