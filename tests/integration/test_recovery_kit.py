@@ -5,7 +5,6 @@ flipped byte fails with one clear line, a distinct exit code, and writes nothing
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 import uuid
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from drbackup.errors import ExitCode
+from tests.support.dbcheck import permits_rows, permits_sqlite
 from tests.support.servers import TEST_SECRET_KEY, MotoServer
 from tests.support.workspace import Workspace
 
@@ -111,12 +111,7 @@ def test_a_database_dump_restores_on_a_host_opened_from_the_kit(workspace: Works
     """The kit's config carries directory sources only (a database source needs connection
     settings of the new host), yet its dumps must come back: `restore` and `ls` find a source
     by its snapshots' tag; a source nobody knows is still one clear error."""
-    database = tmp_path / "permits.sqlite"
-    with sqlite3.connect(database) as connection:
-        connection.execute("CREATE TABLE permits (id INTEGER PRIMARY KEY, holder TEXT)")
-        connection.executemany("INSERT INTO permits (holder) VALUES (?)",
-                               [(f"holder {i}",) for i in range(300)])
-    connection.close()
+    database = permits_sqlite(tmp_path / "permits.sqlite", 300)
     workspace.add_agency("roads")
     workspace.add_source("roads", "permits-db", "sqlite", path=str(database))
     workspace.cli("repo", "init", check=True)
@@ -143,10 +138,7 @@ def test_a_database_dump_restores_on_a_host_opened_from_the_kit(workspace: Works
     restored = cli("restore", "--agency", "roads", "--source", "permits-db", "--target",
                    str(target), "--no-progress")
     assert restored.returncode == 0, restored.stderr
-    with sqlite3.connect(target / "permits.sqlite") as connection:
-        rows = connection.execute("SELECT count(*), max(holder) FROM permits").fetchone()
-    connection.close()
-    assert rows == (300, "holder 99")
+    assert permits_rows(target / "permits.sqlite") == (300, "holder 99")
     unknown = cli("restore", "--agency", "roads", "--source", "permit-db", "--target",
                   str(tmp_path / "nothing"))
     assert unknown.returncode == ExitCode.NOT_FOUND

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import sqlite3
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +19,7 @@ from drbackup.config import load_config
 from drbackup.errors import ExitCode
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.tags import snapshot_tags
-from tests.support.dbcheck import runs, wait_until
+from tests.support.dbcheck import permits_rows, permits_sqlite, runs, wait_until
 from tests.support.servers import MotoServer
 from tests.support.trees import manifest
 from tests.support.workspace import Workspace
@@ -330,12 +329,7 @@ def test_all_sources_restores_each_source_into_its_own_directory(workspace: Work
         (folder / "sub").mkdir(parents=True)
         for index in range(count):
             (folder / "sub" / f"{folder.name}-{index}.txt").write_bytes(os.urandom(2000 + index))
-    database = tmp_path / "permits.sqlite"
-    with sqlite3.connect(database) as connection:
-        connection.execute("CREATE TABLE permits (id INTEGER PRIMARY KEY, holder TEXT)")
-        connection.executemany("INSERT INTO permits (holder) VALUES (?)",
-                               [(f"holder {i}",) for i in range(50)])
-    connection.close()
+    database = permits_sqlite(tmp_path / "permits.sqlite", 50)
     workspace.add_agency("planning")
     workspace.add_directory_source("planning", "docs", [docs])
     workspace.add_directory_source("planning", "notes", [notes])
@@ -366,7 +360,5 @@ def test_all_sources_restores_each_source_into_its_own_directory(workspace: Work
                          "failed": [], "missing": ["never"]}
     assert manifest(target / "docs" / docs.relative_to("/")) == manifest(docs)
     assert manifest(target / "notes" / notes.relative_to("/")) == manifest(notes)
-    with sqlite3.connect(target / "permits-db" / "permits.sqlite") as connection:
-        assert connection.execute("SELECT count(*) FROM permits").fetchone() == (50,)
-    connection.close()
+    assert permits_rows(target / "permits-db" / "permits.sqlite") == (50, "holder 9")
     assert not (target / "never").exists()

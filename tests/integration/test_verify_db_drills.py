@@ -17,17 +17,11 @@ from typing import Any
 import pytest
 
 from drbackup.errors import ExitCode
+from tests.support.dbcheck import PERMITS_SCHEMA
 from tests.support.servers import DB_TEST_USER, MariaDBServer, PostgresServer
 from tests.support.workspace import Workspace
 
-SCHEMA = """
-CREATE TABLE permits (id integer PRIMARY KEY, holder text NOT NULL);
-INSERT INTO permits SELECT g, 'holder-' || g FROM generate_series(1, 2000) g;
-CREATE TABLE inspections (id integer PRIMARY KEY, permit integer REFERENCES permits (id),
-                          note text);
-INSERT INTO inspections SELECT g, g % 2000 + 1, md5(g::text) FROM generate_series(1, 500) g;
-CREATE TABLE archive (id integer);
-"""
+SCHEMA = PERMITS_SCHEMA
 
 
 @pytest.fixture
@@ -49,6 +43,17 @@ def _scratch_names(drill: dict[str, Any]) -> list[str]:
     names = [d["scratch_database"] for d in report["databases"] if "scratch_database" in d]
     assert names, report
     return names
+
+
+def _dumpdir_agency(workspace: Workspace, server: PostgresServer, folder: Path) -> None:
+    """Agency "planning" with a dump folder drilled on `server`, initialised and backed up."""
+    password = workspace.secret_file("pg.password", server.password + "\n")
+    workspace.add_agency("planning")
+    workspace.add_source("planning", "dumps", "dumpdir", path=str(folder), settle="0s",
+                         drill_postgres_dsn=server.dsn("postgres"),
+                         drill_password_file=str(password))
+    workspace.cli("repo", "init", check=True)
+    workspace.cli("backup", "--agency", "planning", check=True)
 
 
 def _verify(workspace: Workspace, *args: str) -> tuple[int, dict[str, Any]]:
@@ -123,13 +128,7 @@ def test_truncated_dump_in_a_dump_folder_fails_and_a_good_one_passes(
     cut = folder / "permits-1.pgdump"
     cut.write_bytes(full[: len(full) * 2 // 3])
     os.utime(cut, (1_700_000_000, 1_700_000_000))
-    password = workspace.secret_file("pg.password", postgres_server.password + "\n")
-    workspace.add_agency("planning")
-    workspace.add_source("planning", "dumps", "dumpdir", path=str(folder), settle="0s",
-                         drill_postgres_dsn=postgres_server.dsn("postgres"),
-                         drill_password_file=str(password))
-    workspace.cli("repo", "init", check=True)
-    workspace.cli("backup", "--agency", "planning", check=True)
+    _dumpdir_agency(workspace, postgres_server, folder)
 
     code, outcome = _verify(workspace)
     assert code == ExitCode.VERIFY_FAILED, outcome
@@ -194,13 +193,7 @@ def test_plain_sql_dump_cannot_run_psql_meta_commands_in_a_drill(
     hostile.write_bytes(b"CREATE TABLE decoy (id integer);\n\\! touch " + str(marker).encode()
                         + b"\n\\unrestrict guess\n" + plain)
     os.utime(hostile, (1_700_000_000, 1_700_000_000))
-    password = workspace.secret_file("pg.password", postgres_server.password + "\n")
-    workspace.add_agency("planning")
-    workspace.add_source("planning", "dumps", "dumpdir", path=str(folder), settle="0s",
-                         drill_postgres_dsn=postgres_server.dsn("postgres"),
-                         drill_password_file=str(password))
-    workspace.cli("repo", "init", check=True)
-    workspace.cli("backup", "--agency", "planning", check=True)
+    _dumpdir_agency(workspace, postgres_server, folder)
 
     code, outcome = _verify(workspace)
     assert code == ExitCode.VERIFY_FAILED, outcome

@@ -27,17 +27,11 @@ import pytest
 
 from drbackup.errors import ExitCode
 from drbackup.verify.instance import processes_under
+from tests.support.dbcheck import PERMITS_SCHEMA
 from tests.support.servers import DB_TEST_USER, MariaDBServer, PostgresServer
 from tests.support.workspace import Workspace
 
-SCHEMA = """
-CREATE TABLE permits (id integer PRIMARY KEY, holder text NOT NULL);
-INSERT INTO permits SELECT g, 'holder-' || g FROM generate_series(1, 2000) g;
-CREATE TABLE inspections (id integer PRIMARY KEY, permit integer REFERENCES permits (id),
-                          note text);
-INSERT INTO inspections SELECT g, g % 2000 + 1, md5(g::text) FROM generate_series(1, 500) g;
-CREATE TABLE archive (id integer);
-"""
+SCHEMA = PERMITS_SCHEMA
 PG_COUNTS = {"public.permits": 2000, "public.inspections": 500, "public.archive": 0}
 
 

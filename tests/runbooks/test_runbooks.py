@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 import uuid
@@ -29,6 +28,7 @@ from tests.runbooks.markdown import (
     relative,
     runbook_files,
 )
+from tests.support.dbcheck import permits_rows, permits_sqlite
 from tests.support.servers import TEST_SECRET_KEY, MotoServer
 from tests.support.trees import make_mixed_tree, manifest
 from tests.support.workspace import Workspace
@@ -168,12 +168,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory, s3_server: MotoServer,
     ws.add_s3_store(REPLICA, s3_server, f"rb-offsite-{suffix}")
     ws.add_agency(AGENCY, store="primary", replicas=[REPLICA])
     ws.add_directory_source(AGENCY, SOURCE, [data])
-    database = root / "permits.sqlite"
-    with sqlite3.connect(database) as connection:
-        connection.execute("CREATE TABLE permits (id INTEGER PRIMARY KEY, holder TEXT)")
-        connection.executemany("INSERT INTO permits (holder) VALUES (?)",
-                               [(f"holder {i}",) for i in range(500)])
-    connection.close()
+    database = permits_sqlite(root / "permits.sqlite", 500)
     ws.agency(AGENCY)["sources"].append({"id": DB_SOURCE, "kind": "sqlite",
                                          "path": str(database)})
     _cli(ws, "repo", "init", "--store", "primary")
@@ -280,11 +275,7 @@ def test_runbook_steps_work(sandbox: Sandbox, name: str) -> None:
     if name in ("restore-files.md", "primary-store-unreachable.md"):
         assert manifest(target / sandbox.data.relative_to("/")) == manifest(sandbox.data)
     if name == "restore-database.md":
-        restored = target.parent / "permits-restored.sqlite"
-        with sqlite3.connect(restored) as connection:
-            rows = connection.execute("SELECT count(*), max(holder) FROM permits").fetchone()
-        connection.close()
-        assert rows == (500, "holder 99")
+        assert permits_rows(target.parent / "permits-restored.sqlite") == (500, "holder 99")
 
 
 def test_lost_password_runbook_puts_the_password_back(sandbox: Sandbox) -> None:
@@ -300,10 +291,7 @@ def test_full_recovery_on_a_fresh_host_is_byte_identical(sandbox: Sandbox) -> No
     assert manifest(target / sandbox.data.relative_to("/")) == manifest(sandbox.data)
     assert sandbox.workspace.passwords[AGENCY] not in output
     # The database source is not in the kit's config; its dump file comes back all the same.
-    with sqlite3.connect(Path(f"{target}-db") / "permits.sqlite") as connection:
-        rows = connection.execute("SELECT count(*), max(holder) FROM permits").fetchone()
-    connection.close()
-    assert rows == (500, "holder 99")
+    assert permits_rows(Path(f"{target}-db") / "permits.sqlite") == (500, "holder 99")
 
 
 def test_full_recovery_from_the_printed_kit_alone_is_byte_identical(sandbox: Sandbox) -> None:

@@ -1,8 +1,9 @@
 """Helpers for database tests: process command lines (to prove no password is in argv), the
-state database's runs, and waiting."""
+state database's runs, waiting, and small known databases."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,3 +45,32 @@ def local_snapshots(workspace_state_dir: Path, agency: str, password_file: Path,
                                    cache_dir=workspace_state_dir.parent / "cache"))
     return restic.snapshots(RepoTarget(str(workspace_state_dir / "repos" / agency),
                                        password_file))
+
+
+# A small PostgreSQL schema with known row counts, shared by the drill tests.
+PERMITS_SCHEMA = """
+CREATE TABLE permits (id integer PRIMARY KEY, holder text NOT NULL);
+INSERT INTO permits SELECT g, 'holder-' || g FROM generate_series(1, 2000) g;
+CREATE TABLE inspections (id integer PRIMARY KEY, permit integer REFERENCES permits (id),
+                          note text);
+INSERT INTO inspections SELECT g, g % 2000 + 1, md5(g::text) FROM generate_series(1, 500) g;
+CREATE TABLE archive (id integer);
+"""
+
+
+def permits_sqlite(path: Path, rows: int) -> Path:
+    """A SQLite database with a `permits` table of `rows` rows ('holder 0'...)."""
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE permits (id INTEGER PRIMARY KEY, holder TEXT)")
+        connection.executemany("INSERT INTO permits (holder) VALUES (?)",
+                               [(f"holder {i}",) for i in range(rows)])
+    connection.close()
+    return path
+
+
+def permits_rows(path: Path) -> tuple[int, str]:
+    """(row count, greatest holder) of a permits_sqlite database."""
+    with sqlite3.connect(path) as connection:
+        count, holder = connection.execute("SELECT count(*), max(holder) FROM permits").fetchone()
+    connection.close()
+    return int(count), str(holder)

@@ -70,6 +70,15 @@ def _columns(server: MariaDBServer, database: str, table: str) -> str:
     return names
 
 
+def _mysql_agency(workspace: Workspace, server: MariaDBServer, database: str) -> None:
+    """Agency "records" with a mysql source "db" on `server`, its repository initialised."""
+    workspace.add_agency("records")
+    password_file = workspace.secret_file("my.password", server.password + "\n")
+    workspace.add_source("records", "db", "mysql", database=database, host="127.0.0.1",
+                         port=server.port, user=DB_TEST_USER, password_file=str(password_file))
+    workspace.cli("repo", "init", check=True)
+
+
 @pytest.fixture
 def my_database(mariadb_server: MariaDBServer) -> Iterator[str]:
     name = mariadb_server.create_database("src")
@@ -83,12 +92,7 @@ def test_round_trip_keeps_rows_procedure_and_trigger_and_no_password_in_argv(
     before = fingerprint(mariadb_server, my_database)
     assert before["items"].startswith("20000:") and before["audit"].startswith("20000:")
     assert before["routines"] == "add_item" and before["triggers"] == "items_audit"
-    workspace.add_agency("records")
-    password_file = workspace.secret_file("my.password", mariadb_server.password + "\n")
-    workspace.add_source("records", "db", "mysql", database=my_database, host="127.0.0.1",
-                         port=mariadb_server.port, user=DB_TEST_USER,
-                         password_file=str(password_file))
-    workspace.cli("repo", "init", check=True)
+    _mysql_agency(workspace, mariadb_server, my_database)
 
     # A session holds a write lock so the dump waits while every argv is sampled.
     locker = subprocess.Popen(
@@ -143,12 +147,7 @@ def test_round_trip_keeps_rows_procedure_and_trigger_and_no_password_in_argv(
 
 def test_missing_database_fails_without_snapshot(workspace: Workspace,
                                                  mariadb_server: MariaDBServer) -> None:
-    workspace.add_agency("records")
-    password_file = workspace.secret_file("my.password", mariadb_server.password + "\n")
-    workspace.add_source("records", "db", "mysql", database="no_such_db", host="127.0.0.1",
-                         port=mariadb_server.port, user=DB_TEST_USER,
-                         password_file=str(password_file))
-    workspace.cli("repo", "init", check=True)
+    _mysql_agency(workspace, mariadb_server, "no_such_db")
     result = workspace.cli("backup", "--agency", "records")
     assert result.returncode == ExitCode.DUMP_FAILED, result.stderr
     assert local_snapshots(workspace.state_dir, "records",
@@ -171,12 +170,7 @@ def test_dump_killed_midway_makes_no_snapshot(workspace: Workspace,
         "SELECT n, MD5(n) FROM seq; "
         "CREATE TABLE b_locked (id INT PRIMARY KEY) ENGINE=InnoDB; "
         "INSERT INTO b_locked VALUES (1)", my_database)
-    workspace.add_agency("records")
-    password_file = workspace.secret_file("my.password", mariadb_server.password + "\n")
-    workspace.add_source("records", "db", "mysql", database=my_database, host="127.0.0.1",
-                         port=mariadb_server.port, user=DB_TEST_USER,
-                         password_file=str(password_file))
-    workspace.cli("repo", "init", check=True)
+    _mysql_agency(workspace, mariadb_server, my_database)
     workspace.write()
     locker = subprocess.Popen(
         ["mariadb", f"--defaults-extra-file={mariadb_server.defaults_file()}", my_database],
