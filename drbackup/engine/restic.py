@@ -220,7 +220,8 @@ class Restic:
                 stderr_tail=tail, returncode=code)
         hint = "see the log for restic's full output"
         if "no space left on device" in tail.lower():
-            hint = "the disk being written is full: free space there, or write elsewhere"
+            hint = ("out of disk space where restic writes (the restore target, its cache or a "
+                    "local repository): free space there, or write elsewhere")
         raise ResticError(f"restic {action} failed on {where} (exit {code}): {detail}",
                           hint, stderr_tail=tail, returncode=code)
 

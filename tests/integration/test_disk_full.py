@@ -154,7 +154,7 @@ def test_restore_onto_a_full_disk_says_so_and_finishes_once_space_returns(
         assert f"{target} holds a partial restore" in note
         assert line.startswith("drbackup: error:") and "Traceback" not in result.stderr
         assert "the first: " in line and "no space left on device" in line, line
-        assert "(the disk being written is full" in line, line
+        assert "(out of disk space where restic writes" in line, line
         partial = tmp_path / "partial"  # the partial restore, moved to a disk with room
         subprocess.run(["cp", "-a", str(target), str(partial)], check=True)
     assert any(partial.rglob("*.bin"))
