@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from drbackup.errors import ExitCode
-from tests.support.dbcheck import PERMITS_SCHEMA
+from tests.support.dbcheck import LICENCES_SCHEMA, PERMITS_SCHEMA
 from tests.support.servers import DB_TEST_USER, MariaDBServer, PostgresServer
 from tests.support.workspace import Workspace
 
@@ -54,6 +54,17 @@ def _dumpdir_agency(workspace: Workspace, server: PostgresServer, folder: Path) 
                          drill_password_file=str(password))
     workspace.cli("repo", "init", check=True)
     workspace.cli("backup", "--agency", "planning", check=True)
+
+
+def _good_dump_drills(workspace: Workspace, dump: Path, content: bytes) -> dict[str, int]:
+    """A good dump arrives in the folder (newer than the bad one), is backed up and drilled:
+    the drill passes; returns its row counts per table."""
+    dump.write_bytes(content)
+    os.utime(dump, (1_700_000_100, 1_700_000_100))
+    workspace.cli("backup", "--agency", "planning", check=True)
+    code, outcome = _verify(workspace)
+    assert code == 0, outcome
+    return {t["table"]: t["rows"] for t in outcome["drills"][0]["tables"]}
 
 
 def _verify(workspace: Workspace, *args: str) -> tuple[int, dict[str, Any]]:
@@ -139,13 +150,7 @@ def test_truncated_dump_in_a_dump_folder_fails_and_a_good_one_passes(
     assert _exists(postgres_server, _scratch_names(drill)) == []
     assert any("truncated or damaged dump" in r for r in drill["reasons"])
 
-    good = folder / "permits-2.pgdump"
-    good.write_bytes(full)
-    os.utime(good, (1_700_000_100, 1_700_000_100))
-    workspace.cli("backup", "--agency", "planning", check=True)
-    code, outcome = _verify(workspace)
-    assert code == 0, outcome
-    counts = {t["table"]: t["rows"] for t in outcome["drills"][0]["tables"]}
+    counts = _good_dump_drills(workspace, folder / "permits-2.pgdump", full)
     assert counts["public.permits"] == 2000
 
 
@@ -153,9 +158,7 @@ def test_mariadb_drill_passes_with_row_counts(
         workspace: Workspace, mariadb_server: MariaDBServer) -> None:
     database = mariadb_server.create_database("licences")
     try:
-        mariadb_server.sql("CREATE TABLE licences (id INT PRIMARY KEY, holder TEXT); "
-                           "INSERT INTO licences VALUES (1, 'a'), (2, 'b'), (3, 'c'); "
-                           "CREATE TABLE empty_one (id INT);", database)
+        mariadb_server.sql(LICENCES_SCHEMA, database)
         password = workspace.secret_file("my.password", mariadb_server.password + "\n")
         workspace.add_agency("planning")
         workspace.add_source("planning", "licences", "mysql", database=database,
@@ -204,12 +207,6 @@ def test_plain_sql_dump_cannot_run_psql_meta_commands_in_a_drill(
     assert _exists(postgres_server, _scratch_names(drill)) == []
 
     assert b"\\restrict " in plain  # this pg_dump protects its own dumps the same way
-    good = folder / "permits-2.sql"
-    good.write_bytes(plain)
-    os.utime(good, (1_700_000_100, 1_700_000_100))
-    workspace.cli("backup", "--agency", "planning", check=True)
-    code, outcome = _verify(workspace)
-    assert code == 0, outcome
-    counts = {t["table"]: t["rows"] for t in outcome["drills"][0]["tables"]}
+    counts = _good_dump_drills(workspace, folder / "permits-2.sql", plain)
     assert counts["public.permits"] == 2000 and counts["public.inspections"] == 500
     assert not marker.exists()

@@ -27,7 +27,7 @@ import pytest
 
 from drbackup.errors import ExitCode
 from drbackup.verify.instance import processes_under
-from tests.support.dbcheck import PERMITS_SCHEMA
+from tests.support.dbcheck import LICENCES_SCHEMA, PERMITS_SCHEMA
 from tests.support.servers import DB_TEST_USER, MariaDBServer, PostgresServer
 from tests.support.workspace import Workspace
 
@@ -239,9 +239,7 @@ def test_mariadb_local_instance_drills_pass_fail_clean_up_and_survive_a_kill(
         workspace: Workspace, service_state_dir: Path, mariadb_server: MariaDBServer) -> None:
     database = mariadb_server.create_database("licences")
     try:
-        mariadb_server.sql("CREATE TABLE licences (id INT PRIMARY KEY, holder TEXT); "
-                           "INSERT INTO licences VALUES (1, 'a'), (2, 'b'), (3, 'c'); "
-                           "CREATE TABLE empty_one (id INT);", database)
+        mariadb_server.sql(LICENCES_SCHEMA, database)
         password = workspace.secret_file("my.password", mariadb_server.password + "\n")
         workspace.add_agency("planning")
         common = {"database": database, "host": "127.0.0.1", "port": mariadb_server.port,

@@ -57,6 +57,11 @@ INSERT INTO inspections SELECT g, g % 2000 + 1, md5(g::text) FROM generate_serie
 CREATE TABLE archive (id integer);
 """
 
+# A small MariaDB schema: 3 licences and an empty table.
+LICENCES_SCHEMA = ("CREATE TABLE licences (id INT PRIMARY KEY, holder TEXT); "
+                   "INSERT INTO licences VALUES (1, 'a'), (2, 'b'), (3, 'c'); "
+                   "CREATE TABLE empty_one (id INT);")
+
 
 def permits_sqlite(path: Path, rows: int) -> Path:
     """A SQLite database with a `permits` table of `rows` rows ('holder 0'...)."""
