@@ -21,6 +21,7 @@ from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.tags import snapshot_tags
 from tests.support.dbcheck import permits_rows, permits_sqlite, runs, wait_until
 from tests.support.servers import MotoServer
+from tests.support.tinyfs import tiny_tmpfs
 from tests.support.trees import manifest
 from tests.support.workspace import Workspace
 
@@ -362,3 +363,34 @@ def test_all_sources_restores_each_source_into_its_own_directory(workspace: Work
     assert manifest(target / "notes" / notes.relative_to("/")) == manifest(notes)
     assert permits_rows(target / "permits-db" / "permits.sqlite") == (50, "holder 9")
     assert not (target / "never").exists()
+
+
+def test_all_sources_goes_on_past_a_source_that_fails(workspace: Workspace,
+                                                       tmp_path: Path) -> None:
+    """One source's restore fails (its directory is a 1 MiB disk, its data 3 MiB): the other
+    source is still restored, the failure is one line naming the source and the cause, and the
+    exit code and the JSON total say so."""
+    big, small = tmp_path / "big", tmp_path / "small"
+    big.mkdir()
+    small.mkdir()
+    for index in range(6):
+        (big / f"b{index}.bin").write_bytes(os.urandom(512 * 1024))
+    (small / "note.txt").write_text("small\n")
+    workspace.add_agency("planning")
+    workspace.add_directory_source("planning", "big", [big])
+    workspace.add_directory_source("planning", "small", [small])
+    workspace.cli("repo", "init", check=True)
+    workspace.cli("backup", "--agency", "planning", "--no-progress", check=True)
+    target = tmp_path / "all"
+    with tiny_tmpfs(target / "big", size="1m"):
+        result = workspace.cli("--json", "restore", "--agency", "planning", "--all-sources",
+                               "--target", str(target), "--no-progress")
+    assert result.returncode == ExitCode.RESTIC_FAILED, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("drbackup: error:")]
+    assert len(errors) == 1 and errors[0].startswith("drbackup: error: source big: ")
+    assert "no space left on device" in errors[0]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["source"] for line in lines[:-1]] == ["small"]
+    assert lines[-1] == {**lines[-1], "event": "total", "sources": 2, "restored": 1,
+                         "failed": ["big"], "missing": []}
+    assert manifest(target / "small" / small.relative_to("/")) == manifest(small)

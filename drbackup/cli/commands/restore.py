@@ -189,15 +189,15 @@ def _restore_one(ctx: CliContext, agency: AgencyConfig, source_id: str, snapshot
     s = outcome.summary
     files = s.files_restored or s.total_files
     size = s.bytes_restored or s.total_bytes
+    verified = bool(args.verify and not outcome.dry_run and not s.errors)
     if outcome.dry_run:
         ctx.out.line(f"would restore {files} files/dirs, {human_bytes(size)} from snapshot "
                      f"{snapshot.short_id}; nothing was written")
     else:
         kept = f", {s.files_skipped} already in place" if s.files_skipped else ""
-        verified = "; content verified" if args.verify and not s.errors else ""
         ctx.out.line(f"restored {files} files/dirs{kept}, {human_bytes(size)} from snapshot "
                      f"{snapshot.short_id} into {target} in {outcome.seconds:.1f}s, "
-                     f"{len(s.errors)} error(s){verified}")
+                     f"{len(s.errors)} error(s){'; content verified' if verified else ''}")
     for error in s.errors[:20]:
         ctx.out.line(f"  error: {error}")
     return {
@@ -205,7 +205,7 @@ def _restore_one(ctx: CliContext, agency: AgencyConfig, source_id: str, snapshot
         "snapshot_id": snapshot.id, "snapshot_time": snapshot.time.isoformat(),
         "target": str(target), "dry_run": outcome.dry_run, "files": files, "bytes": size,
         "files_skipped": s.files_skipped, "seconds": round(outcome.seconds, 3),
-        "errors": s.errors, "verified": bool(args.verify and not outcome.dry_run and not s.errors),
+        "errors": s.errors, "verified": verified,
     }
 
 
