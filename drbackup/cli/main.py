@@ -67,18 +67,43 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(ExitCode.USAGE)
 
 
+def _add_global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The options every verb takes, on either side of it (`drbackup snapshots --json`, as with
+    restic). The top parser holds the defaults; on a verb's parser they default to SUPPRESS, so
+    an option given before the verb is not reset by the verb's parser."""
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    group = parser.add_argument_group("global options")
+    group.add_argument("--config", metavar="PATH", default=default(None),
+                       help="config file (default: $DRBACKUP_CONFIG, then "
+                            "/etc/drbackup/drbackup.toml)")
+    group.add_argument("--json", action="store_true", default=default(False),
+                       help="machine-readable output")
+    group.add_argument("--quiet", "-q", action="store_true", default=default(False),
+                       help="only errors and results")
+    group.add_argument("--debug", action="store_true", default=default(False),
+                       help="tracebacks for unexpected errors")
+    group.add_argument("--log-format", choices=["auto", "json", "human"],
+                       default=default("auto"))
+
+
+class _VerbParser(_Parser):
+    """A verb's (or sub-verb's) parser: it takes the global options too. Nested
+    add_subparsers() use the parent's class, so `config check --json` works as well."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        _add_global_options(self, defaults=False)
+
+
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     """The parser for every verb, or for `verb` alone (see requested_verb)."""
     # No abbreviated options: requested_verb must know which words are option values.
     parser = _Parser(prog="drbackup", description=__doc__, allow_abbrev=False)
-    parser.add_argument("--config", metavar="PATH",
-                        help="config file (default: $DRBACKUP_CONFIG, then "
-                             "/etc/drbackup/drbackup.toml)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("--quiet", "-q", action="store_true", help="only errors and results")
-    parser.add_argument("--debug", action="store_true", help="tracebacks for unexpected errors")
-    parser.add_argument("--log-format", choices=["auto", "json", "human"], default="auto")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_global_options(parser, defaults=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_VerbParser)
     commands.required = True
     for module in _command_modules(verb):
         module.register(commands)

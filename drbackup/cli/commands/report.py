@@ -12,8 +12,6 @@ def register(commands: Any) -> None:
     parser = commands.add_parser(
         "report", help="recoverability report: RPO/RTO measured vs targets, GB/T 20988 level")
     parser.add_argument("--agency", help="only this agency")
-    parser.add_argument("--json", action="store_true", dest="verb_json",
-                        help="machine-readable output (schema: docs/schemas/report.schema.json)")
     parser.set_defaults(handler=report_now)
 
 
@@ -35,8 +33,6 @@ def _objective(value: Objective) -> str:
 
 
 def report_now(ctx: CliContext) -> int:
-    if ctx.args.verb_json:
-        ctx.out.json_mode = True
     report = build_report(ctx.runtime, ctx.agencies(ctx.args.agency))
     rows: list[list[str]] = []
     for agency in report.agencies:

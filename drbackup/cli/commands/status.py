@@ -3,7 +3,6 @@ and the running job; works whether the daemon runs or not (state DB + the daemon
 
 from __future__ import annotations
 
-import argparse
 import time
 from typing import Any
 
@@ -16,8 +15,6 @@ from drbackup.state import StateDB
 def register(commands: Any) -> None:
     parser = commands.add_parser("status", help="what the daemon did, does and will do")
     parser.add_argument("--agency", help="only this agency")
-    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="machine-readable output (same as the global --json)")
     parser.set_defaults(handler=show_status)
 
 

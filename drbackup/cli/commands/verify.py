@@ -28,8 +28,6 @@ def register(commands: Any) -> None:
                       help="the check reads all pack data (default: the next rotating subset)")
     data.add_argument("--structure-only", action="store_true",
                       help="the check verifies the structure only, reading no pack data")
-    parser.add_argument("--json", action="store_true", dest="verb_json",
-                        help="machine-readable output (same as the global --json)")
     parser.set_defaults(handler=verify_now)
 
 
@@ -83,8 +81,6 @@ def _sources(agency: AgencyConfig, source_id: str | None, kind: str | None) -> l
 
 
 def verify_now(ctx: CliContext) -> int:
-    if ctx.args.verb_json:
-        ctx.out.json_mode = True
     agency = ctx.config.agency(ctx.args.agency)
     kind: str | None = ctx.args.kind
     rt = ctx.runtime

@@ -23,13 +23,10 @@ def register(commands: Any) -> None:
     parser.add_argument("--public-key", type=Path, metavar="PEM",
                         help="the daemon's public key (default: <state_dir>/evidence/"
                              "ed25519.pub.pem of the configured daemon)")
-    parser.add_argument("--json", action="store_true", dest="verb_json")
     parser.set_defaults(handler=verify_report)
 
 
 def verify_report(ctx: CliContext) -> int:
-    if ctx.args.verb_json:
-        ctx.out.json_mode = True
     key_path: Path | None = ctx.args.public_key
     if key_path is None:
         try:

@@ -55,3 +55,49 @@ def test_every_global_option_that_takes_a_value_is_known_to_the_verb_detection()
               and not isinstance(action, argparse._SubParsersAction)
               for option in action.option_strings}
     assert valued == cli_main._VALUED_OPTIONS
+
+
+@pytest.mark.parametrize("argv", [
+    ["snapshots", "--json", "--agency", "a"],
+    ["--json", "snapshots", "--agency", "a"],
+    ["config", "check", "--json"],
+    ["config", "--json", "check"],
+    ["report", "--json"],
+    ["verify", "--agency", "a", "--json"],
+    ["status", "--json"],
+])
+def test_json_is_taken_on_either_side_of_the_verb(argv: list[str]) -> None:
+    assert build_parser(requested_verb(argv)).parse_args(argv).json is True
+
+
+@pytest.mark.parametrize("argv", [
+    ["restore", "--agency", "a", "--all-sources", "--config", "/x.toml", "-q", "--debug",
+     "--log-format", "json"],
+    ["--config", "/x.toml", "--quiet", "--debug", "--log-format", "json", "restore",
+     "--all-sources", "--agency", "a"],
+    ["--config", "/x.toml", "restore", "-q", "--agency", "a", "--all-sources", "--debug",
+     "--log-format=json"],
+])
+def test_every_global_option_is_taken_after_the_verb_too(argv: list[str]) -> None:
+    args = build_parser(requested_verb(argv)).parse_args(argv)
+    assert (args.config, args.quiet, args.debug, args.log_format, args.json) == (
+        "/x.toml", True, True, "json", False)
+
+
+def test_a_global_option_before_the_verb_is_not_reset_by_the_verb_parser() -> None:
+    args = build_parser("snapshots").parse_args(["--config", "/a.toml", "-q", "snapshots"])
+    assert (args.config, args.quiet, args.json, args.log_format) == ("/a.toml", True, False, "auto")
+
+
+def test_json_after_the_verb_runs_the_command(tmp_path: object) -> None:
+    """The README's promise, end to end: `drbackup config check --json` (no 'unrecognized
+    arguments'), a JSON verdict on stdout."""
+    import json
+    from pathlib import Path
+
+    config = Path(str(tmp_path)) / "drbackup.toml"
+    config.write_text('[daemon]\nstate_dir = "%s"\n' % (Path(str(tmp_path)) / "state"))
+    done = subprocess.run([sys.executable, "-m", "drbackup", "config", "check", "--config",
+                           str(config), "--json"], capture_output=True, text=True)
+    assert "unrecognized arguments" not in done.stderr
+    assert isinstance(json.loads(done.stdout), dict), (done.stdout, done.stderr)
