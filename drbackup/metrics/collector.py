@@ -16,6 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -270,6 +271,9 @@ class StateCollector(Collector):
 
     def _refresh(self) -> list[RunRecord]:
         """Fold runs finished since the last scrape; returns the runs still running."""
+        # Runs of killed one-shot commands are not running (a write: never blinds the scrape).
+        with suppress(DrBackupError):
+            self.state.close_dead_runs()
         running: list[RunRecord] = []
         after = top = self._low
         new_low: int | None = None

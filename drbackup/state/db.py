@@ -1,7 +1,9 @@
 """The state database (SQLite, WAL): every run of every job, and small persistent values.
 
 It is the record metrics and reports read after a restart, so it is written by jobs as they start
-and finish. A run left "running" by a crash is closed as "interrupted" at the next start. A run
+and finish. A run left "running" by a crash is closed as "interrupted" as soon as its process is
+known to be gone (each run records its owner: drbackup/state/owner.py): when the state database
+is opened, by every scrape, and at the daemon's start. A run
 whose end could not be written (a full disk) is kept in memory and written by the next
 transaction that succeeds, so a long-running daemon does not show it running for ever.
 """
@@ -13,13 +15,14 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from drbackup.errors import StateError
+from drbackup.state.owner import owner_alive, this_process
 from drbackup.state.schema import MIGRATIONS
 
 RESULTS = ("running", "success", "warning", "failed", "interrupted", "skipped")
@@ -105,6 +108,11 @@ class StateDB:
         # Ends of runs that could not be written (run id -> UPDATE parameters).
         self._unwritten_finishes: dict[int, tuple[Any, ...]] = {}
         self._migrate()
+        # Closed as the database opens, so no reader counts them; the daemon's start still
+        # learns of them (interrupt_unfinished_runs) to unlock their repositories.
+        self._closed_at_open: list[RunRecord] = []
+        with suppress(StateError):  # a write: on a full disk opening must still work
+            self._closed_at_open = self.close_dead_runs()
 
     def close(self) -> None:
         with self._lock:
@@ -192,9 +200,10 @@ class StateDB:
                   started_at: float | None = None) -> int:
         with self._transaction() as conn:
             cursor = conn.execute(
-                "INSERT INTO runs (job, agency, source, store, trigger, started_at, result) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'running')",
-                (job, agency, source, store, trigger, started_at or time.time()))
+                "INSERT INTO runs (job, agency, source, store, trigger, started_at, result, "
+                "owner) VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
+                (job, agency, source, store, trigger, started_at or time.time(),
+                 this_process()))
             return int(cursor.lastrowid or 0)
 
     def finish_run(self, run_id: int, result: str, *, counts: RunCounts | None = None,
@@ -231,13 +240,35 @@ class StateDB:
 
     def interrupt_unfinished_runs(self, reason: str = "drbackup stopped before the run ended"
                                   ) -> list[RunRecord]:
-        """Close runs a crash left open; returns them as they were."""
+        """Close runs a crash left open (at the daemon's start); returns them as they were.
+        A run whose process still runs (a one-shot command started beside the daemon) stays
+        open; a run of an older drbackup, which recorded no owner, is closed."""
+        me = this_process()  # an earlier daemon in this same process (tests) ran those
+        closed, self._closed_at_open = self._closed_at_open, []
+        return closed + self._close_runs(
+            lambda owner: owner is None or owner == me or not owner_alive(owner), reason)
+
+    def close_dead_runs(self) -> list[RunRecord]:
+        """Close runs whose process is gone (SIGKILL, the OOM killer, a reboot): `status`,
+        `report` and `drbackup_jobs_running` must not count them as running."""
+        return self._close_runs(
+            lambda owner: owner is not None and not owner_alive(owner),
+            "interrupted (its process ended without closing the run: killed, e.g. SIGKILL, "
+            "the OOM killer or a reboot)")
+
+    def _close_runs(self, dead: Callable[[str | None], bool], reason: str) -> list[RunRecord]:
+        open_runs = self._query("SELECT id, owner FROM runs WHERE result = 'running'")
+        ids = [run_id for run_id, owner in open_runs if dead(owner)]
+        if not ids:
+            return []
+        marks = ", ".join("?" * len(ids))
         with self._transaction() as conn:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM runs WHERE result = 'running'").fetchall()  # noqa: S608
+                f"SELECT {_COLUMNS} FROM runs WHERE result = 'running' "  # noqa: S608
+                f"AND id IN ({marks})", ids).fetchall()
             conn.execute(
-                "UPDATE runs SET result = 'interrupted', finished_at = ?, error = ? "
-                "WHERE result = 'running'", (time.time(), reason))
+                "UPDATE runs SET result = 'interrupted', finished_at = ?, error = ? "  # noqa: S608
+                f"WHERE result = 'running' AND id IN ({marks})", (time.time(), reason, *ids))
         return [_record(row) for row in rows]
 
     def run(self, run_id: int) -> RunRecord | None:

@@ -31,4 +31,9 @@ MIGRATIONS: list[str] = [
         updated_at REAL NOT NULL
     );
     """,
+    # 2: the process that owns a run (drbackup/state/owner.py), so runs of killed processes
+    # are closed without waiting for a daemon restart.
+    """
+    ALTER TABLE runs ADD COLUMN owner TEXT;
+    """,
 ]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from drbackup.errors import StateError
 from drbackup.state import StateDB
+from drbackup.state.owner import owner_alive, this_process
 
 
 def test_abort_run_tells_interruption_from_failure(tmp_path: Path) -> None:
@@ -70,3 +74,46 @@ def test_a_run_end_that_cannot_be_written_is_written_by_the_next_transaction(
     record = state.run(run_id)
     assert record is not None and record.result == "failed"
     assert record.error == "restic failed"
+
+
+def _run_in_child(db: Path, then: str) -> subprocess.Popen[str]:
+    code = ("import os, signal, sys, time; from pathlib import Path; "
+            "from drbackup.state import StateDB; "
+            f"s = StateDB(Path({str(db)!r})); s.start_run('backup', 'a', source='s'); "
+            f"print('started', flush=True); {then}")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "started"
+    return child
+
+
+def test_a_run_of_a_sigkilled_command_is_closed_when_the_state_is_next_opened(
+        tmp_path: Path) -> None:
+    child = _run_in_child(tmp_path / "state.db", "os.kill(os.getpid(), signal.SIGKILL)")
+    assert child.wait(timeout=30) == -signal.SIGKILL
+    (run,) = StateDB(tmp_path / "state.db").runs()
+    assert run.result == "interrupted" and run.finished_at is not None
+    assert run.error is not None and "SIGKILL" in run.error
+
+
+def test_a_live_command_s_run_stays_open_through_a_daemon_start_and_closes_when_killed(
+        tmp_path: Path) -> None:
+    child = _run_in_child(tmp_path / "state.db", "time.sleep(60)")
+    try:
+        state = StateDB(tmp_path / "state.db")
+        assert state.interrupt_unfinished_runs() == []
+        assert state.close_dead_runs() == []
+        assert [r.result for r in state.runs()] == ["running"]
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    assert [r.result for r in state.close_dead_runs()] == ["running"]  # as they were
+    assert [r.result for r in state.runs()] == ["interrupted"]
+
+
+def test_owner_tokens_tell_a_reused_pid_and_a_reboot_from_a_live_process() -> None:
+    me = this_process()
+    boot, pid, started = me.split(":")
+    assert owner_alive(me)
+    assert not owner_alive(f"{boot}:{pid}:{int(started) + 1}")      # the pid was reused
+    assert not owner_alive(f"another-boot:{pid}:{started}")          # the host rebooted
+    assert owner_alive("not an owner token")                          # unknown: not proven dead
