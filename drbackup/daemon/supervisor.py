@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from drbackup.config import Config, load_config
 from drbackup.config.models import AgencyConfig, DirectorySource, DumpdirSource, Source
 from drbackup.config.schedule import ParsedSchedule, parse_schedule
+from drbackup.config.unit import read_only_problem
 from drbackup.daemon.instance import InstanceLock, write_status
 from drbackup.daemon.live import LiveStatus
 from drbackup.daemon.notify import Notifier
@@ -240,6 +241,12 @@ class Daemon:
         names = sorted({a.store for a in self.config.agencies}
                        | {r for a in self.config.agencies for r in a.replicas})
         for name in names:
+            local = self.config.store(name).path
+            read_only = read_only_problem(local) if local is not None else None
+            if read_only is not None:
+                # Every backup would fail with restic's own EROFS lines; say why once, here.
+                log.error("store %s is not usable now: %s", name, read_only,
+                          extra={"store": name, "event": "store_unusable"})
             try:
                 self.runtime.check_store(name)
             except DrBackupError as exc:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
+from pathlib import Path
 from typing import Any
 
 from drbackup.cli.context import CliContext
 from drbackup.config import ConfigInvalid, ConfigProblem, load_config, resolve_config_path
 from drbackup.config.example import render_example
+from drbackup.config.models import Config
+from drbackup.config.unit import find_unit, read_unit, unit_problems
 from drbackup.errors import ExitCode
 
 
@@ -19,7 +23,11 @@ def register(commands: Any) -> None:
     verbs.required = True
     check = verbs.add_parser("check", help="validate the config file; one-line verdict")
     check.add_argument("--offline", action="store_true",
-                       help="skip checks of secret files (for linting a config on another host)")
+                       help="skip checks of secret files and of the installed unit (for "
+                            "linting a config on another host)")
+    check.add_argument("--unit", metavar="PATH", type=Path,
+                       help="check the config against this systemd unit (default: the "
+                            "installed drbackup.service, if any)")
     check.set_defaults(handler=check_config)
     example = verbs.add_parser("example", help="print the documented example config")
     example.set_defaults(handler=print_example)
@@ -35,6 +43,11 @@ def check_config(ctx: CliContext) -> int:
             missing = missing_server_programs(config)
             if missing:
                 raise ConfigInvalid(path, [ConfigProblem(k, m) for k, m in missing])
+        unit = ctx.args.unit or (None if ctx.args.offline else find_unit())
+        if unit is not None:
+            refused = _unit_problems(path, config, unit)
+            if refused:
+                raise ConfigInvalid(path, refused)
     except ConfigInvalid as exc:
         problems = [str(p) for p in exc.problems]
         if ctx.out.json_mode:
@@ -51,6 +64,22 @@ def check_config(ctx: CliContext) -> int:
         f"config {path} is valid: {len(config.agencies)} agencies, {sources} sources, "
         f"{len(config.stores)} stores")
     return 0
+
+
+def _unit_problems(path: Path, config: Config, unit: Path) -> list[ConfigProblem]:
+    try:
+        settings = read_unit(unit)
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        return [ConfigProblem("", f"cannot read the unit {unit}: {exc}")]
+    names = {a.store for a in config.agencies} | {r for a in config.agencies for r in a.replicas}
+    written = {"daemon.state_dir": config.daemon.state_dir,
+               "daemon.cache_dir": config.daemon.cache_dir}
+    for name in sorted(names):
+        store_path = config.store(name).path
+        if store_path is not None:
+            written[f"stores.{name}.path"] = store_path
+    return [ConfigProblem(k, m) for k, m in unit_problems(settings, raw, written)]
 
 
 def print_example(ctx: CliContext) -> int:
