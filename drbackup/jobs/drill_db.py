@@ -254,7 +254,9 @@ def _dump_does_not_restore(exc: DumpError, label: str, entry: dict[str, Any],
                            record: DrillRecord) -> None:
     """The restore tool rejected the dump: the backup itself is bad (truncated, damaged), or
     the dump comes from a newer PostgreSQL than this host's pg_restore reads."""
-    if "unsupported version" in exc.stderr_tail:
+    if isinstance(exc, RefusedDumpError):
+        record.fail(f"{label}: {exc.message} ({exc.hint})")
+    elif "unsupported version" in exc.stderr_tail:
         # pg_restore: error: unsupported version (1.16) in file header -- not the dump's fault.
         record.fail(f"{label}: this host's pg_restore cannot read the dump: {exc.message} (the "
                     "dump comes from a newer PostgreSQL: install that version's client here, "
@@ -452,22 +454,50 @@ def sql_roles(dump: Path) -> list[str]:
     return sorted(names)
 
 
+class RefusedDumpError(DumpError):
+    """A dump the drill will not replay because of what it asks for (not because it is
+    damaged): the drill fails with this reason."""
+
+
+# Built-in roles a dump may name without being granted anything: the owner of a database
+# (PostgreSQL 15's default owner of schema public) is a member of it implicitly.
+_IMPLICIT_ROLES = {"pg_database_owner"}
+
+
+def privileged_roles(roles: list[str], existing: set[str]) -> list[str]:
+    """The roles of a dump that a drill must never grant: every role the instance already has
+    (its superuser, the built-in pg_* roles such as pg_execute_server_program, which runs shell
+    commands through COPY ... FROM PROGRAM, or pg_read_server_files) and any pg_* name."""
+    return sorted(role for role in roles
+                  if role not in _IMPLICIT_ROLES and role != PG_RESTORE_ROLE
+                  and (role in existing or role.startswith("pg_")))
+
+
 def _prepare_instance_database(admin: PgConnection, admin_dsn: str, name: str,
                                roles: list[str]) -> None:
     """As the instance's superuser: the scratch database, owned by the unprivileged restore
-    role, and the roles a plain dump hands objects to (NOLOGIN, granted to the restore role,
-    allowed to own objects in the database) -- the restore itself never runs as superuser."""
+    role, and the roles a plain dump hands objects to -- each created here as a NOLOGIN role
+    with no attribute, granted to the restore role, allowed to own objects in the database.
+    The restore itself never runs as superuser, and no role that exists before (built-in or
+    the superuser) is ever granted: a dump naming one is refused (DumpError)."""
+    existing = set(admin.psql(admin_dsn, "SELECT rolname FROM pg_roles;"))
+    refused = privileged_roles(roles, existing)
+    if refused:
+        shown = ", ".join(refused[:5]) + (f" and {len(refused) - 5} more" if len(refused) > 5
+                                          else "")
+        raise RefusedDumpError(
+            f"the dump gives objects or privileges to privileged or built-in roles ({shown}), "
+            "which a drill never grants: not replayed",
+            "dump without ownership and privileges (pg_dump --no-owner --no-privileges), or "
+            "use the custom format, which the drill restores with --no-owner --no-privileges")
     admin.psql(admin_dsn, f"CREATE DATABASE {quote_ident(name)} OWNER "
                           f"{quote_ident(PG_RESTORE_ROLE)} TEMPLATE template0;")
-    if not roles:
-        return
-    existing = set(admin.psql(admin_dsn, "SELECT rolname FROM pg_roles;"))
     statements = []
     for role in roles:
-        if role in (PG_SUPERUSER, PG_RESTORE_ROLE):
+        if role in _IMPLICIT_ROLES or role == PG_RESTORE_ROLE:
             continue
-        if role not in existing:
-            statements.append(f"CREATE ROLE {quote_ident(role)} NOLOGIN;")
+        statements.append(f"CREATE ROLE {quote_ident(role)} NOLOGIN NOSUPERUSER NOCREATEDB "
+                          "NOCREATEROLE NOREPLICATION NOBYPASSRLS;")
         statements.append(f"GRANT {quote_ident(role)} TO {quote_ident(PG_RESTORE_ROLE)};")
         statements.append(f"GRANT CREATE ON DATABASE {quote_ident(name)} TO "
                           f"{quote_ident(role)};")

@@ -349,7 +349,8 @@ def postgres_instance(directory: Path, state_dir: Path) -> Iterator[LocalInstanc
                     "the drill's PostgreSQL instance", log_path)
         _run([str(bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d",
               postgres_dsn(instance), "-c",
-              f"CREATE ROLE {PG_RESTORE_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;"],
+              f"CREATE ROLE {PG_RESTORE_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+              "NOREPLICATION NOBYPASSRLS;"],
              "creating the restore role in the drill's PostgreSQL instance", directory,
              directory / "setup.log")
         instance.start_seconds = time.monotonic() - started

@@ -302,3 +302,63 @@ def test_postgres_local_instance_as_root_with_root_owned_state_dir_is_a_one_line
     assert any("PostgreSQL refuses to run as root" in line and "state_dir" in line
                for line in errors), result.stderr
     assert any('drill_target = "same-server"' in line for line in errors), result.stderr
+
+
+def test_a_dump_cannot_borrow_built_in_roles_to_run_programs_or_read_files_in_a_drill(
+        workspace: Workspace, service_state_dir: Path, postgres_server: PostgresServer,
+        tmp_path: Path) -> None:
+    """#14 hole 2. The drill used to grant every role a plain dump names to its restore role,
+    as superuser: `OWNER TO pg_execute_server_program` then `COPY ... FROM PROGRAM` ran a shell
+    command as the service user (which reads every agency's password), and the drill passed.
+    Now no role that exists in the instance (built-in pg_* roles, the superuser) is granted: the
+    dump is refused, naming the roles; a grant the dump tries itself fails (the restore role
+    holds no ADMIN); no command runs, no file is read."""
+    reach = Path(tempfile.mkdtemp(prefix="drb-pg-"))  # where the server's user could write
+    if os.geteuid() == 0:
+        shutil.chown(reach, "postgres", "postgres")
+    secret = reach / "other-agency.password"
+    secret.write_text("other-agency-secret-4711\n")
+    secret.chmod(0o600)
+    if os.geteuid() == 0:
+        shutil.chown(secret, "postgres", "postgres")
+    marker = reach / "program-ran"
+    dumps = {
+        "program": (f"CREATE TABLE loot (line text);\n"
+                    f"ALTER TABLE loot OWNER TO pg_execute_server_program;\n"
+                    f"COPY loot FROM PROGRAM 'touch {marker}; cat {secret}';\n"),
+        "files": (f"CREATE TABLE loot (line text);\n"
+                  f"ALTER TABLE loot OWNER TO pg_read_server_files;\n"
+                  f"COPY loot FROM '{secret}';\n"),
+        "superuser": ("CREATE TABLE loot (line text);\n"
+                      "ALTER TABLE loot OWNER TO drbackup;\n"
+                      f"COPY loot FROM PROGRAM 'touch {marker}';\n"),
+        # Not on one line, so not seen as a role to prepare: the dump grants it itself.
+        "self-grant": (f"CREATE TABLE loot (line text);\n"
+                       f"GRANT pg_execute_server_program\n  TO drbackup_restore;\n"
+                       f"COPY loot FROM PROGRAM 'touch {marker}';\n"),
+    }
+    workspace.add_agency("planning")
+    for name, sql in dumps.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / f"{name}.sql").write_text(sql)
+        workspace.add_source("planning", name, "dumpdir", path=str(folder), settle="0s",
+                             drill_target="local-instance")
+    try:
+        workspace.cli("repo", "init", check=True)
+        workspace.cli("backup", "--agency", "planning", check=True)
+        code, outcome = _verify(workspace)
+        assert code == ExitCode.VERIFY_FAILED, outcome
+        verdicts = {d["source"]: d for d in outcome["drills"]}
+        assert {s: d["verdict"] for s, d in verdicts.items()} == dict.fromkeys(dumps, "fail")
+        for name, role in [("program", "pg_execute_server_program"),
+                           ("files", "pg_read_server_files"), ("superuser", "drbackup")]:
+            assert any(f"privileged or built-in roles ({role})" in r
+                       for r in verdicts[name]["reasons"]), verdicts[name]["reasons"]
+        assert any("does not restore" in r for r in verdicts["self-grant"]["reasons"])
+        assert not marker.exists()
+        evidence = "".join(Path(d["report"]).read_text() for d in outcome["drills"])
+        assert "other-agency-secret-4711" not in evidence
+        _nothing_left(workspace.state_dir)
+    finally:
+        shutil.rmtree(reach, ignore_errors=True)
