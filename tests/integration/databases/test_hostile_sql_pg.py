@@ -8,6 +8,7 @@ a role that exists or is built in is never among those the drill would grant."""
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,10 +82,8 @@ def _no_meta_command_runs(scratch: tuple[PostgresServer, str],
                           case: tuple[bytes, Path]) -> None:
     server, database = scratch
     dump, marker = case
-    try:
+    with contextlib.suppress(DumpError):  # refused or failed: fine, as long as nothing ran
         _replay(server, database, dump)
-    except DumpError:
-        pass  # refused or failed: fine, as long as nothing ran
     assert not marker.exists(), dump
 
 
