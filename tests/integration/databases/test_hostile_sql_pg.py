@@ -17,9 +17,10 @@ from typing import IO
 import pytest
 from hypothesis import strategies as st
 
+from drbackup.config.models import PostgresSource
 from drbackup.jobs.drill_db import privileged_roles
 from drbackup.sources.base import DumpError
-from drbackup.sources.postgres import PostgresSource, connect
+from drbackup.sources.postgres import connect
 from drbackup.sources.sqlreplay import replay_sql
 from tests.support.fuzz import fuzz_pair
 from tests.support.servers import PostgresServer
