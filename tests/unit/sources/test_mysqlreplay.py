@@ -21,7 +21,7 @@ from drbackup.sources.mysqlreplay import DefinerRewriter
 
 def rewrite(text: str, step: int | None = None) -> str:
     sink = io.BytesIO()
-    stream = DefinerRewriter(sink)  # type: ignore[arg-type]
+    stream = DefinerRewriter(sink)
     data = text.encode()
     size = step or max(len(data), 1)
     for start in range(0, len(data), size):
