@@ -4,10 +4,10 @@ hole 3). Each hostile dump reaches the repository the way a compromised agency s
 it: the source's dump program is a script printing the dump. The attacks: `LOAD DATA LOCAL
 INFILE` of another agency's password, LOAD_FILE, INTO OUTFILE/DUMPFILE, INSTALL SONAME/PLUGIN,
 `SET GLOBAL general_log_file` pointed into another agency's repository (a bogus lock), CREATE
-USER/GRANT, and objects with `DEFINER=root`. Outcome checked: no secret in any table or report,
-no file written, no user created, no object defined as root, and no drill PASS with the attack
-having worked; a real mariadb-dump with views, triggers, routines and events still drills and
-restores."""
+USER/GRANT, objects with `DEFINER=root`, and a table with `DATA DIRECTORY` elsewhere. Outcome
+checked: no secret in any table or report, no file written, no user created, no object defined
+as root, and no drill PASS with the attack having worked; a real mariadb-dump with views,
+triggers, routines and events still drills and restores."""
 
 # ruff: noqa: S608 - test SQL built from our own generated names
 
@@ -149,7 +149,17 @@ def test_local_instance_drill_gives_the_dump_no_host_file_plugin_log_or_root(
                                               "SELECT u NOT LIKE 'root@%' FROM whoami",
                                               "SELECT COUNT(*) = 1 FROM loot "
                                               "WHERE x NOT LIKE 'root@%'"]})
-    drills = _drills(workspace)
+    elsewhere = Path(tempfile.mkdtemp(prefix="drb-far-"))
+    _hostile_source(workspace, mariadb_server, "datadir",
+                    f"CREATE TABLE far (x INT) DATA DIRECTORY = '{elsewhere}';\n"
+                    "INSERT INTO far VALUES (1);\n", **instance)
+    try:
+        drills = _drills(workspace)
+        # Symbolic links off: the table stays in the instance's own data directory.
+        assert list(elsewhere.iterdir()) == []
+    finally:
+        shutil.rmtree(elsewhere, ignore_errors=True)
+    assert drills["datadir"]["verdict"] == "pass", drills["datadir"]
 
     for name in ("infile", "soname", "plugin", "genlog", "grant"):
         assert drills[name]["verdict"] == "fail", (name, drills[name])
