@@ -17,16 +17,17 @@ server and removes the directory. The server:
 A dump is untrusted input. In PostgreSQL it is restored and checked as `drbackup_restore`, a
 role without superuser (the scratch database's owner), so a trojan function in an index
 expression, COPY ... PROGRAM or pg_read_file cannot run as superuser; the superuser only creates
-and drops the database. In MariaDB it is restored and checked as `drbackup_replay`@`localhost`,
-a user with all privileges on the scratch database and nothing else (no FILE, SUPER, SET USER,
-PROCESS, CREATE USER, GRANT OPTION): no LOAD_FILE, INTO OUTFILE, SET GLOBAL (general_log_file
-pointed at another agency's repository), GRANT, or objects defined as root (the dump's DEFINER
-clauses are rewritten to CURRENT_USER). The server itself has local infile off, an empty
-private `--plugin-dir` (INSTALL SONAME / INSTALL PLUGIN find nothing, so no FEDERATED or CONNECT
-table reaches another server), `--secure-file-priv` an empty directory of its own, symbolic
-links off (DATA DIRECTORY cannot place files elsewhere) and the event scheduler off; its
-root only creates the user, grants and drops the database. The client runs in `--sandbox` mode
-(no `system`, `source`, `tee` commands) with local infile off (drbackup/sources/mysqlreplay.py).
+and drops the database. In MariaDB it is restored and checked as a user named like the scratch
+database (`drbackup_drill_...`@`localhost`) with all privileges on it and nothing else (no FILE,
+SUPER, SET USER, PROCESS, CREATE USER, GRANT OPTION): no LOAD_FILE, INTO OUTFILE, SET GLOBAL
+(general_log_file pointed at another agency's repository), GRANT, or objects defined as root
+(the dump's DEFINER clauses are rewritten to CURRENT_USER). The server itself has local infile
+off, an empty private `--plugin-dir` (INSTALL SONAME / INSTALL PLUGIN find nothing, so no
+FEDERATED or CONNECT table reaches another server), `--secure-file-priv` an empty directory of
+its own, symbolic links off (DATA DIRECTORY cannot place files elsewhere) and the event
+scheduler off; its root only creates the user, grants and drops the database. The client runs in
+`--sandbox` mode (no `system`, `source`, `tee` commands) with local infile off
+(drbackup/sources/mysqlreplay.py).
 
 PostgreSQL refuses to run as root. When drbackup runs as root, the instance runs as the owner
 of state_dir (the service user, e.g. `drbackup`) through `setpriv`; when state_dir is owned by
