@@ -166,6 +166,7 @@ def clean_stale_databases(rt: Runtime) -> list[str]:
                 my_conn = my.connect(source)
                 try:
                     my_conn.query(f"DROP DATABASE IF EXISTS {my.quote_ident(note['database'])};")
+                    my.drop_replay_user(my_conn, str(note["database"]))
                 finally:
                     my_conn.cleanup()
             elif isinstance(source, PostgresSource) or (
@@ -606,6 +607,9 @@ def _instance_my_source(source: MysqlSource, instance: LocalInstance) -> MysqlSo
 def _drill_mysql(rt: Runtime, agency: AgencyConfig, source: MysqlSource, dump: Path,
                  run_id: int, index: int, entry: dict[str, Any], record: DrillRecord,
                  instance: LocalInstance | None = None) -> float:
+    """Restore and check one dump as a user whose rights end at the scratch database (see
+    my.create_replay_user); on the source's server, when its user may not create one, as that
+    user (the client still cannot read this host's files: mysqlreplay)."""
     server = source if instance is None else _instance_my_source(source, instance)
     name = scratch_database_name(run_id, index)
     entry["scratch_database"] = name
@@ -613,14 +617,19 @@ def _drill_mysql(rt: Runtime, agency: AgencyConfig, source: MysqlSource, dump: P
     label = entry["database"] or source.database
     expected = [t.split(".", 1)[1] for t in sql_tables(dump, "_")]
     started = time.monotonic()
-    conn = my.connect(server)
+    admin = my.connect(server)
     pending: AbstractContextManager[None] = (
         nullcontext() if instance is not None
         else _pending_database(rt, agency, source.id, name, ""))
+    checker: my.MyConnection | None = None
     try:
         with pending:
             try:
-                my.restore_mysql(server, name, lambda sink: _copy(dump, sink))
+                replay = _replay_user(admin, name, entry, instance)
+                my.restore_mysql(server, name, lambda sink: _copy(dump, sink),
+                                 replay_as=replay)
+                checker = admin if replay is None else my.connect(replay)
+                conn = checker
                 seconds = time.monotonic() - started
                 literal = my.quote_literal(name)
                 listing = ("SELECT table_name FROM information_schema.tables WHERE "  # noqa: S608
@@ -653,13 +662,33 @@ def _drill_mysql(rt: Runtime, agency: AgencyConfig, source: MysqlSource, dump: P
                 _dump_does_not_restore(exc, label, entry, record)
             finally:
                 try:
-                    conn.query(f"DROP DATABASE IF EXISTS {my.quote_ident(name)};")
+                    admin.query(f"DROP DATABASE IF EXISTS {my.quote_ident(name)};")
                 except DumpError as exc:
                     record.findings.append(f"scratch database {name} not dropped: "
                                            f"{exc.message}")
+                my.drop_replay_user(admin, name)
         return seconds
     finally:
-        conn.cleanup()
+        if checker is not None and checker is not admin:
+            checker.cleanup()
+        admin.cleanup()
+
+
+def _replay_user(admin: my.MyConnection, name: str, entry: dict[str, Any],
+                 instance: LocalInstance | None) -> MysqlSource | None:
+    """The scratch database's own user, or None (the source's user) when the source's server
+    does not let its user create one. In a local instance its root always can."""
+    try:
+        replay = my.create_replay_user(admin, name)
+    except DumpError as exc:
+        if instance is not None:
+            raise
+        log.warning("drill of %s replays as the source's user: it may not create a user "
+                    "limited to the scratch database (%s)", name, exc.message)
+        entry["replay_user"] = "source user"
+        return None
+    entry["replay_user"] = "scratch database only"
+    return replay
 
 
 def _drill_sqlite(source: SqliteSource, dump: Path, scratch: Path, entry: dict[str, Any],

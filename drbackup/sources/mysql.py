@@ -2,12 +2,15 @@
 --triggers, and the restore side (the mariadb/mysql client into a new or named database).
 
 Credentials go in a defaults file (mode 0600, private directory) given as the FIRST argument
-(--defaults-extra-file must come first), never on the command line."""
+(--defaults-extra-file / --defaults-file must come first), never on the command line. The client
+reads only that file (--defaults-file), with local infile off and without drbackup's
+capabilities: see drbackup/sources/mysqlreplay.py for why a replayed dump needs that."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,12 +22,12 @@ from drbackup.sources.base import BackupPlan, DumpError
 from drbackup.sources.dumps import (
     PrivateDir,
     dump_plan,
-    feed_tool,
     find_binary,
     last_line,
     read_password_file,
     run_tool,
 )
+from drbackup.sources.mysqlreplay import client_argv, client_env, replay_dump
 
 FORMAT_SQL = "sql"
 
@@ -56,10 +59,10 @@ class MyConnection:
         return find_binary(self.source.client_binary, ["mariadb", "mysql"])
 
     def client_argv(self, *args: str) -> list[str]:
-        return [self.client_binary(), f"--defaults-extra-file={self.defaults_file}", *args]
+        return client_argv(self.client_binary(), self.defaults_file, *args)
 
     def query(self, sql: str) -> list[str]:
-        result = run_tool(self.client_argv("-N", "-B"), dict(os.environ), input_text=sql)
+        result = run_tool(self.client_argv("-N", "-B"), client_env(), input_text=sql)
         if result.returncode != 0:
             raise DumpError(f"MySQL source {self.source.id!r}: {last_line(result.stderr_tail)}",
                             "check host, port, user, password_file and that the server is up",
@@ -100,6 +103,42 @@ def plan_mysql(source: MysqlSource) -> list[BackupPlan]:
     return [plan]
 
 
+def grant_ident(database: str) -> str:
+    """A database name for GRANT ... ON `name`.*, where `_` and `%` are wildcards: escaped, so
+    a grant on drbackup_drill_1 does not also cover drbackupXdrill_1."""
+    return quote_ident(database.replace("\\", "\\\\").replace("_", "\\_")
+                       .replace("%", "\\%"))
+
+
+def create_replay_user(admin: MyConnection, database: str) -> MysqlSource:
+    """A user named like `database` (a drill's scratch database) with all privileges on it and
+    nothing else (no FILE, SUPER, SET USER, PROCESS, CREATE USER, GRANT OPTION), on the host
+    pattern `admin` itself matched, with a random password in `admin`'s private directory;
+    returned as a MysqlSource of the same server. Raises DumpError when `admin` may not create
+    users or grant (the user is then removed again)."""
+    password = secrets.token_hex(16)
+    host = admin.query("SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', -1);")[0]
+    account = f"{quote_literal(database)}@{quote_literal(host)}"
+    try:
+        admin.query(f"CREATE USER {account} IDENTIFIED BY {quote_literal(password)};\n"
+                    f"GRANT ALL PRIVILEGES ON {grant_ident(database)}.* TO {account};")
+    except DumpError:
+        drop_replay_user(admin, database)
+        raise
+    path = admin.workdir.write_secret(f"{database}.password", password + "\n")
+    return admin.source.model_copy(update={"user": database, "password_file": path})
+
+
+def drop_replay_user(admin: MyConnection, database: str) -> None:
+    """Drop every account named `database` (what create_replay_user made); no error when none
+    is left or `admin` may not read the user list."""
+    with contextlib.suppress(DumpError):
+        hosts = admin.query("SELECT host FROM mysql.user WHERE user = "  # noqa: S608
+                            f"{quote_literal(database)};")
+        for host in hosts:
+            admin.query(f"DROP USER IF EXISTS {quote_literal(database)}@{quote_literal(host)};")
+
+
 @dataclass(frozen=True)
 class MyRestoreResult:
     database: str
@@ -112,7 +151,7 @@ def sandbox_args(client: str) -> tuple[str, ...]:
     crafted one (CVE-2024-21096) must not run commands on this host as drbackup."""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         done = subprocess.run([client, "--no-defaults", "--sandbox", "--version"],
-                              capture_output=True, env={"PATH": os.environ.get("PATH", "")},
+                              capture_output=True, env=client_env(),
                               timeout=30, check=False)
         if done.returncode == 0:
             return ("--sandbox",)
@@ -121,11 +160,13 @@ def sandbox_args(client: str) -> tuple[str, ...]:
 
 def restore_mysql(source: MysqlSource, into: str, feed: Callable[[IO[bytes]], None], *,
                   overwrite: bool = False, clean: bool = False,
-                  extra_args: Sequence[str] = ()) -> MyRestoreResult:
+                  extra_args: Sequence[str] = (), replay_as: MysqlSource | None = None
+                  ) -> MyRestoreResult:
     """Replay a SQL dump streamed by `feed` into database `into` (created when missing; with
-    clean, dropped and created anew).
+    clean, dropped and created anew) as `replay_as` (default: the source's own user).
 
-    The client runs in --sandbox mode when it has it; `extra_args` go to it too. Raises
+    The client runs in --sandbox mode when it has it, local infile off, without capabilities,
+    the dump's DEFINER clauses made CURRENT_USER; `extra_args` go to it too. Raises
     TargetRefusedError for an existing non-empty database without overwrite, DumpError when
     the client fails."""
     conn = connect(source)
@@ -151,10 +192,15 @@ def restore_mysql(source: MysqlSource, into: str, feed: Callable[[IO[bytes]], No
         else:
             conn.query(f"CREATE DATABASE {quote_ident(into)};")
             created = True
-        feed_tool(conn.client_argv("--binary-mode", *sandbox_args(conn.client_binary()),
-                                   *extra_args, f"--database={into}"),
-                  dict(os.environ), feed,
-                  what=f"{os.path.basename(conn.client_binary())} into {into!r}")
+        replayer = conn if replay_as is None else connect(replay_as)
+        try:
+            client = replayer.client_binary()
+            replay_dump(client, replayer.defaults_file, into, feed,
+                        sandbox=sandbox_args(client), extra_args=extra_args,
+                        what=f"{os.path.basename(client)} into {into!r}")
+        finally:
+            if replayer is not conn:
+                replayer.cleanup()
         return MyRestoreResult(into, created)
     finally:
         conn.cleanup()

@@ -17,10 +17,17 @@ server and removes the directory. The server:
 A dump is untrusted input. In PostgreSQL it is restored and checked as `drbackup_restore`, a
 role without superuser (the scratch database's owner), so a trojan function in an index
 expression, COPY ... PROGRAM or pg_read_file cannot run as superuser; the superuser only creates
-and drops the database. MariaDB restores as root (views and routines carry DEFINER clauses only
-root may give) but with `--secure-file-priv` inside the instance directory (no LOAD_FILE or INTO
-OUTFILE elsewhere) and the client in `--sandbox` mode (no `system`, `source`, `tee` commands)
-when it has it.
+and drops the database. In MariaDB it is restored and checked as a user named like the scratch
+database (`drbackup_drill_...`@`localhost`) with all privileges on it and nothing else (no FILE,
+SUPER, SET USER, PROCESS, CREATE USER, GRANT OPTION): no LOAD_FILE, INTO OUTFILE, SET GLOBAL
+(general_log_file pointed at another agency's repository), GRANT, or objects defined as root
+(the dump's DEFINER clauses are rewritten to CURRENT_USER). The server itself has local infile
+off, an empty private `--plugin-dir` (INSTALL SONAME / INSTALL PLUGIN find nothing, so no
+FEDERATED or CONNECT table reaches another server), `--secure-file-priv` an empty directory of
+its own, symbolic links off (DATA DIRECTORY cannot place files elsewhere) and the event
+scheduler off; its root only creates the user, grants and drops the database. The client runs in
+`--sandbox` mode (no `system`, `source`, `tee` commands) with local infile off
+(drbackup/sources/mysqlreplay.py).
 
 PostgreSQL refuses to run as root. When drbackup runs as root, the instance runs as the owner
 of state_dir (the service user, e.g. `drbackup`) through `setpriv`; when state_dir is owned by
@@ -378,6 +385,7 @@ def mariadb_instance(directory: Path) -> Iterator[LocalInstance]:
     log_path = directory / "server.log"
     (directory / "tmp").mkdir(mode=0o700)
     (directory / "files").mkdir(mode=0o700)  # the only place LOAD_FILE / INTO OUTFILE reach
+    (directory / "plugins").mkdir(mode=0o700)  # empty: INSTALL SONAME/PLUGIN loads nothing
     # Native AIO contexts are a host-wide quota (fs.aio-max-nr); a drill needs none.
     _run([*without_capabilities([install_db]), "--no-defaults",
           f"--datadir={directory / 'data'}", f"--user={user}",
@@ -394,7 +402,9 @@ def mariadb_instance(directory: Path) -> Iterator[LocalInstance]:
              f"--pid-file={directory / 'mariadbd.pid'}", f"--tmpdir={directory / 'tmp'}",
              f"--log-error={log_path}", "--skip-name-resolve", "--skip-log-bin",
              "--innodb-flush-log-at-trx-commit=0", "--innodb-buffer-pool-size=64M",
-             "--innodb-use-native-aio=0", "--innodb-doublewrite=0"],
+             "--innodb-use-native-aio=0", "--innodb-doublewrite=0",
+             "--local-infile=0", f"--plugin-dir={directory / 'plugins'}",
+             "--skip-symbolic-links", "--event-scheduler=OFF"],
             stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
             env=_server_env(), cwd=directory, start_new_session=True)
     try:
