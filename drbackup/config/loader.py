@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from drbackup.config.links import LINK_HINT, link_problem
 from drbackup.config.models import Config
 from drbackup.errors import ConfigError
 
@@ -138,6 +139,31 @@ def _secret_files(config: Config) -> Iterator[tuple[str, Path]]:
                     yield f"agencies[{index}].sources[{number}].{key}", value
 
 
+def _source_paths(config: Config) -> Iterator[tuple[str, Path]]:
+    for index, agency in enumerate(config.agencies):
+        for number, source in enumerate(agency.sources):
+            where = f"agencies[{index}].sources[{number}]"
+            paths = getattr(source, "paths", None)
+            if isinstance(paths, list):
+                for position, path in enumerate(paths):
+                    yield f"{where}.paths[{position}]", path
+            path = getattr(source, "path", None)
+            if isinstance(path, Path):
+                yield f"{where}.path", path
+
+
+def source_link_problems(config: Config) -> list[ConfigProblem]:
+    """A source path (directory paths, drop folder, SQLite file) that is, or goes through, a
+    symlink: an agency that can write a linked component could point it at another agency's
+    files. The backup checks again (a link may be made after `config check`)."""
+    problems = []
+    for location, path in _source_paths(config):
+        problem = link_problem(path)
+        if problem is not None:
+            problems.append(ConfigProblem(location, f"{problem} ({LINK_HINT})"))
+    return problems
+
+
 def check_secret_file(location: str, path: Path) -> ConfigProblem | None:
     """A secret file must exist, be a regular file, be readable and not be group/world-readable."""
     unresolved = _UNSET_VAR.search(str(path))
@@ -189,6 +215,7 @@ def parse_config(text: str, path: Path, *, check_files: bool = True) -> Config:
             "", "values are nested too deeply to be a drbackup config")]) from None
     if check_files:
         problems = [p for loc, f in _secret_files(config) if (p := check_secret_file(loc, f))]
+        problems += source_link_problems(config)
         if problems:
             raise ConfigInvalid(path, problems)
     return config

@@ -444,6 +444,20 @@ class DumpdirSource(SourceBase):
             "Files smaller than this are never taken (e.g. the empty file a failed dump job "
             "left behind)."),
     )
+    max_files: int = Field(
+        100, ge=1,
+        description=(
+            "At most this many files are taken per run; the rest is taken by the next runs "
+            "(a folder of thousands of tiny files cannot hold a job slot for hours)."),
+    )
+    max_bytes: ByteSize = Field(
+        200 << 30, ge=1,
+        description=(
+            "At most this many bytes per run, counting each file's size or its allocated "
+            "blocks, whichever is larger; the rest is taken by the next runs. A single file "
+            "larger than this is never taken (logged)."),
+        examples=["200GiB"],
+    )
     drill_postgres_dsn: str | None = Field(
         None,
         description=(

@@ -46,6 +46,8 @@ from watchdog.events import (
 from watchdog.observers.inotify import InotifyEmitter, InotifyObserver, InotifyWatchGroup
 from watchdog.observers.polling import PollingObserver
 
+from drbackup.config.links import link_problem
+
 log = logging.getLogger(__name__)
 
 SourceKey = tuple[str, str]  # (agency, source)
@@ -221,6 +223,12 @@ class Watcher:
             if code is not None:
                 raise OSError(code, f"{os.strerror(code)} (simulated at the watcher boundary)")
             for path in item.paths:
+                problem = link_problem(Path(path))
+                if problem is not None:
+                    # Never watch through a link: it may point into another agency's tree.
+                    log.warning("not watching %s: %s", path, problem,
+                                extra={"agency": key[0], "source": key[1]})
+                    continue
                 if not os.path.isdir(path):
                     log.warning("not watching %s: not a directory", path,
                                 extra={"agency": key[0], "source": key[1]})
@@ -286,7 +294,7 @@ class Watcher:
         handler = _Handler(self, key, excludes)
         try:
             for path in paths:
-                if os.path.isdir(path):
+                if link_problem(Path(path)) is None and os.path.isdir(path):
                     observer.schedule(handler, str(path), recursive=True)
             observer.start()
         except OSError as exc:

@@ -7,14 +7,19 @@ import os
 from drbackup.config.models import DirectorySource
 from drbackup.errors import SourceMissingError
 from drbackup.sources.base import BackupPlan
+from drbackup.sources.nofollow import refuse_links
 
 
 def plan_directory(source: DirectorySource) -> BackupPlan:
     """restic 0.16–0.18 exit 0 when a top-level path is missing, so we check first.
 
-    Raises SourceMissingError naming the first missing or unreadable path.
+    Raises SourceMissingError naming the first missing or unreadable path, or the first path
+    that is or goes through a symlink (restic would follow a top-level link, and a link in an
+    agency-owned ancestor can point anywhere): checked here, at backup time, as well as by
+    `config check`.
     """
     for path in source.paths:
+        refuse_links(source.id, "path", path)
         if not path.exists():
             raise SourceMissingError(
                 f"source {source.id!r}: path {path} does not exist",

@@ -23,12 +23,41 @@ from drbackup.config.models import SqliteSource
 from drbackup.errors import SourceMissingError, TargetRefusedError
 from drbackup.sources.base import BackupPlan, DumpError
 from drbackup.sources.dumps import PrivateDir, dump_plan, python_module
+from drbackup.sources.nofollow import LINK_HINT, Identity, entry_refusal, link_problem
 
 FORMAT_SQLITE = "sqlite"
 # All pages in one step: the copy holds one read transaction, so it is one consistent state.
 # (Stepping would restart whenever another process writes, and might never finish.)
 PAGES_PER_STEP = -1
 BUSY_TIMEOUT_SECONDS = 60.0
+# SQLite opens these beside the database by name, following links: none may be a link.
+COMPANION_SUFFIXES = ("-wal", "-shm", "-journal")
+
+
+def database_problem(database: Path) -> tuple[str | None, Identity | None]:
+    """Why the database file (or a -wal/-shm/-journal beside it) cannot be read safely, and
+    the database's identity (device, inode) when it can. Links are never followed: the path
+    and its companions belong to the agency."""
+    problem = link_problem(database)
+    if problem is not None:
+        return problem, None
+    try:
+        info = os.lstat(database)
+    except OSError:
+        return f"{database} does not exist", None
+    refusal = entry_refusal(info)
+    if refusal is not None:
+        return f"{database} {refusal}", None
+    for suffix in COMPANION_SUFFIXES:
+        companion = database.with_name(database.name + suffix)
+        try:
+            extra = os.lstat(companion)
+        except OSError:
+            continue
+        refusal = entry_refusal(extra)
+        if refusal is not None:
+            return f"{companion} {refusal}", None
+    return None, Identity.of(info)
 
 
 def integrity_problem(path: Path) -> str | None:
@@ -55,10 +84,19 @@ def consistent_copy(database: Path, copy: Path) -> None:
 def copy_and_stream(database: Path, workdir: Path, out: IO[bytes], err: IO[str]) -> int:
     """The guarded command: copy, check, write the copy to out. Exit code 0 or 1."""
     copy = workdir / "copy.sqlite"
+    problem, before = database_problem(database)
+    if problem is not None:
+        print(f"sqlite: {problem}: not backed up", file=err)
+        return 1
     try:
         consistent_copy(database, copy)
     except sqlite3.Error as exc:
         print(f"sqlite: copying {database} failed: {exc}", file=err)
+        return 1
+    problem, after = database_problem(database)
+    if problem is not None or after != before:
+        copy.unlink(missing_ok=True)
+        print(f"sqlite: {database} was replaced while it was copied: not backed up", file=err)
         return 1
     problem = integrity_problem(copy)
     if problem is not None:
@@ -75,9 +113,18 @@ def plan_sqlite(source: SqliteSource, scratch_dir: Path | None = None) -> list[B
     """The copy is made in a private directory under scratch_dir (default: the system's temp
     dir); it needs room for one copy of the database. Raises SourceMissingError when the
     database file does not exist."""
+    link = link_problem(source.path)
+    if link is not None:
+        raise SourceMissingError(f"source {source.id!r}: database file {link}; not backed up",
+                                 LINK_HINT)
     if not source.path.is_file():
         raise SourceMissingError(f"source {source.id!r}: database file {source.path} does not "
                                  "exist", "fix sources.path; nothing was backed up")
+    problem, _identity = database_problem(source.path)
+    if problem is not None:
+        raise SourceMissingError(f"source {source.id!r}: {problem}; not backed up",
+                                 "the database and its -wal/-shm/-journal files must be plain "
+                                 "files with one link")
     workdir = PrivateDir("drbackup-sqlite-", scratch_dir)
     command = python_module("drbackup.sources.sqlite", str(source.path), str(workdir.path))
     plan = dump_plan(command, workdir=workdir, name="db", min_size=source.min_size,
