@@ -18,12 +18,19 @@ from drbackup.config.schedule import validate_schedule
 from drbackup.config.units import ByteSize, Duration
 from drbackup.errors import NotFoundError
 
-IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# Always used with fullmatch: `re.match` with "$" accepts a trailing newline ("planning\n"),
+# and ids become repository names, tags and directory names.
+IDENTIFIER = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 LOCAL_STORE = "local"
 
 
+def is_identifier(value: object) -> bool:
+    """Whether `value` is a whole, valid id (agency, source, store): nothing before or after."""
+    return isinstance(value, str) and IDENTIFIER.fullmatch(value) is not None
+
+
 def _identifier(value: str) -> str:
-    if not IDENTIFIER.match(value):
+    if not is_identifier(value):
         raise ValueError(
             f"{value!r} is not a valid id: use 1-63 lowercase letters, digits, '-' or '_', "
             "starting with a letter or digit"
@@ -693,4 +700,5 @@ __all__ = [
     "SqliteSource",
     "StoreConfig",
     "VerifyConfig",
+    "is_identifier",
 ]
