@@ -88,8 +88,13 @@ def contained(base: Path, name: str) -> Path:
     Raises TargetRefusedError."""
     candidate = base / name
     plain = (bool(name) and "/" not in name and "\0" not in name and name not in (".", "..")
+             and len(os.fsencode(name)) <= 255  # NAME_MAX: longer fails in every syscall
              and os.path.normpath(candidate).startswith(os.path.normpath(base) + os.sep))
-    if not plain or candidate.is_symlink():
+    try:
+        linked = plain and candidate.is_symlink()
+    except (OSError, ValueError):
+        plain = False
+    if not plain or linked:
         raise TargetRefusedError(f"{name[:80]!r} would name a path outside {base}",
                                  "the name was read from a snapshot, kit or report: check who "
                                  "wrote it")
