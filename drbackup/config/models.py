@@ -7,6 +7,7 @@ file when the default is not what a reader needs to see.
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -18,12 +19,19 @@ from drbackup.config.schedule import validate_schedule
 from drbackup.config.units import ByteSize, Duration
 from drbackup.errors import NotFoundError
 
-IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# Always used with fullmatch: `re.match` with "$" accepts a trailing newline ("planning\n"),
+# and ids become repository names, tags and directory names.
+IDENTIFIER = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 LOCAL_STORE = "local"
 
 
+def is_identifier(value: object) -> bool:
+    """Whether `value` is a whole, valid id (agency, source, store): nothing before or after."""
+    return isinstance(value, str) and IDENTIFIER.fullmatch(value) is not None
+
+
 def _identifier(value: str) -> str:
-    if not IDENTIFIER.match(value):
+    if not is_identifier(value):
         raise ValueError(
             f"{value!r} is not a valid id: use 1-63 lowercase letters, digits, '-' or '_', "
             "starting with a letter or digit"
@@ -669,7 +677,32 @@ class Config(StrictModel):
                         f"agencies[{index}].{key}: agency {agency.id!r} names unknown store "
                         f"{name!r} (known: {known})"
                     )
+        self._check_nested_stores()
         return self
+
+    def _check_nested_stores(self) -> None:
+        """Local stores must not lie inside one another: with store B's path inside store A's,
+        an agency's repository <B>/<x> sits inside A's agency repository (or directory) and one
+        agency's backups, retention or a lock file there could touch another's."""
+        used = {agency.store for agency in self.agencies} | {
+            r for agency in self.agencies for r in agency.replicas}
+        paths = [(name, os.path.normpath(store.path)) for name, store in self.stores.items()
+                 if store.path is not None]
+        if LOCAL_STORE not in self.stores and LOCAL_STORE in used:
+            paths.append((LOCAL_STORE, os.path.normpath(self.daemon.state_dir / "repos")))
+        for outer, outer_path in paths:
+            for inner, inner_path in paths:
+                if outer == inner:
+                    continue
+                if inner_path == outer_path or inner_path.startswith(outer_path.rstrip("/") + "/"):
+                    where = inner_path[len(outer_path):].strip("/").split("/")[0]
+                    what = (f"inside the repository of agency {where!r} there" if where in {
+                        a.id for a in self.agencies} else "inside it")
+                    relation = f"inside store {outer!r} ({outer_path}), {what}" if where else (
+                        f"the same as store {outer!r}")
+                    raise ValueError(
+                        f"stores.{inner}.path: {inner_path} is {relation}: give each store a "
+                        "directory of its own, not nested in another")
 
     def store(self, name: str) -> StoreConfig:
         """The named store; 'local' falls back to the embedded default under the state dir."""
@@ -707,4 +740,5 @@ __all__ = [
     "SqliteSource",
     "StoreConfig",
     "VerifyConfig",
+    "is_identifier",
 ]

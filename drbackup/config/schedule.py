@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 
 from drbackup.config.units import parse_duration
 
-_DAILY = re.compile(r"^daily(?:\s+(?:at\s+)?(\d{1,2}):(\d{2}))?$")
-_EVERY = re.compile(r"^every\s+(.+)$")
+_DAILY = re.compile(r"daily(?:\s+(?:at\s+)?(\d{1,2}):(\d{2}))?")
+_EVERY = re.compile(r"every\s+(.+)")
 _CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12),
                 ("day of week", 0, 7))
 MIN_INTERVAL = timedelta(seconds=1)
@@ -109,13 +109,13 @@ def parse_schedule(text: str) -> ParsedSchedule:
                     frozenset(range(1, 13)), frozenset(range(7)), False, False, "0 * * * *")
     if value == "weekly":
         return parse_cron("0 0 * * 0")
-    match = _DAILY.match(value)
+    match = _DAILY.fullmatch(value)
     if match:
         hour, minute = (int(match.group(1)), int(match.group(2))) if match.group(1) else (0, 0)
         if hour > 23 or minute > 59:
             raise ValueError(f"schedule {text!r}: {hour}:{minute:02d} is not a time of day")
         return parse_cron(f"{minute} {hour} * * *")
-    match = _EVERY.match(value)
+    match = _EVERY.fullmatch(value)
     if match:
         try:
             period = parse_duration(match.group(1))

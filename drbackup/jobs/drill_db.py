@@ -58,7 +58,7 @@ from drbackup.jobs.drill import (
 )
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.snapshot_catalogue import repository_snapshots
-from drbackup.jobs.tags import source_filter
+from drbackup.jobs.tags import source_filter, tag_id
 from drbackup.sources import mysql as my
 from drbackup.sources.base import DumpError
 from drbackup.sources.dumps import CountingSink, run_tool
@@ -297,7 +297,7 @@ def _run_assertions(statements: list[str], query: Callable[[str], list[str]], la
 def _latest_per_database(snapshots: list[Snapshot]) -> list[Snapshot]:
     latest: dict[str, Snapshot] = {}
     for snapshot in sorted(snapshots, key=lambda s: s.time):
-        database = snapshot.tag("database") or ""
+        database = tag_id(snapshot, "database") or ""
         if database == GLOBALS:
             continue
         latest[database] = snapshot
@@ -395,7 +395,7 @@ def _db_drill_body(rt: Runtime, agency: AgencyConfig, source: DbSource,
                 counter = CountingSink(handle)
                 rt.restic.dump(repo, snapshot.id, path, counter)  # type: ignore[arg-type]
             entry: dict[str, Any] = {"snapshot_id": snapshot.id, "dump": path,
-                                     "database": snapshot.tag("database"),
+                                     "database": tag_id(snapshot, "database"),
                                      "bytes": counter.count, "drill_target": target}
             if isinstance(source, SqliteSource):
                 seconds_restore = _drill_sqlite(source, dump_file, scratch, entry, record)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +17,7 @@ from drbackup.engine.restic import ProgressCallback
 from drbackup.errors import DrBackupError, ExitCode, NotFoundError, TargetRefusedError
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.snapshot_catalogue import repository_snapshots
-from drbackup.jobs.tags import agency_tag, source_filter
+from drbackup.jobs.tags import agency_tag, contained, is_dump_snapshot, source_filter, tag_id
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +162,11 @@ def check_patterns(patterns: tuple[str, ...], what: str) -> None:
 def check_in_place(snapshot: Snapshot, includes: tuple[str, ...]) -> None:
     """An in-place restore writes over the original paths: every include must lie inside one of
     the paths the snapshot was taken of, so nothing outside them can be touched."""
+    if is_dump_snapshot(snapshot):
+        raise TargetRefusedError(
+            f"snapshot {snapshot.short_id} holds a dump, not the host's paths: --in-place would "
+            "write it at the filesystem root", "restore it to a --target directory, or into a "
+            "database with 'drbackup restore-db'")
     roots = [PurePosixPath(p) for p in snapshot.paths]
     for pattern in includes:
         path = PurePosixPath(pattern)
@@ -168,6 +175,25 @@ def check_in_place(snapshot: Snapshot, includes: tuple[str, ...]) -> None:
                 f"in-place include {pattern!r} is outside the snapshot's paths "
                 f"({', '.join(snapshot.paths)})",
                 "give absolute paths inside them, or restore to a separate --target")
+
+
+def _private_dump_files(snapshot: Snapshot, target_dir: Path) -> None:
+    """restic restores a stdin snapshot's file with mode 0644: a database dump is as secret as
+    the database, so it is made 0600 like the rest of what drbackup writes. Links are never
+    followed (a dump snapshot holds none; one found there is left alone)."""
+    for path in snapshot.paths:
+        name = PurePosixPath(path).name
+        if not name or PurePosixPath(path).parent != PurePosixPath("/"):
+            continue
+        try:
+            fd = os.open(contained(target_dir, name), os.O_RDONLY | os.O_NOFOLLOW)
+        except (TargetRefusedError, OSError):
+            continue
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
 
 
 def restore_snapshot(rt: Runtime, agency: AgencyConfig, snapshot: Snapshot, target_dir: Path, *,
@@ -187,7 +213,7 @@ def restore_snapshot(rt: Runtime, agency: AgencyConfig, snapshot: Snapshot, targ
     if not dry_run:
         check_restore_target(target_dir, overwrite=overwrite)
     name = store_name or agency.store
-    source_id = snapshot.tag("source")
+    source_id = tag_id(snapshot, "source")
     run_id = rt.state.start_run("restore", agency.id, source=source_id, store=name,
                                 trigger=trigger)
     started = time.monotonic()
@@ -205,6 +231,8 @@ def restore_snapshot(rt: Runtime, agency: AgencyConfig, snapshot: Snapshot, targ
         rt.state.abort_run(run_id, exc)
         raise
     seconds = time.monotonic() - started
+    if not dry_run and is_dump_snapshot(snapshot):
+        _private_dump_files(snapshot, target_dir)
     rt.state.finish_run(run_id, "warning" if summary.errors else "success",
                         error="; ".join(summary.errors[:5]) or None,
                         details={"snapshot_id": snapshot.id, "target": str(target_dir),

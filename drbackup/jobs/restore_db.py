@@ -21,6 +21,7 @@ from drbackup.engine import Snapshot
 from drbackup.errors import DrBackupError, NotFoundError, TargetRefusedError
 from drbackup.jobs.restore import list_snapshots, pick_snapshot
 from drbackup.jobs.runtime import Runtime
+from drbackup.jobs.tags import tag_id
 from drbackup.sources.dumps import CountingSink
 
 log = logging.getLogger(__name__)
@@ -50,14 +51,14 @@ def choose_db_snapshot(rt: Runtime, agency: AgencyConfig, source: Source, snapsh
     Raises NotFoundError when none matches or the choice is ambiguous."""
     snapshots = list_snapshots(rt, agency, source.id, store_name=store_name)
     if database is not None:
-        snapshots = [s for s in snapshots if s.tag("database") == database]
+        snapshots = [s for s in snapshots if tag_id(s, "database") == database]
     elif snapshot == "latest":
-        names = sorted({s.tag("database") or "" for s in snapshots} - {"_globals"})
+        names = sorted({tag_id(s, "database") or "" for s in snapshots} - {"_globals"})
         if len(names) > 1:
             raise NotFoundError(
                 f"source {source.id!r} holds several databases ({', '.join(names)})",
                 "name one with --database")
-        snapshots = [s for s in snapshots if s.tag("database") != "_globals"] or snapshots
+        snapshots = [s for s in snapshots if tag_id(s, "database") != "_globals"] or snapshots
     return pick_snapshot(snapshots, snapshot)
 
 
@@ -133,5 +134,5 @@ def restore_database(rt: Runtime, agency: AgencyConfig, source: Source | str,
     log.info("database restored", extra={"agency": agency.id, "source": source.id,
                                          "job": "restore-db", "run_id": str(run_id)})
     return DbRestoreOutcome(run_id, agency.id, source.id, source.kind, chosen,
-                            chosen.tag("database"), into_name, created,
+                            tag_id(chosen, "database"), into_name, created,
                             restored, seconds)

@@ -29,7 +29,7 @@ from drbackup.store import S3Location, StoreError
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "snapshot-catalogue:"
-_SNAPSHOT_NAME = re.compile(r"^[0-9a-f]{64}$")
+_SNAPSHOT_NAME = re.compile(r"[0-9a-f]{64}")
 
 
 def repository_snapshots(rt: Runtime, agency: AgencyConfig, store_name: str, *,
@@ -64,7 +64,7 @@ def snapshot_names(rt: Runtime, agency: AgencyConfig, store_name: str) -> set[st
         folder = store.path / agency.id / "snapshots"
         try:
             with os.scandir(folder) as entries:
-                return {entry.name for entry in entries if _SNAPSHOT_NAME.match(entry.name)}
+                return {entry.name for entry in entries if _SNAPSHOT_NAME.fullmatch(entry.name)}
         except OSError:
             return None
     s3 = rt.s3_store(store_name)
@@ -76,7 +76,7 @@ def snapshot_names(rt: Runtime, agency: AgencyConfig, store_name: str) -> set[st
     except StoreError as exc:
         log.debug("snapshot names not listed, asking restic: %s", exc.one_line())
         return None
-    return {name for key in keys if _SNAPSHOT_NAME.match(name := key.rsplit("/", 1)[-1])}
+    return {name for key in keys if _SNAPSHOT_NAME.fullmatch(name := key.rsplit("/", 1)[-1])}
 
 
 def _key(target: RepoTarget) -> str:

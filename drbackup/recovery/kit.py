@@ -22,6 +22,7 @@ from typing import Any
 from drbackup.config.models import AgencyConfig, Config
 from drbackup.errors import ConfigError, TargetRefusedError
 from drbackup.jobs.runtime import Runtime
+from drbackup.jobs.tags import contained
 from drbackup.recovery import qrparts
 from drbackup.recovery.sealing import (
     BEGIN,
@@ -32,7 +33,16 @@ from drbackup.recovery.sealing import (
     seal,
     spaced,
 )
+from drbackup.recovery.signing import (
+    SignedKit,
+    check_names,
+    check_signer,
+    sign_payload,
+    signer_fingerprint,
+    unwrap,
+)
 from drbackup.store import S3Location, read_credentials_file
+from drbackup.verify.evidence import EvidenceKey
 
 PAYLOAD_FORMAT = "drbackup-recovery-kit"
 PAYLOAD_VERSION = 1
@@ -89,7 +99,7 @@ def build_payload(config: Config, agencies: list[AgencyConfig], *, include_s3_cr
 
 
 def document_lines(recipient: Recipient, payload_summary: list[str], name: str,
-                   created: str) -> list[str]:
+                   created: str, signer: str = "") -> list[str]:
     """The printout's text before the armored block: instructions, contents, fingerprint, date
     (the .txt document and the PDF both hold these lines)."""
     return [
@@ -101,6 +111,9 @@ def document_lines(recipient: Recipient, payload_summary: list[str], name: str,
         "",
         f"Sealed to recipient key  {spaced(recipient.fingerprint)}",
         "Before opening, check that the identity file states the same fingerprint.",
+        f"Signed by host key       {spaced(signer)}",
+        "Opening checks the kit was signed by this key: give these digits to",
+        "'recovery-kit open --signer-fingerprint'. A kit signed by another key is forged.",
         f"Created {created}",
         "",
         "Contents (no secrets are readable here):",
@@ -115,6 +128,7 @@ def document_lines(recipient: Recipient, payload_summary: list[str], name: str,
         "     or, from the PDF printout, scan all its QR codes into one file, one a line, any",
         f"     order (zbarimg --raw -q PAGE.png >> {name}.parts) and use that file as the kit.",
         f"  3. drbackup recovery-kit open --identity IDENTITY_FILE --kit {name}.kit --out DIR",
+        "     --signer-fingerprint 'THE SIGNED BY DIGITS ABOVE'",
         "  4. export DRBACKUP_CONFIG=DIR/drbackup.toml",
         "  5. drbackup snapshots --agency AGENCY",
         "  6. drbackup restore --agency AGENCY --source SOURCE --target /srv/restore",
@@ -124,9 +138,9 @@ def document_lines(recipient: Recipient, payload_summary: list[str], name: str,
 
 
 def printable(armored: str, recipient: Recipient, payload_summary: list[str], name: str,
-              created: str = "") -> str:
+              created: str = "", signer: str = "") -> str:
     """The document to print and put in the safe: instructions, fingerprint, the armored kit."""
-    lines = [*document_lines(recipient, payload_summary, name, created),
+    lines = [*document_lines(recipient, payload_summary, name, created, signer),
              armored.rstrip("\n"), ""]
     return "\n".join(lines)
 
@@ -137,6 +151,7 @@ class CreateOutcome:
     document: Path
     recipient_fingerprint: str
     agencies: list[str]
+    signer_fingerprint: str = ""  # the creating host's evidence key: printed on the kit
     pdf: Path | None = None  # with --pdf: instructions, QR codes and the armored text
     uploaded: list[str] = field(default_factory=list)  # store:key or path
     s3_credentials_included: bool = False
@@ -153,7 +168,12 @@ def create_kit(rt: Runtime, recipient: Recipient, out_dir: Path, *,
     created = datetime.now(UTC).replace(microsecond=0).isoformat()
     payload = build_payload(config, agencies, include_s3_credentials=include_s3_credentials,
                             created=created)
-    armored = seal(json.dumps(payload, sort_keys=True).encode(), recipient, created)
+    # Signed with the host's evidence key, inside the seal: sealing alone proves nothing, as
+    # anyone with the team's public key can seal (drbackup.recovery.signing).
+    key = EvidenceKey.load_or_create(config.daemon.state_dir)
+    signer = signer_fingerprint(key.public_key)
+    armored = seal(json.dumps(sign_payload(key, payload), sort_keys=True).encode(), recipient,
+                   created)
     name = kit_name(agency_ids)
     summary = [f"agency {a['id']}: stores {', '.join(a['repositories'])}; sources "
                f"{', '.join(s['id'] for s in a['sources']) or 'none'}"
@@ -164,17 +184,19 @@ def create_kit(rt: Runtime, recipient: Recipient, out_dir: Path, *,
     kit_file = out_dir / f"{name}.kit"
     document = out_dir / f"{name}.txt"
     _write_atomic(kit_file, armored.encode())
-    _write_atomic(document, printable(armored, recipient, summary, name, created).encode())
+    _write_atomic(document, printable(armored, recipient, summary, name, created,
+                                      signer).encode())
     outcome = CreateOutcome(kit_file, document, recipient.fingerprint,
-                            [a.id for a in agencies],
+                            [a.id for a in agencies], signer,
                             s3_credentials_included=include_s3_credentials)
     if pdf:
         from drbackup.recovery import pdf as pdf_document  # fpdf2 + segno: only for --pdf
 
         outcome.pdf = out_dir / f"{name}.pdf"
         _write_atomic(outcome.pdf, pdf_document.render(
-            armored, document_lines(recipient, summary, name, created), name,
-            [f"Sealed to recipient key  {spaced(recipient.fingerprint)}", f"Created {created}"]))
+            armored, document_lines(recipient, summary, name, created, signer), name,
+            [f"Sealed to recipient key  {spaced(recipient.fingerprint)}",
+             f"Signed by host key  {spaced(signer)}", f"Created {created}"]))
     if upload:
         store_names = sorted({n for a in agencies for n in [a.store, *a.replicas]})
         for store_name in store_names:
@@ -221,6 +243,8 @@ class OpenOutcome:
     stores: list[str]
     missing_credentials: list[str]  # credentials files the operator must still provide
     created: str
+    signer: str | None = None  # fingerprint of the key that signed it; None: unsigned, allowed
+    store_locations: list[str] = field(default_factory=list)  # "name: url or path", to show
 
 
 def _toml(value: object) -> str:
@@ -285,7 +309,10 @@ def _check_payload(payload: object) -> dict[str, Any]:
     return payload
 
 
-def read_kit(kit: Path, identity: Identity) -> dict[str, Any]:
+def read_kit(kit: Path, identity: Identity) -> SignedKit:
+    """The kit's content and its signer, the signature verified (not yet whom it names).
+
+    Raises RecoveryKitError."""
     try:
         data = kit.read_bytes()
         if data.startswith(b"%PDF-"):
@@ -306,21 +333,29 @@ def read_kit(kit: Path, identity: Identity) -> dict[str, Any]:
         text = qrparts.join(text)  # scanned QR codes of the PDF printout
     plaintext = open_sealed(text, identity)
     try:
-        return _check_payload(json.loads(plaintext))
+        signed = unwrap(json.loads(plaintext), unsigned_format=PAYLOAD_FORMAT)
+        return SignedKit(_check_payload(signed.payload), signed.signer)
     except ValueError:
         raise RecoveryKitError("the recovery kit's content is not valid JSON",
                                "use another copy") from None
 
 
-def open_kit(kit: Path, identity: Identity, out_dir: Path) -> OpenOutcome:
+def open_kit(kit: Path, identity: Identity, out_dir: Path, *, signer: str | None,
+             allow_unsigned: bool = False) -> OpenOutcome:
     """Write DIR/drbackup.toml, DIR/passwords/*.password and DIR/credentials/*.credentials (0600)
-    from the kit. Nothing is written unless the kit opens completely: the files go to a temp dir
-    that is renamed into place at the end."""
+    from the kit. Nothing is written unless the kit opens completely, is signed by `signer` (a
+    fingerprint; an unsigned kit only with allow_unsigned) and names only valid ids: the files
+    go to a temp dir that is renamed into place at the end.
+
+    Raises RecoveryKitError (forged, unsigned, damaged, wrong identity) and TargetRefusedError."""
     out_dir = out_dir.absolute()
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise RecoveryKitError(f"{out_dir} exists and is not an empty directory",
                                "choose a new directory for --out")
-    payload = read_kit(kit, identity)
+    signed = read_kit(kit, identity)
+    check_signer(signed, expected=signer, allow_unsigned=allow_unsigned)
+    payload = signed.payload
+    check_names(payload)
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         temp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
@@ -332,12 +367,13 @@ def open_kit(kit: Path, identity: Identity, out_dir: Path) -> OpenOutcome:
         (temp / "passwords").mkdir(mode=0o700)
         (temp / "credentials").mkdir(mode=0o700)
         for agency in payload["agencies"]:
-            _secret(temp / "passwords" / f"{agency['id']}.password", agency["password"] + "\n")
+            _secret(contained(temp / "passwords", f"{agency['id']}.password"),
+                    agency["password"] + "\n")
         for name, store in payload["stores"].items():
             creds = store.get("credentials")
             if isinstance(creds, dict):
                 body = "[default]\n" + "".join(f"{k} = {v}\n" for k, v in creds.items())
-                _secret(temp / "credentials" / f"{name}.credentials", body)
+                _secret(contained(temp / "credentials", f"{name}.credentials"), body)
         (temp / "drbackup.toml").write_text(text + "\n", encoding="utf-8")
         temp.chmod(0o700)
         if out_dir.exists():
@@ -353,7 +389,9 @@ def open_kit(kit: Path, identity: Identity, out_dir: Path) -> OpenOutcome:
         raise
     return OpenOutcome(out_dir, out_dir / "drbackup.toml",
                        [a["id"] for a in payload["agencies"]], sorted(payload["stores"]),
-                       missing, str(payload.get("created", "")))
+                       missing, str(payload.get("created", "")), signed.signer,
+                       [f"{n}: {st.get('url') or st.get('path')}"
+                        for n, st in sorted(payload["stores"].items())])
 
 
 def _secret(path: Path, content: str) -> None:

@@ -36,7 +36,7 @@ PREFIX = "DRBK1:"
 # damaged), whose alphanumeric capacity is 702 characters.
 PART_DATA = 660
 MAX_PARTS = 99
-_PART = re.compile(r"^DRBK1:([0-9]{1,2})/([0-9]{1,2}):([0-9A-F]{16}):([A-Z2-7]+)$")
+_PART = re.compile(r"DRBK1:([0-9]{1,2})/([0-9]{1,2}):([0-9A-F]{16}):([A-Z2-7]+)")
 
 
 def checksum(armored: str) -> str:
@@ -81,7 +81,7 @@ def join(text: str) -> str:
         line = _strip(raw)
         if not line.startswith(PREFIX):
             continue
-        match = _PART.match(line)
+        match = _PART.fullmatch(line)
         if match is None:
             raise _error(f"line {number} is not a valid drbackup QR part (it starts with "
                          f"{PREFIX} but is not <i>/<n>:<checksum>:<base32 data>)", scan_hint)

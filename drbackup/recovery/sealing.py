@@ -56,8 +56,8 @@ BEGIN = "-----BEGIN DRBACKUP RECOVERY KIT-----"
 END = "-----END DRBACKUP RECOVERY KIT-----"
 IDENTITY_PREFIX = "DRBACKUP-IDENTITY-1:"
 RECIPIENT_PREFIX = "DRBACKUP-RECIPIENT-1:"
-_FINGERPRINT = re.compile(r"^SHA256:[0-9a-f]{64}$")
-_CREATED = re.compile(r"^[0-9T:+\-.Z]{10,40}$")
+_FINGERPRINT = re.compile(r"SHA256:[0-9a-f]{64}")
+_CREATED = re.compile(r"[0-9T:+\-.Z]{10,40}")
 
 
 class RecoveryKitError(DrBackupError):
@@ -174,7 +174,7 @@ def _armor_headers(recipient_fingerprint: str, created: str) -> list[str]:
 
 def seal(plaintext: bytes, recipient: Recipient, created: str) -> str:
     """The armored kit: plaintext encrypted and authenticated to the recipient."""
-    if not _CREATED.match(created):
+    if not _CREATED.fullmatch(created):
         raise ValueError("created must be an ISO 8601 time")
     ephemeral = X25519PrivateKey.generate()
     ephemeral_raw = _raw_public(ephemeral.public_key())
@@ -224,7 +224,7 @@ def parse_armor(text: str) -> ArmoredKit:
     if version[2] != str(VERSION):
         raise RecoveryKitError(f"recovery kit format version {version[2]!r} is not supported",
                                f"this drbackup reads version {VERSION}; use a matching release")
-    if not _FINGERPRINT.match(recipient[2]) or not _CREATED.match(created[2]):
+    if not _FINGERPRINT.fullmatch(recipient[2]) or not _CREATED.fullmatch(created[2]):
         raise _damaged("the header lines are not as written")
     body = block[4:]
     if any(len(line) != 64 for line in body[:-1]) or not body[-1] or len(body[-1]) > 64:

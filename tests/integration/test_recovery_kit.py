@@ -14,6 +14,7 @@ import pytest
 
 from drbackup.errors import ExitCode
 from tests.support.dbcheck import permits_rows, permits_sqlite
+from tests.support.kits import printed_signer
 from tests.support.servers import TEST_SECRET_KEY, MotoServer
 from tests.support.workspace import Workspace
 
@@ -53,8 +54,11 @@ def test_kit_is_sealed_uploaded_and_opens_into_a_working_config(
     assert fingerprint.removeprefix("SHA256:")[:4] in document.read_text()
 
     out = tmp_path / "opened"
-    ws.cli("recovery-kit", "open", "--identity", str(keys / "identity"), "--kit", str(document),
-           "--out", str(out), check=True)
+    opened = ws.cli("recovery-kit", "open", "--identity", str(keys / "identity"), "--kit",
+                    str(document), "--out", str(out), "--signer-fingerprint",
+                    printed_signer(document), check=True)
+    assert f"signed by host key {printed_signer(document)}" in opened.stdout
+    assert f"store primary: {ws.config['stores']['primary']['url']}" in opened.stdout
     for agency, password in ws.passwords.items():
         secret = out / "passwords" / f"{agency}.password"
         assert secret.read_text() == password + "\n"
@@ -73,7 +77,8 @@ def test_kit_is_sealed_uploaded_and_opens_into_a_working_config(
 def _open(ws: Workspace, identity: Path, kit_file: Path, out: Path
           ) -> tuple[int, str]:
     result = ws.cli("recovery-kit", "open", "--identity", str(identity), "--kit", str(kit_file),
-                    "--out", str(out))
+                    "--out", str(out), "--signer", str(ws.state_dir / "evidence" /
+                                                       "ed25519.pub.pem"))
     return result.returncode, result.stderr
 
 
@@ -123,6 +128,8 @@ def test_a_database_dump_restores_on_a_host_opened_from_the_kit(workspace: Works
     out = tmp_path / "opened"
     workspace.cli("recovery-kit", "open", "--identity", str(keys / "identity"), "--kit",
                   str(tmp_path / "kits" / "drbackup-recovery-kit-all.kit"), "--out", str(out),
+                  "--signer-fingerprint",
+                  printed_signer(tmp_path / "kits" / "drbackup-recovery-kit-all.txt"),
                   check=True)
     assert "permits-db" not in (out / "drbackup.toml").read_text()
     env = {**workspace.env(), "DRBACKUP_CONFIG": str(out / "drbackup.toml")}

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from drbackup.errors import ExitCode
+from tests.support.kits import printed_signer
 from tests.support.servers import TEST_SECRET_KEY, MotoServer
 from tests.support.trees import make_mixed_tree, manifest
 from tests.support.workspace import Workspace
@@ -113,8 +114,13 @@ def test_printed_qr_codes_restore_on_a_fresh_host(printed: Printed, tmp_path: Pa
     shuffled.append(shuffled[0])  # a code scanned twice: harmless
     (host / "scanned.txt").write_text("\n".join(shuffled) + "\n")
     shutil.copy(printed.identity, host / "identity")
+    # The signer's fingerprint as printed on the PDF's first page, read from the PDF's text.
+    signed_by = next(line for line in text.splitlines() if "Signed by host key" in line)
+    fingerprint_text = signed_by.split("Signed by host key", 1)[1].strip()
+    assert fingerprint_text.split() == printed_signer(printed.pdf.with_suffix(".txt")).split()
     opened = _drbackup(host, env, "recovery-kit", "open", "--identity", "identity",
-                       "--kit", "scanned.txt", "--out", "recovery")
+                       "--kit", "scanned.txt", "--out", "recovery", "--signer-fingerprint",
+                       fingerprint_text)
     assert opened.returncode == 0, opened.stderr
     env["DRBACKUP_CONFIG"] = str(host / "recovery" / "drbackup.toml")
     target = host / "restored"

@@ -29,6 +29,7 @@ from tests.runbooks.markdown import (
     runbook_files,
 )
 from tests.support.dbcheck import permits_rows, permits_sqlite
+from tests.support.kits import printed_signer
 from tests.support.servers import TEST_SECRET_KEY, MotoServer
 from tests.support.trees import make_mixed_tree, manifest
 from tests.support.workspace import Workspace
@@ -242,13 +243,16 @@ def _run(sandbox: Sandbox, name: str) -> tuple[Path, str]:
            "REPLICA": REPLICA, "FILE_PATTERN": "*.docx", "TARGET": str(target),
            "SCRATCH": str(work / "scratch"), "RECOVERY_DIR": str(work / "recovery"),
            "DB_SOURCE": DB_SOURCE, "NEW_DB": str(work / "permits-restored.sqlite")}
-    if "TMPDIR" in os.environ:
-        env["TMPDIR"] = os.environ["TMPDIR"]
+    for passed in ("TMPDIR", "PYTHONPATH"):  # PYTHONPATH: a worktree runs its own code
+        if passed in os.environ:
+            env[passed] = os.environ[passed]
     bring = FRESH_HOST.get(name)
     if bring is not None:
         # Only the identity key and the kit (in whichever form) come to the new machine.
         shutil.copy(sandbox.identity, work / "identity")
-        env.update(IDENTITY=str(work / "identity"), **bring(sandbox, work))
+        # ... and the paper: the team types the signer's fingerprint printed on it.
+        env.update(IDENTITY=str(work / "identity"), **bring(sandbox, work),
+                   SIGNER_FINGERPRINT=printed_signer(sandbox.kit.with_suffix(".txt")))
     else:
         env.update(KIT=str(sandbox.kit), IDENTITY=str(sandbox.identity),
                    DRBACKUP_CONFIG=str(sandbox.workspace.config_path),

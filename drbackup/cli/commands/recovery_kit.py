@@ -1,13 +1,15 @@
 """drbackup recovery-kit keygen --out KEYFILE
 drbackup recovery-kit create --recipient PUB_FILE [--agency A] [--include-s3-credentials] [--pdf]
                              --out DIR
-drbackup recovery-kit open --identity KEY_FILE --kit KIT --out DIR"""
+drbackup recovery-kit open --identity KEY_FILE --kit KIT --out DIR
+                           (--signer-fingerprint FP | --signer PUB_PEM) [--allow-unsigned]"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,15 @@ def register(commands: Any) -> None:
                         help="the .kit file, the printed .txt document, or a file of the "
                              "PDF's scanned QR codes (one a line, any order)")
     opener.add_argument("--out", required=True, type=Path, help="new directory for the config")
+    opener.add_argument("--signer-fingerprint", metavar="FP",
+                        help="the 'Signed by host key' fingerprint printed on the paper kit; "
+                             "a kit signed by another key is refused")
+    opener.add_argument("--signer", type=Path, metavar="PUB_PEM",
+                        help="instead: the creating host's public key "
+                             "(<state_dir>/evidence/ed25519.pub.pem)")
+    opener.add_argument("--allow-unsigned", action="store_true",
+                        help="open a kit made before kits were signed (prints a warning: "
+                             "anyone with the public recipient key can forge one)")
     opener.set_defaults(handler=open_now)
 
 
@@ -82,6 +93,8 @@ def create_now(ctx: CliContext) -> int:
                          upload=not ctx.args.no_upload, pdf=ctx.args.pdf)
     lines = [f"recovery kit for {', '.join(outcome.agencies)} sealed to "
              f"{spaced(outcome.recipient_fingerprint)}",
+             f"  signed by host key {spaced(outcome.signer_fingerprint)}  (printed on the kit; "
+             "'recovery-kit open' checks it)",
              f"  kit file:  {outcome.kit_file}",
              f"  printout:  {outcome.document}  (print it; store it with the identity key apart)"]
     if outcome.pdf is not None:
@@ -93,11 +106,27 @@ def create_now(ctx: CliContext) -> int:
 
 def open_now(ctx: CliContext) -> int:
     from drbackup.recovery.kit import open_kit
-    from drbackup.recovery.sealing import load_identity
+    from drbackup.recovery.sealing import load_identity, spaced
+    from drbackup.recovery.signing import normalize_fingerprint, signer_fingerprint
+    from drbackup.verify.evidence import load_public_key
 
-    identity = load_identity(ctx.args.identity)
-    outcome = open_kit(ctx.args.kit, identity, ctx.args.out)
+    args = ctx.args
+    if args.signer is not None and args.signer_fingerprint is not None:
+        raise DrBackupError("--signer and --signer-fingerprint exclude each other",
+                            "give one of them", exit_code=ExitCode.USAGE)
+    expected = (normalize_fingerprint(args.signer_fingerprint) if args.signer_fingerprint
+                else signer_fingerprint(load_public_key(args.signer)) if args.signer else None)
+    identity = load_identity(args.identity)
+    outcome = open_kit(args.kit, identity, args.out, signer=expected,
+                       allow_unsigned=args.allow_unsigned)
+    if outcome.signer is None:
+        print("drbackup: WARNING: this recovery kit is NOT SIGNED: anyone holding the public "
+              "recipient key could have made it. Check every store below before use, and "
+              "re-create the kit on the agency host.", file=sys.stderr, flush=True)
     lines = [f"opened recovery kit of {outcome.created} for agencies {', '.join(outcome.agencies)}",
+             "  signed by host key "
+             + (spaced(outcome.signer) if outcome.signer else "NOBODY (unsigned kit)"),
+             *[f"  store {where}" for where in outcome.store_locations],
              f"  config: {outcome.config_file}",
              f"  next:   export DRBACKUP_CONFIG={outcome.config_file}",
              "          drbackup snapshots --agency AGENCY"]

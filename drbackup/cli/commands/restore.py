@@ -13,7 +13,7 @@ from typing import Any
 from drbackup.cli.context import CliContext
 from drbackup.cli.output import human_bytes
 from drbackup.cli.progress import ProgressPrinter
-from drbackup.config.models import AgencyConfig
+from drbackup.config.models import AgencyConfig, is_identifier
 from drbackup.engine import Snapshot
 from drbackup.errors import DrBackupError, ExitCode, NotFoundError, TargetRefusedError
 from drbackup.jobs.restore import (
@@ -26,6 +26,7 @@ from drbackup.jobs.restore import (
     restore_snapshot,
     source_snapshots,
 )
+from drbackup.jobs.tags import contained, tag_id, tag_problem
 
 ROOT = Path("/")
 
@@ -129,6 +130,10 @@ def restore_now(ctx: CliContext) -> int:
         return _restore_all_sources(ctx)
     args = ctx.args
     agency = ctx.config.agency(args.agency)
+    if not is_identifier(args.source):  # it names the default target directory
+        raise DrBackupError(f"--source {args.source[:80]!r} is not a valid source id",
+                            "use the id from the config or 'drbackup snapshots'",
+                            exit_code=ExitCode.USAGE)
     store_name = _store_name(ctx)
     chosen_target = _target(ctx)
     at = parse_at(args.at) if args.at else None
@@ -225,8 +230,17 @@ def _restore_all_sources(ctx: CliContext) -> int:
     at = parse_at(args.at) if args.at else None
     snapshots = list_snapshots(ctx.runtime, agency, store_name=store_name)
     by_source: dict[str, list[Snapshot]] = {}
+    refused: list[str] = []
     for snapshot in snapshots:
-        by_source.setdefault(snapshot.tag("source") or "", []).append(snapshot)
+        # Tags are written by whoever holds the agency's password: a source= tag such as
+        # "../../etc/cron.d" must never become a directory name. Such snapshots are skipped.
+        problem = tag_problem(snapshot)
+        if problem is not None:
+            refused.append(snapshot.id[:64])
+            print(f"drbackup: error: skipped: {problem}; nothing of it is restored",
+                  file=sys.stderr, flush=True)
+            continue
+        by_source.setdefault(tag_id(snapshot, "source") or "", []).append(snapshot)
     configured = [s.id for s in agency.sources]
     order = [*configured, *sorted(set(by_source) - set(configured) - {""})]
     plan: list[tuple[str, Snapshot]] = []
@@ -236,20 +250,25 @@ def _restore_all_sources(ctx: CliContext) -> int:
             plan.append((source_id, pick_snapshot(by_source.get(source_id, []), at=at)))
         except NotFoundError:
             missing.append(source_id)
+    if not plan and refused:
+        raise TargetRefusedError(
+            f"agency {agency.id!r}: every snapshot found has tags that cannot be trusted "
+            f"({len(refused)} skipped)", "see the lines above; check who wrote them")
     if not plan:
         raise NotFoundError(f"agency {agency.id!r} has no snapshot to restore"
                             f"{' at or before ' + args.at if args.at else ''} in store "
                             f"{store_name or agency.store!r}",
                             "list them with 'drbackup snapshots'")
+    targets = {source_id: contained(base, source_id) for source_id, _ in plan}
     if not args.dry_run:
         for source_id, _ in plan:  # all refused before any is started
-            check_restore_target(base / source_id, overwrite=args.overwrite)
+            check_restore_target(targets[source_id], overwrite=args.overwrite)
     started = time.monotonic()
     failed: list[tuple[str, DrBackupError]] = []
     errors = 0
     for source_id, snapshot in plan:
         try:
-            summary = _restore_one(ctx, agency, source_id, snapshot, base / source_id,
+            summary = _restore_one(ctx, agency, source_id, snapshot, targets[source_id],
                                    store_name=store_name, overwrite=args.overwrite)
         except DrBackupError as exc:
             print(f"drbackup: error: source {source_id}: {exc.one_line()}", file=sys.stderr,
@@ -265,13 +284,18 @@ def _restore_all_sources(ctx: CliContext) -> int:
                  f"{seconds:.1f}s" + (f"; failed: {', '.join(s for s, _ in failed)}"
                                       if failed else "")
                  + (f"; no snapshot{' at that time' if at else ''}: {', '.join(missing)}"
-                    if missing else ""))
+                    if missing else "")
+                 + (f"; skipped {len(refused)} snapshot(s) with untrusted tags"
+                    if refused else ""))
     ctx.out.result({"event": "total", "agency": agency.id, "target": str(base),
                     "dry_run": bool(args.dry_run), "sources": len(order), "restored": done,
                     "failed": [s for s, _ in failed], "missing": missing,
+                    "refused_snapshots": refused,
                     "seconds": round(seconds, 3)})
     if failed:
         return int(failed[0][1].exit_code)
+    if refused:
+        return int(ExitCode.TARGET_REFUSED)
     if missing:
         return int(ExitCode.NOT_FOUND)
     return int(ExitCode.PARTIAL) if errors else 0
