@@ -26,10 +26,12 @@ ALLOWED: dict[str, set[str]] = {
     "engine": {"config", "errors"},
     "store": {"config", "errors"},
     "state": {"errors"},
-    "sources": {"config", "errors"},
+    # sources → verify: the replays' capability dropping lives in verify/instance.py until the
+    # one door for child processes (#15 item 3) owns it.
+    "sources": {"config", "errors", "verify"},
     "verify": {"config", "errors"},
     "jobs": {"config", "engine", "errors", "logs", "sources", "state", "store", "verify"},
-    "recovery": {"config", "errors", "jobs", "store"},
+    "recovery": {"config", "errors", "jobs", "store", "verify"},  # kits signed by the evidence key
     "metrics": {"(root)", "config", "errors", "state"},
     "daemon": {"config", "engine", "errors", "jobs", "logs", "metrics", "state"},
     "cli": {"(root)", "config", "daemon", "engine", "errors", "jobs", "logs", "metrics",
