@@ -246,13 +246,13 @@ def _run(sandbox: Sandbox, name: str) -> tuple[Path, str]:
     for passed in ("TMPDIR", "PYTHONPATH"):  # PYTHONPATH: a worktree runs its own code
         if passed in os.environ:
             env[passed] = os.environ[passed]
+    # The paper kit comes to every opening: the team types the signer's fingerprint printed on it.
+    env["SIGNER_FINGERPRINT"] = printed_signer(sandbox.kit.with_suffix(".txt"))
     bring = FRESH_HOST.get(name)
     if bring is not None:
         # Only the identity key and the kit (in whichever form) come to the new machine.
         shutil.copy(sandbox.identity, work / "identity")
-        # ... and the paper: the team types the signer's fingerprint printed on it.
-        env.update(IDENTITY=str(work / "identity"), **bring(sandbox, work),
-                   SIGNER_FINGERPRINT=printed_signer(sandbox.kit.with_suffix(".txt")))
+        env.update(IDENTITY=str(work / "identity"), **bring(sandbox, work))
     else:
         env.update(KIT=str(sandbox.kit), IDENTITY=str(sandbox.identity),
                    DRBACKUP_CONFIG=str(sandbox.workspace.config_path),
