@@ -55,6 +55,15 @@ def iam_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IamS3]:
 
 
 @pytest.fixture
+def recorded_iam_s3(tmp_path: Path) -> Iterator[IamS3]:
+    """An IAM-enforcing moto server of the test's own whose recorder keeps every request in
+    `server.record` (tests/support/iampolicy.py reads it)."""
+    server = IamS3.start(tmp_path / "moto-iam-recorded", record=tmp_path / "s3-requests.jsonl")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def iam_s3_server(tmp_path: Path) -> Iterator[MotoServer]:
     """A moto server enforcing IAM from the first request: only keys created through its IAM
     API are accepted, so unknown credentials are rejected as they would be by AWS."""

@@ -449,8 +449,8 @@ class DumpdirSource(SourceBase):
     min_size: ByteSize = Field(
         0,
         description=(
-            "Files smaller than this are never taken (e.g. the empty file a failed dump job "
-            "left behind)."),
+            "Files smaller than this are never taken (e.g. a truncated dump); each run "
+            "names them in a warning. Empty files are never taken."),
     )
     max_files: int = Field(
         100, ge=1,

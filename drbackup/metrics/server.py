@@ -12,8 +12,10 @@ import os
 import socket
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import (
@@ -85,12 +87,66 @@ def _digest(user: str, password: str) -> bytes:
     return hashlib.sha256(f"{user}\0{password}".encode()).digest()
 
 
+# Bounds on the threads a client can make the daemon hold (#14): each connection gets a thread
+# for at most _Handler.timeout per read; beyond these counts a new connection is closed at once.
+MAX_CONNECTIONS = 16
+MAX_CONNECTIONS_PER_CLIENT = 4
+_REFUSAL_LOG_INTERVAL = 60.0
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # backlog: a flood is accepted and closed, not left in SYN retries
     collector: StateCollector
     process: CollectorRegistry
     expected_auth: bytes | None
     tls: ssl.SSLContext | None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots_lock = threading.Lock()
+        self._open: dict[str, int] = {}
+        self._last_refusal_log = 0.0
+
+    def _take_slot(self, client: str) -> bool:
+        with self._slots_lock:
+            if (sum(self._open.values()) >= MAX_CONNECTIONS
+                    or self._open.get(client, 0) >= MAX_CONNECTIONS_PER_CLIENT):
+                now = time.monotonic()
+                if now - self._last_refusal_log >= _REFUSAL_LOG_INTERVAL:
+                    self._last_refusal_log = now
+                    log.warning("metrics: refusing a connection from %s: %d open (at most %d, "
+                                "%d per client); a scraper is stuck or someone floods the port",
+                                client, sum(self._open.values()), MAX_CONNECTIONS,
+                                MAX_CONNECTIONS_PER_CLIENT)
+                return False
+            self._open[client] = self._open.get(client, 0) + 1
+            return True
+
+    def _give_slot(self, client: str) -> None:
+        with self._slots_lock:
+            left = self._open.get(client, 1) - 1
+            if left > 0:
+                self._open[client] = left
+            else:
+                self._open.pop(client, None)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        client = str(client_address[0])
+        if not self._take_slot(client):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._give_slot(client)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._give_slot(str(client_address[0]))
 
     def handle_error(self, request: object, client_address: object) -> None:
         # A failed TLS handshake or a dropped connection is the client's problem: log it
@@ -112,7 +168,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
-    timeout = 30
+    timeout = 10  # seconds a read may wait: a silent client frees its slot by then
     server_version = "drbackup"
     sys_version = ""
 

@@ -184,6 +184,22 @@ def apply_caps(source: DumpdirSource, selection: Selection) -> Selection:
     return selection
 
 
+def _drop_small(source: DumpdirSource, selection: Selection) -> Selection:
+    """Empty files and files below min_size are not taken, and said so each run (an empty
+    stdin is no snapshot for restic; a failed dump job leaves one behind)."""
+    kept: list[DropFile] = []
+    for item in selection.files:
+        if item.size == 0:
+            selection.skipped.append(Skipped(item.path.name, "is empty"))
+        elif item.size < source.min_size:
+            selection.skipped.append(Skipped(item.path.name, (
+                f"is smaller ({item.size} bytes) than min_size ({source.min_size})")))
+        else:
+            kept.append(item)
+    selection.files = kept
+    return selection
+
+
 def _report(source: DumpdirSource, context: PlanContext, selection: Selection) -> None:
     fields = {"agency": context.agency, "source": source.id}
     for item in selection.skipped:
@@ -202,7 +218,7 @@ def plan_dumpdir(source: DumpdirSource, context: PlanContext) -> list[BackupPlan
         values = context.values
         selection.files = [f for f in selection.files if values.get_value(
             memory_key(context.agency, source.id, f.path.name)) != f.fingerprint]
-    selection.files = [f for f in selection.files if f.size >= source.min_size]
+    selection = _drop_small(source, selection)
     files = apply_caps(source, selection).files
     _report(source, context, selection)
     if not files:

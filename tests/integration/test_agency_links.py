@@ -5,7 +5,6 @@ backup with real restic and then reads every byte of the attacker's repository b
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
@@ -19,24 +18,10 @@ from drbackup.errors import ExitCode, SourceMissingError
 from drbackup.jobs.backup import run_backup
 from drbackup.jobs.runtime import Runtime
 from tests.support.dbcheck import local_snapshots
+from tests.support.hostile import repository_bytes
 from tests.support.workspace import Workspace
 
 SECRET = b"HEALTH-PATIENT-RECORD-7f3a9c"
-
-
-def repository_bytes(workspace: Workspace, agency: str, restic_binary: str) -> bytes:
-    """Every snapshot of the agency's local repository, dumped as tar: all it would restore."""
-    password_file = Path(workspace.agency(agency)["password_file"])
-    repo = workspace.state_dir / "repos" / agency
-    env = {**os.environ, "RESTIC_REPOSITORY": str(repo), "RESTIC_PASSWORD_FILE": str(password_file),
-           "RESTIC_CACHE_DIR": str(workspace.root / "cache")}
-    listed = subprocess.run([restic_binary, "snapshots", "--json"], env=env, check=True,
-                            capture_output=True)
-    found = b""
-    for snapshot in json.loads(listed.stdout or b"[]"):
-        found += subprocess.run([restic_binary, "dump", "--archive", "tar", snapshot["id"], "/"],
-                                env=env, check=True, capture_output=True).stdout
-    return found
 
 
 def victim(workspace: Workspace, tmp_path: Path) -> Path:

@@ -271,10 +271,11 @@ def test_progress_lines_and_json_lines(workspace: Workspace, tmp_path: Path) -> 
     try:
         wait_until(lambda: (target / data.relative_to("/")).is_dir(), what="the restore to start")
         os.killpg(running.pid, signal.SIGINT)
-        _, stderr = running.communicate(timeout=60)
+        stdout, stderr = running.communicate(timeout=60)
     finally:
         running.kill()
-    assert running.returncode == ExitCode.INTERRUPTED, stderr
+    # (stdout too: a restore that finished before the signal says so there)
+    assert running.returncode == ExitCode.INTERRUPTED, f"{stdout}\n{stderr}"
     assert f"{target} holds a partial restore; run the same command with --overwrite" in stderr
     assert workspace.cli(*restore[len(workspace.cli_argv()):]).returncode == \
         ExitCode.TARGET_REFUSED

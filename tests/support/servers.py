@@ -57,6 +57,7 @@ class MotoServer:
     workdir: Path
     iam: bool = False
     no_auth_actions: int = 0
+    record: Path | None = None  # moto's recorder writes every request here (one JSON a line)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -79,6 +80,8 @@ class MotoServer:
         env = {**os.environ, "TMPDIR": str(spool)}
         if self.iam:
             env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(self.no_auth_actions)
+        if self.record is not None:
+            env.update(MOTO_ENABLE_RECORDING="1", MOTO_RECORDER_FILEPATH=str(self.record))
         log = (self.workdir / f"moto-{self.port}.log").open("ab")
         self.process = subprocess.Popen(
             self.server_argv(), env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -354,8 +357,9 @@ class IamS3:
     admin: S3Credentials
 
     @classmethod
-    def start(cls, workdir: Path) -> IamS3:
-        server = MotoServer(workdir, iam=True, no_auth_actions=IAM_BOOTSTRAP_ACTIONS)
+    def start(cls, workdir: Path, *, record: Path | None = None) -> IamS3:
+        server = MotoServer(workdir, iam=True, no_auth_actions=IAM_BOOTSTRAP_ACTIONS,
+                            record=record)
         server.start()
         iam = boto3.client("iam", endpoint_url=server.endpoint, region_name="us-east-1",
                            aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")

@@ -6,7 +6,10 @@ from __future__ import annotations
 import base64
 import datetime
 import ipaddress
+import socket
 import ssl
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,6 +25,7 @@ from cryptography.x509.oid import NameOID
 from drbackup.config.models import Config
 from drbackup.errors import ConfigError
 from drbackup.metrics import parse_listen, serve_metrics
+from drbackup.metrics.server import MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT
 from drbackup.state import StateDB
 
 
@@ -158,3 +162,60 @@ def test_config_reload_changes_the_exported_agencies(tmp_path: Path, state: Stat
         assert b'agency="planning"' not in body
     finally:
         server.stop()
+
+
+def _scrape_from(server_port: int, source: str) -> bytes:
+    """One plain HTTP/1.0 scrape over a socket bound to `source` (another loopback address)."""
+    with socket.create_connection(("127.0.0.1", server_port), timeout=10,
+                                  source_address=(source, 0)) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_silent_clients_cannot_make_the_daemon_hold_threads(tmp_path: Path,
+                                                            state: StateDB) -> None:
+    """#14 hole 6: a client that opens connections and sends nothing used to get one thread
+    each (~880 held). Now one client holds at most MAX_CONNECTIONS_PER_CLIENT, everyone at most
+    MAX_CONNECTIONS, the rest are closed at once, and another scraper still gets its answer."""
+    server = serve_metrics(make_config(tmp_path), state)
+    silent: list[socket.socket] = []
+    try:
+        before = threading.active_count()
+        for _ in range(200):
+            silent.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # let the accept loop see every connection
+            time.sleep(0.2)
+            refused = sum(1 for s in silent if _closed_by_peer(s))
+            if refused >= 200 - MAX_CONNECTIONS_PER_CLIENT:
+                break
+        assert refused == 200 - MAX_CONNECTIONS_PER_CLIENT
+        assert threading.active_count() - before <= MAX_CONNECTIONS_PER_CLIENT
+        # Prometheus, from another address, is still served while the flood holds its slots.
+        answer = _scrape_from(server.port, "127.0.0.2")
+        assert answer.startswith(b"HTTP/1.0 200") and b"drbackup_build_info" in answer
+        # A flood from many addresses is bounded too.
+        for n in range(3, 3 + MAX_CONNECTIONS):
+            silent.append(socket.create_connection(("127.0.0.1", server.port), timeout=10,
+                                                   source_address=(f"127.0.0.{n}", 0)))
+        time.sleep(1)
+        assert threading.active_count() - before <= MAX_CONNECTIONS
+    finally:
+        for sock in silent:
+            sock.close()
+        server.stop()
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionError:
+        return True
+    finally:
+        sock.setblocking(True)
