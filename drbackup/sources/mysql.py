@@ -27,7 +27,12 @@ from drbackup.sources.dumps import (
     read_password_file,
     run_tool,
 )
-from drbackup.sources.mysqlreplay import client_argv, client_env, replay_dump
+from drbackup.sources.mysqlreplay import (
+    client_argv,
+    client_env,
+    foreign_definers_sql,
+    replay_dump,
+)
 
 FORMAT_SQL = "sql"
 
@@ -139,6 +144,27 @@ def drop_replay_user(admin: MyConnection, database: str) -> None:
             admin.query(f"DROP USER IF EXISTS {quote_literal(database)}@{quote_literal(host)};")
 
 
+def _refuse_foreign_definers(replayer: MyConnection, into: str) -> None:
+    """After a replay every view, routine, trigger and event of `into` must be defined by the
+    replaying user (the rewrite made every DEFINER clause CURRENT_USER). One that is not was
+    hidden from the rewrite (SQL built at run time, another sql_mode or character set): each is
+    dropped at once, so it cannot run as the user it names, and the replay fails."""
+    rows = [line.split("\t") for line in replayer.query(foreign_definers_sql(
+        quote_literal(into)))]
+    found = [row for row in rows if len(row) == 3]
+    if not found:
+        return
+    for kind, name, _definer in found:
+        with contextlib.suppress(DumpError):
+            replayer.query(f"DROP {kind} IF EXISTS {quote_ident(into)}.{quote_ident(name)};")
+    listed = ", ".join(f"{kind.lower()} {name} as {definer}" for kind, name, definer in found[:5])
+    raise DumpError(
+        f"the dump defined {len(found)} object(s) as another user despite the DEFINER rewrite "
+        f"({listed}); they were dropped",
+        "the dump is crafted or builds SQL at run time; do not use this restore: drop the "
+        f"database {into!r} and examine the dump by hand")
+
+
 @dataclass(frozen=True)
 class MyRestoreResult:
     database: str
@@ -198,6 +224,7 @@ def restore_mysql(source: MysqlSource, into: str, feed: Callable[[IO[bytes]], No
             replay_dump(client, replayer.defaults_file, into, feed,
                         sandbox=sandbox_args(client), extra_args=extra_args,
                         what=f"{os.path.basename(client)} into {into!r}")
+            _refuse_foreign_definers(replayer, into)
         finally:
             if replayer is not conn:
                 replayer.cleanup()

@@ -15,8 +15,12 @@ mariadb client obeys more than SQL in it:
   rewrite tracks quoted strings, identifiers and comments across lines, so data that merely
   contains the text is left alone; a clause it cannot parse fails the replay. It assumes
   backslash escapes in strings: a dump that switches to NO_BACKSLASH_ESCAPES can hide a clause
-  inside what looks like a string, which the server then refuses in a drill (the replay user
-  lacks SET USER / SUPER).
+  inside what looks like a string, as can SQL built at run time (PREPARE/EXECUTE) or a
+  multi-byte character set. So the rewrite is one of three layers: every replay starts in a
+  session whose sql_mode has no flag that changes how strings are read (`QUOTING_RESET`), a
+  drill replays as a user whose rights end at the scratch database (the server refuses any
+  other definer), and after every replay `foreign_definers` lists the objects defined as
+  anyone but the replaying user: they are dropped and the replay fails.
 """
 
 from __future__ import annotations
@@ -54,6 +58,39 @@ _DEFINER_CLAUSE = re.compile(
     rb"DEFINER\s*=\s*(?:CURRENT_(?:USER|ROLE)(?:\s*\(\s*\))?(?![A-Za-z0-9_$])|"
     + _NAME + rb"(?:\s*@\s*" + _NAME + rb")?)", re.IGNORECASE | re.DOTALL)
 _DEFINER_HEAD = re.compile(rb"DEFINER\s*(?:=|$)", re.IGNORECASE)
+
+# sql_mode flags under which the server would read strings and quotes differently from the
+# rewriter (the combination modes include ANSI_QUOTES).
+_QUOTING_FLAGS = ("NO_BACKSLASH_ESCAPES", "ANSI_QUOTES", "ANSI", "DB2", "MAXDB", "MSSQL",
+                  "ORACLE", "POSTGRESQL")
+
+
+def _quoting_reset() -> bytes:
+    expression = "CONCAT(',', @@SESSION.sql_mode, ',')"
+    for flag in _QUOTING_FLAGS:
+        expression = f"REPLACE({expression}, ',{flag},', ',')"
+    return f"SET SESSION sql_mode = TRIM(BOTH ',' FROM {expression});\n".encode()
+
+
+# The first statement of every replay: the server's own default sql_mode, whatever it is,
+# without the flags that change quoting (as mysqldump's own session has when it dumps).
+QUOTING_RESET = _quoting_reset()
+_OBJECT_KINDS = (("VIEW", "VIEWS", "TABLE_NAME", "TABLE_SCHEMA"),
+                 ("PROCEDURE", "ROUTINES", "ROUTINE_NAME", "ROUTINE_SCHEMA"),
+                 ("TRIGGER", "TRIGGERS", "TRIGGER_NAME", "TRIGGER_SCHEMA"),
+                 ("EVENT", "EVENTS", "EVENT_NAME", "EVENT_SCHEMA"))
+
+
+def foreign_definers_sql(database_literal: str) -> str:
+    """A query listing `KIND<TAB>name<TAB>definer` for every view, routine, trigger and event
+    of the database not defined by the user running it (functions come out as FUNCTION)."""
+    parts = []
+    for kind, table, name, schema in _OBJECT_KINDS:
+        shown = "ROUTINE_TYPE" if table == "ROUTINES" else f"'{kind}'"
+        parts.append(f"SELECT {shown}, {name}, DEFINER FROM information_schema.{table} "  # noqa: S608 - our constants and a quoted literal
+                     f"WHERE {schema} = {database_literal} AND DEFINER <> CURRENT_USER()")
+    return " UNION ALL ".join(parts) + ";"
+
 
 def client_env() -> dict[str, str]:
     """The whole environment of a mariadb client: no MYSQL_* variables, no HOME, no secrets."""
@@ -179,6 +216,7 @@ def replay_dump(client: str, defaults_file: str, database: str,
     rewritten: list[int] = []
 
     def rewriting(sink: IO[bytes]) -> None:
+        sink.write(QUOTING_RESET)
         stream = DefinerRewriter(sink)
         feed(stream)  # type: ignore[arg-type]  # write/flush is all a feed uses
         stream.finish()

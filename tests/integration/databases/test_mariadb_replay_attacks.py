@@ -308,3 +308,58 @@ def test_real_dump_with_views_triggers_routines_events_drills_and_restores(
     finally:
         mariadb_server.drop_database(database)
         mariadb_server.drop_database(restored)
+
+
+HIDDEN_DEFINERS = (
+    # Under NO_BACKSLASH_ESCAPES 'a\' ends the string; the rewriter, reading backslash escapes,
+    # takes the CREATE for string data.
+    "SET sql_mode = 'NO_BACKSLASH_ESCAPES';\n"
+    "INSERT INTO loot VALUES ('a\\');CREATE DEFINER=`root`@`localhost` SQL SECURITY DEFINER "
+    "VIEW nbe_view AS SELECT CURRENT_USER() AS u;-- ');\n"
+    "SET sql_mode = DEFAULT;\n"
+    # SQL built at run time: no lexer sees the clause.
+    "PREPARE s FROM 'CREATE DEFINER=`root`@`localhost` PROCEDURE prep_proc() "
+    "SQL SECURITY DEFINER SELECT CURRENT_USER()';\n"
+    "EXECUTE s;\n")
+
+
+def test_restore_db_drops_objects_a_dump_hid_from_the_definer_rewrite_and_fails(
+        workspace: Workspace, mariadb_server: MariaDBServer) -> None:
+    """#14 hole 3, the rewrite's blind spots: a dump that switches to NO_BACKSLASH_ESCAPES, or
+    builds its CREATE at run time, gets a root-defined view and procedure past the lexer when
+    restore-db connects as a user who may name other definers. After the replay drbackup finds
+    them (definer is not the replaying user), drops them and fails: nothing stays defined as
+    root, and the restore is not reported good."""
+    workspace.add_agency("planning")
+    _hostile_source(workspace, mariadb_server, "hidden", HIDDEN_DEFINERS)
+    _backup(workspace)
+    into = f"restored_{secrets.token_hex(4)}"
+    try:
+        result = workspace.cli("restore-db", "--agency", "planning", "--source", "hidden",
+                               "--into", into, "--yes")
+        assert result.returncode == 17, result.stdout  # DUMP_FAILED
+        assert "Traceback" not in result.stderr
+        assert "defined 2 object(s) as another user despite the DEFINER rewrite" in result.stderr
+        assert "view nbe_view as root@localhost" in result.stderr
+        assert "procedure prep_proc as root@localhost" in result.stderr
+        left = mariadb_server.query(
+            "SELECT COUNT(*) FROM information_schema.views WHERE table_schema = DATABASE() "
+            "UNION ALL SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema "
+            "= DATABASE()", into).split()
+        assert left == ["0", "0"]
+    finally:
+        mariadb_server.drop_database(into)
+
+
+def test_every_replay_starts_without_the_sql_modes_that_change_quoting(
+        mariadb_server: MariaDBServer) -> None:
+    """A server whose default sql_mode reads strings differently (ANSI_QUOTES,
+    NO_BACKSLASH_ESCAPES, ORACLE...) would disagree with the rewrite from the first line; the
+    replay's first statement removes exactly those flags and keeps the others."""
+    from drbackup.sources.mysqlreplay import QUOTING_RESET
+
+    modes = mariadb_server.query(
+        "SET SESSION sql_mode = 'ORACLE,NO_BACKSLASH_ESCAPES,STRICT_TRANS_TABLES,ANSI';\n"
+        + QUOTING_RESET.decode() + "SELECT @@SESSION.sql_mode;").split(",")
+    assert "STRICT_TRANS_TABLES" in modes
+    assert not {"NO_BACKSLASH_ESCAPES", "ANSI_QUOTES", "ANSI", "ORACLE"} & set(modes)
