@@ -9,6 +9,7 @@ capabilities: see drbackup/sources/mysqlreplay.py for why a replayed dump needs 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import subprocess
@@ -35,6 +36,8 @@ from drbackup.sources.mysqlreplay import (
 )
 
 FORMAT_SQL = "sql"
+
+log = logging.getLogger(__name__)
 
 
 def _option_value(value: str) -> str:
@@ -144,6 +147,20 @@ def drop_replay_user(admin: MyConnection, database: str) -> None:
             admin.query(f"DROP USER IF EXISTS {quote_literal(database)}@{quote_literal(host)};")
 
 
+def _may_name_other_definers(conn: MyConnection) -> bool:
+    """Whether the connected user holds SUPER or SET USER (may create objects defined as
+    anyone). Unknown (an old server, no information_schema rights) counts as no."""
+    try:
+        rows = conn.query(
+            "SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = "
+            "CONCAT('''', SUBSTRING_INDEX(CURRENT_USER(), '@', 1), '''@''', "
+            "SUBSTRING_INDEX(CURRENT_USER(), '@', -1), '''') "
+            "AND PRIVILEGE_TYPE IN ('SUPER', 'SET USER');")
+    except DumpError:
+        return False
+    return bool(rows) and rows[0] != "0"
+
+
 def _refuse_foreign_definers(replayer: MyConnection, into: str) -> None:
     """After a replay every view, routine, trigger and event of `into` must be defined by the
     replaying user (the rewrite made every DEFINER clause CURRENT_USER). One that is not was
@@ -220,6 +237,13 @@ def restore_mysql(source: MysqlSource, into: str, feed: Callable[[IO[bytes]], No
             created = True
         replayer = conn if replay_as is None else connect(replay_as)
         try:
+            if replay_as is None and _may_name_other_definers(conn):
+                log.warning(
+                    "restore-db into %r connects as a user with SUPER or SET USER: a dump that "
+                    "hides a DEFINER from the rewrite gets objects running as another user until "
+                    "the check after the replay drops them; restore a dump you do not trust "
+                    "as a user with rights on that database only", into,
+                    extra={"event": "restore_privileged"})
             client = replayer.client_binary()
             replay_dump(client, replayer.defaults_file, into, feed,
                         sandbox=sandbox_args(client), extra_args=extra_args,

@@ -6,6 +6,7 @@ a private directory, or the user's own passfile / service file is named in the e
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import urllib.parse
@@ -31,6 +32,8 @@ GLOBALS = "_globals"
 FORMAT_CUSTOM = "custom"
 FORMAT_SQL = "sql"
 _KV = re.compile(r"\s*([A-Za-z_]+)\s*=\s*('(?:[^'\\]|\\.)*'|\S*)")
+
+log = logging.getLogger(__name__)
 
 
 def _is_uri(dsn: str) -> bool:
@@ -223,6 +226,13 @@ def restore_postgres(source: PostgresSource, into: str, feed: Callable[[IO[bytes
         else:
             conn.psql(admin_dsn, f"CREATE DATABASE {quote_ident(name)} TEMPLATE template0;")
             created = True
+        if conn.psql(admin_dsn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user;"
+                     ) == ["t"]:
+            log.warning(
+                "restore-db into %r connects as a superuser: the dump's SQL runs with every "
+                "right on the server (COPY ... FROM PROGRAM, other databases); restore a dump "
+                "you do not trust as the database's owner role, not a superuser", name,
+                extra={"event": "restore_privileged"})
         argv = [conn.tool("pg_restore"), "--no-password", "--exit-on-error",
                 "--single-transaction", f"--dbname={target_dsn}"]
         if clean:

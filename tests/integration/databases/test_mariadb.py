@@ -129,9 +129,12 @@ def test_round_trip_keeps_rows_procedure_and_trigger_and_no_password_in_argv(
     assert run.result == "success" and run.details["dump_bytes"] > 100_000
 
     mariadb_server.drop_database(my_database)
-    workspace.cli("restore-db", "--agency", "records", "--source", "db", "--into", my_database,
-                  "--yes", check=True)
+    restored = workspace.cli("restore-db", "--agency", "records", "--source", "db",
+                             "--into", my_database, "--yes", check=True)
     assert fingerprint(mariadb_server, my_database) == before
+    # The test user holds ALL ON *.* (SUPER included): said, once (#14).
+    assert restored.stderr.count("connects as a user with SUPER or SET USER") == 1, \
+        restored.stderr
     # The procedure and the trigger work after the restore.
     mariadb_server.sql("CALL add_item(20001, 'restored')", my_database)
     assert mariadb_server.query(

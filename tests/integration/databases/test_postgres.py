@@ -116,6 +116,8 @@ def test_round_trip_through_s3_keeps_every_row(
                              "--into", pg_database, "--yes", check=True)
     assert "(created)" in restored.stdout
     assert fingerprint(postgres_server, pg_database) == before
+    # The test server's user is a superuser: said, once (#14, least privilege for replays).
+    assert restored.stderr.count("connects as a superuser") == 1, restored.stderr
 
     # An existing non-empty database is never overwritten unless asked.
     refused = workspace.cli("restore-db", "--agency", "records", "--source", "db",
