@@ -7,6 +7,7 @@ and never a traceback for these.
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
 
 
@@ -59,6 +60,13 @@ class DrBackupError(Exception):
         return text
 
 
+class UsageError(DrBackupError):
+    """The command line asks for something impossible: options that exclude each other, a
+    value that is not a date, an id that is not one (exit 2, like argparse's own errors)."""
+
+    exit_code = ExitCode.USAGE
+
+
 class ConfigError(DrBackupError):
     exit_code = ExitCode.CONFIG
 
@@ -89,3 +97,42 @@ class DumpFailedError(DrBackupError):
 
 class VerifyFailedError(DrBackupError):
     exit_code = ExitCode.VERIFY_FAILED
+
+
+# One table of S3 errors for both doors to S3 (#15 item 5): restic's stderr (engine/classify.py)
+# and boto3's ClientError (store/s3.py) map the same error to the same exit code. boto3 gives
+# the code; restic prints minio-go's message, so the messages are listed with their codes.
+S3_CREDENTIALS_REJECTED = frozenset({
+    "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
+    "InvalidClientTokenId", "AuthorizationHeaderMalformed"})
+S3_ACCESS_DENIED = frozenset({"AccessDenied", "Forbidden", "AllAccessDisabled", "403"})
+S3_BUCKET_MISSING = frozenset({"NoSuchBucket", "404", "NotFound"})
+S3_MESSAGES: tuple[tuple[str, str], ...] = (
+    ("access key id you provided does not exist", "InvalidAccessKeyId"),
+    ("request signature we calculated does not match", "SignatureDoesNotMatch"),
+    ("provided token has expired", "ExpiredToken"),
+    ("access denied", "AccessDenied"),
+)
+_S3_WORDS = re.compile(r"(?<![A-Za-z])(" + "|".join(sorted(
+    S3_CREDENTIALS_REJECTED | (S3_ACCESS_DENIED - {"403"}), key=len, reverse=True))
+    + r")(?![A-Za-z])")
+
+
+def s3_exit_code(code: str) -> ExitCode | None:
+    """The exit code an S3 error code (or HTTP status) means; None when it is not one of the
+    table's (a missing bucket is STORE_ACCESS, like a denial)."""
+    if code in S3_CREDENTIALS_REJECTED:
+        return ExitCode.STORE_CREDENTIALS
+    if code in S3_ACCESS_DENIED or code in S3_BUCKET_MISSING:
+        return ExitCode.STORE_ACCESS
+    return None
+
+
+def s3_code_in(text: str) -> str | None:
+    """The S3 error code a tool's output names, by its code or by its message; None if none."""
+    found = _S3_WORDS.search(text)
+    if found:
+        return found.group(1)
+    lowered = text.lower()
+    return next((code for message, code in S3_MESSAGES if message in lowered), None)
+

@@ -2,6 +2,7 @@
 
 from drbackup.engine.errors import (
     BackendAccessDenied,
+    BackendCredentialsRejected,
     BackendUnreachable,
     IncompatibleCredentials,
     RepositoryLocked,
@@ -35,6 +36,7 @@ __all__ = [
     "MINIMUM_VERSION",
     "RUNNING",
     "BackendAccessDenied",
+    "BackendCredentialsRejected",
     "BackendUnreachable",
     "BackupResult",
     "BackupSummary",

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from drbackup.engine.errors import (
     BackendAccessDenied,
+    BackendCredentialsRejected,
     BackendUnreachable,
     RepositoryLocked,
     RepositoryMissing,
@@ -20,15 +21,11 @@ from drbackup.engine.errors import (
 from drbackup.engine.jsonlines import error_text
 from drbackup.engine.models import RepoTarget
 from drbackup.engine.runner import ProcessResult
+from drbackup.errors import ExitCode, s3_code_in, s3_exit_code
 
 _UNREACHABLE = re.compile(
     r"connection refused|no such host|dial tcp|i/o timeout|network is unreachable|"
     r"connection reset|no route to host|TLS handshake timeout|server misbehaving",
-    re.IGNORECASE,
-)
-_DENIED = re.compile(
-    r"InvalidAccessKeyId|SignatureDoesNotMatch|Access Denied|AccessDenied|Forbidden|"
-    r"The AWS Access Key Id you provided does not exist",
     re.IGNORECASE,
 )
 
@@ -81,10 +78,16 @@ def classify(result: ProcessResult, target: RepoTarget | None, action: str,
             f"wrong password for repository {where}",
             "check the agency's password_file; it must hold this repository's password",
             stderr_tail=tail, returncode=code)
-    if _DENIED.search(tail):
+    s3_exit = s3_exit_code(s3_code_in(tail) or "")
+    if s3_exit == ExitCode.STORE_CREDENTIALS:
+        return BackendCredentialsRejected(
+            f"the store rejected the credentials during {action} on {where}: {detail}",
+            "check aws_access_key_id/aws_secret_access_key in the credentials_file",
+            stderr_tail=tail, returncode=code)
+    if s3_exit == ExitCode.STORE_ACCESS:
         return BackendAccessDenied(
-            f"the store refused {action} on {where}: {detail}",
-            "check the store's credentials_file and its permissions on the bucket",
+            f"the store denied {action} on {where}: {detail}",
+            "the credentials lack this permission; see config/policies/",
             stderr_tail=tail, returncode=code)
     if _UNREACHABLE.search(tail):
         return BackendUnreachable(

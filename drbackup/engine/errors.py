@@ -52,7 +52,13 @@ class BackendUnreachable(ResticError):
 
 
 class BackendAccessDenied(ResticError):
-    """The backend refused restic's credentials or request."""
+    """The backend denied restic's request (the credentials lack the permission)."""
+
+    exit_code = ExitCode.STORE_ACCESS
+
+
+class BackendCredentialsRejected(ResticError):
+    """The backend rejected restic's credentials (unknown key, wrong secret, expired token)."""
 
     exit_code = ExitCode.STORE_CREDENTIALS
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from drbackup.config.models import AgencyConfig
 from drbackup.engine import FindHit, LsNode, RestoreSummary, Snapshot
 from drbackup.engine.restic import ProgressCallback
-from drbackup.errors import DrBackupError, ExitCode, NotFoundError, TargetRefusedError
+from drbackup.errors import DrBackupError, ExitCode, NotFoundError, TargetRefusedError, UsageError
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.snapshot_catalogue import repository_snapshots
 from drbackup.jobs.tags import agency_tag, contained, is_dump_snapshot, source_filter, tag_id
@@ -83,20 +83,20 @@ def parse_at(text: str) -> datetime:
         try:
             zone = ZoneInfo(tail)
         except (ZoneInfoNotFoundError, ValueError):
-            raise DrBackupError(f"--at {text!r}: unknown time zone {tail!r}",
-                                "use an IANA name such as Asia/Shanghai, or UTC, or an offset",
-                                exit_code=ExitCode.USAGE) from None
+            raise UsageError(f"--at {text!r}: unknown time zone {tail!r}",
+                             "use an IANA name such as Asia/Shanghai, or UTC, or an offset"
+                             ) from None
         raw = head
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        raise DrBackupError(f"--at {text!r} is not a date and time",
-                            'write it like "2026-11-20 14:00" (local time) or '
-                            '"2026-11-20 14:00 UTC"', exit_code=ExitCode.USAGE) from None
+        raise UsageError(f"--at {text!r} is not a date and time",
+                         'write it like "2026-11-20 14:00" (local time) or '
+                         '"2026-11-20 14:00 UTC"') from None
     if value.tzinfo is not None:
         if zone is not None:
-            raise DrBackupError(f"--at {text!r} gives both an offset and a zone name",
-                                "give one of them", exit_code=ExitCode.USAGE)
+            raise UsageError(f"--at {text!r} gives both an offset and a zone name",
+                             "give one of them")
         return value
     if zone is not None:
         return value.replace(tzinfo=zone)

@@ -19,6 +19,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from drbackup.errors import S3_ACCESS_DENIED, S3_BUCKET_MISSING, S3_CREDENTIALS_REJECTED
 from drbackup.store.credentials import S3Credentials
 from drbackup.store.errors import (
     BucketMissing,
@@ -33,10 +34,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 T = TypeVar("T")
-_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
-                     "ExpiredToken", "InvalidClientTokenId", "AuthorizationHeaderMalformed"}
-_DENIED_CODES = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled"}
-_MISSING_BUCKET_CODES = {"NoSuchBucket", "404", "NotFound"}
 
 
 @dataclass(frozen=True)
@@ -101,17 +98,17 @@ class S3Store:
             error = exc.response.get("Error", {})
             code = str(error.get("Code", ""))
             status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
-            if code in _CREDENTIAL_CODES:
+            if code in S3_CREDENTIALS_REJECTED:
                 raise StoreCredentialsRejected(
                     f"{where} rejected the credentials during {action} ({code})",
                     "check aws_access_key_id/aws_secret_access_key in the credentials_file",
                 ) from None
-            if code in _MISSING_BUCKET_CODES:
+            if code in S3_BUCKET_MISSING:
                 raise BucketMissing(
                     f"{where}: bucket {self.bucket!r} does not exist",
                     "create it with 'drbackup store bootstrap' or let create_bucket = true",
                 ) from None
-            if code in _DENIED_CODES or status == "403":
+            if code in S3_ACCESS_DENIED or status in S3_ACCESS_DENIED:
                 raise StoreAccessDenied(
                     f"{where} denied {action} ({code or status})",
                     "the credentials lack this permission; see config/policies/") from None
@@ -267,7 +264,7 @@ class _Unsupported(Exception):
 
     def why(self) -> str:
         detail = f"{self.code}: {self.text}" if self.text else self.code
-        if self.code in _DENIED_CODES:
+        if self.code in S3_ACCESS_DENIED:
             return (f"these credentials may not change it ({detail}); bootstrap uses the store's "
                     "maintenance_credentials_file when set, see config/policies/")
         return f"server refused it ({detail})"
@@ -280,7 +277,7 @@ def _bootstrap_call(store: S3Store, action: str, fn: Callable[[], T]) -> T:
         return fn()
     except ClientError as exc:
         code = _error_code(exc)
-        if code in _CREDENTIAL_CODES or code in _MISSING_BUCKET_CODES:
+        if code in S3_CREDENTIALS_REJECTED or code in S3_BUCKET_MISSING:
             with store.translate_errors(action):
                 raise
         message = str(exc.response.get("Error", {}).get("Message", ""))

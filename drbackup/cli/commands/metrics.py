@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from drbackup.cli.context import CliContext
-from drbackup.errors import DrBackupError, ExitCode
+from drbackup.errors import UsageError
 
 
 def register(commands: Any) -> None:
@@ -66,8 +66,7 @@ def print_metrics(ctx: CliContext) -> int:
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except OSError as exc:
-        raise DrBackupError(f"cannot write metrics to {target}: {exc.strerror}",
-                            "check the directory exists and is writable",
-                            exit_code=ExitCode.USAGE) from None
+        raise UsageError(f"cannot write metrics to {target}: {exc.strerror}",
+                         "check the directory exists and is writable") from None
     ctx.out.line(f"metrics written to {target}")
     return 0

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from drbackup.cli.context import CliContext
-from drbackup.errors import DrBackupError, ExitCode
+from drbackup.errors import UsageError
 
 # The sealing code loads `cryptography` (about 13 ms): imported by the kit verbs themselves, so
 # every other verb (a restore under time pressure) starts without it.
@@ -67,8 +67,8 @@ def keygen_now(ctx: CliContext) -> int:
     public = private.with_name(private.name + ".pub")
     for path in (private, public):
         if path.exists():
-            raise DrBackupError(f"{path} already exists", "choose another --out; never overwrite "
-                                "a key that may have sealed kits", exit_code=ExitCode.USAGE)
+            raise UsageError(f"{path} already exists", "choose another --out; never overwrite "
+                             "a key that may have sealed kits")
     identity = generate_identity()
     private.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
@@ -112,8 +112,8 @@ def open_now(ctx: CliContext) -> int:
 
     args = ctx.args
     if args.signer is not None and args.signer_fingerprint is not None:
-        raise DrBackupError("--signer and --signer-fingerprint exclude each other",
-                            "give one of them", exit_code=ExitCode.USAGE)
+        raise UsageError("--signer and --signer-fingerprint exclude each other",
+                         "give one of them")
     expected = (normalize_fingerprint(args.signer_fingerprint) if args.signer_fingerprint
                 else signer_fingerprint(load_public_key(args.signer)) if args.signer else None)
     identity = load_identity(args.identity)

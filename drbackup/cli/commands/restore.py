@@ -15,7 +15,7 @@ from drbackup.cli.output import human_bytes
 from drbackup.cli.progress import ProgressPrinter
 from drbackup.config.models import AgencyConfig, is_identifier
 from drbackup.engine import Snapshot
-from drbackup.errors import DrBackupError, ExitCode, NotFoundError, TargetRefusedError
+from drbackup.errors import DrBackupError, ExitCode, NotFoundError, TargetRefusedError, UsageError
 from drbackup.jobs.restore import (
     check_in_place,
     check_patterns,
@@ -77,8 +77,8 @@ def _store_name(ctx: CliContext) -> str | None:
     if replica is None:
         return ctx.args.store  # type: ignore[no-any-return]
     if ctx.args.store and ctx.args.store != replica:
-        raise DrBackupError("--store and --from-replica name different stores",
-                            "give only --from-replica", exit_code=ExitCode.USAGE)
+        raise UsageError("--store and --from-replica name different stores",
+                         "give only --from-replica")
     if replica not in agency.replicas:
         known = ", ".join(agency.replicas) or "none"
         raise NotFoundError(f"store {replica!r} is not a replica of agency {agency.id!r}",
@@ -92,8 +92,8 @@ def _target(ctx: CliContext) -> Path | None:
     args = ctx.args
     if args.in_place:
         if args.target is not None:
-            raise DrBackupError("--in-place and --target exclude each other",
-                                "give one of them", exit_code=ExitCode.USAGE)
+            raise UsageError("--in-place and --target exclude each other",
+                             "give one of them")
         if not args.yes and not args.dry_run:
             raise TargetRefusedError("--in-place overwrites the original files",
                                      "add --yes to confirm, or restore to a --target directory")
@@ -131,15 +131,13 @@ def restore_now(ctx: CliContext) -> int:
     args = ctx.args
     agency = ctx.config.agency(args.agency)
     if not is_identifier(args.source):  # it names the default target directory
-        raise DrBackupError(f"--source {args.source[:80]!r} is not a valid source id",
-                            "use the id from the config or 'drbackup snapshots'",
-                            exit_code=ExitCode.USAGE)
+        raise UsageError(f"--source {args.source[:80]!r} is not a valid source id",
+                         "use the id from the config or 'drbackup snapshots'")
     store_name = _store_name(ctx)
     chosen_target = _target(ctx)
     at = parse_at(args.at) if args.at else None
     if at is not None and args.snapshot != "latest":
-        raise DrBackupError("--at and --snapshot exclude each other", "give one of them",
-                            exit_code=ExitCode.USAGE)
+        raise UsageError("--at and --snapshot exclude each other", "give one of them")
     includes, overwrite = tuple(args.include), args.overwrite or args.in_place
     check_patterns(includes, "include")
     check_patterns(tuple(args.exclude), "exclude")
@@ -221,9 +219,8 @@ def _restore_all_sources(ctx: CliContext) -> int:
     for flag, given in (("--snapshot", args.snapshot != "latest"), ("--include", args.include),
                         ("--exclude", args.exclude), ("--in-place", args.in_place)):
         if given:
-            raise DrBackupError(f"{flag} applies to one source, not to --all-sources",
-                                "restore that source on its own with --source",
-                                exit_code=ExitCode.USAGE)
+            raise UsageError(f"{flag} applies to one source, not to --all-sources",
+                             "restore that source on its own with --source")
     agency = ctx.config.agency(args.agency)
     store_name = _store_name(ctx)
     base = (_target(ctx) or Path.cwd() / f"drbackup-restore-{agency.id}").absolute()

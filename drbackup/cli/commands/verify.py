@@ -10,7 +10,7 @@ from typing import Any
 from drbackup.cli.context import CliContext
 from drbackup.cli.output import human_bytes
 from drbackup.config.models import AgencyConfig, Source
-from drbackup.errors import DrBackupError, ExitCode
+from drbackup.errors import ExitCode, UsageError
 from drbackup.jobs.check import CheckMode, CheckOutcome, run_check
 from drbackup.jobs.drill import DrillOutcome, clean_stale_scratch, drill_kind, drill_source
 
@@ -69,12 +69,11 @@ def _sources(agency: AgencyConfig, source_id: str | None, kind: str | None) -> l
             hint = ("set drill_postgres_dsn (or drill_target = \"local-instance\") when the "
                     "folder holds PostgreSQL dumps"
                     if source.kind == "dumpdir" else "drill a directory or database source")
-            raise DrBackupError(f"source {source.id!r} ({source.kind}) has no restore drill",
-                                hint, exit_code=ExitCode.USAGE)
+            raise UsageError(f"source {source.id!r} ({source.kind}) has no restore drill",
+                             hint)
         if kind not in (None, found):
-            raise DrBackupError(f"source {source.id!r} is a {found} source, not {kind}",
-                                f"use --kind {found} or leave --kind out",
-                                exit_code=ExitCode.USAGE)
+            raise UsageError(f"source {source.id!r} is a {found} source, not {kind}",
+                             f"use --kind {found} or leave --kind out")
         return [source]
     return [s for s in agency.sources
             if drill_kind(s) is not None and kind in (None, drill_kind(s))]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from drbackup.cli.context import CliContext
-from drbackup.errors import DrBackupError, ExitCode, NotFoundError, VerifyFailedError
+from drbackup.errors import DrBackupError, NotFoundError, UsageError, VerifyFailedError
 from drbackup.verify.evidence import (
     KEY_DIR,
     PUBLIC_KEY_FILE,
@@ -32,10 +32,9 @@ def verify_report(ctx: CliContext) -> int:
         try:
             key_path = ctx.config.daemon.state_dir / KEY_DIR / PUBLIC_KEY_FILE
         except DrBackupError as exc:
-            raise DrBackupError(f"no public key given and no config to find one: {exc.message}",
-                                "pass --public-key PEM (the daemon's "
-                                "<state_dir>/evidence/ed25519.pub.pem)",
-                                exit_code=ExitCode.USAGE) from None
+            raise UsageError(f"no public key given and no config to find one: {exc.message}",
+                             "pass --public-key PEM (the daemon's "
+                             "<state_dir>/evidence/ed25519.pub.pem)") from None
     public_key = load_public_key(key_path)
     path: Path = ctx.args.file
     try:
