@@ -45,6 +45,11 @@ class Output:
         self.stream = stream or sys.stdout
         self.quiet = quiet
 
+    def error(self, text: str) -> None:
+        """One `drbackup: error: ...` line on stderr (in JSON mode too: it is for the reader),
+        for a failure the command reports and goes on after."""
+        print(f"drbackup: error: {text}", file=sys.stderr, flush=True)
+
     def line(self, text: str = "") -> None:
         """A line for people; suppressed in JSON mode."""
         if not self.json_mode and not self.quiet:

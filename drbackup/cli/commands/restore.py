@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,17 @@ from drbackup.jobs.restore import (
     check_in_place,
     check_patterns,
     check_restore_target,
-    list_snapshots,
     parse_at,
     pick_snapshot,
     restore_snapshot,
     source_snapshots,
 )
-from drbackup.jobs.tags import contained, tag_id, tag_problem
+from drbackup.jobs.restore_all import (
+    PlannedSource,
+    check_plan,
+    execute_all_sources,
+    plan_all_sources,
+)
 
 ROOT = Path("/")
 
@@ -213,8 +216,7 @@ def _restore_one(ctx: CliContext, agency: AgencyConfig, source_id: str, snapshot
 
 
 def _restore_all_sources(ctx: CliContext) -> int:
-    """Every source's latest (or --at) snapshot, whole, into TARGET/<source id>. One source's
-    failure does not stop the others: in a disaster, everything that can come back should."""
+    """Render the job's plan (refused snapshots), each source's restore and the total."""
     args = ctx.args
     for flag, given in (("--snapshot", args.snapshot != "latest"), ("--include", args.include),
                         ("--exclude", args.exclude), ("--in-place", args.in_place)):
@@ -225,74 +227,34 @@ def _restore_all_sources(ctx: CliContext) -> int:
     store_name = _store_name(ctx)
     base = (_target(ctx) or Path.cwd() / f"drbackup-restore-{agency.id}").absolute()
     at = parse_at(args.at) if args.at else None
-    snapshots = list_snapshots(ctx.runtime, agency, store_name=store_name)
-    by_source: dict[str, list[Snapshot]] = {}
-    refused: list[str] = []
-    for snapshot in snapshots:
-        # Tags are written by whoever holds the agency's password: a source= tag such as
-        # "../../etc/cron.d" must never become a directory name. Such snapshots are skipped.
-        problem = tag_problem(snapshot)
-        if problem is not None:
-            refused.append(snapshot.id[:64])
-            print(f"drbackup: error: skipped: {problem}; nothing of it is restored",
-                  file=sys.stderr, flush=True)
-            continue
-        by_source.setdefault(tag_id(snapshot, "source") or "", []).append(snapshot)
-    configured = [s.id for s in agency.sources]
-    order = [*configured, *sorted(set(by_source) - set(configured) - {""})]
-    plan: list[tuple[str, Snapshot]] = []
-    missing: list[str] = []
-    for source_id in order:
-        try:
-            plan.append((source_id, pick_snapshot(by_source.get(source_id, []), at=at)))
-        except NotFoundError:
-            missing.append(source_id)
-    if not plan and refused:
-        raise TargetRefusedError(
-            f"agency {agency.id!r}: every snapshot found has tags that cannot be trusted "
-            f"({len(refused)} skipped)", "see the lines above; check who wrote them")
-    if not plan:
-        raise NotFoundError(f"agency {agency.id!r} has no snapshot to restore"
-                            f"{' at or before ' + args.at if args.at else ''} in store "
-                            f"{store_name or agency.store!r}",
-                            "list them with 'drbackup snapshots'")
-    targets = {source_id: contained(base, source_id) for source_id, _ in plan}
-    if not args.dry_run:
-        for source_id, _ in plan:  # all refused before any is started
-            check_restore_target(targets[source_id], overwrite=args.overwrite)
-    started = time.monotonic()
-    failed: list[tuple[str, DrBackupError]] = []
-    errors = 0
-    for source_id, snapshot in plan:
-        try:
-            summary = _restore_one(ctx, agency, source_id, snapshot, targets[source_id],
-                                   store_name=store_name, overwrite=args.overwrite)
-        except DrBackupError as exc:
-            print(f"drbackup: error: source {source_id}: {exc.one_line()}", file=sys.stderr,
-                  flush=True)
-            failed.append((source_id, exc))
-            continue
-        errors += len(summary["errors"])
+    plan = plan_all_sources(ctx.runtime, agency, base=base, at=at, at_text=args.at,
+                            store_name=store_name)
+    for refused in plan.refused:
+        ctx.out.error(f"skipped: {refused.problem}; nothing of it is restored")
+    check_plan(plan, overwrite=args.overwrite, dry_run=args.dry_run)
+
+    def restore_one(item: PlannedSource) -> int:
+        summary = _restore_one(ctx, agency, item.source, item.snapshot, item.target,
+                               store_name=store_name, overwrite=args.overwrite)
         ctx.out.result(summary)
-    seconds = time.monotonic() - started
-    done = len(plan) - len(failed)
+        return len(summary["errors"])
+
+    outcome = execute_all_sources(
+        plan, restore_one,
+        lambda item, exc: ctx.out.error(f"source {item.source}: {exc.one_line()}"))
+    failed = [source for source, _ in outcome.failed]
     verb = "would restore" if args.dry_run else "restored"
-    ctx.out.line(f"{verb} {done} of {len(order)} sources of agency {agency.id} into {base} in "
-                 f"{seconds:.1f}s" + (f"; failed: {', '.join(s for s, _ in failed)}"
-                                      if failed else "")
-                 + (f"; no snapshot{' at that time' if at else ''}: {', '.join(missing)}"
-                    if missing else "")
-                 + (f"; skipped {len(refused)} snapshot(s) with untrusted tags"
-                    if refused else ""))
+    ctx.out.line(f"{verb} {len(outcome.restored)} of {plan.wanted} sources of agency "
+                 f"{agency.id} into {base} in {outcome.seconds:.1f}s"
+                 + (f"; failed: {', '.join(failed)}" if failed else "")
+                 + (f"; no snapshot{' at that time' if at else ''}: {', '.join(plan.missing)}"
+                    if plan.missing else "")
+                 + (f"; skipped {len(plan.refused)} snapshot(s) with untrusted tags"
+                    if plan.refused else ""))
     ctx.out.result({"event": "total", "agency": agency.id, "target": str(base),
-                    "dry_run": bool(args.dry_run), "sources": len(order), "restored": done,
-                    "failed": [s for s, _ in failed], "missing": missing,
-                    "refused_snapshots": refused,
-                    "seconds": round(seconds, 3)})
-    if failed:
-        return int(failed[0][1].exit_code)
-    if refused:
-        return int(ExitCode.TARGET_REFUSED)
-    if missing:
-        return int(ExitCode.NOT_FOUND)
-    return int(ExitCode.PARTIAL) if errors else 0
+                    "dry_run": bool(args.dry_run), "sources": plan.wanted,
+                    "restored": len(outcome.restored), "failed": failed,
+                    "missing": list(plan.missing),
+                    "refused_snapshots": [r.snapshot_id for r in plan.refused],
+                    "seconds": round(outcome.seconds, 3)})
+    return outcome.exit_code
