@@ -35,6 +35,7 @@ from drbackup.engine.runner import KILL_AFTER_TERM_SECONDS
 from drbackup.errors import DrBackupError, ExitCode, StateError
 from drbackup.jobs.backoff import STORE_BACKOFFS
 from drbackup.jobs.backup import run_backup
+from drbackup.jobs.recording import record_failed_run
 from drbackup.jobs.repository import init_repository
 from drbackup.jobs.runtime import Runtime, restic_for
 from drbackup.state import StateDB
@@ -605,9 +606,8 @@ class Daemon:
                 self._unlock_if_needed(rt, agency, agency.store)
                 self._ensure_repository(rt, agency)
             except DrBackupError as exc:
-                run_id = rt.state.start_run("backup", agency.id, source=source.id,
-                                            store=agency.store, trigger=job.trigger)
-                rt.state.finish_run(run_id, "failed", error=exc.one_line())
+                run_id = record_failed_run(rt, "backup", agency.id, exc, source=source.id,
+                                           store=agency.store, trigger=job.trigger)
                 log.error("backup failed: repository not usable: %s", exc.one_line(),
                           extra={**job.log_fields(), "run_id": run_id})
                 raise

@@ -18,6 +18,7 @@ from drbackup.engine import BackupSummary, ForgetPolicy, ResticInterrupted
 from drbackup.engine.errors import ResticError
 from drbackup.engine.restic import ProgressCallback
 from drbackup.errors import DrBackupError
+from drbackup.jobs.recording import recorded_run
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.tags import snapshot_tags
 from drbackup.sources import BackupPlan, DumpError, DumpReport, PlanContext, plan_backups
@@ -93,94 +94,90 @@ def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: st
     unreachable, wrong password, missing source path, failed dump, restic failure).
     """
     fields = {"agency": agency.id, "source": source.id, "job": "backup", "trigger": trigger}
-    run_id = rt.state.start_run("backup", agency.id, source=source.id, store=agency.store,
-                                trigger=trigger)
-    fields["run_id"] = str(run_id)
-    started = time.monotonic()
-    log.info("backup started", extra=fields)
     plans: list[BackupPlan] = []
     records: list[DumpRecord] = []
-    summaries: list[BackupSummary] = []
-    unreadable: list[str] = []
-    try:
-        rt.restic.require_supported()
-        plans = plan_backups(source, PlanContext(
-            agency=agency.id, values=rt.state,
-            scratch_dir=rt.config.daemon.state_dir / SCRATCH_DIR))
-        if plans:
-            rt.check_store(agency.store)
-        target = rt.target(agency) if plans else None
-        for plan in plans:
-            assert target is not None
-            timeout = source.timeout + DUMP_RESTIC_GRACE if plan.dump_report else source.timeout
-            try:
-                result = rt.restic.backup(
-                    target,
-                    plan.paths,
-                    tags=[*snapshot_tags(agency, source), *plan.extra_tags],
-                    host=rt.hostname,
-                    excludes=plan.excludes,
-                    one_file_system=plan.one_file_system,
-                    stdin_command=plan.stdin_command,
-                    stdin_filename=plan.stdin_filename,
-                    timeout=timeout,
-                    on_progress=on_progress,
-                    cwd=plan.cwd,
-                    command_env=plan.command_env or None,
-                )
-            except ResticError as exc:
-                if plan.dump_report and not isinstance(exc, ResticInterrupted):
-                    raise _dump_failure(plan, exc) from None
-                raise
-            snapshot_id = result.summary.snapshot_id
-            try:
-                for action in plan.after_success:
-                    action(snapshot_id)
-            except DumpError:
-                if snapshot_id:
-                    rt.restic.forget(target, ForgetPolicy(), snapshot_ids=[snapshot_id])
-                raise
-            report = DumpReport.read(plan.dump_report) if plan.dump_report else None
-            records.append(DumpRecord(plan.label, snapshot_id,
-                                      report.bytes if report else None,
-                                      round(report.seconds, 3) if report else None))
-            summaries.append(result.summary)
-            unreadable += result.unreadable
-            log.info("snapshot %s of %s", (snapshot_id or "none")[:8], plan.label or source.id,
-                     extra=fields)
-    except DrBackupError as exc:
-        outcome = "interrupted" if isinstance(exc, ResticInterrupted) else "failed"
-        # Logged first: recording it may fail too (a full state disk).
+
+    def failed(outcome: str, exc: DrBackupError) -> None:
         log.error("backup %s: %s", outcome, exc.one_line(), extra=fields)
         if isinstance(exc, DumpError) and exc.stderr_tail:
             log.error("dump stderr tail:\n%s", exc.stderr_tail, extra=fields)
-        rt.state.finish_run(run_id, outcome, error=exc.one_line(), details=_details(
-            records, {"stderr_tail": getattr(exc, "stderr_tail", "")[-2000:]}))
-        raise
-    except BaseException as exc:
-        rt.state.abort_run(run_id, exc, details=_details(records) or None)
-        raise
-    finally:
-        for plan in plans:
-            plan.run_cleanup()
-    seconds = time.monotonic() - started
-    if not summaries:
-        rt.state.finish_run(run_id, "skipped", details={"reason": "nothing ready to back up"})
-        log.info("backup skipped: nothing ready", extra=fields)
-        return BackupOutcome(run_id, agency.id, source.id, "skipped", BackupSummary(None),
-                             seconds)
-    summary = _combined(summaries)
-    outcome = "warning" if unreadable else "success"
-    details = _details(records, {"unreadable": unreadable[:50]} if unreadable else None)
-    rt.state.finish_run(run_id, outcome, counts=RunCounts(
-        snapshot_id=summary.snapshot_id,
-        files_new=summary.files_new,
-        files_changed=summary.files_changed,
-        files_unmodified=summary.files_unmodified,
-        files_unreadable=len(unreadable),
-        bytes_added=summary.data_added,
-        bytes_processed=summary.total_bytes_processed,
-    ), details=details or None, error="; ".join(unreadable[:5]) if unreadable else None)
+
+    with recorded_run(rt, "backup", agency.id, source=source.id, store=agency.store,
+                      trigger=trigger, failure_details=lambda: _details(records),
+                      on_failure=failed) as run:
+        run_id = run.run_id
+        fields["run_id"] = str(run_id)
+        started = time.monotonic()
+        log.info("backup started", extra=fields)
+        summaries: list[BackupSummary] = []
+        unreadable: list[str] = []
+        try:
+            rt.restic.require_supported()
+            plans = plan_backups(source, PlanContext(
+                agency=agency.id, values=rt.state,
+                scratch_dir=rt.config.daemon.state_dir / SCRATCH_DIR))
+            if plans:
+                rt.check_store(agency.store)
+            target = rt.target(agency) if plans else None
+            for plan in plans:
+                assert target is not None
+                timeout = source.timeout + DUMP_RESTIC_GRACE if plan.dump_report else source.timeout
+                try:
+                    result = rt.restic.backup(
+                        target,
+                        plan.paths,
+                        tags=[*snapshot_tags(agency, source), *plan.extra_tags],
+                        host=rt.hostname,
+                        excludes=plan.excludes,
+                        one_file_system=plan.one_file_system,
+                        stdin_command=plan.stdin_command,
+                        stdin_filename=plan.stdin_filename,
+                        timeout=timeout,
+                        on_progress=on_progress,
+                        cwd=plan.cwd,
+                        command_env=plan.command_env or None,
+                    )
+                except ResticError as exc:
+                    if plan.dump_report and not isinstance(exc, ResticInterrupted):
+                        raise _dump_failure(plan, exc) from None
+                    raise
+                snapshot_id = result.summary.snapshot_id
+                try:
+                    for action in plan.after_success:
+                        action(snapshot_id)
+                except DumpError:
+                    if snapshot_id:
+                        rt.restic.forget(target, ForgetPolicy(), snapshot_ids=[snapshot_id])
+                    raise
+                report = DumpReport.read(plan.dump_report) if plan.dump_report else None
+                records.append(DumpRecord(plan.label, snapshot_id,
+                                          report.bytes if report else None,
+                                          round(report.seconds, 3) if report else None))
+                summaries.append(result.summary)
+                unreadable += result.unreadable
+                log.info("snapshot %s of %s", (snapshot_id or "none")[:8], plan.label or source.id,
+                         extra=fields)
+        finally:
+            for plan in plans:
+                plan.run_cleanup()
+        seconds = time.monotonic() - started
+        if not summaries:
+            run.finish("skipped", details={"reason": "nothing ready to back up"})
+            log.info("backup skipped: nothing ready", extra=fields)
+            return BackupOutcome(run_id, agency.id, source.id, "skipped", BackupSummary(None),
+                                 seconds)
+        summary = _combined(summaries)
+        outcome = "warning" if unreadable else "success"
+        details = _details(records, {"unreadable": unreadable[:50]} if unreadable else None)
+        run.finish(outcome, counts=RunCounts(
+            snapshot_id=summary.snapshot_id,
+            files_new=summary.files_new,
+            files_changed=summary.files_changed,
+            files_unmodified=summary.files_unmodified,
+            files_unreadable=len(unreadable),
+            bytes_added=summary.data_added,
+            bytes_processed=summary.total_bytes_processed,
+        ), details=details or None, error="; ".join(unreadable[:5]) if unreadable else None)
     log.info("backup %s: snapshot %s, %d new files, %d bytes added", outcome,
              summary.snapshot_id, summary.files_new, summary.data_added, extra=fields)
     return BackupOutcome(run_id, agency.id, source.id, outcome, summary, seconds, unreadable,

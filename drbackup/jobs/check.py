@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from drbackup.config.models import AgencyConfig
-from drbackup.engine import CheckResult, ResticInterrupted
+from drbackup.engine import CheckResult
 from drbackup.errors import DrBackupError, VerifyFailedError
 from drbackup.jobs.evidence import PublishedReport, publish_report, report_name, utc_iso
+from drbackup.jobs.recording import recorded_run
 from drbackup.jobs.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -87,74 +88,67 @@ def run_check(rt: Runtime, agency: AgencyConfig, *, mode: CheckMode = "auto",
     k = next_subset(rt, agency, name)
     total = agency.verify.check_subsets
     subset = f"{k}/{total}" if kind == "read-data-subset" else None
-    run_id = rt.state.start_run("check", agency.id, store=name, trigger=trigger)
-    fields = {"agency": agency.id, "job": "check", "run_id": str(run_id), "trigger": trigger}
-    log.info("check started (%s%s)", kind, f" {subset}" if subset else "", extra=fields)
-    started_wall = time.time()
-    started = time.monotonic()
-    try:
+    error_details = {"kind": kind, "subset": subset, "verdict": "error"}
+    with recorded_run(rt, "check", agency.id, store=name, trigger=trigger,
+                      failure_details=lambda: error_details) as run:
+        run_id = run.run_id
+        fields = run.fields
+        log.info("check started (%s%s)", kind, f" {subset}" if subset else "", extra=fields)
+        started_wall = time.time()
+        started = time.monotonic()
         rt.restic.require_supported()
         rt.check_store(name)
         target = rt.target(agency, name)
         result = rt.restic.check(target, read_data=kind == "read-data", read_data_subset=subset)
-    except DrBackupError as exc:
-        outcome = "interrupted" if isinstance(exc, ResticInterrupted) else "failed"
-        rt.state.finish_run(run_id, outcome, error=exc.one_line(),
-                            details={"kind": kind, "subset": subset, "verdict": "error"})
-        raise
-    except BaseException as exc:
-        rt.state.abort_run(run_id, exc,
-                           details={"kind": kind, "subset": subset, "verdict": "error"})
-        raise
-    seconds = time.monotonic() - started
-    if kind == "read-data-subset":
-        rt.state.set_value(subset_key(agency, name), str(k % total + 1))
-    verdict = "pass" if result.ok else "fail"
-    findings: list[str] = []
-    if not result.ok:
-        findings.append(f"restic check found {result.num_errors} error(s)"
-                        + (f" in {len(result.broken_packs)} pack(s)" if result.broken_packs
-                           else ""))
-        findings += result.errors[:20]
-    report: dict[str, Any] = {
-        "kind": "check",
-        "check_kind": kind,
-        "subset": subset,
-        "agency": agency.id,
-        "store": name,
-        "repository": target.display,
-        "host": rt.hostname,
-        "run_id": run_id,
-        "trigger": trigger,
-        "started_at": utc_iso(started_wall),
-        "finished_at": utc_iso(time.time()),
-        "seconds": round(seconds, 3),
-        "restic_version": str(rt.restic.version()),
-        "num_errors": result.num_errors,
-        "errors": result.errors[:100],
-        "broken_packs": result.broken_packs[:100],
-        "suggest_repair_index": result.suggest_repair_index,
-        "suggest_prune": result.suggest_prune,
-        "findings": findings,
-        "verdict": verdict,
-    }
-    try:
-        published = publish_report(rt, agency,
-                                   report_name("check", name, run_id, started_wall), report)
-    except DrBackupError as exc:
-        rt.state.finish_run(run_id, "failed", error=f"evidence not written: {exc.one_line()}",
-                            details={"kind": kind, "subset": subset, "verdict": "error"})
-        raise
-    details: dict[str, Any] = {
-        "kind": kind, "subset": subset, "verdict": verdict, "seconds": round(seconds, 3),
-        "bytes": None, "throughput": None, "rto_estimate_seconds": None,
-        "num_errors": result.num_errors, "broken_packs": result.broken_packs[:20],
-        "findings": findings, "report_path": str(published.path),
-        "report_key": published.store_key, "report_key_id": published.key_id,
-        "upload_error": published.upload_error,
-    }
-    rt.state.finish_run(run_id, "success" if result.ok else "failed", details=details,
-                        error=None if result.ok else "; ".join(findings[:3]))
+        seconds = time.monotonic() - started
+        if kind == "read-data-subset":
+            rt.state.set_value(subset_key(agency, name), str(k % total + 1))
+        verdict = "pass" if result.ok else "fail"
+        findings: list[str] = []
+        if not result.ok:
+            findings.append(f"restic check found {result.num_errors} error(s)"
+                            + (f" in {len(result.broken_packs)} pack(s)" if result.broken_packs
+                               else ""))
+            findings += result.errors[:20]
+        report: dict[str, Any] = {
+            "kind": "check",
+            "check_kind": kind,
+            "subset": subset,
+            "agency": agency.id,
+            "store": name,
+            "repository": target.display,
+            "host": rt.hostname,
+            "run_id": run_id,
+            "trigger": trigger,
+            "started_at": utc_iso(started_wall),
+            "finished_at": utc_iso(time.time()),
+            "seconds": round(seconds, 3),
+            "restic_version": str(rt.restic.version()),
+            "num_errors": result.num_errors,
+            "errors": result.errors[:100],
+            "broken_packs": result.broken_packs[:100],
+            "suggest_repair_index": result.suggest_repair_index,
+            "suggest_prune": result.suggest_prune,
+            "findings": findings,
+            "verdict": verdict,
+        }
+        try:
+            published = publish_report(rt, agency,
+                                       report_name("check", name, run_id, started_wall), report)
+        except DrBackupError as exc:
+            run.finish("failed", error=f"evidence not written: {exc.one_line()}",
+                       details=error_details)
+            raise
+        details: dict[str, Any] = {
+            "kind": kind, "subset": subset, "verdict": verdict, "seconds": round(seconds, 3),
+            "bytes": None, "throughput": None, "rto_estimate_seconds": None,
+            "num_errors": result.num_errors, "broken_packs": result.broken_packs[:20],
+            "findings": findings, "report_path": str(published.path),
+            "report_key": published.store_key, "report_key_id": published.key_id,
+            "upload_error": published.upload_error,
+        }
+        run.finish("success" if result.ok else "failed", details=details,
+                   error=None if result.ok else "; ".join(findings[:3]))
     log.info("check %s: %s", kind, verdict, extra=fields)
     return CheckOutcome(run_id, agency.id, name, kind, subset, verdict, result, seconds,
                         published, findings)

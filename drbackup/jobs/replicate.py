@@ -21,9 +21,10 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from drbackup.config.models import AgencyConfig
-from drbackup.engine import RepositoryMissing, ResticError, ResticInterrupted, Snapshot
+from drbackup.engine import RepositoryMissing, ResticError, Snapshot
 from drbackup.errors import DrBackupError, ExitCode, NotFoundError
 from drbackup.jobs.backoff import STORE_BACKOFFS
+from drbackup.jobs.recording import recorded_run
 from drbackup.jobs.runtime import Runtime
 from drbackup.state import StateDB
 
@@ -226,12 +227,20 @@ def run_replication(rt: Runtime, agency: AgencyConfig, replica: str, *, trigger:
     the lag. Raises DrBackupError subclasses (store unreachable, restic failure, snapshots still
     missing after the copy, incompatible credentials)."""
     _replicas(agency, replica)
-    run_id = rt.state.start_run("replicate", agency.id, store=replica, trigger=trigger)
-    fields = {"agency": agency.id, "store": replica, "job": "replicate", "run_id": str(run_id)}
-    started = time.monotonic()
     primary: list[Snapshot] | None = None
-    notes: list[str] = []
-    try:
+
+    def failed(outcome: str, exc: DrBackupError) -> None:
+        _lag_after_failure(rt, agency, replica, primary)
+        log.error("replication %s: %s", outcome, exc.one_line(),
+                  extra={**run.fields, "store": replica})
+
+    with recorded_run(rt, "replicate", agency.id, store=replica, trigger=trigger,
+                      failure_details=lambda: {"replica": replica}, on_failure=failed) as run:
+        run_id = run.run_id
+        fields = {"agency": agency.id, "store": replica, "job": "replicate",
+                  "run_id": str(run_id)}
+        started = time.monotonic()
+        notes: list[str] = []
         rt.restic.require_supported()
         rt.check_store(agency.store)
         primary = rt.restic.snapshots(rt.target(agency))
@@ -254,26 +263,16 @@ def run_replication(rt: Runtime, agency: AgencyConfig, replica: str, *, trigger:
                 f"{', '.join(i[:8] for i in after.uncopied[:5])}",
                 "run 'drbackup replicate' again; see the log for restic's output")
         copied = [i for i in before.uncopied if i not in after.uncopied]
-    except DrBackupError as exc:
-        outcome = "interrupted" if isinstance(exc, ResticInterrupted) else "failed"
-        _lag_after_failure(rt, agency, replica, primary)
-        rt.state.finish_run(run_id, outcome, error=exc.one_line(),
-                            details={"replica": replica,
-                                     "stderr_tail": getattr(exc, "stderr_tail", "")[-2000:]})
-        log.error("replication %s: %s", outcome, exc.one_line(), extra=fields)
-        raise
-    except BaseException as exc:
-        rt.state.abort_run(run_id, exc)
-        raise
-    _record_status(rt.state, after, success=True)
-    seconds = time.monotonic() - started
-    if initialized:
-        notes.append("replica repository created (chunker parameters copied from the primary)")
-    rt.state.finish_run(run_id, "success", details={
-        "replica": replica, "copied": len(copied), "copied_ids": copied[:200],
-        "initialized": initialized, "primary_snapshots": after.primary_snapshots,
-        "replica_snapshots": after.replica_snapshots, "lag_seconds": after.lag_seconds,
-        "seconds": seconds})
+        _record_status(rt.state, after, success=True)
+        seconds = time.monotonic() - started
+        if initialized:
+            notes.append("replica repository created (chunker parameters copied from the "
+                         "primary)")
+        run.finish("success", details={
+            "replica": replica, "copied": len(copied), "copied_ids": copied[:200],
+            "initialized": initialized, "primary_snapshots": after.primary_snapshots,
+            "replica_snapshots": after.replica_snapshots, "lag_seconds": after.lag_seconds,
+            "seconds": seconds})
     log.info("replication done: %d copied, replica complete", len(copied), extra=fields)
     return ReplicationOutcome(run_id, agency.id, replica, initialized, copied, after, seconds,
                               notes)

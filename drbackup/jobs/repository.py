@@ -1,4 +1,4 @@
-"""Creating an agency's repository in a store, idempotently."""
+"""Creating an agency's repository in a store, idempotently; removing its stale locks."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from drbackup.config.models import AgencyConfig
+from drbackup.jobs.recording import recorded_run
 from drbackup.jobs.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -42,3 +43,40 @@ def init_repository(rt: Runtime, agency: AgencyConfig, store_name: str | None = 
         created = True
         log.info("repository created", extra={"agency": agency.id, "store": name})
     return InitOutcome(agency.id, name, target.url, created, bucket_created)
+
+
+@dataclass(frozen=True)
+class UnlockOutcome:
+    run_id: int
+    agency: str
+    store: str
+    locks_before: int | None  # lock files in a local repository before and after; None on S3
+    locks_after: int | None
+
+
+def _local_locks(rt: Runtime, agency: AgencyConfig, store: str) -> int | None:
+    path = rt.store_config(store).path
+    if path is None:  # an S3 store
+        return None
+    locks = path / agency.id / "locks"
+    try:
+        return sum(1 for _ in locks.iterdir())
+    except OSError:
+        return None
+
+
+def unlock_repository(rt: Runtime, agency: AgencyConfig, store_name: str | None = None, *,
+                      trigger: str = "cli") -> UnlockOutcome:
+    """Plain `restic unlock` on one repository: stale locks (of crashed runs) go, live ones
+    stay (never --remove-all, which would break a running job). Recorded as an 'unlock' run."""
+    name = store_name or agency.store
+    with recorded_run(rt, "unlock", agency.id, store=name, trigger=trigger) as run:
+        rt.restic.require_supported()
+        rt.check_store(name)
+        before = _local_locks(rt, agency, name)
+        rt.restic.unlock(rt.target(agency, name))
+        after = _local_locks(rt, agency, name)
+        run.finish("success", details={"locks_before": before, "locks_after": after})
+    log.info("stale locks removed", extra={"agency": agency.id, "store": name,
+                                           "run_id": str(run.run_id)})
+    return UnlockOutcome(run.run_id, agency.id, name, before, after)

@@ -15,6 +15,7 @@ from drbackup.config.models import AgencyConfig
 from drbackup.engine import FindHit, LsNode, RestoreSummary, Snapshot
 from drbackup.engine.restic import ProgressCallback
 from drbackup.errors import DrBackupError, ExitCode, NotFoundError, TargetRefusedError, UsageError
+from drbackup.jobs.recording import recorded_run
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.snapshot_catalogue import repository_snapshots
 from drbackup.jobs.tags import agency_tag, contained, is_dump_snapshot, source_filter, tag_id
@@ -214,30 +215,24 @@ def restore_snapshot(rt: Runtime, agency: AgencyConfig, snapshot: Snapshot, targ
         check_restore_target(target_dir, overwrite=overwrite)
     name = store_name or agency.store
     source_id = tag_id(snapshot, "source")
-    run_id = rt.state.start_run("restore", agency.id, source=source_id, store=name,
-                                trigger=trigger)
-    started = time.monotonic()
-    try:
+    with recorded_run(rt, "restore", agency.id, source=source_id, store=name, trigger=trigger,
+                      on_failure=lambda _outcome, exc: suggest_replica(exc, agency, store_name)
+                      ) as run:
+        run_id = run.run_id
+        started = time.monotonic()
         summary = rt.restic.restore(rt.target(agency, name), snapshot.id, target_dir,
                                     includes=includes, excludes=excludes, dry_run=dry_run,
                                     on_progress=on_progress,
                                     limit_download_kib=limit_download_kib,
                                     verify=verify and not dry_run)
-    except DrBackupError as exc:
-        rt.state.finish_run(run_id, "failed", error=exc.one_line())
-        suggest_replica(exc, agency, store_name)
-        raise
-    except BaseException as exc:
-        rt.state.abort_run(run_id, exc)
-        raise
-    seconds = time.monotonic() - started
-    if not dry_run and is_dump_snapshot(snapshot):
-        _private_dump_files(snapshot, target_dir)
-    rt.state.finish_run(run_id, "warning" if summary.errors else "success",
-                        error="; ".join(summary.errors[:5]) or None,
-                        details={"snapshot_id": snapshot.id, "target": str(target_dir),
-                                 "bytes": summary.bytes_restored, "seconds": seconds,
-                                 "dry_run": dry_run, "verified": verify and not dry_run})
+        seconds = time.monotonic() - started
+        if not dry_run and is_dump_snapshot(snapshot):
+            _private_dump_files(snapshot, target_dir)
+        run.finish("warning" if summary.errors else "success",
+                   error="; ".join(summary.errors[:5]) or None,
+                   details={"snapshot_id": snapshot.id, "target": str(target_dir),
+                                     "bytes": summary.bytes_restored, "seconds": seconds,
+                                     "dry_run": dry_run, "verified": verify and not dry_run})
     log.info("restore finished", extra={"agency": agency.id, "source": source_id,
                                         "job": "restore", "run_id": str(run_id)})
     return RestoreOutcome(snapshot, target_dir, summary, seconds, dry_run)

@@ -18,7 +18,8 @@ from drbackup.config.models import (
     SqliteSource,
 )
 from drbackup.engine import Snapshot
-from drbackup.errors import DrBackupError, NotFoundError, TargetRefusedError
+from drbackup.errors import NotFoundError, TargetRefusedError
+from drbackup.jobs.recording import recorded_run
 from drbackup.jobs.restore import list_snapshots, pick_snapshot
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.tags import tag_id
@@ -89,18 +90,19 @@ def restore_database(rt: Runtime, agency: AgencyConfig, source: Source | str,
     name = store_name or agency.store
     repo = rt.target(agency, name)
     dump_path = chosen.paths[0]
-    run_id = rt.state.start_run("restore-db", agency.id, source=source.id, store=name,
-                                trigger=trigger)
-    started = time.monotonic()
-    fed: list[CountingSink] = []
+    with recorded_run(rt, "restore-db", agency.id, source=source.id, store=name,
+                      trigger=trigger, failure_details=lambda: {
+                          "snapshot_id": chosen.id, "into": target_text}) as run:
+        run_id = run.run_id
+        started = time.monotonic()
+        fed: list[CountingSink] = []
 
-    def feed(sink: IO[bytes]) -> None:
-        counting = CountingSink(sink)
-        fed.append(counting)
-        # restic dump streams straight into the consumer's stdin: no temp file.
-        rt.restic.dump(repo, chosen.id, dump_path, counting)  # type: ignore[arg-type]
+        def feed(sink: IO[bytes]) -> None:
+            counting = CountingSink(sink)
+            fed.append(counting)
+            # restic dump streams straight into the consumer's stdin: no temp file.
+            rt.restic.dump(repo, chosen.id, dump_path, counting)  # type: ignore[arg-type]
 
-    try:
         if isinstance(source, PostgresSource):
             from drbackup.sources.postgres import FORMAT_CUSTOM, restore_postgres
 
@@ -118,19 +120,11 @@ def restore_database(rt: Runtime, agency: AgencyConfig, source: Source | str,
 
             lite = restore_sqlite(Path(target_text), feed, overwrite=overwrite)
             into_name, created = str(lite.path), lite.created
-    except DrBackupError as exc:
-        rt.state.finish_run(run_id, "failed", error=exc.one_line(), details={
-            "snapshot_id": chosen.id, "into": target_text,
-            "stderr_tail": getattr(exc, "stderr_tail", "")[-2000:]})
-        raise
-    except BaseException as exc:
-        rt.state.abort_run(run_id, exc)
-        raise
-    seconds = time.monotonic() - started
-    restored = sum(f.count for f in fed)
-    rt.state.finish_run(run_id, "success", details={
-        "snapshot_id": chosen.id, "into": into_name, "created": created, "bytes": restored,
-        "seconds": round(seconds, 3), "kind": source.kind})
+        seconds = time.monotonic() - started
+        restored = sum(f.count for f in fed)
+        run.finish("success", details={
+            "snapshot_id": chosen.id, "into": into_name, "created": created, "bytes": restored,
+            "seconds": round(seconds, 3), "kind": source.kind})
     log.info("database restored", extra={"agency": agency.id, "source": source.id,
                                          "job": "restore-db", "run_id": str(run_id)})
     return DbRestoreOutcome(run_id, agency.id, source.id, source.kind, chosen,

@@ -27,10 +27,10 @@ from drbackup.engine import (
     BackendAccessDenied,
     ForgetGroup,
     ForgetPolicy,
-    ResticInterrupted,
     Snapshot,
 )
 from drbackup.errors import ConfigError, DrBackupError, ExitCode
+from drbackup.jobs.recording import recorded_run
 from drbackup.jobs.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -170,40 +170,38 @@ def run_retention(rt: Runtime, agency: AgencyConfig, *, dry_run: bool = False,
     """Plan, then (unless dry_run) forget exactly the planned snapshots by id and confirm they
     are gone. Recorded as a 'forget' run. Raises DrBackupError subclasses."""
     name = store_name or agency.store
-    run_id = rt.state.start_run("forget", agency.id, store=name, trigger=trigger)
-    fields = {"agency": agency.id, "store": name, "job": "forget", "run_id": str(run_id)}
-    started = time.monotonic()
-    try:
-        plan = plan_retention(rt, agency, name)
-        removed: list[str] = []
-        if not dry_run and plan.remove:
-            target = rt.target(agency, name, maintenance=True)
-            # By id, with no policy: restic removes exactly these and evaluates nothing else.
-            rt.restic.forget(target, ForgetPolicy(), group_by=GROUP_BY,
-                             snapshot_ids=plan.remove_ids)
-            remaining = {s.id for s in rt.restic.snapshots(target)}
-            still = [i for i in plan.remove_ids if i in remaining]
-            if still:
-                # restic only warns when the store refuses a delete: confirm by listing.
-                raise RetentionRefused(
-                    f"forget ended but {len(still)} planned snapshot(s) are still there (the "
-                    "store refused to delete them)", _delete_hint(rt, name))
-            removed = plan.remove_ids
-    except DrBackupError as exc:
-        outcome = "interrupted" if isinstance(exc, ResticInterrupted) else "failed"
-        error = _maintenance_hint(rt, name, exc)
-        rt.state.finish_run(run_id, outcome, error=error.one_line())
-        log.error("forget %s: %s", outcome, error.one_line(), extra=fields)
-        if error is exc:
-            raise
-        raise error from None
-    except BaseException as exc:
-        rt.state.abort_run(run_id, exc)
-        raise
-    seconds = time.monotonic() - started
-    rt.state.finish_run(run_id, "success", details={
-        "dry_run": dry_run, "kept": len(plan.keep), "planned_remove": plan.remove_ids[:500],
-        "removed": len(removed), "seconds": seconds})
+    fields = {"agency": agency.id, "store": name, "job": "forget"}
+    with recorded_run(rt, "forget", agency.id, store=name, trigger=trigger,
+                      on_failure=lambda outcome, exc: log.error(
+                          "forget %s: %s", outcome, exc.one_line(), extra=fields)) as run:
+        run_id = run.run_id
+        fields["run_id"] = str(run_id)
+        started = time.monotonic()
+        try:
+            plan = plan_retention(rt, agency, name)
+            removed: list[str] = []
+            if not dry_run and plan.remove:
+                target = rt.target(agency, name, maintenance=True)
+                # By id, with no policy: restic removes exactly these and evaluates nothing else.
+                rt.restic.forget(target, ForgetPolicy(), group_by=GROUP_BY,
+                                 snapshot_ids=plan.remove_ids)
+                remaining = {s.id for s in rt.restic.snapshots(target)}
+                still = [i for i in plan.remove_ids if i in remaining]
+                if still:
+                    # restic only warns when the store refuses a delete: confirm by listing.
+                    raise RetentionRefused(
+                        f"forget ended but {len(still)} planned snapshot(s) are still there (the "
+                        "store refused to delete them)", _delete_hint(rt, name))
+                removed = plan.remove_ids
+        except DrBackupError as exc:
+            error = _maintenance_hint(rt, name, exc)
+            if error is exc:
+                raise
+            raise error from None
+        seconds = time.monotonic() - started
+        run.finish("success", details={
+            "dry_run": dry_run, "kept": len(plan.keep), "planned_remove": plan.remove_ids[:500],
+            "removed": len(removed), "seconds": seconds})
     log.info("forget %s: keep %d, %s %d", "planned" if dry_run else "done", len(plan.keep),
              "would remove" if dry_run else "removed", len(plan.remove), extra=fields)
     return RetentionOutcome(run_id, agency.id, name, dry_run, plan, removed, seconds)
@@ -213,25 +211,20 @@ def run_prune(rt: Runtime, agency: AgencyConfig, *, trigger: str = "cli",
               store_name: str | None = None) -> PruneOutcome:
     """restic prune with the maintenance credentials, recorded as a 'prune' run."""
     name = store_name or agency.store
-    run_id = rt.state.start_run("prune", agency.id, store=name, trigger=trigger)
-    started = time.monotonic()
-    try:
-        rt.restic.require_supported()
-        rt.check_store(name)
-        rt.restic.prune(rt.target(agency, name, maintenance=True))
-    except DrBackupError as exc:
-        error = _maintenance_hint(rt, name, exc)
-        rt.state.finish_run(run_id, "interrupted" if isinstance(exc, ResticInterrupted)
-                            else "failed", error=error.one_line(),
-                            details={"stderr_tail": getattr(exc, "stderr_tail", "")[-2000:]})
-        if error is exc:
-            raise
-        raise error from None
-    except BaseException as exc:
-        rt.state.abort_run(run_id, exc)
-        raise
-    seconds = time.monotonic() - started
-    rt.state.finish_run(run_id, "success", details={"seconds": seconds})
+    with recorded_run(rt, "prune", agency.id, store=name, trigger=trigger) as run:
+        run_id = run.run_id
+        started = time.monotonic()
+        try:
+            rt.restic.require_supported()
+            rt.check_store(name)
+            rt.restic.prune(rt.target(agency, name, maintenance=True))
+        except DrBackupError as exc:
+            error = _maintenance_hint(rt, name, exc)
+            if error is exc:
+                raise
+            raise error from None
+        seconds = time.monotonic() - started
+        run.finish("success", details={"seconds": seconds})
     return PruneOutcome(run_id, agency.id, name, seconds)
 
 

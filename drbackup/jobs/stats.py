@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 
 from drbackup.config.models import AgencyConfig
-from drbackup.errors import DrBackupError
+from drbackup.jobs.recording import recorded_run
 from drbackup.jobs.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -29,19 +29,12 @@ def record_repository_stats(rt: Runtime, agency: AgencyConfig, store_name: str |
     """One `restic stats --mode raw-data` on the agency's repository in the store; the result
     is a 'stats' run whose details carry snapshots and repository_size_bytes."""
     name = store_name or agency.store
-    run_id = rt.state.start_run("stats", agency.id, store=name, trigger=trigger)
-    try:
+    with recorded_run(rt, "stats", agency.id, store=name, trigger=trigger) as run:
         rt.restic.require_supported()
         rt.check_store(name)
         stats = rt.restic.stats(rt.target(agency, name), mode="raw-data")
-    except DrBackupError as exc:
-        rt.state.finish_run(run_id, "failed", error=exc.one_line())
-        raise
-    except BaseException as exc:
-        rt.state.abort_run(run_id, exc)
-        raise
-    rt.state.finish_run(run_id, "success", details={
-        "snapshots": stats.snapshots_count, "repository_size_bytes": stats.total_size})
+        run.finish("success", details={
+            "snapshots": stats.snapshots_count, "repository_size_bytes": stats.total_size})
     log.info("repository %s@%s: %d snapshots, %d bytes", agency.id, name,
              stats.snapshots_count, stats.total_size)
-    return RepoStatsOutcome(run_id, agency.id, name, stats.snapshots_count, stats.total_size)
+    return RepoStatsOutcome(run.run_id, agency.id, name, stats.snapshots_count, stats.total_size)

@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.support.dbcheck import runs
 from tests.support.workspace import Workspace
 
 
@@ -37,4 +38,8 @@ def test_unlock_removes_a_crashed_runs_lock(workspace: Workspace, tmp_path: Path
     result = workspace.cli("unlock", "--agency", "planning", check=True)
     assert "stale locks removed" in result.stdout
     assert not any((repo / "locks").iterdir())
+    # Through the job, like every other: an 'unlock' run with what it saw (#15 item 7).
+    [run] = runs(workspace.state_dir, agency="planning", job="unlock")
+    assert run.result == "success" and run.store == "local"
+    assert run.details["locks_before"] == 1 and run.details["locks_after"] == 0
     workspace.cli("backup", "--agency", "planning", check=True)

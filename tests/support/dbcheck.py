@@ -29,7 +29,8 @@ def wait_until(condition: Callable[[], bool], timeout: float = 60.0, what: str =
     raise TimeoutError(f"{what} not reached within {timeout}s")
 
 
-def runs(state_dir: Path, *, agency: str, source: str, job: str = "backup") -> list[RunRecord]:
+def runs(state_dir: Path, *, agency: str, source: str | None = None, job: str = "backup"
+         ) -> list[RunRecord]:
     state = StateDB(state_dir / "state.db")
     try:
         return state.runs(agency=agency, source=source, job=job)

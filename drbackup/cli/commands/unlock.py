@@ -16,16 +16,15 @@ def register(commands: Any) -> None:
 
 
 def unlock_repos(ctx: CliContext) -> int:
-    """Plain `restic unlock`: never --remove-all, which would break a job that is running."""
-    rt = ctx.runtime
-    rt.restic.require_supported()
+    """Plain `restic unlock` on each repository, through the job (recorded as 'unlock' runs)."""
+    from drbackup.jobs.repository import unlock_repository
+
     done = []
     for agency in ctx.agencies(ctx.args.agency):
         stores = [ctx.args.store] if ctx.args.store else [agency.store, *agency.replicas]
         for store in stores:
-            rt.check_store(store)
-            rt.restic.unlock(rt.target(agency, store))
-            done.append({"agency": agency.id, "store": store})
+            outcome = unlock_repository(ctx.runtime, agency, store)
+            done.append({"agency": agency.id, "store": store, "run_id": outcome.run_id})
             ctx.out.line(f"{agency.id}@{store}: stale locks removed (live locks kept)")
     ctx.out.result(done)
     return 0
