@@ -96,7 +96,7 @@ class Daemon:
         self.config_path = config_path
         self.config = config
         self.notifier = notifier or Notifier()
-        self.faults = faults if faults is not None else WatchFaults.from_env()
+        self.faults = faults if faults is not None else WatchFaults()
         self.state_dir = config.daemon.state_dir
         self._lock = InstanceLock(self.state_dir)
         self._wake = threading.Event()

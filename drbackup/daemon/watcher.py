@@ -11,9 +11,9 @@ surfaced here instead of being lost:
   watch is added: reported to the sink, which counts it, logs it and falls back to scheduled
   runs (plus one full run now); the watcher retries later.
 
-Both paths can be driven at this boundary by `WatchFaults` (tests start the daemon with
-$DRBACKUP_TEST_WATCH_FAULTS, see `WatchFaults.from_env`), because a real overflow needs root to
-shrink fs.inotify.max_queued_events.
+Both paths can be driven at this boundary by `WatchFaults`, passed to the Daemon's constructor
+(tests start a daemon process so through tests/support/faulty_daemon.py), because a real
+overflow needs root to shrink fs.inotify.max_queued_events.
 New subdirectories are watched: watchdog adds a watch for each created directory and emits
 events for files already inside it.
 """
@@ -51,7 +51,6 @@ from drbackup.config.links import link_problem
 log = logging.getLogger(__name__)
 
 SourceKey = tuple[str, str]  # (agency, source)
-FAULTS_ENV = "DRBACKUP_TEST_WATCH_FAULTS"
 _IGNORED_EVENT_TYPES = frozenset({"opened", "closed_no_write"})
 # Only writes matter. Without a filter watchdog asks inotify for IN_OPEN/IN_ACCESS/
 # IN_CLOSE_NOWRITE too, and every backup (restic reads every file) floods the queue with
@@ -82,9 +81,9 @@ class WatchFaults:
     watch_errors: dict[SourceKey, int] = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> WatchFaults:
-        """Parse "overflow:agency/source,enospc:agency/source,emfile:agency/source"."""
-        text = (os.environ if environ is None else environ).get(FAULTS_ENV, "")
+    def parse(cls, text: str) -> WatchFaults:
+        """Parse "overflow:agency/source,enospc:agency/source,emfile:agency/source" (tests
+        pass faults to the Daemon's constructor; tests/support/faulty_daemon.py)."""
         faults = cls()
         for item in filter(None, (part.strip() for part in text.split(","))):
             kind, _, target = item.partition(":")

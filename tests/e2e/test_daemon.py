@@ -131,11 +131,10 @@ def test_overflow_watch_limit_and_unwatched_sources_are_still_backed_up(
     workspace.add_directory_source("records", "limit", [limited], debounce="1s",
                                    schedule="every 5s")
     workspace.add_directory_source("records", "nowatch", [unwatched], watch=False)
-    env = {"DRBACKUP_TEST_WATCH_FAULTS":
-           "overflow:watched/ovf,enospc:records/limit,emfile:watched/scanned"}
     sources = {"ovf": "watched", "limit": "records", "nowatch": "records",
                "scanned": "watched"}
-    daemon = DaemonProcess(workspace, env=env)
+    daemon = DaemonProcess(
+        workspace, watch_faults="overflow:watched/ovf,enospc:records/limit,emfile:watched/scanned")
     try:
         daemon.wait_ready()
         for source, agency in sources.items():

@@ -67,17 +67,22 @@ def environ(pid: int) -> dict[str, str]:
 
 
 class DaemonProcess:
-    def __init__(self, ws: Workspace, *, env: dict[str, str] | None = None):
+    def __init__(self, ws: Workspace, *, env: dict[str, str] | None = None,
+                 watch_faults: str | None = None):
+        """The daemon as systemd runs it; `watch_faults` runs it through
+        tests/support/faulty_daemon.py with those watcher faults injected."""
         self.ws = ws
         self.log_path = ws.root / f"daemon-{time.monotonic_ns()}.log"
         ws.write()
         full_env = ws.env()
         full_env.update(env or {})
         self._log = self.log_path.open("wb")
+        entry = (["-m", "drbackup"] if watch_faults is None
+                 else ["-m", "tests.support.faulty_daemon", watch_faults])
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "drbackup", "--config", str(ws.config_path),
-             "--log-format", "json", "run"],
-            stdout=self._log, stderr=subprocess.STDOUT, env=full_env)
+            [sys.executable, *entry, "--config", str(ws.config_path), "--log-format", "json",
+             "run"], stdout=self._log, stderr=subprocess.STDOUT, env=full_env,
+            cwd=Path(__file__).resolve().parents[2])
 
     @property
     def pid(self) -> int:

@@ -83,8 +83,7 @@ def test_simulated_overflow_drops_events_and_reports_an_overflow(tmp_path: Path)
 
 def test_watch_limit_errors_are_reported_not_raised(tmp_path: Path) -> None:
     sink = Sink()
-    faults = WatchFaults.from_env({"DRBACKUP_TEST_WATCH_FAULTS":
-                                   "enospc:planning/docs,emfile:planning/other"})
+    faults = WatchFaults.parse("enospc:planning/docs,emfile:planning/other")
     watcher = Watcher(sink, faults=faults)
     try:
         assert not watcher.watch(KEY, [tmp_path])
