@@ -40,8 +40,10 @@ def bootstrap(ctx: CliContext) -> int:
     # Bucket settings need the privileged key: the maintenance one when there is one.
     s3 = ctx.runtime.s3_store(name, maintenance=True)
     assert s3 is not None
-    report = s3.bootstrap(lock_mode=config.lock_mode, lock_days=config.lock_days,
-                          create=config.create_bucket)
+    from drbackup.store.bootstrap import bootstrap_bucket
+
+    report = bootstrap_bucket(s3, lock_mode=config.lock_mode, lock_days=config.lock_days,
+                              create=config.create_bucket)
     ctx.out.line(f"store {name}: bucket {report.bucket} at {report.endpoint}"
                  f"{' (created now)' if report.bucket_created else ''}")
     for feature in report.features:
