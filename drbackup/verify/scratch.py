@@ -4,7 +4,7 @@ A drill holds an exclusive flock on <name>.lock while it uses <name>/. When a dr
 killed, the kernel drops the lock, so `clean_stale_scratch` (run at daemon start and at the
 start of every verify run) can tell leftovers from a drill still running elsewhere. A leftover
 may hold a running database server (a drill's `drill_target = "local-instance"`): it is
-stopped before its directory is removed (`verify.instance.stop_servers_under`).
+stopped before its directory is removed (`verify.leftovers.stop_servers_under`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from drbackup.verify.instance import stop_servers_under
+from drbackup.verify.leftovers import stop_servers_under
 
 log = logging.getLogger(__name__)
 SCRATCH_DIR = "scratch"

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from drbackup.errors import ExitCode
-from drbackup.verify.instance import processes_under
+from drbackup.verify.leftovers import processes_under
 from tests.support.dbcheck import LICENCES_SCHEMA, PERMITS_SCHEMA
 from tests.support.servers import DB_TEST_USER, MariaDBServer, PostgresServer
 from tests.support.workspace import Workspace

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from drbackup.verify.instance import processes_under
+from drbackup.verify.leftovers import processes_under
 from tests.support.servers import DB_TEST_USER, MariaDBServer
 from tests.support.workspace import Workspace
 

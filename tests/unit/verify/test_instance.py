@@ -22,9 +22,8 @@ from drbackup.verify.instance import (
     mariadb_programs,
     postgres_bin_dir,
     postgres_run_as,
-    processes_under,
-    stop_servers_under,
 )
+from drbackup.verify.leftovers import processes_under, stop_servers_under
 
 
 def _fake_pg(lib: Path, version: str) -> Path:
