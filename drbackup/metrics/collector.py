@@ -9,15 +9,13 @@ scrape folds the whole history once.
 from __future__ import annotations
 
 import bisect
-import functools
 import logging
 import os
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client.core import Metric
@@ -26,211 +24,24 @@ from prometheus_client.registry import Collector
 from drbackup import __version__
 from drbackup.config.models import Config
 from drbackup.errors import DrBackupError
+from drbackup.metrics.aggregates import (
+    Aggregates,
+    BackupFold,
+    VerifyFold,
+    as_number,
+)
 from drbackup.metrics.definitions import (
     BACKUP_RESULTS,
-    DURATION_BUCKETS,
     FILE_STATES,
-    METRICS,
 )
 from drbackup.metrics.live import LiveView
+from drbackup.metrics.samples import Samples
 from drbackup.state import RunRecord, StateDB
 from drbackup.state.health import StoreHealthRecord, replication_status, store_health
 
 log = logging.getLogger(__name__)
 
-VERIFY_JOBS = frozenset({"check", "drill", "verify"})
-SUCCESS = frozenset({"success", "warning"})
-_BUCKET_LABELS = (*(repr(b) for b in DURATION_BUCKETS), "+Inf")
 FETCH_BATCH = 50_000
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-@dataclass
-class _Backup:
-    results: Counter[str] = field(default_factory=Counter)
-    added_bytes: int = 0
-    buckets: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
-    duration_sum: float = 0.0
-    first_success: float | None = None
-    last_success: RunRecord | None = None
-    last_success_started: float = float("-inf")
-    failures_since_success: list[float] = field(default_factory=list)
-    last_attempt: float | None = None
-    dump: tuple[float, float | None, float | None] | None = None  # finished, bytes, seconds
-
-    def fold(self, run: RunRecord) -> None:
-        self.results[run.result] += 1
-        self.last_attempt = max(self.last_attempt or run.started_at, run.started_at)
-        finished = run.finished_at or run.started_at
-        if run.result in SUCCESS:
-            self.added_bytes += run.bytes_added or 0
-            seconds = max(0.0, finished - run.started_at)
-            self.buckets[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
-            self.duration_sum += seconds
-            if self.first_success is None or finished < self.first_success:
-                self.first_success = finished
-            last = self.last_success
-            if last is None or finished >= (last.finished_at or last.started_at):
-                self.last_success = run
-            if run.started_at > self.last_success_started:
-                self.last_success_started = run.started_at
-                self.failures_since_success = [
-                    t for t in self.failures_since_success if t > run.started_at]
-            dump_bytes = _number(run.details.get("dump_bytes"))
-            if dump_bytes is not None and (self.dump is None or finished >= self.dump[0]):
-                self.dump = (finished, dump_bytes, _number(run.details.get("dump_seconds")))
-        elif run.result == "failed" and run.started_at > self.last_success_started:
-            self.failures_since_success.append(run.started_at)
-
-
-@dataclass
-class _Verify:
-    results: Counter[str] = field(default_factory=Counter)
-    last_success: float | None = None
-    last_failure: float | None = None
-
-
-@dataclass
-class _Aggregates:
-    backups: dict[tuple[str, str], _Backup] = field(default_factory=dict)
-    last_result: dict[tuple[str, str, str], tuple[float, str]] = field(default_factory=dict)
-    verify: dict[tuple[str, str], _Verify] = field(default_factory=dict)
-    # (agency, source) -> newest successful drill: finished, duration, RTO estimate
-    drills: dict[tuple[str, str], tuple[float, float, float]] = field(default_factory=dict)
-    # agency -> start times of its successful backups, sorted (snapshot times)
-    success_starts: dict[str, list[float]] = field(default_factory=dict)
-    replication: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
-    repo_stats: dict[tuple[str, str], tuple[float, float | None, float | None]] = field(
-        default_factory=dict)
-
-    def fold(self, run: RunRecord) -> None:
-        finished = run.finished_at or run.started_at
-        key = (run.agency, run.source or "", run.job)
-        previous = self.last_result.get(key)
-        if previous is None or run.started_at >= previous[0]:
-            self.last_result[key] = (run.started_at, run.result)
-        if run.job == "backup" and run.source:
-            self.backups.setdefault((run.agency, run.source), _Backup()).fold(run)
-        if run.job in VERIFY_JOBS:
-            detail = run.details.get("kind")
-            # Drills are one kind whatever they restored; checks say which check they ran.
-            kind = "drill" if run.job == "drill" else (
-                detail if isinstance(detail, str) and detail else run.job)
-            verify = self.verify.setdefault((run.agency, kind), _Verify())
-            verify.results[run.result] += 1
-            if run.result in SUCCESS:
-                verify.last_success = max(verify.last_success or finished, finished)
-            elif run.result == "failed":
-                verify.last_failure = max(verify.last_failure or finished, finished)
-            if kind == "drill" and run.result in SUCCESS:
-                seconds = max(0.0, finished - run.started_at)
-                estimate = _number(run.details.get("rto_estimate_seconds"))
-                drill_key = (run.agency, run.source or "")
-                drill = self.drills.get(drill_key)
-                if drill is None or finished >= drill[0]:
-                    self.drills[drill_key] = (finished, seconds,
-                                              seconds if estimate is None else estimate)
-        if run.job == "backup" and run.source and run.result in SUCCESS:
-            bisect.insort(self.success_starts.setdefault(run.agency, []), run.started_at)
-        if run.job == "replicate" and run.result in SUCCESS:
-            replica = run.details.get("replica")
-            name = replica if isinstance(replica, str) and replica else run.store
-            if name:
-                last = self.replication.get((run.agency, name))
-                if last is None or run.started_at >= last[0]:
-                    self.replication[(run.agency, name)] = (run.started_at, finished)
-        size = _number(run.details.get("repository_size_bytes"))
-        count = _number(run.details.get("snapshots", run.details.get("snapshots_count")))
-        if run.store and run.result in SUCCESS and (size is not None or count is not None):
-            stats_key = (run.agency, run.store)
-            last_stats = self.repo_stats.get(stats_key)
-            if last_stats is None or finished >= last_stats[0]:
-                self.repo_stats[stats_key] = (finished, count, size)
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _label_text(names: tuple[str, ...], values: tuple[str, ...],
-                extra: tuple[str, str] | None) -> str:
-    """'{a="x",b="y"}' (cached: the label sets of a fleet barely change between scrapes)."""
-    pairs = [f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True)]
-    if extra is not None:
-        pairs.append(f'{extra[0]}="{extra[1]}"')
-    return "{" + ",".join(pairs) + "}" if pairs else ""
-
-
-def _format(value: float) -> str:
-    if value != value:  # NaN
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
-
-
-class Samples:
-    """The values of one scrape, by family, rendered straight to the text format (much
-    faster than prometheus_client's generic encoder for thousands of series)."""
-
-    def __init__(self) -> None:
-        # family -> [(sample suffix, label values, extra (name, value) label or None, value)]
-        self.families: dict[str, list[tuple[str, tuple[str, ...], tuple[str, str] | None,
-                                            float]]] = {}
-
-    def add(self, name: str, labels: tuple[str, ...], value: float | None) -> None:
-        if value is not None:
-            self.families.setdefault(name, []).append(("", labels, None, float(value)))
-
-    def histogram(self, name: str, labels: tuple[str, ...], buckets: list[int],
-                  total: float) -> None:
-        rows = self.families.setdefault(name, [])
-        cumulative = 0
-        for bound, count in zip(_BUCKET_LABELS, buckets, strict=True):
-            cumulative += count
-            rows.append(("_bucket", labels, ("le", bound), float(cumulative)))
-        rows.append(("_sum", labels, None, total))
-        rows.append(("_count", labels, None, float(cumulative)))
-
-    def value(self, name: str, *labels: str) -> float | None:
-        """One plain sample's value (tests, benchmarks)."""
-        for suffix, values, extra, value in self.families.get(name, []):
-            if not suffix and extra is None and values == labels:
-                return value
-        return None
-
-    def render(self) -> str:
-        lines: list[str] = []
-        for name, rows in self.families.items():
-            spec = METRICS[name]
-            help_text = spec.help.replace("\\", "\\\\").replace("\n", "\\n")
-            lines.append(f"# HELP {name} {help_text}")
-            lines.append(f"# TYPE {name} {spec.type}")
-            names = spec.labels
-            for suffix, values, extra, value in rows:
-                lines.append(f"{name}{suffix}{_label_text(names, values, extra)} "
-                             f"{_format(value)}")
-        return "\n".join(lines) + "\n" if lines else ""
-
-    def to_metrics(self) -> list[Metric]:
-        metrics = []
-        for name, rows in self.families.items():
-            spec = METRICS[name]
-            metric = Metric(name.removesuffix("_total") if spec.type == "counter" else name,
-                            spec.help, spec.type)
-            for suffix, values, extra, value in rows:
-                labels = dict(zip(spec.labels, values, strict=True))
-                if extra is not None:
-                    labels[extra[0]] = extra[1]
-                metric.add_sample(name + suffix, labels, value)
-            metrics.append(metric)
-        return metrics
 
 
 @dataclass
@@ -251,7 +62,7 @@ class StateCollector(Collector):
         self.live = live
         self.clock = clock
         self._lock = threading.Lock()
-        self._agg = _Aggregates()
+        self._agg = Aggregates()
         self._low = 0  # every run with an id <= _low is folded
         self._seen: set[int] = set()  # folded runs above _low
         self._folded = 0
@@ -373,10 +184,10 @@ class StateCollector(Collector):
                 cutoff = replicated[0] if replicated is not None else float("-inf")
                 oldest: float | None = None
                 measured = status.get((agency.id, replica))
-                measured_at = _number(measured.get("measured_at")) if measured else None
+                measured_at = as_number(measured.get("measured_at")) if measured else None
                 if measured is not None and measured_at is not None and measured_at >= cutoff:
                     cutoff = measured_at
-                    oldest = _number(measured.get("oldest_uncopied_time"))
+                    oldest = as_number(measured.get("oldest_uncopied_time"))
                 index = bisect.bisect_right(starts, cutoff)
                 if index < len(starts):
                     oldest = starts[index] if oldest is None else min(oldest, starts[index])
@@ -390,7 +201,7 @@ class StateCollector(Collector):
         last_results: dict[str, list[tuple[tuple[str, str, str], tuple[float, str]]]] = {}
         for item in sorted(agg.last_result.items()):
             last_results.setdefault(item[0][0], []).append(item)
-        verifies: dict[str, list[tuple[tuple[str, str], _Verify]]] = {}
+        verifies: dict[str, list[tuple[tuple[str, str], VerifyFold]]] = {}
         for verify_item in sorted(agg.verify.items()):
             verifies.setdefault(verify_item[0][0], []).append(verify_item)
         running_starts: dict[tuple[str, str], float] = {}
@@ -404,13 +215,13 @@ class StateCollector(Collector):
             for source in agency.sources:
                 key = (agency.id, source.id)
                 labels = key
-                b = agg.backups.get(key) or _Backup()
+                b = agg.backups.get(key) or BackupFold()
                 last = b.last_success
                 if last is not None:
                     finished = last.finished_at or last.started_at
                     gauge("drbackup_backup_last_success_timestamp_seconds", labels, finished)
                     gauge("drbackup_backup_processed_bytes", labels,
-                          _number(last.bytes_processed))
+                          as_number(last.bytes_processed))
                     for state, value in zip(FILE_STATES, (
                             last.files_new, last.files_changed, last.files_unmodified,
                             last.files_unreadable), strict=True):
