@@ -15,7 +15,7 @@ from unittest import mock
 import pytest
 
 from drbackup.engine import argv
-from drbackup.engine import restic as restic_module
+from drbackup.engine import invoke as invoke_module
 from drbackup.engine.jsonlines import JsonObject, parse_lines
 from drbackup.engine.models import ForgetPolicy, RepoTarget
 from drbackup.engine.restic import Restic, ResticSettings
@@ -201,7 +201,7 @@ def _recording(calls: list[Call]) -> Callable[..., ProcessResult]:
 
 def _run(call: Callable[[Restic], object]) -> list[Call]:
     calls: list[Call] = []
-    with mock.patch.object(restic_module, "run_process", _recording(calls)):
+    with mock.patch.object(invoke_module, "run_process", _recording(calls)):
         call(Restic(ResticSettings(binary=BIN)))
     return calls
 

@@ -14,7 +14,7 @@ from unittest import mock
 
 from hypothesis import strategies as st
 
-from drbackup.engine import restic as restic_module
+from drbackup.engine import invoke as invoke_module
 from drbackup.engine.errors import ResticError
 from drbackup.engine.jsonlines import JsonObject, error_text, parse_line, parse_lines
 from drbackup.engine.models import (
@@ -147,7 +147,7 @@ def _every_engine_call(stdout: list[str], stderr: list[str], returncode: int, ti
                        terminated: bool) -> None:
     runner = _fake_runner(stdout, stderr, returncode, timed_out, terminated)
     printed = "\n".join(stdout)
-    with mock.patch.object(restic_module, "run_process", runner):
+    with mock.patch.object(invoke_module, "run_process", runner):
         restic = Restic(ResticSettings(binary="/fake/restic"))
         for name, call in _all_calls(restic):
             try:
