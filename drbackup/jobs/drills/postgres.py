@@ -156,7 +156,7 @@ def pg_table_counts(conn: PgConnection, dsn: str) -> list[TableCount]:
     return counts
 
 
-# -- local instance ----------------------------------------------------------------------------
+# -- local instance --------------------------------------------------------------------------
 
 
 def _instance_pg_source(source: PgDrillSource, instance: LocalInstance,
@@ -229,7 +229,7 @@ def _prepare_instance_database(admin: PgConnection, admin_dsn: str, name: str,
         admin.psql(dsn_with_database(admin_dsn, name), "\n".join(statements))
 
 
-# -- the drill of one dump ----------------------------------------------------------------------
+# -- the drill of one dump -------------------------------------------------------------------
 
 
 def _restore_dump(job: DumpJob[PgDrillSource]) -> float:
