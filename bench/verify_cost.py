@@ -38,7 +38,7 @@ from pathlib import Path
 from bench.common import BenchResult, scale
 from bench.metered_s3 import MeteredMotoServer, read_log
 from drbackup.jobs.check import check_job, run_check
-from drbackup.jobs.drill import drill_job
+from drbackup.jobs.drills import drill_job
 from tests.support.offsite import runtime
 from tests.support.workspace import Workspace
 

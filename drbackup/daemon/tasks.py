@@ -21,7 +21,7 @@ from datetime import timedelta
 
 from drbackup.config.models import AgencyConfig, Config
 from drbackup.jobs.check import check_job
-from drbackup.jobs.drill import drill_job
+from drbackup.jobs.drills import drill_job
 from drbackup.jobs.replicate import replicate_job
 from drbackup.jobs.retention import forget_job, prune_job
 from drbackup.jobs.runtime import Runtime
@@ -80,7 +80,7 @@ class FollowUp:
 #   PeriodicTask("forget", run=jobs.retention.forget_job,
 #                schedule=lambda config, agency: agency.retention.schedule)
 PERIODIC_TASKS: list[PeriodicTask] = [
-    # Verification (drbackup/jobs/check.py, drill.py): repository check with rotating data
+    # Verification (drbackup/jobs/check.py, drills/): repository check with rotating data
     # subsets, and restore drills of every source; both read the primary repository.
     PeriodicTask("check", run=check_job,
                  schedule=lambda config, agency: agency.verify.check_schedule),

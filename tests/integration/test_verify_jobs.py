@@ -15,7 +15,7 @@ from drbackup.config.models import DirectorySource
 from drbackup.errors import VerifyFailedError
 from drbackup.jobs.backup import run_backup
 from drbackup.jobs.check import check_job
-from drbackup.jobs.drill import drill_job
+from drbackup.jobs.drills import drill_job
 from drbackup.jobs.repository import init_repository
 from drbackup.jobs.runtime import Runtime
 from tests.support.workspace import Workspace

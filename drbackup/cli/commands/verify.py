@@ -12,7 +12,7 @@ from drbackup.cli.output import human_bytes
 from drbackup.config.models import AgencyConfig, Source
 from drbackup.errors import ExitCode, UsageError
 from drbackup.jobs.check import CheckMode, CheckOutcome, run_check
-from drbackup.jobs.drill import DrillOutcome, clean_stale_scratch, drill_kind, drill_source
+from drbackup.jobs.drills import DrillOutcome, clean_stale_scratch, drill_kind, drill_source
 
 
 def register(commands: Any) -> None:

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import strategies as st
 
 from drbackup.config.models import PostgresSource
-from drbackup.jobs.drill_db import privileged_roles
+from drbackup.jobs.drills.postgres import privileged_roles
 from drbackup.sources.base import DumpError
 from drbackup.sources.postgres import connect
 from drbackup.sources.sqlreplay import replay_sql

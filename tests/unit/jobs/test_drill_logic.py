@@ -9,15 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from drbackup.engine import LsNode
-from drbackup.jobs.drill import (
-    DrillRecord,
-    RestoreTiming,
+from drbackup.jobs.drills.common import DrillRecord, RestoreTiming
+from drbackup.jobs.drills.database import dump_does_not_restore
+from drbackup.jobs.drills.files import (
     choose_sample,
     compare_file,
     include_pattern,
     source_unchanged,
 )
-from drbackup.jobs.drill_db import _dump_does_not_restore
 from drbackup.sources.base import DumpError
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
@@ -96,7 +95,7 @@ def test_a_dump_from_a_newer_postgresql_is_not_blamed_on_the_dump() -> None:
     reasons = []
     for error in (newer, damaged):
         record, entry = DrillRecord("db"), dict[str, Any]()
-        _dump_does_not_restore(error, "db permits", entry, record)
+        dump_does_not_restore(error, "db permits", entry, record)
         assert entry["verdict"] == "fail"  # not proven restorable either way
         reasons.append(record.reasons[0])
     assert "this host's pg_restore cannot read the dump" in reasons[0]

@@ -14,8 +14,9 @@ from pydantic import ValidationError
 
 from drbackup.config.models import DumpdirSource, MysqlSource, PostgresSource
 from drbackup.errors import ConfigError, ExitCode
-from drbackup.jobs.drill import drill_kind
-from drbackup.jobs.drill_db import drill_target, sql_roles
+from drbackup.jobs.drills import drill_kind
+from drbackup.jobs.drills.database import drill_target
+from drbackup.jobs.drills.postgres import sql_roles
 from drbackup.verify import instance
 from drbackup.verify.instance import (
     RunAs,
