@@ -23,6 +23,7 @@ from drbackup.config.models import AgencyConfig, Source
 from drbackup.engine import ResticError, Snapshot
 from drbackup.errors import DrBackupError
 from drbackup.jobs.evidence import PublishedReport, publish_report, report_name, utc_iso
+from drbackup.jobs.recording import recorded_run
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.snapshot_catalogue import repository_snapshots
 from drbackup.jobs.tags import source_filter
@@ -101,6 +102,7 @@ class DrillRecord:
     report: Fields = field(default_factory=dict)  # kind-specific report fields
     details: Fields = field(default_factory=dict)  # kind-specific run details
     run_id: int = 0  # the drill's run in state (set by drill_run)
+    outcome: DrillOutcome | None = None  # set by drill_run once the run is recorded
 
     def fail(self, reason: str) -> None:
         self.reasons.append(reason)
@@ -114,95 +116,93 @@ def _is_data_failure(exc: DrBackupError) -> bool:
 
 
 @contextmanager
-def drill_run(rt: Runtime, agency: AgencyConfig, source: Source, kind: str, trigger: str,
-              outcome_box: list[DrillOutcome]) -> Iterator[DrillRecord]:
-    """Record a drill: start the run, let the body fill a DrillRecord, then sign and publish
-    the report and finish the run. Environmental failures (store unreachable, locked...) are
-    recorded as failed runs and re-raised; restore failures become a "fail" verdict."""
-    run_id = rt.state.start_run("drill", agency.id, source=source.id, store=agency.store,
-                                trigger=trigger)
-    fields = {"agency": agency.id, "source": source.id, "job": "drill", "run_id": str(run_id)}
-    log.info("%s drill started", kind, extra=fields)
-    started_wall = time.time()
-    record = DrillRecord(kind, run_id=run_id)
-    try:
-        yield record
-    except DrBackupError as exc:
-        if not _is_data_failure(exc):
-            rt.state.finish_run(run_id, "failed", error=exc.one_line(),
-                                details={"kind": kind, "verdict": "error"})
+def drill_run(rt: Runtime, agency: AgencyConfig, source: Source, kind: str, trigger: str
+              ) -> Iterator[DrillRecord]:
+    """Record a drill (through jobs/recording.py, like every job): let the body fill a
+    DrillRecord, then sign and publish the report and finish the run; the outcome is left in
+    `record.outcome`. Environmental failures (store unreachable, locked...) are recorded as
+    failed runs and re-raised; restore failures become a "fail" verdict."""
+    with recorded_run(rt, "drill", agency.id, source=source.id, store=agency.store,
+                      trigger=trigger,
+                      failure_details=lambda: {"kind": kind, "verdict": "error"}) as run:
+        run_id = run.run_id
+        fields = run.fields
+        log.info("%s drill started", kind, extra=fields)
+        started_wall = time.time()
+        record = DrillRecord(kind, run_id=run_id)
+        try:
+            yield record
+        except DrBackupError as exc:
+            if not _is_data_failure(exc):
+                raise
+            record.fail(f"restore failed: {exc.message}")
+        timing = record.timing
+        if not record.reasons and timing is not None and not timing.rto_met:
+            record.findings.append(
+                f"estimated full restore {timing.rto_estimate_seconds:.0f}s exceeds the RTO "
+                f"{timing.rto_target_seconds:.0f}s")
+        verdict = "fail" if record.reasons else ("warning" if record.findings else "pass")
+        snapshot = record.snapshot
+        report: Fields = {
+            "kind": "drill",
+            "drill_kind": kind,
+            "agency": agency.id,
+            "source": source.id,
+            "source_kind": source.kind,
+            "store": agency.store,
+            "host": rt.hostname,
+            "run_id": run_id,
+            "trigger": trigger,
+            "started_at": utc_iso(started_wall),
+            "finished_at": utc_iso(time.time()),
+            "snapshot": None if snapshot is None else {
+                "id": snapshot.id, "time": snapshot.time.isoformat(), "paths": snapshot.paths,
+                "tags": snapshot.tags, "hostname": snapshot.hostname},
+            "restic_version": str(rt.restic.version()),
+            "restore": None if timing is None else {
+                "bytes": timing.bytes, "seconds": round(timing.seconds, 3),
+                "throughput_bytes_per_second": (None if timing.throughput is None
+                                                else round(timing.throughput, 1)),
+                "restore_size_bytes": timing.restore_size},
+            "rto": None if timing is None else {
+                "estimate_seconds": round(timing.rto_estimate_seconds, 3),
+                "target_seconds": timing.rto_target_seconds, "met": timing.rto_met},
+            **record.report,
+            "reasons": record.reasons,
+            "findings": record.findings,
+            "verdict": verdict,
+        }
+        name = report_name(f"drill-{kind}", source.id, run_id, started_wall)
+        try:
+            published = publish_report(rt, agency, name, report)
+        except DrBackupError as exc:
+            run.finish("failed", error=f"evidence not written: {exc.one_line()}",
+                       details={"kind": kind, "verdict": "error"})
             raise
-        record.fail(f"restore failed: {exc.message}")
-    except BaseException as exc:
-        rt.state.abort_run(run_id, exc, details={"kind": kind, "verdict": "error"})
-        raise
-    timing = record.timing
-    if not record.reasons and timing is not None and not timing.rto_met:
-        record.findings.append(
-            f"estimated full restore {timing.rto_estimate_seconds:.0f}s exceeds the RTO "
-            f"{timing.rto_target_seconds:.0f}s")
-    verdict = "fail" if record.reasons else ("warning" if record.findings else "pass")
-    snapshot = record.snapshot
-    report: Fields = {
-        "kind": "drill",
-        "drill_kind": kind,
-        "agency": agency.id,
-        "source": source.id,
-        "source_kind": source.kind,
-        "store": agency.store,
-        "host": rt.hostname,
-        "run_id": run_id,
-        "trigger": trigger,
-        "started_at": utc_iso(started_wall),
-        "finished_at": utc_iso(time.time()),
-        "snapshot": None if snapshot is None else {
-            "id": snapshot.id, "time": snapshot.time.isoformat(), "paths": snapshot.paths,
-            "tags": snapshot.tags, "hostname": snapshot.hostname},
-        "restic_version": str(rt.restic.version()),
-        "restore": None if timing is None else {
-            "bytes": timing.bytes, "seconds": round(timing.seconds, 3),
-            "throughput_bytes_per_second": (None if timing.throughput is None
-                                            else round(timing.throughput, 1)),
-            "restore_size_bytes": timing.restore_size},
-        "rto": None if timing is None else {
-            "estimate_seconds": round(timing.rto_estimate_seconds, 3),
-            "target_seconds": timing.rto_target_seconds, "met": timing.rto_met},
-        **record.report,
-        "reasons": record.reasons,
-        "findings": record.findings,
-        "verdict": verdict,
-    }
-    name = report_name(f"drill-{kind}", source.id, run_id, started_wall)
-    try:
-        published = publish_report(rt, agency, name, report)
-    except DrBackupError as exc:
-        rt.state.finish_run(run_id, "failed", error=f"evidence not written: {exc.one_line()}",
-                            details={"kind": kind, "verdict": "error"})
-        raise
-    details: Fields = {
-        "kind": kind, "verdict": verdict,
-        "snapshot_id": None if snapshot is None else snapshot.id,
-        "bytes": None if timing is None else timing.bytes,
-        "seconds": None if timing is None else round(timing.seconds, 3),
-        "throughput": None if timing is None or timing.throughput is None
-        else round(timing.throughput, 1),
-        "restore_size": None if timing is None else timing.restore_size,
-        "rto_estimate_seconds": None if timing is None
-        else round(timing.rto_estimate_seconds, 3),
-        "rto_target_seconds": agency.rto.total_seconds(),
-        "reasons": record.reasons[:20], "findings": record.findings[:20],
-        "report_path": str(published.path), "report_key": published.store_key,
-        "report_key_id": published.key_id, "upload_error": published.upload_error,
-        **record.details,
-    }
-    result = {"pass": "success", "warning": "warning", "fail": "failed"}[verdict]
-    rt.state.finish_run(run_id, result, details=details,
-                        error="; ".join(record.reasons[:3]) or None)
-    log.info("%s drill %s", kind, verdict, extra=fields)
-    outcome_box.append(DrillOutcome(
-        run_id, agency.id, source.id, kind, verdict,
-        None if snapshot is None else snapshot.id, timing, record.reasons, record.findings,
-        published, {**record.report}))
+        details: Fields = {
+            "kind": kind, "verdict": verdict,
+            "snapshot_id": None if snapshot is None else snapshot.id,
+            "bytes": None if timing is None else timing.bytes,
+            "seconds": None if timing is None else round(timing.seconds, 3),
+            "throughput": None if timing is None or timing.throughput is None
+            else round(timing.throughput, 1),
+            "restore_size": None if timing is None else timing.restore_size,
+            "rto_estimate_seconds": None if timing is None
+            else round(timing.rto_estimate_seconds, 3),
+            "rto_target_seconds": agency.rto.total_seconds(),
+            "reasons": record.reasons[:20], "findings": record.findings[:20],
+            "report_path": str(published.path), "report_key": published.store_key,
+            "report_key_id": published.key_id, "upload_error": published.upload_error,
+            **record.details,
+        }
+        result = {"pass": "success", "warning": "warning", "fail": "failed"}[verdict]
+        run.finish(result, details=details, error="; ".join(record.reasons[:3]) or None)
+        log.info("%s drill %s", kind, verdict, extra=fields)
+        record.outcome = DrillOutcome(
+            run_id, agency.id, source.id, kind, verdict,
+            None if snapshot is None else snapshot.id, timing, record.reasons, record.findings,
+            published, {**record.report})
+
 
 
 def latest_snapshot(rt: Runtime, agency: AgencyConfig, source: Source) -> Snapshot | None:

@@ -174,12 +174,12 @@ def run_db_drill(rt: Runtime, agency: AgencyConfig, source: S, restore: RestoreD
     """Restore-drill a database source (see the module doc), each dump with `restore`. A dump
     that does not restore or fails a check gives verdict "fail"; unreachable stores raise
     their DrBackupError."""
-    box: list[DrillOutcome] = []
     rt.restic.require_supported()
     rt.check_store(agency.store)
-    with drill_run(rt, agency, source, "db", trigger, box) as record:
+    with drill_run(rt, agency, source, "db", trigger) as record:
         _db_drill_body(rt, agency, source, restore, record)
-    return box[0]
+    assert record.outcome is not None
+    return record.outcome
 
 
 def drill_target(source: DbSource) -> str:

@@ -185,12 +185,12 @@ def run_file_drill(rt: Runtime, agency: AgencyConfig, source: DirectorySource, *
     """Restore-drill one directory source (see the module doc). A drill that finds damage
     returns verdict "fail"; failures to reach the repository raise their DrBackupError."""
     rng = rng or random.SystemRandom()
-    box: list[DrillOutcome] = []
     rt.restic.require_supported()
     rt.check_store(agency.store)
-    with drill_run(rt, agency, source, "files", trigger, box) as record:
+    with drill_run(rt, agency, source, "files", trigger) as record:
         _file_drill_body(rt, agency, source, record, rng)
-    return box[0]
+    assert record.outcome is not None
+    return record.outcome
 
 
 def _file_drill_body(rt: Runtime, agency: AgencyConfig, source: DirectorySource,

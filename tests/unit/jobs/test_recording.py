@@ -87,3 +87,33 @@ def test_a_run_that_failed_before_its_job_started(rt: Any) -> None:
     run_id = record_failed_run(rt, "check", "planning", DrBackupError("repository not usable"))
     recorded = _only(rt)
     assert recorded.id == run_id and recorded.result == "failed"
+
+
+PACKAGE = Path(__file__).resolve().parents[3] / "drbackup"
+RECORDERS = {"start_run", "finish_run", "abort_run"}
+ALLOWED = {"drbackup/jobs/recording.py"}  # and the state database itself
+
+
+def _direct_recorders(root: Path) -> list[str]:
+    """Every call of state.start_run/finish_run/abort_run outside the one way to record."""
+    import ast
+
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root.parent).as_posix()
+        if relative in ALLOWED or relative.startswith("drbackup/state/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in RECORDERS):
+                found.append(f"{relative}:{node.lineno} {node.func.attr}")
+    return found
+
+
+def test_every_job_records_its_run_through_recorded_run(tmp_path: Path) -> None:
+    assert _direct_recorders(PACKAGE) == []
+    # The rule really looks: a job that writes its own run is caught.
+    bad = tmp_path / "drbackup" / "jobs"
+    bad.mkdir(parents=True)
+    (bad / "sneaky.py").write_text("def job(rt):\n    rt.state.start_run('x', 'a')\n")
+    assert _direct_recorders(tmp_path / "drbackup") == ["drbackup/jobs/sneaky.py:2 start_run"]
