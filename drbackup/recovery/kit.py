@@ -297,6 +297,38 @@ def render_config(payload: dict[str, Any], out_dir: Path) -> tuple[str, list[str
     return "\n".join(lines), missing
 
 
+def render_restic_env(payload: dict[str, Any], out_dir: Path) -> dict[str, str]:
+    """For the day drbackup cannot run on the restore host: per agency and store (primary and
+    replicas) a file `restic/<agency>@<store>.env` with what plain restic needs — repository,
+    password file, the store's credentials file and region — to be read with
+    `set -a; . FILE; set +a` (runbooks/en/restic-without-drbackup.md). Values only name files
+    of the opened kit; no secret is in them."""
+    files: dict[str, str] = {}
+    for agency in payload["agencies"]:
+        password_file = out_dir / "passwords" / f"{agency['id']}.password"
+        for store_name in [agency["store"], *agency["replicas"]]:
+            store = payload["stores"][store_name]
+            lines = [f"# plain restic for agency {agency['id']} in store {store_name} "
+                     "(written by 'drbackup recovery-kit open')"]
+            if "url" in store:
+                url = S3Location.parse(store["url"]).child(agency["id"]).restic_url
+                credentials = out_dir / "credentials" / f"{store_name}.credentials"
+                lines += [f"RESTIC_REPOSITORY={_shell(url)}",
+                          f"AWS_SHARED_CREDENTIALS_FILE={_shell(str(credentials))}",
+                          f"AWS_DEFAULT_REGION={_shell(store.get('region', 'us-east-1'))}"]
+            else:
+                lines.append(f"RESTIC_REPOSITORY={_shell(str(Path(store['path']) / agency['id']))}")
+            lines += [f"RESTIC_PASSWORD_FILE={_shell(str(password_file))}",
+                      f"RESTIC_CACHE_DIR={_shell(str(out_dir / 'cache'))}"]
+            files[f"{agency['id']}@{store_name}.env"] = "\n".join(lines) + "\n"
+    return files
+
+
+def _shell(value: str) -> str:
+    """A single-quoted shell word (the kit's names and URLs were validated; quotes anyway)."""
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
 def _check_payload(payload: object) -> dict[str, Any]:
     if (not isinstance(payload, dict) or payload.get("format") != PAYLOAD_FORMAT
             or not isinstance(payload.get("agencies"), list)
@@ -342,10 +374,11 @@ def read_kit(kit: Path, identity: Identity) -> SignedKit:
 
 def open_kit(kit: Path, identity: Identity, out_dir: Path, *, signer: str | None,
              allow_unsigned: bool = False) -> OpenOutcome:
-    """Write DIR/drbackup.toml, DIR/passwords/*.password and DIR/credentials/*.credentials (0600)
-    from the kit. Nothing is written unless the kit opens completely, is signed by `signer` (a
-    fingerprint; an unsigned kit only with allow_unsigned) and names only valid ids: the files
-    go to a temp dir that is renamed into place at the end.
+    """Write DIR/drbackup.toml, DIR/passwords/*.password, DIR/credentials/*.credentials and
+    DIR/restic/<agency>@<store>.env (plain restic's settings; all 0600) from the kit. Nothing
+    is written unless the kit opens completely, is signed by `signer` (a fingerprint; an
+    unsigned kit only with allow_unsigned) and names only valid ids: the files go to a temp dir
+    that is renamed into place at the end.
 
     Raises RecoveryKitError (forged, unsigned, damaged, wrong identity) and TargetRefusedError."""
     out_dir = out_dir.absolute()
@@ -375,6 +408,9 @@ def open_kit(kit: Path, identity: Identity, out_dir: Path, *, signer: str | None
                 body = "[default]\n" + "".join(f"{k} = {v}\n" for k, v in creds.items())
                 _secret(contained(temp / "credentials", f"{name}.credentials"), body)
         (temp / "drbackup.toml").write_text(text + "\n", encoding="utf-8")
+        (temp / "restic").mkdir(mode=0o700)
+        for name, body in render_restic_env(payload, out_dir).items():
+            _secret(contained(temp / "restic", name), body)
         temp.chmod(0o700)
         if out_dir.exists():
             out_dir.rmdir()

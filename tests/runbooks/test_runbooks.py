@@ -40,6 +40,7 @@ ALERTS = ["DrBackupRPOBreached", "DrBackupBackupsFailing", "DrBackupVerifyFailed
           "DrBackupDiskFilling"]
 REQUIRED = ["restore-files.md", "restore-database.md", "full-recovery-from-kit.md",
             "full-recovery-from-printed-kit.md", "primary-store-unreachable.md",
+            "restic-without-drbackup.md",
             "restore-drill-failed.md",
             "lost-repository-password.md", *[f"alerts/{name}.md" for name in ALERTS]]
 SECTIONS = {
@@ -226,9 +227,23 @@ def _bring_scanned_printout(sandbox: Sandbox, host: Path) -> dict[str, str]:
 
 # Runbooks for a new machine, and what the emergency team brings to it besides the identity key.
 # They run with a new HOME and nothing of the sandbox's config, state or passwords.
+def _bring_opened_kit_and_restic_only(sandbox: Sandbox, host: Path) -> dict[str, str]:
+    """The kit opened on another machine (the emergency laptop with drbackup) and copied here;
+    on this host PATH has restic and the system's tools, not drbackup."""
+    opened = host / "opened-kit"
+    assert main(["recovery-kit", "open", "--identity", str(sandbox.identity), "--kit",
+                 str(sandbox.kit), "--out", str(opened), "--signer-fingerprint",
+                 printed_signer(sandbox.kit.with_suffix(".txt"))]) == 0
+    restic = shutil.which("restic")
+    assert restic is not None
+    return {"RECOVERY_DIR": str(opened), "STORE": "primary", "SCRATCH": str(host / "db"),
+            "PATH": f"{Path(restic).parent}{os.pathsep}/usr/bin{os.pathsep}/bin"}
+
+
 FRESH_HOST: dict[str, Callable[[Sandbox, Path], dict[str, str]]] = {
     "full-recovery-from-kit.md": _bring_kit_file,
     "full-recovery-from-printed-kit.md": _bring_scanned_printout,
+    "restic-without-drbackup.md": _bring_opened_kit_and_restic_only,
 }
 
 
@@ -312,6 +327,18 @@ def test_full_recovery_from_the_printed_kit_alone_is_byte_identical(sandbox: San
     first = min(sandbox.scans().iterdir())
     assert subprocess.run(["zbarimg", "--raw", "-q", str(first)], capture_output=True,
                           check=False).returncode == 4
+
+
+def test_plain_restic_break_glass_restores_byte_identical(sandbox: Sandbox) -> None:
+    """#21: the day drbackup cannot run: the opened kit and restic alone bring the files and
+    the database copy back, byte-identical, and drbackup was not on the host's PATH."""
+    target, output = _run(sandbox, "restic-without-drbackup.md")
+    assert "drbackup is not available on this host" in output
+    assert manifest(target / sandbox.data.relative_to("/")) == manifest(sandbox.data)
+    restored_db = next(target.parent.glob("**/db/permits.sqlite"))
+    assert permits_rows(restored_db) == (500, "holder 99")
+    assert sandbox.workspace.passwords[AGENCY] not in output
+    assert TEST_SECRET_KEY not in output
 
 
 def test_blocks_parse() -> None:
