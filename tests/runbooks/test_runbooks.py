@@ -24,7 +24,9 @@ from tests.runbooks.markdown import (
     LANGUAGES,
     RUNBOOKS,
     Block,
+    as_pattern,
     blocks,
+    checkable,
     relative,
     runbook_files,
 )
@@ -205,12 +207,27 @@ def _populate_replica(ws: Workspace) -> None:
 
 
 def _script(path: Path) -> str:
-    parts = ["set -euo pipefail"]
+    parts = ["set -euo pipefail", "exec 2>&1  # each block's output in order, for the checks"]
     verbs = _verbs()
     for index, block in enumerate(b for b in blocks(path) if b.runs_with(verbs)):
         parts.append(f"echo '>>> runbook block {index + 1} (line {block.line})'")
         parts.append(block.code)
     return "\n".join(parts) + "\n"
+
+
+def _unmet_expectations(path: Path, output: str) -> list[str]:
+    """#21: what the runbook says a block prints must be what it printed (each checkable
+    fragment of its "Expected:" sentence, with placeholders, found in that block's output)."""
+    verbs = _verbs()
+    ran = [b for b in blocks(path) if b.runs_with(verbs)]
+    pieces = re.split(r"^>>> runbook block \d+ \(line \d+\)$", output, flags=re.M)[1:]
+    unmet = []
+    for block, printed in zip(ran, pieces, strict=False):
+        for fragment in block.expected:
+            if checkable(fragment, verbs) and not as_pattern(fragment).search(printed):
+                unmet.append(f"{path.name}:{block.line}: expected `{fragment}`, printed:\n"
+                             f"{printed.strip()[:600]}")
+    return unmet
 
 
 def _bring_kit_file(sandbox: Sandbox, host: Path) -> dict[str, str]:
@@ -279,6 +296,8 @@ def _run(sandbox: Sandbox, name: str) -> tuple[Path, str]:
                             capture_output=True, text=True, timeout=600, check=False)
     output = f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
     assert result.returncode == 0, f"runbook {name} failed (exit {result.returncode})\n{output}"
+    unmet = _unmet_expectations(path, result.stdout)
+    assert not unmet, "\n".join(unmet)
     return target, output
 
 
@@ -339,6 +358,24 @@ def test_plain_restic_break_glass_restores_byte_identical(sandbox: Sandbox) -> N
     assert permits_rows(restored_db) == (500, "holder 99")
     assert sandbox.workspace.passwords[AGENCY] not in output
     assert TEST_SECRET_KEY not in output
+
+
+def test_expected_output_is_matched_with_placeholders(tmp_path: Path) -> None:
+    """The "Expected:" check (#21 §3): placeholders, numbers and units match what varies; the
+    words must be there; prose fragments (a word, a $VARIABLE path, a command) are not checked."""
+    pattern = as_pattern("restored N files/dirs, X GiB from snapshot <id> into <TARGET> in S s, "
+                         "0 error(s)")
+    assert pattern.search("restored 62 files/dirs, 2.0 MiB from snapshot 6ad69ad9 into /t/x in "
+                          "0.7s, 0 error(s)")
+    assert not pattern.search("restored 62 files/dirs, 2.0 MiB from snapshot 6ad69ad9 into /t/x "
+                              "in 0.7s, 3 error(s)")
+    assert not checkable("ls") and not checkable("$TARGET/<original path>")
+    assert not checkable("drbackup report", {"report"}) and checkable("N snapshot(s)")
+    book = tmp_path / "book.md"
+    book.write_text("1. Do it:\n\n   ```bash\n   # runbook-test\n   true\n   ```\n\n"
+                    "   Expected: `done in N s` and `ok`. Exit 3: `not this`.\n")
+    [block] = blocks(book)
+    assert block.expected == ("done in N s", "ok")
 
 
 def test_blocks_parse() -> None:
