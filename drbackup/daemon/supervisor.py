@@ -8,7 +8,6 @@ READY=1 → one backup of every source (changes made while we were down are unkn
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -17,17 +16,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from drbackup.config import Config, load_config
 from drbackup.config.models import AgencyConfig, DirectorySource, DumpdirSource, Source
 from drbackup.config.schedule import ParsedSchedule, parse_schedule
 from drbackup.config.unit import read_only_problem
-from drbackup.daemon.instance import InstanceLock, write_status
+from drbackup.daemon.instance import InstanceLock
 from drbackup.daemon.live import LiveStatus
 from drbackup.daemon.notify import Notifier
 from drbackup.daemon.queue import Job, JobQueue
 from drbackup.daemon.schedule import next_run
+from drbackup.daemon.status import StatusReporter
 from drbackup.daemon.tasks import FOLLOW_UPS, PERIODIC_TASKS, FollowUp, PeriodicTask
 from drbackup.daemon.watcher import SourceKey, Watcher, WatchFaults, is_watch_limit
 from drbackup.engine import RUNNING
@@ -46,8 +46,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("drbackup.daemon")
 
 TICK_SECONDS = 0.25
-STATUS_EVERY_SECONDS = 1.0
-STATUS_REFRESH_SECONDS = 30.0
 WATCH_RETRY_SECONDS = 300.0
 MAX_PENDING_PATHS = 100_000
 FAILURE_BACKOFF_BASE = 30.0
@@ -109,15 +107,10 @@ class Daemon:
         self._ready_repos: set[tuple[str, str]] = set()
         self._needs_unlock: set[tuple[str, str]] = set()
         self._ready_lock = threading.Lock()
-        self._started_at = time.time()
-        self._last_status_write = 0.0
-        self._last_status = ""
-        self._last_status_at = 0.0
-        self._status_failing = False
-        self._loop_beat = time.monotonic()
         self.state: StateDB | None = None
         self.runtime: Runtime | None = None
         self.queue = JobQueue(config.daemon.max_concurrent_jobs, on_change=self._wake.set)
+        self.status = StatusReporter(config_path, self.state_dir, self.queue, self.notifier)
         self.live: LiveStatus | None = None
         self.metrics: MetricsServer | None = None
         self.watcher: Watcher | None = None
@@ -266,7 +259,7 @@ class Daemon:
             now = time.time()
             self._tick(now)
             self.queue.dispatch()
-            self._loop_beat = time.monotonic()
+            self.status.beat()
             self._report(now)
 
     def _shutdown(self) -> None:
@@ -569,6 +562,20 @@ class Daemon:
                               + JOB_TIMEOUT_MARGIN, also_locks=also, probe=task.probe))
         self._wake.set()
 
+    # -- reporting --------------------------------------------------------------------------
+
+    def progress_ok(self) -> bool:
+        """The loop ran recently and no worker is past its timeout."""
+        return self.status.progress_ok()
+
+    def _summary(self) -> str:
+        return self.status.summary(len(self.config.agencies), len(self._slots))
+
+    def _report(self, now: float, *, force: bool = False, stopping: bool = False) -> None:
+        assert self.live is not None
+        self.status.report(now, self.live, self._slots, len(self.config.agencies),
+                           force=force, stopping=stopping)
+
     def _runtime(self) -> Runtime:
         assert self.runtime is not None
         return self.runtime
@@ -649,70 +656,6 @@ class Daemon:
             slot.failures += 1
             backoff = FAILURE_BACKOFF_BASE * 2 ** min(slot.failures - 1, 6)
             slot.next_reconcile = now + min(rpo / 2, backoff)
-
-    # -- reporting --------------------------------------------------------------------------
-
-    def progress_ok(self) -> bool:
-        """The loop ran recently and no worker is past its timeout."""
-        return (time.monotonic() - self._loop_beat < 30.0) and not self.queue.stuck()
-
-    def _summary(self) -> str:
-        running, queued = self.queue.counts()
-        now_running = ", ".join(f"{j.kind} {j.agency}/{j.source or j.store}"
-                                for j in self.queue.running())
-        text = (f"{len(self.config.agencies)} agencies, {len(self._slots)} sources; "
-                f"{running} running, {queued} queued")
-        return f"{text}: {now_running}" if now_running else text
-
-    def _report(self, now: float, *, force: bool = False, stopping: bool = False) -> None:
-        if self.notifier.watchdog_due() and self.progress_ok():
-            self.notifier.watchdog()
-        if not force and now - self._last_status_write < STATUS_EVERY_SECONDS:
-            return
-        self._last_status_write = now
-        self.notifier.status(self._summary())
-        assert self.live is not None
-        pending = self.live.pending_changes()
-        next_runs = self.live.next_runs()
-        overflows = self.live.watch_overflows()
-        watched = self.live.watched()
-        sources = {}
-        for key, slot in self._slots.items():
-            sources[f"{key[0]}/{key[1]}"] = {
-                "agency": key[0], "source": key[1], "pending_changes": pending.get(key, 0),
-                "next_run": next_runs.get(key), "next_scheduled": slot.next_scheduled,
-                "next_reconcile": slot.next_reconcile, "watched": key in watched,
-                "polled": slot.polling,
-                "watch_overflows": overflows.get(key, 0),
-            }
-        status: dict[str, Any] = {
-            "pid": os.getpid(), "started_at": self._started_at,
-            "stopping": stopping, "config": str(self.config_path),
-            "running": [vars(j) for j in self.queue.running()],
-            "queued": [vars(j) for j in self.queue.queued()],
-            "restic_processes": RUNNING.count(),
-            "peak_running_jobs": self.queue.peak_running,
-            "max_concurrent_jobs": self.queue.max_concurrent,
-            "sources": sources,
-        }
-        # Rewritten when something changed, else every STATUS_REFRESH_SECONDS (updated_at).
-        fingerprint = json.dumps(status, sort_keys=True, default=str)
-        if (not force and fingerprint == self._last_status
-                and now - self._last_status_at < STATUS_REFRESH_SECONDS):
-            return
-        self._last_status, self._last_status_at = fingerprint, now
-        status["updated_at"] = now
-        try:
-            write_status(self.state_dir, status)
-        except OSError as exc:
-            if not self._status_failing:  # once per streak, not every second on a full disk
-                log.warning("cannot write the status file: %s", exc,
-                            extra={"event": "status_write_failed"})
-            self._status_failing = True
-            return
-        if self._status_failing:
-            self._status_failing = False
-            log.info("status file written again", extra={"event": "status_written"})
 
 
 def _fields(key: SourceKey) -> dict[str, str]:
