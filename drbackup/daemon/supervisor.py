@@ -34,9 +34,7 @@ from drbackup.engine import RUNNING
 from drbackup.engine.runner import KILL_AFTER_TERM_SECONDS
 from drbackup.errors import DrBackupError, ExitCode, StateError
 from drbackup.jobs.backoff import STORE_BACKOFFS
-from drbackup.jobs.backup import run_backup
-from drbackup.jobs.recording import record_failed_run
-from drbackup.jobs.repository import init_repository
+from drbackup.jobs.daemon_backup import KnownRepositories, backup_in_daemon
 from drbackup.jobs.runtime import Runtime, restic_for
 from drbackup.state import StateDB
 
@@ -104,9 +102,7 @@ class Daemon:
         self._changes_lock = threading.Lock()
         self._slots: dict[SourceKey, SourceSlot] = {}
         self._tasks: dict[tuple[str, str, str], TaskSlot] = {}
-        self._ready_repos: set[tuple[str, str]] = set()
-        self._needs_unlock: set[tuple[str, str]] = set()
-        self._ready_lock = threading.Lock()
+        self.repositories = KnownRepositories()
         self.state: StateDB | None = None
         self.runtime: Runtime | None = None
         self.queue = JobQueue(config.daemon.max_concurrent_jobs, on_change=self._wake.set)
@@ -206,25 +202,7 @@ class Daemon:
                     store = run.store or self.config.agency(run.agency).store
                 except DrBackupError:
                     continue  # the agency left the config
-                with self._ready_lock:
-                    self._needs_unlock.add((run.agency, store))
-
-    def _unlock_if_needed(self, rt: Runtime, agency: AgencyConfig, store: str) -> None:
-        key = (agency.id, store)
-        with self._ready_lock:
-            if key not in self._needs_unlock:
-                return
-        target = rt.target(agency, store)
-        try:
-            rt.restic.unlock(target)
-        except DrBackupError as exc:
-            log.error("could not remove stale locks of %s: %s", target.display, exc.one_line(),
-                      extra={"agency": agency.id, "store": store, "event": "unlock_failed"})
-            return  # retried before the next job on this repository
-        with self._ready_lock:
-            self._needs_unlock.discard(key)
-        log.info("removed stale locks of %s (plain restic unlock)", target.display,
-                 extra={"agency": agency.id, "store": store, "event": "unlock"})
+                self.repositories.needs_unlock(run.agency, store)
 
     def _check_stores(self) -> None:
         assert self.runtime is not None
@@ -549,7 +527,7 @@ class Daemon:
             rt = self._runtime()
             agency = rt.config.agency(agency_id)
             if not task.probe:  # a probe holds no repository: it must not unlock one
-                self._unlock_if_needed(rt, agency, store)
+                self.repositories.unlock_if_needed(rt, agency, store)
             task.run(rt, agency, store, trigger)
 
         also: tuple[tuple[str, str], ...] = ()
@@ -580,19 +558,6 @@ class Daemon:
         assert self.runtime is not None
         return self.runtime
 
-    def _ensure_repository(self, rt: Runtime, agency: AgencyConfig) -> None:
-        key = (agency.id, agency.store)
-        with self._ready_lock:
-            if key in self._ready_repos:
-                return
-        store = rt.store_config(agency.store)
-        if store.path is not None and (store.path / agency.id / "config").is_file():
-            pass  # a local repository exists: restic itself will say if it cannot open it
-        else:
-            init_repository(rt, agency)
-        with self._ready_lock:
-            self._ready_repos.add(key)
-
     def _backup_job(self, job: Job) -> None:
         rt = self._runtime()
         assert job.source is not None
@@ -609,16 +574,8 @@ class Daemon:
                 self._defer(slot, agency.store)
             return
         try:
-            try:
-                self._unlock_if_needed(rt, agency, agency.store)
-                self._ensure_repository(rt, agency)
-            except DrBackupError as exc:
-                run_id = record_failed_run(rt, "backup", agency.id, exc, source=source.id,
-                                           store=agency.store, trigger=job.trigger)
-                log.error("backup failed: repository not usable: %s", exc.one_line(),
-                          extra={**job.log_fields(), "run_id": run_id})
-                raise
-            run_backup(rt, agency, source, trigger=job.trigger)
+            backup_in_daemon(rt, agency, source, trigger=job.trigger,
+                             repositories=self.repositories, log_fields=job.log_fields())
         except DrBackupError as exc:
             self._after_backup(key, ok=False)
             if isinstance(exc, StateError):
