@@ -66,6 +66,14 @@ class ResticSettings:
     version_memo: Path | None = None
 
 
+def local_repository_present(target: RepoTarget) -> bool:
+    """True when `target` is a local repository holding restic's config file: read from
+    restic's layout without running restic (a cheap "already initialised" for callers that
+    would otherwise init). False for remote repositories, where only restic can tell."""
+    location = target.url.removeprefix("local:")
+    return location.startswith("/") and (Path(location) / "config").is_file()
+
+
 class Restic:
     """restic, driven through subprocess. Thread-safe: each call is its own process."""
 
@@ -191,14 +199,6 @@ class Restic:
             return False
         raise_for(result, target, "open")
         return True
-
-    @staticmethod
-    def local_repository_present(target: RepoTarget) -> bool:
-        """True when `target` is a local repository holding restic's config file: read from
-        restic's layout without running restic (a cheap "already initialised" for callers that
-        would otherwise init). False for remote repositories, where only restic can tell."""
-        location = target.url.removeprefix("local:")
-        return location.startswith("/") and (Path(location) / "config").is_file()
 
     def init(self, target: RepoTarget, *, copy_chunker_params_from: RepoTarget | None = None
              ) -> None:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Mapping
 
 from drbackup.config.models import AgencyConfig, Source
+from drbackup.engine.restic import local_repository_present
 from drbackup.errors import DrBackupError
 from drbackup.jobs.backup import BackupOutcome, run_backup
 from drbackup.jobs.recording import record_failed_run
@@ -60,7 +61,7 @@ class KnownRepositories:
             if key in self._ready:
                 return
         local = rt.store_config(agency.store).path is not None
-        if not (local and rt.restic.local_repository_present(rt.target(agency))):
+        if not (local and local_repository_present(rt.target(agency))):
             # An existing local repository is not opened here: restic itself will say if it
             # cannot open it. Anything else goes through the idempotent init.
             init_repository(rt, agency)
