@@ -4,39 +4,40 @@ keeps systemd informed, reloads on SIGHUP and stops cleanly on SIGTERM.
 Start-up order: single-instance lock → state DB → close runs a crash left open and run plain
 `restic unlock` (stale locks only) on their repositories → check the stores → watch sources →
 READY=1 → one backup of every source (changes made while we were down are unknown) → loop.
+
+Per-source triggers and the backup job's back-off are sources.py's (SourceScheduler); what the
+daemon reports (watchdog, STATUS=, the status file) is status.py's; here: life cycle, reload,
+the periodic tasks of tasks.py.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from drbackup.config import Config, load_config
-from drbackup.config.models import AgencyConfig, DirectorySource, DumpdirSource, Source
 from drbackup.config.schedule import ParsedSchedule, parse_schedule
 from drbackup.config.unit import read_only_problem
-from drbackup.daemon.instance import InstanceLock, write_status
+from drbackup.daemon.instance import InstanceLock
 from drbackup.daemon.live import LiveStatus
 from drbackup.daemon.notify import Notifier
 from drbackup.daemon.queue import Job, JobQueue
 from drbackup.daemon.schedule import next_run
-from drbackup.daemon.tasks import FOLLOW_UPS, PERIODIC_TASKS, FollowUp, PeriodicTask
-from drbackup.daemon.watcher import SourceKey, Watcher, WatchFaults, is_watch_limit
+from drbackup.daemon.sources import JOB_TIMEOUT_MARGIN, SourceScheduler, find_agency
+from drbackup.daemon.status import StatusReporter
+from drbackup.daemon.tasks import PERIODIC_TASKS, FollowUp, PeriodicTask
+from drbackup.daemon.watcher import Watcher, WatchFaults
 from drbackup.engine import RUNNING
 from drbackup.engine.runner import KILL_AFTER_TERM_SECONDS
-from drbackup.errors import DrBackupError, ExitCode, StateError
-from drbackup.jobs.backoff import STORE_BACKOFFS
-from drbackup.jobs.backup import run_backup
-from drbackup.jobs.recording import record_failed_run
-from drbackup.jobs.repository import init_repository
+from drbackup.errors import DrBackupError
+from drbackup.jobs.daemon_backup import KnownRepositories
 from drbackup.jobs.runtime import Runtime, restic_for
 from drbackup.state import StateDB
 
@@ -46,39 +47,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("drbackup.daemon")
 
 TICK_SECONDS = 0.25
-STATUS_EVERY_SECONDS = 1.0
-STATUS_REFRESH_SECONDS = 30.0
-WATCH_RETRY_SECONDS = 300.0
-MAX_PENDING_PATHS = 100_000
-FAILURE_BACKOFF_BASE = 30.0
-JOB_TIMEOUT_MARGIN = KILL_AFTER_TERM_SECONDS + 30.0
-
-
-@dataclass
-class SourceSlot:
-    """What the loop knows about one source."""
-
-    agency: str
-    source: Source
-    schedule: ParsedSchedule | None
-    next_scheduled: float | None = None
-    next_reconcile: float = 0.0
-    failures: int = 0
-    watched: bool = False
-    watch_retry_at: float | None = None
-    polling: bool = False  # scanned every daemon.poll_interval instead of (fully) watched
-    poll_wanted: bool = False
-    pending: set[str] = field(default_factory=set)
-    pending_overflowed: bool = False
-    first_change: float | None = None
-    last_change: float | None = None
-    # A backup was due while its store was backing off (unreachable): it runs as soon as the
-    # back-off ends (the store health probe ends it the moment the store answers again).
-    deferred: bool = False
-
-    @property
-    def key(self) -> SourceKey:
-        return (self.agency, self.source.id)
 
 
 @dataclass
@@ -103,21 +71,16 @@ class Daemon:
         self._stop_requested = False
         self._stopping = False
         self._reload_requested = False
-        self._changes_lock = threading.Lock()
-        self._slots: dict[SourceKey, SourceSlot] = {}
         self._tasks: dict[tuple[str, str, str], TaskSlot] = {}
-        self._ready_repos: set[tuple[str, str]] = set()
-        self._needs_unlock: set[tuple[str, str]] = set()
-        self._ready_lock = threading.Lock()
-        self._started_at = time.time()
-        self._last_status_write = 0.0
-        self._last_status = ""
-        self._last_status_at = 0.0
-        self._status_failing = False
-        self._loop_beat = time.monotonic()
+        self.repositories = KnownRepositories()
         self.state: StateDB | None = None
         self.runtime: Runtime | None = None
         self.queue = JobQueue(config.daemon.max_concurrent_jobs, on_change=self._wake.set)
+        self.status = StatusReporter(config_path, self.state_dir, self.queue, self.notifier)
+        self.sources = SourceScheduler(
+            config, self.queue, wake=self._wake.set, runtime=self._runtime,
+            repositories=self.repositories, submit_task=self._submit_task,
+            stop_requested=lambda: self._stop_requested)
         self.live: LiveStatus | None = None
         self.metrics: MetricsServer | None = None
         self.watcher: Watcher | None = None
@@ -177,11 +140,12 @@ class Daemon:
         self._recover()
         self._check_stores()
         self._start_metrics()
-        self.watcher = Watcher(self, faults=self.faults)
+        self.watcher = Watcher(self.sources, faults=self.faults)
+        self.sources.attach(self.live, self.watcher)
         self._apply_config(self.config, first=True)
         self.notifier.ready(self._summary())
-        log.info("ready: %d agencies, %d sources", len(self.config.agencies), len(self._slots),
-                 extra={"event": "ready"})
+        log.info("ready: %d agencies, %d sources", len(self.config.agencies),
+                 len(self.sources.slots), extra={"event": "ready"})
 
     def _start_metrics(self) -> None:
         """The Prometheus endpoint on daemon.metrics_listen, fed by the state DB and `live`.
@@ -213,25 +177,7 @@ class Daemon:
                     store = run.store or self.config.agency(run.agency).store
                 except DrBackupError:
                     continue  # the agency left the config
-                with self._ready_lock:
-                    self._needs_unlock.add((run.agency, store))
-
-    def _unlock_if_needed(self, rt: Runtime, agency: AgencyConfig, store: str) -> None:
-        key = (agency.id, store)
-        with self._ready_lock:
-            if key not in self._needs_unlock:
-                return
-        target = rt.target(agency, store)
-        try:
-            rt.restic.unlock(target)
-        except DrBackupError as exc:
-            log.error("could not remove stale locks of %s: %s", target.display, exc.one_line(),
-                      extra={"agency": agency.id, "store": store, "event": "unlock_failed"})
-            return  # retried before the next job on this repository
-        with self._ready_lock:
-            self._needs_unlock.discard(key)
-        log.info("removed stale locks of %s (plain restic unlock)", target.display,
-                 extra={"agency": agency.id, "store": store, "event": "unlock"})
+                self.repositories.needs_unlock(run.agency, store)
 
     def _check_stores(self) -> None:
         assert self.runtime is not None
@@ -266,7 +212,7 @@ class Daemon:
             now = time.time()
             self._tick(now)
             self.queue.dispatch()
-            self._loop_beat = time.monotonic()
+            self.status.beat()
             self._report(now)
 
     def _shutdown(self) -> None:
@@ -306,44 +252,19 @@ class Daemon:
                         extra={"event": "reload"})
         self._apply_config(config, first=False)
         log.info("config reloaded: %d agencies, %d sources", len(config.agencies),
-                 len(self._slots), extra={"event": "reloaded"})
+                 len(self.sources.slots), extra={"event": "reloaded"})
         self.notifier.reloaded(self._summary())
 
     def _apply_config(self, config: Config, *, first: bool) -> None:
         assert self.state is not None and self.live is not None and self.watcher is not None
         old = self.config
-        self.config = config
+        self.config = self.sources.config = config
         self.runtime = Runtime(config=config, restic=restic_for(config), _state=self.state)
         if self.metrics is not None:
             self.metrics.update_config(config)
         self.queue.max_concurrent = config.daemon.max_concurrent_jobs
         now = time.time()
-        wanted: dict[SourceKey, tuple[AgencyConfig, Source]] = {
-            (a.id, s.id): (a, s) for a in config.agencies for s in a.sources}
-        for key in list(self._slots):
-            if key not in wanted:
-                self.watcher.unwatch(key)
-                self.watcher.unpoll(key)
-                self.live.forget_source(key)
-                del self._slots[key]
-                log.info("source removed from the config", extra=_fields(key))
-        for key, (agency, source) in wanted.items():
-            slot = self._slots.get(key)
-            old_agency = None if first else _find_agency(old, agency.id)
-            if slot is not None and slot.source == source and old_agency is not None and (
-                    old_agency.rpo == agency.rpo and old_agency.store == agency.store):
-                continue
-            new = slot is None
-            if slot is not None:
-                self.watcher.unpoll(key)  # re-set from scratch below
-            slot = SourceSlot(agency.id, source, parse_schedule(source.schedule)
-                              if source.schedule else None)
-            self._slots[key] = slot
-            self._schedule_next(slot, now)
-            slot.next_reconcile = now + agency.rpo.total_seconds() / 2
-            self._watch(slot, agency)
-            if new:
-                self._submit_backup(slot, "startup" if first else "reload")
+        self.sources.apply(config, old, first=first, now=now)
         self._apply_tasks(config, now)
 
     def _apply_tasks(self, config: Config, now: float) -> None:
@@ -372,147 +293,10 @@ class Daemon:
                         max_jitter=config.daemon.schedule_jitter.total_seconds()))
         self._tasks = wanted
 
-    def _schedule_next(self, slot: SourceSlot, now: float) -> None:
-        if slot.schedule is None:
-            slot.next_scheduled = None
-        else:
-            slot.next_scheduled = next_run(
-                slot.schedule, now, key=f"{slot.agency}/{slot.source.id}",
-                max_jitter=self.config.daemon.schedule_jitter.total_seconds())
-
-    def _watch(self, slot: SourceSlot, agency: AgencyConfig) -> None:
-        assert self.watcher is not None and self.live is not None
-        source = slot.source
-        # watch_failed() (called during watch() for the root or any subdirectory) turns
-        # these back off and sets the retry time.
-        slot.watched, slot.watch_retry_at = True, None
-        if isinstance(source, DirectorySource) and source.watch:
-            ok = self.watcher.watch(slot.key, source.paths, source.exclude)
-        elif isinstance(source, DumpdirSource):
-            ok = self.watcher.watch(slot.key, [source.path])
-        else:  # database sources: schedule and reconciliation only
-            self.watcher.unwatch(slot.key)
-            slot.watched = False
-            self.live.set_watched(slot.key, False)
-            return
-        if not ok:
-            slot.watched = False
-            slot.watch_retry_at = slot.watch_retry_at or time.time() + WATCH_RETRY_SECONDS
-        elif slot.watched and slot.polling:
-            self.watcher.unpoll(slot.key)  # inotify works again: no more scanning
-            slot.polling = slot.poll_wanted = False
-            log.info("watching again; scanning stopped", extra=_fields(slot.key))
-        self.live.set_watched(slot.key, slot.watched)
-
-    def _start_polling(self, slot: SourceSlot) -> None:
-        assert self.watcher is not None
-        slot.poll_wanted = False
-        interval = self.config.daemon.poll_interval.total_seconds()
-        source = slot.source
-        if interval <= 0 or slot.polling:
-            return
-        if isinstance(source, DirectorySource):
-            paths, excludes = list(source.paths), list(source.exclude)
-        elif isinstance(source, DumpdirSource):
-            paths, excludes = [source.path], []
-        else:
-            return
-        slot.polling = self.watcher.poll(slot.key, paths, excludes, interval)
-        if slot.polling:
-            log.info("scanning for changes every %.0fs instead of watching", interval,
-                     extra={**_fields(slot.key), "event": "polling"})
-
-    # -- watcher callbacks (watchdog threads) -----------------------------------------------
-
-    def changed(self, key: SourceKey, path: str) -> None:
-        now = time.time()
-        with self._changes_lock:
-            slot = self._slots.get(key)
-            if slot is None:
-                return
-            if len(slot.pending) < MAX_PENDING_PATHS:
-                slot.pending.add(path)
-            else:
-                slot.pending_overflowed = True
-            if slot.first_change is None:
-                slot.first_change = now
-            slot.last_change = now
-
-    def overflowed(self, key: SourceKey) -> None:
-        assert self.live is not None
-        count = self.live.count_overflow(key)
-        log.warning("inotify queue overflow: file events for this source were lost; "
-                    "running a full backup (overflow #%d)", count,
-                    extra={**_fields(key), "event": "watch_overflow"})
-        with self._changes_lock:
-            slot = self._slots.get(key)
-            if slot is not None:
-                slot.pending.clear()
-                slot.first_change = slot.last_change = None
-                self._submit_backup(slot, "overflow")
-        self._wake.set()
-
-    def watch_failed(self, key: SourceKey, error: OSError) -> None:
-        assert self.live is not None
-        if is_watch_limit(error):
-            count = self.live.count_watch_error(key)
-            log.error("cannot watch this source (%s; raise fs.inotify.max_user_watches / "
-                      "max_user_instances): falling back to scanning every %s plus scheduled "
-                      "and reconciliation runs; running a full backup now (watch error #%d)",
-                      error, self.config.daemon.poll_interval, count,
-                      extra={**_fields(key), "event": "watch_limit"})
-        else:
-            log.error("cannot watch this source (%s): relying on scheduled runs", error,
-                      extra={**_fields(key), "event": "watch_failed"})
-        slot = self._slots.get(key)
-        if slot is not None:
-            # Not (fully) watched: schedule and reconciliation carry it; retry the watch later.
-            slot.watched = False
-            slot.watch_retry_at = time.time() + WATCH_RETRY_SECONDS
-            slot.poll_wanted = True  # started by the main loop: the first scan walks the tree
-            self.live.set_watched(key, False)
-            self._submit_backup(slot, "watch-fallback")
-            self._wake.set()
-
     # -- the tick ---------------------------------------------------------------------------
 
     def _tick(self, now: float) -> None:
-        assert self.live is not None
-        for slot in list(self._slots.values()):
-            agency = self.config.agency(slot.agency)
-            with self._changes_lock:
-                pending = len(slot.pending) + (1 if slot.pending_overflowed else 0)
-                due = False
-                if pending and slot.last_change is not None and slot.first_change is not None:
-                    quiet = now - slot.last_change >= _debounce(slot.source)
-                    overdue = now - slot.first_change >= _max_delay(slot.source)
-                    due = quiet or overdue
-                if due:
-                    slot.pending.clear()
-                    slot.pending_overflowed = False
-                    slot.first_change = slot.last_change = None
-            self.live.set_pending(slot.key, 0 if due else pending)
-            if due:
-                self._submit_backup(slot, "watch")
-            if slot.next_scheduled is not None and now >= slot.next_scheduled:
-                self._submit_backup(slot, "schedule")
-                self._schedule_next(slot, now)
-            if now >= slot.next_reconcile:
-                # Reconciliation: whatever the watcher says, a full run every rpo/2.
-                slot.next_reconcile = now + agency.rpo.total_seconds() / 2
-                self._submit_backup(slot, "reconcile")
-            if slot.deferred and STORE_BACKOFFS.ready(agency.store, now):
-                slot.deferred = False
-                log.info("store %s reachable again: running the postponed backup",
-                         agency.store, extra={**_fields(slot.key), "event": "catch_up"})
-                self._submit_backup(slot, "catch-up")
-            if slot.poll_wanted:
-                self._start_polling(slot)
-            if (not slot.watched and slot.watch_retry_at is not None
-                    and now >= slot.watch_retry_at):
-                self._watch(slot, agency)
-            upcoming = [t for t in (slot.next_scheduled, slot.next_reconcile) if t is not None]
-            self.live.set_next_run(slot.key, min(upcoming) if upcoming else None)
+        self.sources.tick(now)
         for task_slot in self._tasks.values():
             if now >= task_slot.next_scheduled:
                 self._submit_task(task_slot.task, task_slot.agency, task_slot.store, "schedule")
@@ -523,31 +307,6 @@ class Daemon:
 
     # -- jobs -------------------------------------------------------------------------------
 
-    def _submit_backup(self, slot: SourceSlot, trigger: str) -> None:
-        agency_id, source = slot.agency, slot.source
-        try:
-            store = self.config.agency(agency_id).store
-        except DrBackupError:
-            return
-        if not STORE_BACKOFFS.ready(store, time.time()):
-            self._defer(slot, store)
-            return
-        job = Job("backup", agency_id, store, source.id, self._backup_job, trigger=trigger,
-                  timeout=source.timeout.total_seconds() + JOB_TIMEOUT_MARGIN)
-        outcome = self.queue.submit(job)
-        log.debug("backup %s (%s)", outcome, trigger, extra=_fields(slot.key))
-        self._wake.set()
-
-    def _defer(self, slot: SourceSlot, store: str) -> None:
-        """The store is unreachable and backing off: remember the backup instead of failing it
-        on every trigger; _tick submits it once the back-off ends."""
-        if slot.deferred:
-            return
-        slot.deferred = True
-        log.info("backup postponed: store %s is unreachable (back-off, %.0fs left); it runs as "
-                 "soon as the store answers", store, STORE_BACKOFFS.get(store).remaining(
-                     time.time()), extra={**_fields(slot.key), "event": "backoff_wait"})
-
     def _submit_task(self, task: PeriodicTask | FollowUp, agency_id: str, store: str,
                      trigger: str) -> None:
         runtime_config = self.config
@@ -556,12 +315,12 @@ class Daemon:
             rt = self._runtime()
             agency = rt.config.agency(agency_id)
             if not task.probe:  # a probe holds no repository: it must not unlock one
-                self._unlock_if_needed(rt, agency, store)
+                self.repositories.unlock_if_needed(rt, agency, store)
             task.run(rt, agency, store, trigger)
 
         also: tuple[tuple[str, str], ...] = ()
         if task.also_lock_primary:
-            primary = _find_agency(runtime_config, agency_id)
+            primary = find_agency(runtime_config, agency_id)
             if primary is not None and primary.store != store:
                 also = ((agency_id, primary.store),)
         self.queue.submit(Job(task.kind, agency_id, store, None, run, trigger=trigger,
@@ -569,176 +328,20 @@ class Daemon:
                               + JOB_TIMEOUT_MARGIN, also_locks=also, probe=task.probe))
         self._wake.set()
 
-    def _runtime(self) -> Runtime:
-        assert self.runtime is not None
-        return self.runtime
-
-    def _ensure_repository(self, rt: Runtime, agency: AgencyConfig) -> None:
-        key = (agency.id, agency.store)
-        with self._ready_lock:
-            if key in self._ready_repos:
-                return
-        store = rt.store_config(agency.store)
-        if store.path is not None and (store.path / agency.id / "config").is_file():
-            pass  # a local repository exists: restic itself will say if it cannot open it
-        else:
-            init_repository(rt, agency)
-        with self._ready_lock:
-            self._ready_repos.add(key)
-
-    def _backup_job(self, job: Job) -> None:
-        rt = self._runtime()
-        assert job.source is not None
-        try:
-            agency = rt.config.agency(job.agency)
-            source = agency.source(job.source)
-        except DrBackupError:
-            log.info("skipped: no longer in the config", extra=job.log_fields())
-            return
-        key = (job.agency, job.source)
-        if not STORE_BACKOFFS.ready(agency.store, time.time()):
-            slot = self._slots.get(key)  # queued before the store went down: postpone it
-            if slot is not None:
-                self._defer(slot, agency.store)
-            return
-        try:
-            try:
-                self._unlock_if_needed(rt, agency, agency.store)
-                self._ensure_repository(rt, agency)
-            except DrBackupError as exc:
-                run_id = record_failed_run(rt, "backup", agency.id, exc, source=source.id,
-                                           store=agency.store, trigger=job.trigger)
-                log.error("backup failed: repository not usable: %s", exc.one_line(),
-                          extra={**job.log_fields(), "run_id": run_id})
-                raise
-            run_backup(rt, agency, source, trigger=job.trigger)
-        except DrBackupError as exc:
-            self._after_backup(key, ok=False)
-            if isinstance(exc, StateError):
-                # The run could not be recorded (or not finished): the job's one line, since
-                # the state database that would have told it cannot.
-                log.error("backup failed, state not writable: %s", exc.one_line(),
-                          extra={**job.log_fields(), "event": "state_error"})
-            if exc.exit_code == ExitCode.STORE_UNREACHABLE:
-                next_at = STORE_BACKOFFS.failure(agency.store, time.time(), exc.one_line())
-                log.warning("store %s unreachable: backups on it back off until %s, or until "
-                            "the store health probe reaches it", agency.store,
-                            time.strftime("%H:%M:%S", time.localtime(next_at)),
-                            extra={**job.log_fields(), "event": "backoff"})
-            raise
-        STORE_BACKOFFS.success(agency.store)
-        self._after_backup(key, ok=True)
-        for follow_up in FOLLOW_UPS:
-            if "backup" in follow_up.after and follow_up.enabled(rt.config, agency):
-                for store in follow_up.stores(agency):
-                    self._submit_task(follow_up, agency.id, store, "after-backup")
-
-    def _after_backup(self, key: SourceKey, *, ok: bool) -> None:
-        slot = self._slots.get(key)
-        if slot is None or self._stop_requested:
-            return
-        now = time.time()
-        try:
-            rpo = self.config.agency(key[0]).rpo.total_seconds()
-        except DrBackupError:
-            return
-        if ok:
-            slot.failures = 0
-            slot.next_reconcile = now + rpo / 2
-        else:
-            slot.failures += 1
-            backoff = FAILURE_BACKOFF_BASE * 2 ** min(slot.failures - 1, 6)
-            slot.next_reconcile = now + min(rpo / 2, backoff)
-
     # -- reporting --------------------------------------------------------------------------
 
     def progress_ok(self) -> bool:
         """The loop ran recently and no worker is past its timeout."""
-        return (time.monotonic() - self._loop_beat < 30.0) and not self.queue.stuck()
+        return self.status.progress_ok()
 
     def _summary(self) -> str:
-        running, queued = self.queue.counts()
-        now_running = ", ".join(f"{j.kind} {j.agency}/{j.source or j.store}"
-                                for j in self.queue.running())
-        text = (f"{len(self.config.agencies)} agencies, {len(self._slots)} sources; "
-                f"{running} running, {queued} queued")
-        return f"{text}: {now_running}" if now_running else text
+        return self.status.summary(len(self.config.agencies), len(self.sources.slots))
 
     def _report(self, now: float, *, force: bool = False, stopping: bool = False) -> None:
-        if self.notifier.watchdog_due() and self.progress_ok():
-            self.notifier.watchdog()
-        if not force and now - self._last_status_write < STATUS_EVERY_SECONDS:
-            return
-        self._last_status_write = now
-        self.notifier.status(self._summary())
         assert self.live is not None
-        pending = self.live.pending_changes()
-        next_runs = self.live.next_runs()
-        overflows = self.live.watch_overflows()
-        watched = self.live.watched()
-        sources = {}
-        for key, slot in self._slots.items():
-            sources[f"{key[0]}/{key[1]}"] = {
-                "agency": key[0], "source": key[1], "pending_changes": pending.get(key, 0),
-                "next_run": next_runs.get(key), "next_scheduled": slot.next_scheduled,
-                "next_reconcile": slot.next_reconcile, "watched": key in watched,
-                "polled": slot.polling,
-                "watch_overflows": overflows.get(key, 0),
-            }
-        status: dict[str, Any] = {
-            "pid": os.getpid(), "started_at": self._started_at,
-            "stopping": stopping, "config": str(self.config_path),
-            "running": [vars(j) for j in self.queue.running()],
-            "queued": [vars(j) for j in self.queue.queued()],
-            "restic_processes": RUNNING.count(),
-            "peak_running_jobs": self.queue.peak_running,
-            "max_concurrent_jobs": self.queue.max_concurrent,
-            "sources": sources,
-        }
-        # Rewritten when something changed, else every STATUS_REFRESH_SECONDS (updated_at).
-        fingerprint = json.dumps(status, sort_keys=True, default=str)
-        if (not force and fingerprint == self._last_status
-                and now - self._last_status_at < STATUS_REFRESH_SECONDS):
-            return
-        self._last_status, self._last_status_at = fingerprint, now
-        status["updated_at"] = now
-        try:
-            write_status(self.state_dir, status)
-        except OSError as exc:
-            if not self._status_failing:  # once per streak, not every second on a full disk
-                log.warning("cannot write the status file: %s", exc,
-                            extra={"event": "status_write_failed"})
-            self._status_failing = True
-            return
-        if self._status_failing:
-            self._status_failing = False
-            log.info("status file written again", extra={"event": "status_written"})
+        self.status.report(now, self.live, self.sources.slots, len(self.config.agencies),
+                           force=force, stopping=stopping)
 
-
-def _fields(key: SourceKey) -> dict[str, str]:
-    return {"agency": key[0], "source": key[1]}
-
-
-def _find_agency(config: Config, agency_id: str) -> AgencyConfig | None:
-    for agency in config.agencies:
-        if agency.id == agency_id:
-            return agency
-    return None
-
-
-DUMPDIR_SETTLE_MARGIN = 2.0
-
-
-def _debounce(source: Source) -> float:
-    if isinstance(source, DirectorySource):
-        return source.debounce.total_seconds()
-    if isinstance(source, DumpdirSource):
-        # A dropped file is taken once it has settled: wait that long after the last write.
-        return 0.0 if source.marker else source.settle.total_seconds() + DUMPDIR_SETTLE_MARGIN
-    return 0.0
-
-
-def _max_delay(source: Source) -> float:
-    if isinstance(source, DirectorySource):
-        return source.max_delay.total_seconds()
-    return max(_debounce(source), 300.0)
+    def _runtime(self) -> Runtime:
+        assert self.runtime is not None
+        return self.runtime

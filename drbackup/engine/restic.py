@@ -55,6 +55,14 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[Progress], None]
 
 
+def local_repository_present(target: RepoTarget) -> bool:
+    """True when `target` is a local repository holding restic's config file: read from
+    restic's layout without running restic (a cheap "already initialised" for callers that
+    would otherwise init). False for remote repositories, where only restic can tell."""
+    location = target.url.removeprefix("local:")
+    return location.startswith("/") and (Path(location) / "config").is_file()
+
+
 class Restic:
     """restic, driven through subprocess. Thread-safe: each call is its own process."""
 

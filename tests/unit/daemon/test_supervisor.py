@@ -24,7 +24,7 @@ def test_no_watchdog_ping_while_a_job_is_stuck(tmp_path: Path) -> None:
         notifier = Notifier({"NOTIFY_SOCKET": str(address), "WATCHDOG_USEC": "2"})
         config = Config(daemon=DaemonConfig(state_dir=tmp_path / "state"))
         daemon = Daemon(tmp_path / "c.toml", config, notifier=notifier, faults=WatchFaults())
-        daemon._loop_beat = time.monotonic()
+        daemon.status.loop_beat = time.monotonic()
         assert daemon.progress_ok()
         assert notifier.watchdog_due()
         notifier.watchdog()
@@ -43,7 +43,7 @@ def test_no_watchdog_ping_while_a_job_is_stuck(tmp_path: Path) -> None:
         gate.set()
         assert daemon.queue.wait_idle(5)
         assert daemon.progress_ok()
-        daemon._loop_beat = time.monotonic() - 60  # the main loop hangs
+        daemon.status.loop_beat = time.monotonic() - 60  # the main loop hangs
         assert not daemon.progress_ok()
 
 
