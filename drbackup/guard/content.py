@@ -13,16 +13,17 @@ Two tests, both on at most `budget` bytes:
 
 Windows: a file no larger than the budget is read whole and cut into windows of WINDOW bytes.
 A larger one is cut into budget // WINDOW equal strata with one window in each: the first at
-the head, the last at the tail, the others at a golden-ratio offset inside their stratum, so
-intermittent encryption (every n-th block) is not hidden by a period that lines up with the
-windows. Files are opened with O_NOFOLLOW after an lstat: symlinks, fifos, devices and files
-that vanish or cannot be read give `readable=False` and a reason; `look` never raises.
+the head, the last at the tail, the others at a pseudo-random (hashed, reproducible) offset
+inside their stratum, so intermittent encryption (every n-th block) is not hidden by a period
+that lines up with the windows. Files are opened with O_NOFOLLOW after an lstat: symlinks,
+fifos, devices and files that vanish or cannot be read give `readable=False` and a reason;
+`look` never raises.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import math
 import os
 import stat
 from collections import Counter
@@ -45,7 +46,6 @@ CHI_SQUARE_THRESHOLD = 350.0
 # other than NUL, tab, newlines, form feed and escape; DEL). Random bytes give about 10 %.
 SMALL_TEXT_MIN = 256
 CONTROL_SHARE = 0.05
-GOLDEN = (math.sqrt(5) - 1) / 2
 
 Kind = Literal["ok", "encrypted", "unknown"]
 
@@ -156,9 +156,16 @@ def plan(size: int, budget: int) -> list[tuple[int, int]]:
         elif i == count - 1:
             offset = size - WINDOW
         else:
-            offset = start + int(((i * GOLDEN) % 1.0) * (end - start - WINDOW))
+            offset = start + int(_spread(size, i) * (end - start - WINDOW))
         reads.append((offset, WINDOW))
     return reads
+
+
+def _spread(size: int, i: int) -> float:
+    """Where in stratum i the window sits, in [0, 1): a hash of the file size and i, so the
+    same file is read the same way and no block period lines up with the windows."""
+    digest = hashlib.blake2b(f"{size}:{i}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
 
 
 def _cut(data: bytes) -> list[bytes]:
@@ -292,6 +299,7 @@ def judge(path: Path, size: int, head: bytes, windows: list[bytes], bytes_read: 
         return replace(base, reasons=(f"{name}: nothing read (budget 0)",))
 
     mismatch = False
+    present: bool | None = True
     if fmt is not None and fmt.signatures:
         present = _magic(fmt, head, size)
         if present is False:
@@ -325,11 +333,15 @@ def judge(path: Path, size: int, head: bytes, windows: list[bytes], bytes_read: 
     elif random_stats and fmt is None:
         kind = "unknown"
         reasons.append(f"{name}: format unknown, random content may be legitimate")
+    elif present is None:
+        kind = "unknown"
+    elif not stats and not whole and not (fmt and fmt.signatures):
+        kind = "unknown"
+        reasons.append(f"{name}: read too little for a randomness test")
     else:
         kind = "ok"
         if random_stats and fmt is not None:
             reasons.append(f"random content is expected in {fmt.name} (.{ext})")
         elif not stats and not (fmt and fmt.signatures):
-            reasons.append(f"{name}: {size} bytes, too small for a randomness test"
-                           if whole else f"{name}: read too little for a randomness test")
+            reasons.append(f"{name}: {size} bytes, too small for a randomness test")
     return replace(base, kind=kind, reasons=tuple(reasons), magic_mismatch=mismatch)
