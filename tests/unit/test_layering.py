@@ -30,6 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     # one door for child processes (#15 item 3) owns it.
     "sources": {"config", "errors", "verify"},
     "verify": {"config", "errors"},
+    "guard": {"errors"},  # pure signals (#16): reads files, knows no config, store or restic
     "jobs": {"config", "engine", "errors", "logs", "sources", "state", "store", "verify"},
     "recovery": {"config", "errors", "jobs", "store", "verify"},  # kits signed by the evidence key
     "metrics": {"(root)", "config", "errors", "state"},
