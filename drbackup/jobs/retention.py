@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -165,6 +167,18 @@ def _maintenance_hint(rt: Runtime, store_name: str, exc: DrBackupError) -> DrBac
                                stderr_tail=exc.stderr_tail, returncode=exc.returncode)
 
 
+@contextmanager
+def _maintenance_errors(rt: Runtime, store_name: str) -> Iterator[None]:
+    """A refused delete during forget/prune gets the maintenance-key hint."""
+    try:
+        yield
+    except DrBackupError as exc:
+        error = _maintenance_hint(rt, store_name, exc)
+        if error is exc:
+            raise
+        raise error from None
+
+
 def run_retention(rt: Runtime, agency: AgencyConfig, *, dry_run: bool = False,
                   trigger: str = "cli", store_name: str | None = None) -> RetentionOutcome:
     """Plan, then (unless dry_run) forget exactly the planned snapshots by id and confirm they
@@ -177,7 +191,7 @@ def run_retention(rt: Runtime, agency: AgencyConfig, *, dry_run: bool = False,
         run_id = run.run_id
         fields["run_id"] = str(run_id)
         started = time.monotonic()
-        try:
+        with _maintenance_errors(rt, name):
             plan = plan_retention(rt, agency, name)
             removed: list[str] = []
             if not dry_run and plan.remove:
@@ -193,11 +207,6 @@ def run_retention(rt: Runtime, agency: AgencyConfig, *, dry_run: bool = False,
                         f"forget ended but {len(still)} planned snapshot(s) are still there (the "
                         "store refused to delete them)", _delete_hint(rt, name))
                 removed = plan.remove_ids
-        except DrBackupError as exc:
-            error = _maintenance_hint(rt, name, exc)
-            if error is exc:
-                raise
-            raise error from None
         seconds = time.monotonic() - started
         run.finish("success", details={
             "dry_run": dry_run, "kept": len(plan.keep), "planned_remove": plan.remove_ids[:500],
@@ -214,15 +223,10 @@ def run_prune(rt: Runtime, agency: AgencyConfig, *, trigger: str = "cli",
     with recorded_run(rt, "prune", agency.id, store=name, trigger=trigger) as run:
         run_id = run.run_id
         started = time.monotonic()
-        try:
+        with _maintenance_errors(rt, name):
             rt.restic.require_supported()
             rt.check_store(name)
             rt.restic.prune(rt.target(agency, name, maintenance=True))
-        except DrBackupError as exc:
-            error = _maintenance_hint(rt, name, exc)
-            if error is exc:
-                raise
-            raise error from None
         seconds = time.monotonic() - started
         run.finish("success", details={"seconds": seconds})
     return PruneOutcome(run_id, agency.id, name, seconds)

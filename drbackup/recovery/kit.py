@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from drbackup.config.models import AgencyConfig, Config
+from drbackup.engine.environment import restic_env_file
 from drbackup.errors import ConfigError, TargetRefusedError
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.tags import contained
@@ -299,34 +300,26 @@ def render_config(payload: dict[str, Any], out_dir: Path) -> tuple[str, list[str
 
 def render_restic_env(payload: dict[str, Any], out_dir: Path) -> dict[str, str]:
     """For the day drbackup cannot run on the restore host: per agency and store (primary and
-    replicas) a file `restic/<agency>@<store>.env` with what plain restic needs — repository,
-    password file, the store's credentials file and region — to be read with
-    `set -a; . FILE; set +a` (runbooks/en/restic-without-drbackup.md). Values only name files
-    of the opened kit; no secret is in them."""
+    replicas) a file `restic/<agency>@<store>.env` with what plain restic needs (engine's
+    `restic_env_file`: repository, password file, credentials file, region; no secret)."""
     files: dict[str, str] = {}
     for agency in payload["agencies"]:
         password_file = out_dir / "passwords" / f"{agency['id']}.password"
         for store_name in [agency["store"], *agency["replicas"]]:
             store = payload["stores"][store_name]
-            lines = [f"# plain restic for agency {agency['id']} in store {store_name} "
-                     "(written by 'drbackup recovery-kit open')"]
+            title = (f"plain restic for agency {agency['id']} in store {store_name} "
+                     "(written by 'drbackup recovery-kit open')")
             if "url" in store:
-                url = S3Location.parse(store["url"]).child(agency["id"]).restic_url
-                credentials = out_dir / "credentials" / f"{store_name}.credentials"
-                lines += [f"RESTIC_REPOSITORY={_shell(url)}",
-                          f"AWS_SHARED_CREDENTIALS_FILE={_shell(str(credentials))}",
-                          f"AWS_DEFAULT_REGION={_shell(store.get('region', 'us-east-1'))}"]
+                body = restic_env_file(
+                    title, S3Location.parse(store["url"]).child(agency["id"]).restic_url,
+                    password_file, out_dir / "cache",
+                    credentials_file=out_dir / "credentials" / f"{store_name}.credentials",
+                    region=store.get("region", "us-east-1"))
             else:
-                lines.append(f"RESTIC_REPOSITORY={_shell(str(Path(store['path']) / agency['id']))}")
-            lines += [f"RESTIC_PASSWORD_FILE={_shell(str(password_file))}",
-                      f"RESTIC_CACHE_DIR={_shell(str(out_dir / 'cache'))}"]
-            files[f"{agency['id']}@{store_name}.env"] = "\n".join(lines) + "\n"
+                body = restic_env_file(title, str(Path(store["path"]) / agency["id"]),
+                                       password_file, out_dir / "cache")
+            files[f"{agency['id']}@{store_name}.env"] = body
     return files
-
-
-def _shell(value: str) -> str:
-    """A single-quoted shell word (the kit's names and URLs were validated; quotes anyway)."""
-    return "'" + value.replace("'", "'\\''") + "'"
 
 
 def _check_payload(payload: object) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from tests.support.iampolicy import (
     read_recording,
     s3_actions,
 )
-from tests.support.offsite import POLICIES, credentials_text, policy, runtime, small_tree
+from tests.support.offsite import POLICIES, runtime, small_tree, split_key_store
 from tests.support.servers import IamS3
 from tests.support.workspace import Workspace
 
@@ -63,13 +63,7 @@ def _split(requests: list[Request], daily: str, maintenance: str) -> _BY_KEY:
 def test_every_request_of_daily_work_and_maintenance_is_allowed_and_every_attack_denied(
         workspace: Workspace, recorded_iam_s3: IamS3, bucket: str, tmp_path: Path) -> None:
     s3 = recorded_iam_s3
-    daily = s3.user(f"daily-{bucket}", policy("daily-work", bucket))
-    maintenance = s3.user(f"maint-{bucket}", policy("maintenance", bucket))
-    maint_file = workspace.secret_file("maint.credentials", credentials_text(maintenance))
-    workspace.add_s3_store("offsite", s3.server, bucket, access_key=daily.access_key_id,
-                           secret_key=daily.secret_access_key,
-                           maintenance_credentials_file=str(maint_file),
-                           lock_mode="governance", lock_days=1)
+    daily, maintenance = split_key_store(workspace, s3, bucket)
     workspace.add_agency("planning", store="offsite", retention={"keep_within": "2d"})
     data = small_tree(tmp_path / "data")
     workspace.add_directory_source("planning", "documents", [data])

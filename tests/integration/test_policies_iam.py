@@ -19,11 +19,10 @@ from drbackup.jobs.retention import RetentionRefused, run_retention
 from drbackup.jobs.runtime import Runtime
 from tests.support.offsite import (
     REFUSED,
-    credentials_text,
     error_code,
-    policy,
     runtime,
     small_tree,
+    split_key_store,
 )
 from tests.support.servers import IamS3
 from tests.support.workspace import Workspace
@@ -31,13 +30,7 @@ from tests.support.workspace import Workspace
 
 def test_daily_key_backs_up_but_cannot_delete_maintenance_key_forgets_and_prunes(
         workspace: Workspace, iam_s3: IamS3, bucket: str, tmp_path: Path) -> None:
-    daily = iam_s3.user(f"daily-{bucket}", policy("daily-work", bucket))
-    maintenance = iam_s3.user(f"maint-{bucket}", policy("maintenance", bucket))
-    maint_file = workspace.secret_file("maint.credentials", credentials_text(maintenance))
-    workspace.add_s3_store("offsite", iam_s3.server, bucket, access_key=daily.access_key_id,
-                           secret_key=daily.secret_access_key,
-                           maintenance_credentials_file=str(maint_file),
-                           lock_mode="governance", lock_days=1)
+    daily, _ = split_key_store(workspace, iam_s3, bucket)
     workspace.add_agency("planning", store="offsite",
                          retention={"keep_within": "2d"})
     data = small_tree(tmp_path / "data")

@@ -265,7 +265,7 @@ def test_progress_lines_and_json_lines(workspace: Workspace, tmp_path: Path) -> 
     target = tmp_path / "interrupted"
     restore = [*workspace.cli_argv(), "restore", "--agency", "planning", "--source", "docs",
                "--target", str(target), "--no-progress"]
-    running = subprocess.Popen([*restore, "--limit-download", "2048"], env=workspace.env(),
+    running = subprocess.Popen([*restore, "--limit-download", "512"], env=workspace.env(),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
     try:

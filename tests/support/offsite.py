@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from drbackup.config import load_config
 from drbackup.jobs.runtime import Runtime
 from drbackup.store import S3Credentials
+from tests.support.servers import IamS3
 from tests.support.workspace import Workspace
 
 POLICIES = Path(__file__).resolve().parents[2] / "config" / "policies"
@@ -48,3 +49,18 @@ def small_tree(root: Path, seed: int = 0, files: int = 20) -> Path:
     (root / "sub").mkdir(exist_ok=True)
     (root / "sub" / "random.bin").write_bytes(os.urandom(4096))
     return root
+
+
+def split_key_store(workspace: Workspace, iam_s3: IamS3, bucket: str
+                    ) -> tuple[S3Credentials, S3Credentials]:
+    """Store "offsite" on the IAM-enforcing server: the daily key (config/policies/
+    daily-work.json) as its credentials_file, the maintenance key (maintenance.json) as its
+    maintenance_credentials_file, governance lock of one day. Returns (daily, maintenance)."""
+    daily = iam_s3.user(f"daily-{bucket}", policy("daily-work", bucket))
+    maintenance = iam_s3.user(f"maint-{bucket}", policy("maintenance", bucket))
+    maint_file = workspace.secret_file("maint.credentials", credentials_text(maintenance))
+    workspace.add_s3_store("offsite", iam_s3.server, bucket, access_key=daily.access_key_id,
+                           secret_key=daily.secret_access_key,
+                           maintenance_credentials_file=str(maint_file),
+                           lock_mode="governance", lock_days=1)
+    return daily, maintenance

@@ -32,7 +32,8 @@ ALLOWED: dict[str, set[str]] = {
     "verify": {"config", "errors"},
     "guard": {"errors"},  # pure signals (#16): reads files, knows no config, store or restic
     "jobs": {"config", "engine", "errors", "logs", "sources", "state", "store", "verify"},
-    "recovery": {"config", "errors", "jobs", "store", "verify"},  # kits signed by the evidence key
+    "recovery": {"config", "engine", "errors", "jobs", "store", "verify"},  # kits: evidence key,
+    # and plain restic's settings file (engine.environment) for the break-glass runbook
     "metrics": {"(root)", "config", "errors", "state"},
     "daemon": {"config", "engine", "errors", "jobs", "logs", "metrics", "state"},
     "cli": {"(root)", "config", "daemon", "engine", "errors", "jobs", "logs", "metrics",
