@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -23,6 +22,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import IO
 
+import drbackup.children as children
 from drbackup.sources.base import DumpReport
 
 CHUNK = 1 << 20
@@ -60,9 +60,7 @@ def guard(command: Sequence[str], *, min_size: int, timeout: float, label: str,
     started = time.monotonic()
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     try:
-        process = subprocess.Popen(list(command), stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   env=_child_env())
+        process = children.start(command, env=_child_env(), stdout="pipe", stderr="pipe")
     except OSError as exc:
         return DumpReport(False, 0, 0.0, f"{command[0]} could not be started: {exc.strerror}")
     assert process.stdout is not None and process.stderr is not None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -15,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import IO
 
+import drbackup.children as children
 from drbackup.sources.base import BackupPlan, DumpError
 
 # restic stops a dump run this much later than the guard would, so the guard's clear message
@@ -105,13 +105,12 @@ def run_tool(argv: Sequence[str], env: Mapping[str, str], *, input_text: str | N
     """Run a database client tool (psql, mariadb...) to completion. Raises DumpError when it
     cannot be started or runs past its time limit."""
     try:
-        done = subprocess.run(list(argv), input=input_text, capture_output=True, text=True,
-                              env=dict(env), timeout=timeout, check=False)
+        done = children.run(argv, env=env, input_text=input_text, timeout=timeout)
     except FileNotFoundError:
         raise DumpError(f"{argv[0]} is not installed",
                         "install the database client tools or set bin_dir / the binary path"
                         ) from None
-    except subprocess.TimeoutExpired:
+    except children.ChildTimeout:
         raise DumpError(f"{Path(argv[0]).name} did not answer within {timeout:.0f}s",
                         "check that the database server is up") from None
     tail = "\n".join([line for line in done.stderr.splitlines() if line.strip()]
@@ -132,8 +131,8 @@ def feed_tool(argv: Sequence[str], env: Mapping[str, str],
     stopped first)."""
     with tempfile.TemporaryFile() as errlog:
         try:
-            process = subprocess.Popen(list(argv), stdin=subprocess.PIPE,
-                                       stdout=subprocess.DEVNULL, stderr=errlog, env=dict(env))
+            process = children.start(argv, env=env, stdin="pipe", stdout="devnull",
+                                     stderr=errlog)
         except FileNotFoundError:
             raise DumpError(f"{argv[0]} is not installed",
                             "install the database client tools") from None

@@ -12,11 +12,11 @@ import contextlib
 import logging
 import os
 import secrets
-import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO
 
+import drbackup.children as children
 from drbackup.config.models import MysqlSource
 from drbackup.errors import TargetRefusedError
 from drbackup.sources.base import BackupPlan, DumpError
@@ -192,12 +192,10 @@ def sandbox_args(client: str) -> tuple[str, ...]:
     """("--sandbox",) when this client has it, else (). In sandbox mode the client refuses its
     own commands (`system`, `source`, `tee`...) in the dump it replays: a dump is data, and a
     crafted one (CVE-2024-21096) must not run commands on this host as drbackup."""
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        done = subprocess.run([client, "--no-defaults", "--sandbox", "--version"],
-                              capture_output=True, env=client_env(),
-                              timeout=30, check=False)
-        if done.returncode == 0:
-            return ("--sandbox",)
+    done = children.probe([client, "--no-defaults", "--sandbox", "--version"],
+                          env=client_env())
+    if done is not None and done.returncode == 0:
+        return ("--sandbox",)
     return ()
 
 

@@ -30,9 +30,9 @@ import re
 from collections.abc import Callable, Sequence
 from typing import IO
 
+from drbackup.children import without_capabilities
 from drbackup.sources.base import DumpError
 from drbackup.sources.dumps import feed_tool
-from drbackup.verify.instance import without_capabilities
 
 REPLAY_DEFINER = b"CURRENT_USER"
 # A line longer than the server's largest max_allowed_packet cannot be replayed anyway.

@@ -19,25 +19,24 @@ from __future__ import annotations
 
 import re
 import secrets
-import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO
 
+import drbackup.children as children
 from drbackup.sources.base import DumpError
 from drbackup.sources.dumps import feed_tool
 
 # First release of each major version whose psql knows \restrict.
 RESTRICT_SINCE = {13: 22, 14: 19, 15: 14, 16: 10, 17: 6}
-_VERSION = re.compile(rb"\(PostgreSQL\) (\d+)(?:\.(\d+))?")
+_VERSION = re.compile(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?")
 _DUMP_RESTRICT = re.compile(rb"\\(?:un)?restrict [A-Za-z0-9]+")
 _COPY_FROM_STDIN = re.compile(rb"COPY .* FROM stdin;")
 _END_OF_COPY = b"\\."
 
 
 def psql_version(psql: str) -> tuple[int, int] | None:
-    try:
-        done = subprocess.run([psql, "--version"], capture_output=True, timeout=30, check=False)
-    except (OSError, subprocess.SubprocessError):
+    done = children.probe([psql, "--version"], env=children.minimal_env())
+    if done is None:
         return None
     match = _VERSION.search(done.stdout)
     if match is None:

@@ -48,7 +48,6 @@ import os
 import pwd
 import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,6 +55,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import drbackup.children as children
+from drbackup.children import without_capabilities
 from drbackup.config.models import LOCAL_INSTANCE, Config
 from drbackup.errors import ConfigError, DrBackupError, ExitCode
 
@@ -89,7 +90,7 @@ class LocalInstance:
     version: str
     bin_dir: Path | None
     run_as: str
-    process: subprocess.Popen[bytes] | None = None
+    process: children.Process | None = None
     start_seconds: float = 0.0
     stop_signal: int = signal.SIGTERM
     extra: dict[str, Any] = field(default_factory=dict)
@@ -171,24 +172,6 @@ def _server_env() -> dict[str, str]:
             "LANG": "C", "LC_ALL": "C", "TZ": "UTC"}
 
 
-def _ambient_capabilities() -> bool:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("CapAmb:"):
-                return int(line.split()[1], 16) != 0
-    except (OSError, ValueError, IndexError):
-        pass
-    return False
-
-
-def without_capabilities(argv: list[str]) -> list[str]:
-    """argv started without the ambient (and inheritable) capabilities drbackup may hold, e.g.
-    the unit's CAP_DAC_READ_SEARCH: a server must not read the host's files for a dump."""
-    if not _ambient_capabilities() or shutil.which("setpriv") is None:
-        return argv
-    return ["setpriv", "--inh-caps=-all", "--ambient-caps=-all", "--", *argv]
-
-
 def _check_socket_path(path: Path) -> None:
     if len(os.fsencode(str(path))) > MAX_SOCKET_PATH:
         raise ConfigError(
@@ -211,10 +194,9 @@ def _tail(path: Path, fallback: str = "") -> str:
 def _run(argv: list[str], what: str, cwd: Path, log_path: Path) -> None:
     with log_path.open("ab") as handle:
         try:
-            done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=handle,
-                                  stderr=subprocess.STDOUT, env=_server_env(), cwd=cwd,
-                                  timeout=START_TIMEOUT, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
+            done = children.run(argv, env=_server_env(), cwd=cwd, timeout=START_TIMEOUT,
+                                log=handle)
+        except (OSError, children.ChildTimeout) as exc:
             raise InstanceError(f"{what} failed: {exc}",
                                 "see the drill's scratch log; check the server package") from None
     if done.returncode != 0:
@@ -223,14 +205,13 @@ def _run(argv: list[str], what: str, cwd: Path, log_path: Path) -> None:
 
 
 def _version(argv: list[str]) -> str:
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        done = subprocess.run(argv, capture_output=True, text=True, env=_server_env(),
-                              timeout=30, check=False)
-        text = done.stdout.strip()
-        program, _, rest = text.partition(" ")
-        # "/usr/sbin/mariadbd  Ver 10.11..." -> "mariadbd  Ver 10.11..."
-        return f"{os.path.basename(program)} {rest}" if program.startswith("/") else text
-    return "unknown"
+    done = children.probe(argv, env=_server_env())
+    if done is None:
+        return "unknown"
+    text = done.stdout.strip()
+    program, _, rest = text.partition(" ")
+    # "/usr/sbin/mariadbd  Ver 10.11..." -> "mariadbd  Ver 10.11..."
+    return f"{os.path.basename(program)} {rest}" if program.startswith("/") else text
 
 
 # -- who runs PostgreSQL ---------------------------------------------------------------------
@@ -287,7 +268,7 @@ def _hand_over(path: Path, run_as: RunAs) -> None:
 # -- starting and stopping -------------------------------------------------------------------
 
 
-def _wait_ready(process: subprocess.Popen[bytes], ping: list[str], what: str,
+def _wait_ready(process: children.Process, ping: list[str], what: str,
                 log_path: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -295,26 +276,16 @@ def _wait_ready(process: subprocess.Popen[bytes], ping: list[str], what: str,
             raise InstanceError(f"{what} exited at start (exit {process.returncode}): "
                                 f"{_tail(log_path, 'no log')}",
                                 "see the log line; check the server package and state_dir")
-        ready = subprocess.run(ping, capture_output=True, env=_server_env(), check=False,
-                               timeout=30)
-        if ready.returncode == 0:
+        ready = children.probe(ping, env=_server_env())
+        if ready is not None and ready.returncode == 0:
             return
         time.sleep(0.1)
     raise InstanceError(f"{what} did not become ready within {START_TIMEOUT:.0f}s",
                         "the host may be overloaded; see the drill's scratch log")
 
 
-def _stop_child(process: subprocess.Popen[bytes] | None, signum: int) -> None:
-    if process is None or process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        process.send_signal(signum)
-    try:
-        process.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        process.wait()
+def _stop_child(process: children.Process | None, signum: int) -> None:
+    children.stop(process, signum, STOP_TIMEOUT)
 
 
 @contextmanager
@@ -339,7 +310,7 @@ def postgres_instance(directory: Path, state_dir: Path) -> Iterator[LocalInstanc
                              _version([str(bin_dir / "postgres"), "--version"]), bin_dir,
                              run_as.name, stop_signal=signal.SIGINT)  # SIGINT: fast shutdown
     with log_path.open("ab") as handle:
-        instance.process = subprocess.Popen(
+        instance.process = children.start(
             run_as.wrap([str(bin_dir / "postgres"), "-D", str(directory / "data"),
                          "-k", str(directory), "-p", str(PG_PORT),
                          "-c", "listen_addresses=", "-c", "unix_socket_permissions=0700",
@@ -347,8 +318,8 @@ def postgres_instance(directory: Path, state_dir: Path) -> Iterator[LocalInstanc
                          "-c", "full_page_writes=off", "-c", "jit=off",
                          "-c", "max_connections=20", "-c", "shared_buffers=32MB",
                          "-c", "logging_collector=off"]),
-            stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
-            env=_server_env(), cwd=directory, start_new_session=True)
+            env=_server_env(), stdout=handle, stderr="stdout", cwd=directory,
+            new_session=True)
     try:
         _wait_ready(instance.process,
                     [str(bin_dir / "pg_isready"), "-q", "-h", str(directory), "-p",
@@ -395,7 +366,7 @@ def mariadb_instance(directory: Path) -> Iterator[LocalInstance]:
     instance = LocalInstance("mariadb", directory, socket_path,
                              _version([mariadbd, "--version"]), None, user)
     with log_path.open("ab") as handle:
-        instance.process = subprocess.Popen(
+        instance.process = children.start(
             [*without_capabilities([mariadbd]), "--no-defaults",
              f"--datadir={directory / 'data'}", f"--secure-file-priv={directory / 'files'}",
              f"--socket={socket_path}", "--skip-networking", f"--user={user}",
@@ -405,8 +376,8 @@ def mariadb_instance(directory: Path) -> Iterator[LocalInstance]:
              "--innodb-use-native-aio=0", "--innodb-doublewrite=0",
              "--local-infile=0", f"--plugin-dir={directory / 'plugins'}",
              "--skip-symbolic-links", "--event-scheduler=OFF"],
-            stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.STDOUT,
-            env=_server_env(), cwd=directory, start_new_session=True)
+            env=_server_env(), stdout=handle, stderr="stdout", cwd=directory,
+            new_session=True)
     try:
         _wait_ready(instance.process,
                     [admin, "--no-defaults", f"--socket={socket_path}", "-uroot", "ping"],

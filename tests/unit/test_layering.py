@@ -26,10 +26,9 @@ ALLOWED: dict[str, set[str]] = {
     "engine": {"config", "errors"},
     "store": {"config", "errors"},
     "state": {"errors"},
-    # sources → verify: the replays' capability dropping lives in verify/instance.py until the
-    # one door for child processes (#15 item 3) owns it.
-    "sources": {"config", "errors", "verify"},
-    "verify": {"config", "errors"},
+    "children": set(),  # the one door for child processes other than restic (#15 item 3)
+    "sources": {"children", "config", "errors"},
+    "verify": {"children", "config", "errors"},
     "guard": {"errors"},  # pure signals (#16): reads files, knows no config, store or restic
     "jobs": {"config", "engine", "errors", "logs", "sources", "state", "store", "verify"},
     "recovery": {"config", "engine", "errors", "jobs", "store", "verify"},  # kits: evidence key,
@@ -42,14 +41,11 @@ ALLOWED: dict[str, set[str]] = {
 # boto3/botocore: the one door to S3.
 S3_LIBRARIES = {"boto3", "botocore"}
 S3_DOOR = {"store"}
-# Modules that start child processes. engine/ is restic's door; the others are what #15 item 3
-# folds into one door for every other child process: this set may only shrink.
+# The modules that start child processes: restic's door (engine/runner.py) and the one door
+# for every other child (drbackup/children.py: dump tools, the dump guard, replays, drill
+# servers; #15 item 3).
 PROCESS_LIBRARIES = {"subprocess", "pty", "multiprocessing"}
-PROCESS_MODULES = {
-    "drbackup.engine.runner",
-    "drbackup.sources.dumps", "drbackup.sources.sqlreplay", "drbackup.sources.mysql",
-    "drbackup.sources.dumpguard", "drbackup.verify.instance",
-}
+PROCESS_MODULES = {"drbackup.engine.runner", "drbackup.children"}
 # Import cycles still to break: may only shrink (#15 item 2 broke the last, drills/ a package).
 KNOWN_CYCLES: set[frozenset[str]] = set()
 
