@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import json
 import os
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import boto3
 
+import drbackup.children as children
 from drbackup.store import S3Credentials
 
 if TYPE_CHECKING:
@@ -137,15 +137,7 @@ DB_TEST_USER = "drbackup"
 
 def _stop_process(process: subprocess.Popen[bytes] | None, signum: int = signal.SIGINT,
                   timeout: float = 30) -> None:
-    if process is None or process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        process.send_signal(signum)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    children.stop(process, signum, timeout)
 
 
 @dataclass

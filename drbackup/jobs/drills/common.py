@@ -115,6 +115,18 @@ def _is_data_failure(exc: DrBackupError) -> bool:
     return type(exc) is ResticError
 
 
+def run_drill(rt: Runtime, agency: AgencyConfig, source: Source, kind: str, trigger: str,
+              body: Callable[[DrillRecord], None]) -> DrillOutcome:
+    """The store reached first (its failure is no drill), then `body` fills the record inside
+    `drill_run`, which publishes the report and records the run."""
+    rt.restic.require_supported()
+    rt.check_store(agency.store)
+    with drill_run(rt, agency, source, kind, trigger) as record:
+        body(record)
+    assert record.outcome is not None
+    return record.outcome
+
+
 @contextmanager
 def drill_run(rt: Runtime, agency: AgencyConfig, source: Source, kind: str, trigger: str
               ) -> Iterator[DrillRecord]:

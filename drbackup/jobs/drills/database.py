@@ -39,7 +39,13 @@ from drbackup.config.models import (
     SqliteSource,
 )
 from drbackup.engine import RepoTarget, Snapshot
-from drbackup.jobs.drills.common import DrillOutcome, DrillRecord, Fields, RestoreTiming, drill_run
+from drbackup.jobs.drills.common import (
+    DrillOutcome,
+    DrillRecord,
+    Fields,
+    RestoreTiming,
+    run_drill,
+)
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.snapshot_catalogue import repository_snapshots
 from drbackup.jobs.tags import source_filter, tag_id
@@ -174,12 +180,8 @@ def run_db_drill(rt: Runtime, agency: AgencyConfig, source: S, restore: RestoreD
     """Restore-drill a database source (see the module doc), each dump with `restore`. A dump
     that does not restore or fails a check gives verdict "fail"; unreachable stores raise
     their DrBackupError."""
-    rt.restic.require_supported()
-    rt.check_store(agency.store)
-    with drill_run(rt, agency, source, "db", trigger) as record:
-        _db_drill_body(rt, agency, source, restore, record)
-    assert record.outcome is not None
-    return record.outcome
+    return run_drill(rt, agency, source, "db", trigger,
+                     lambda record: _db_drill_body(rt, agency, source, restore, record))
 
 
 def drill_target(source: DbSource) -> str:

@@ -31,8 +31,8 @@ from drbackup.jobs.drills.common import (
     DrillOutcome,
     DrillRecord,
     RestoreTiming,
-    drill_run,
     latest_snapshot,
+    run_drill,
 )
 from drbackup.jobs.runtime import Runtime
 from drbackup.verify.scratch import scratch_space
@@ -184,13 +184,9 @@ def run_file_drill(rt: Runtime, agency: AgencyConfig, source: DirectorySource, *
                    trigger: str = "cli", rng: random.Random | None = None) -> DrillOutcome:
     """Restore-drill one directory source (see the module doc). A drill that finds damage
     returns verdict "fail"; failures to reach the repository raise their DrBackupError."""
-    rng = rng or random.SystemRandom()
-    rt.restic.require_supported()
-    rt.check_store(agency.store)
-    with drill_run(rt, agency, source, "files", trigger) as record:
-        _file_drill_body(rt, agency, source, record, rng)
-    assert record.outcome is not None
-    return record.outcome
+    chosen = rng or random.SystemRandom()
+    return run_drill(rt, agency, source, "files", trigger,
+                     lambda record: _file_drill_body(rt, agency, source, record, chosen))
 
 
 def _file_drill_body(rt: Runtime, agency: AgencyConfig, source: DirectorySource,
