@@ -124,8 +124,12 @@ class DaemonProcess:
         return wait_for(find, timeout, f"the metrics URL in the daemon log:\n{self.log_text()}")
 
     def restic_children(self) -> list[int]:
-        return [pid for pid in children(self.pid)
-                if Path(cmdline(pid)[0] if cmdline(pid) else "").name == "restic"]
+        found = []
+        for pid in children(self.pid):
+            args = cmdline(pid)  # read once: the child may end between two reads
+            if args and Path(args[0]).name == "restic":
+                found.append(pid)
+        return found
 
     def signal(self, signum: int) -> None:
         self.process.send_signal(signum)
