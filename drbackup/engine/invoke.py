@@ -15,6 +15,7 @@ import drbackup.engine.argv as argv
 from drbackup.engine.errors import ResticNotInstalled
 from drbackup.engine.jsonlines import JsonObject
 from drbackup.engine.models import RepoTarget
+from drbackup.engine.output import removed_locks
 from drbackup.engine.runner import ProcessResult, child_environment, run_process
 from drbackup.engine.version import INSTALL_HINT
 
@@ -98,11 +99,7 @@ class Invoker:
                              self.env(target), timeout=300.0)
         if result.returncode != 0:
             return None
-        removed = 0
-        for line in result.stdout.text:
-            words = line.split()
-            if line.startswith("successfully removed") and len(words) > 2 and words[2].isdigit():
-                removed = int(words[2])
+        removed = removed_locks(result)
         if removed:
             log.warning("removed %d stale restic lock(s) on %s after a lock conflict", removed,
                         target.display)

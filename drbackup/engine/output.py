@@ -72,3 +72,14 @@ def forget_groups(payload: object) -> list[ForgetGroup]:
             reasons=reasons,
         ))
     return groups
+
+
+def removed_locks(result: ProcessResult) -> int:
+    """How many stale locks `restic unlock` says it removed ("successfully removed N locks");
+    0 when it names none."""
+    removed = 0
+    for line in result.stdout.text:
+        words = line.split()
+        if line.startswith("successfully removed") and len(words) > 2 and words[2].isdigit():
+            removed = int(words[2])
+    return removed

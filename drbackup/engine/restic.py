@@ -35,7 +35,7 @@ from drbackup.engine.models import (
     RestoreSummary,
     Snapshot,
 )
-from drbackup.engine.output import find_hits, forget_groups, single_json
+from drbackup.engine.output import find_hits, forget_groups, removed_locks, single_json
 from drbackup.engine.runner import ProcessResult
 from drbackup.engine.version import (
     INSTALL_HINT,
@@ -351,8 +351,10 @@ class Restic:
                            env_extra=env_extra, timeout=timeout, lock_retry=True)
         raise_for(result, destination, "copy")
 
-    def unlock(self, target: RepoTarget) -> None:
-        """Remove stale locks only (never --remove-all: that would break a running job)."""
+    def unlock(self, target: RepoTarget) -> int:
+        """Remove stale locks only (never --remove-all: that would break a running job).
+        Returns how many restic removed."""
         result = self._run(target, argv.unlock_args(), json_output=False,
                            timeout=timedelta(minutes=5))
         raise_for(result, target, "unlock")
+        return removed_locks(result)

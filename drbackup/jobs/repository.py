@@ -50,19 +50,7 @@ class UnlockOutcome:
     run_id: int
     agency: str
     store: str
-    locks_before: int | None  # lock files in a local repository before and after; None on S3
-    locks_after: int | None
-
-
-def _local_locks(rt: Runtime, agency: AgencyConfig, store: str) -> int | None:
-    path = rt.store_config(store).path
-    if path is None:  # an S3 store
-        return None
-    locks = path / agency.id / "locks"
-    try:
-        return sum(1 for _ in locks.iterdir())
-    except OSError:
-        return None
+    locks_removed: int  # as restic reports it, for local and S3 repositories alike
 
 
 def unlock_repository(rt: Runtime, agency: AgencyConfig, store_name: str | None = None, *,
@@ -73,10 +61,8 @@ def unlock_repository(rt: Runtime, agency: AgencyConfig, store_name: str | None 
     with recorded_run(rt, "unlock", agency.id, store=name, trigger=trigger) as run:
         rt.restic.require_supported()
         rt.check_store(name)
-        before = _local_locks(rt, agency, name)
-        rt.restic.unlock(rt.target(agency, name))
-        after = _local_locks(rt, agency, name)
-        run.finish("success", details={"locks_before": before, "locks_after": after})
-    log.info("stale locks removed", extra={"agency": agency.id, "store": name,
-                                           "run_id": str(run.run_id)})
-    return UnlockOutcome(run.run_id, agency.id, name, before, after)
+        removed = rt.restic.unlock(rt.target(agency, name))
+        run.finish("success", details={"locks_removed": removed})
+    log.info("%d stale lock(s) removed", removed,
+             extra={"agency": agency.id, "store": name, "run_id": str(run.run_id)})
+    return UnlockOutcome(run.run_id, agency.id, name, removed)
