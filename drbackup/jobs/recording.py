@@ -38,16 +38,15 @@ STDERR_KEPT = 2000  # characters of a failed tool's stderr kept in the run's det
 
 @dataclass
 class RecordedRun:
+    _rt: Runtime
     run_id: int
     job: str
     fields: dict[str, str] = field(default_factory=dict)  # for the job's log lines
     finished: bool = False
-    _rt: Runtime | None = None
 
     def finish(self, result: str = "success", *, counts: RunCounts | None = None,
                error: str | None = None, details: Details | None = None) -> None:
         """Close the run now with this result (once; later exceptions leave it as it is)."""
-        assert self._rt is not None
         self.finished = True
         self._rt.state.finish_run(self.run_id, result, counts=counts, error=error,
                                   details=details)
@@ -68,7 +67,7 @@ def recorded_run(rt: Runtime, job: str, agency: str, *, source: str | None = Non
     fields = {"agency": agency, "job": job, "run_id": str(run_id), "trigger": trigger}
     if source is not None:
         fields["source"] = source
-    run = RecordedRun(run_id, job, fields, _rt=rt)
+    run = RecordedRun(rt, run_id, job, fields)
     try:
         yield run
     except DrBackupError as exc:
