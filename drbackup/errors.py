@@ -37,6 +37,7 @@ class ExitCode(IntEnum):
     ALREADY_RUNNING = 20
     STATE = 21
     KIT_INVALID = 24  # recovery kit: wrong identity, damaged, truncated, unknown format
+    GUARD_FROZEN = 25  # retention frozen by a suspect snapshot (#16): nothing was removed
     INTERRUPTED = 130
 
 
@@ -97,6 +98,10 @@ class DumpFailedError(DrBackupError):
 
 class VerifyFailedError(DrBackupError):
     exit_code = ExitCode.VERIFY_FAILED
+
+
+class GuardFrozenError(DrBackupError):
+    exit_code = ExitCode.GUARD_FROZEN
 
 
 # One table of S3 errors for both doors to S3 (#15 item 5): restic's stderr (engine/classify.py)

@@ -19,6 +19,7 @@ from drbackup.config.models import (
     AgencyConfig,
     Config,
     DaemonConfig,
+    GuardConfig,
     RetentionConfig,
     Source,
     StoreConfig,
@@ -108,7 +109,7 @@ def render_example() -> str:
                      overrides={"path": Path("/srv/backup-disk/drbackup")})
     lines.append("")
     lines.append("[[agencies]]")
-    lines += _fields(AgencyConfig, skip=frozenset({"sources", "verify", "retention"}),
+    lines += _fields(AgencyConfig, skip=frozenset({"sources", "verify", "retention", "guard"}),
                      overrides={"replicas": ["archive"]})
     lines.append("")
     lines += _comment(AgencyConfig.model_fields["verify"].description or "", "  ")
@@ -118,6 +119,10 @@ def render_example() -> str:
     lines += _comment(AgencyConfig.model_fields["retention"].description or "", "  ")
     lines.append("  [agencies.retention]")
     lines += _fields(RetentionConfig, "  ")
+    lines.append("")
+    lines += _comment(AgencyConfig.model_fields["guard"].description or "", "  ")
+    lines.append("  [agencies.guard]")
+    lines += _fields(GuardConfig, "  ")
     for model in source_kinds():
         kind = typing.get_args(model.model_fields["kind"].annotation)[0]
         lines.append("")

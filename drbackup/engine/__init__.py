@@ -15,6 +15,7 @@ from drbackup.engine.errors import (
     WrongPassword,
 )
 from drbackup.engine.models import (
+    BackupItem,
     BackupResult,
     BackupSummary,
     CheckResult,
@@ -38,6 +39,7 @@ __all__ = [
     "BackendAccessDenied",
     "BackendCredentialsRejected",
     "BackendUnreachable",
+    "BackupItem",
     "BackupResult",
     "BackupSummary",
     "CheckResult",

@@ -21,6 +21,7 @@ from drbackup.engine.jsonlines import (
     error_text,
 )
 from drbackup.engine.models import (
+    BackupItem,
     BackupResult,
     BackupSummary,
     CheckResult,
@@ -47,12 +48,13 @@ from drbackup.engine.version import (
 )
 
 # Names other modules and tests import from here.
-__all__ = ["MINIMUM_VERSION", "ProgressCallback", "Restic", "ResticSettings", "redact",
-           "shared_backend_env"]
+__all__ = ["MINIMUM_VERSION", "ItemCallback", "ProgressCallback", "Restic", "ResticSettings",
+           "redact", "shared_backend_env"]
 
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[Progress], None]
+ItemCallback = Callable[[BackupItem], None]
 
 
 def local_repository_present(target: RepoTarget) -> bool:
@@ -166,17 +168,25 @@ class Restic:
         on_progress: ProgressCallback | None = None,
         cwd: str | None = None,
         command_env: dict[str, str] | None = None,
+        on_item: ItemCallback | None = None,
     ) -> BackupResult:
         """Back up paths (or a command's stdout). Exit 3 (unreadable files) is a partial result,
-        not an error. With stdin_command, restic makes no snapshot when the command fails."""
+        not an error. With stdin_command, restic makes no snapshot when the command fails.
+        on_item: called with every file restic saved or found unchanged, as it goes (restic
+        runs with --verbose=2; the lines are handed over, never kept)."""
         args = argv.backup_args(
             paths, tags=tags, host=host, excludes=excludes, one_file_system=one_file_system,
             stdin_command=stdin_command, stdin_filename=stdin_filename, time=time,
-            skip_if_unchanged=skip_if_unchanged)
+            skip_if_unchanged=skip_if_unchanged, list_items=on_item is not None)
 
         def handle(message: JsonObject) -> None:
-            if on_progress is not None and message.get("message_type") == "status":
+            kind = message.get("message_type")
+            if on_progress is not None and kind == "status":
                 on_progress(Progress.from_json(message))
+            elif on_item is not None and kind == "verbose_status":
+                item = BackupItem.from_json(message)
+                if item is not None:
+                    on_item(item)
 
         result = self._run(target, args, on_message=handle, timeout=timeout, cwd=cwd,
                            env_extra=command_env, lock_retry=True)

@@ -123,6 +123,10 @@ def _deadline(process: subprocess.Popen[bytes], timeout: float | None,
         timer.cancel()
 
 
+# Progress, and the per-file lines of `backup --verbose=2`: one per file of the source.
+_DELIVERED_ONLY = frozenset({"status", "verbose_status"})
+
+
 def run_process(
     argv: Sequence[str],
     env: Mapping[str, str],
@@ -159,8 +163,8 @@ def run_process(
                 for raw in iter(process.stdout.readline, b""):
                     line = raw.decode("utf-8", errors="replace")
                     message = parse_line(line)
-                    if message is not None and message.get("message_type") == "status":
-                        # Progress is delivered, not kept: a long backup sends thousands.
+                    if message is not None and message.get("message_type") in _DELIVERED_ONLY:
+                        # Delivered, not kept: a long backup sends thousands of these.
                         if on_message is not None:
                             on_message(message)
                         continue

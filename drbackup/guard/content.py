@@ -198,15 +198,38 @@ def _unreadable(path: Path, reason: str, size: int = 0) -> ContentLook:
                        size=size)
 
 
+def _parent_fd(path: Path) -> int:
+    """A descriptor of path's directory, reached from / one component at a time with
+    O_NOFOLLOW: a directory swapped for a link after restic read it (to another agency's tree)
+    fails here instead of being followed. Raises OSError (ELOOP or ENOTDIR for a link)."""
+    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in path.parent.parts[1:]:
+            nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _open(path: Path) -> int:
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
-    noatime = getattr(os, "O_NOATIME", 0)
-    if noatime:
-        try:
-            return os.open(path, flags | noatime)
-        except PermissionError:  # O_NOATIME needs the file's owner; read without it
-            pass
-    return os.open(path, flags)
+    parent = _parent_fd(path) if path.is_absolute() else None
+    try:
+        noatime = getattr(os, "O_NOATIME", 0)
+        if noatime:
+            try:
+                return os.open(path.name if parent is not None else path, flags | noatime,
+                               dir_fd=parent)
+            except PermissionError:  # O_NOATIME needs the file's owner; read without it
+                pass
+        return os.open(path.name if parent is not None else path, flags, dir_fd=parent)
+    finally:
+        if parent is not None:
+            os.close(parent)
 
 
 def _pread(fd: int, offset: int, length: int) -> bytes:

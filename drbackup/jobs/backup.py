@@ -18,11 +18,13 @@ from drbackup.engine import BackupSummary, ForgetPolicy, ResticInterrupted
 from drbackup.engine.errors import ResticError
 from drbackup.engine.restic import ProgressCallback
 from drbackup.errors import DrBackupError
+from drbackup.jobs.guard import guard_session
 from drbackup.jobs.recording import recorded_run
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.tags import snapshot_tags
 from drbackup.sources import BackupPlan, DumpError, DumpReport, PlanContext, plan_backups
 from drbackup.state import RunCounts
+from drbackup.state.guard import VerdictRecord
 
 log = logging.getLogger(__name__)
 # restic stops a dump run this much later than the dump guard would.
@@ -51,6 +53,7 @@ class BackupOutcome:
     seconds: float
     unreadable: list[str] = field(default_factory=list)
     snapshots: list[DumpRecord] = field(default_factory=list)
+    guard: VerdictRecord | None = None  # the guard's verdict (directory sources)
 
     @property
     def snapshot_id(self) -> str | None:
@@ -111,6 +114,7 @@ def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: st
         log.info("backup started", extra=fields)
         summaries: list[BackupSummary] = []
         unreadable: list[str] = []
+        verdict: VerdictRecord | None = None
         try:
             rt.restic.require_supported()
             plans = plan_backups(source, PlanContext(
@@ -121,6 +125,7 @@ def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: st
             target = rt.target(agency) if plans else None
             for plan in plans:
                 assert target is not None
+                guard = guard_session(rt, agency, source) if not plan.stdin_command else None
                 timeout = source.timeout + DUMP_RESTIC_GRACE if plan.dump_report else source.timeout
                 try:
                     result = rt.restic.backup(
@@ -136,6 +141,7 @@ def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: st
                         on_progress=on_progress,
                         cwd=plan.cwd,
                         command_env=plan.command_env or None,
+                        on_item=guard.on_item if guard else None,
                     )
                 except ResticError as exc:
                     if plan.dump_report and not isinstance(exc, ResticInterrupted):
@@ -149,6 +155,8 @@ def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: st
                     if snapshot_id:
                         rt.restic.forget(target, ForgetPolicy(), snapshot_ids=[snapshot_id])
                     raise
+                if guard is not None:
+                    verdict = guard.assess(result, run_id)
                 report = DumpReport.read(plan.dump_report) if plan.dump_report else None
                 records.append(DumpRecord(plan.label, snapshot_id,
                                           report.bytes if report else None,
@@ -168,7 +176,11 @@ def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: st
                                  seconds)
         summary = _combined(summaries)
         outcome = "warning" if unreadable else "success"
-        details = _details(records, {"unreadable": unreadable[:50]} if unreadable else None)
+        extra: dict[str, Any] = {"unreadable": unreadable[:50]} if unreadable else {}
+        if verdict is not None:
+            extra["guard"] = {"verdict": verdict.verdict, "rules": verdict.rules,
+                              "reasons": verdict.reasons, "numbers": verdict.numbers}
+        details = _details(records, extra)
         run.finish(outcome, counts=RunCounts(
             snapshot_id=summary.snapshot_id,
             files_new=summary.files_new,
@@ -181,7 +193,7 @@ def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: st
     log.info("backup %s: snapshot %s, %d new files, %d bytes added", outcome,
              summary.snapshot_id, summary.files_new, summary.data_added, extra=fields)
     return BackupOutcome(run_id, agency.id, source.id, outcome, summary, seconds, unreadable,
-                         records if len(records) > 1 or records[0].label else [])
+                         records if len(records) > 1 or records[0].label else [], verdict)
 
 
 def _combined(summaries: list[BackupSummary]) -> BackupSummary:

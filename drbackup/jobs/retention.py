@@ -32,6 +32,7 @@ from drbackup.engine import (
     Snapshot,
 )
 from drbackup.errors import ConfigError, DrBackupError, ExitCode
+from drbackup.jobs.guard import require_unfrozen
 from drbackup.jobs.recording import recorded_run
 from drbackup.jobs.runtime import Runtime
 
@@ -192,6 +193,8 @@ def run_retention(rt: Runtime, agency: AgencyConfig, *, dry_run: bool = False,
         fields["run_id"] = str(run_id)
         started = time.monotonic()
         with _maintenance_errors(rt, name):
+            if not dry_run:
+                require_unfrozen(rt, agency, "forget")
             plan = plan_retention(rt, agency, name)
             removed: list[str] = []
             if not dry_run and plan.remove:
@@ -224,6 +227,7 @@ def run_prune(rt: Runtime, agency: AgencyConfig, *, trigger: str = "cli",
         run_id = run.run_id
         started = time.monotonic()
         with _maintenance_errors(rt, name):
+            require_unfrozen(rt, agency, "prune")
             rt.restic.require_supported()
             rt.check_store(name)
             rt.restic.prune(rt.target(agency, name, maintenance=True))

@@ -329,6 +329,19 @@ class StateDB:
                            (prefix, prefix + "\uffff"))
         return {str(key): str(value) for key, value in rows}
 
+    # -- tables of other state modules (state/guard.py) --------------------------------------
+
+    def write(self, statements: list[tuple[str, tuple[Any, ...]]]) -> int:
+        """Run statements in one transaction; the last one's row id (for an INSERT)."""
+        with self._transaction() as conn:
+            last = 0
+            for sql, params in statements:
+                last = conn.execute(sql, params).lastrowid or 0
+            return last
+
+    def read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return self._query(sql, params)
+
     def integrity_ok(self) -> bool:
         rows = self._query("PRAGMA integrity_check")
         return bool(rows) and rows[0][0] == "ok"

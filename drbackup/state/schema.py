@@ -36,4 +36,44 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN owner TEXT;
     """,
+    # 3: the ransomware guard (#16, drbackup/state/guard.py): a verdict per assessed snapshot,
+    # retention freezes with their release, and allowances learned from false alarms.
+    """
+    CREATE TABLE guard_verdicts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        agency TEXT NOT NULL,
+        source TEXT NOT NULL,
+        snapshot_id TEXT NOT NULL,
+        run_id INTEGER,
+        assessed_at REAL NOT NULL,
+        verdict TEXT NOT NULL,
+        churn REAL,
+        rules TEXT NOT NULL,
+        reasons TEXT NOT NULL,
+        numbers TEXT NOT NULL,
+        rule_values TEXT NOT NULL,
+        false_alarm INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX guard_verdicts_by_source ON guard_verdicts (agency, source, id);
+    CREATE UNIQUE INDEX guard_verdicts_by_snapshot ON guard_verdicts (agency, snapshot_id);
+    CREATE TABLE guard_freezes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        agency TEXT NOT NULL,
+        source TEXT NOT NULL,
+        snapshot_id TEXT NOT NULL,
+        since REAL NOT NULL,
+        released_at REAL,
+        released_by TEXT,
+        release_reason TEXT,
+        false_alarm INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX guard_freezes_by_agency ON guard_freezes (agency, released_at);
+    CREATE TABLE guard_allowances (
+        agency TEXT NOT NULL,
+        source TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        value REAL NOT NULL,
+        PRIMARY KEY (agency, source, rule)
+    );
+    """,
 ]

@@ -29,8 +29,9 @@ ALLOWED: dict[str, set[str]] = {
     "children": set(),  # the one door for child processes other than restic (#15 item 3)
     "sources": {"children", "config", "errors"},
     "verify": {"children", "config", "errors"},
-    "guard": {"errors"},  # pure signals (#16): reads files, knows no config, store or restic
-    "jobs": {"config", "engine", "errors", "logs", "sources", "state", "store", "verify"},
+    "guard": {"errors"},  # pure signals and verdict (#16): reads files; no config, store, restic
+    "jobs": {"config", "engine", "errors", "guard", "logs", "sources", "state", "store",
+             "verify"},
     "recovery": {"config", "engine", "errors", "jobs", "store", "verify"},  # kits: evidence key,
     # and plain restic's settings file (engine.environment) for the break-glass runbook
     "metrics": {"(root)", "config", "errors", "state"},

@@ -16,6 +16,7 @@ from drbackup.config.models.base import (
     is_identifier,
 )
 from drbackup.config.models.daemon import DaemonConfig
+from drbackup.config.models.guard import GuardConfig
 from drbackup.config.models.sources import (
     LOCAL_INSTANCE,
     SAME_SERVER,
@@ -35,7 +36,7 @@ from drbackup.config.units import ByteSize
 __all__ = [
     "IDENTIFIER", "LOCAL_INSTANCE", "LOCAL_STORE", "SAME_SERVER", "AbsolutePath", "AgencyConfig",
     "ByteSize", "Config", "DaemonConfig", "DirectorySource", "DrillTarget", "DumpSourceBase",
-    "DumpdirSource", "Identifier", "MysqlSource", "PostgresSource", "RetentionConfig",
-    "Schedule", "Source", "SourceBase", "SqliteSource", "StoreConfig", "StrictModel",
-    "VerifyConfig", "is_identifier",
+    "DumpdirSource", "GuardConfig", "Identifier", "MysqlSource", "PostgresSource",
+    "RetentionConfig", "Schedule", "Source", "SourceBase", "SqliteSource", "StoreConfig",
+    "StrictModel", "VerifyConfig", "is_identifier",
 ]

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from drbackup.config.models.base import LOCAL_STORE, AbsolutePath, Identifier, Schedule, StrictModel
 from drbackup.config.models.daemon import DaemonConfig
+from drbackup.config.models.guard import GuardConfig
 from drbackup.config.models.sources import Source
 from drbackup.config.models.stores import StoreConfig
 from drbackup.config.units import ByteSize, Duration
@@ -124,6 +125,10 @@ class AgencyConfig(StrictModel):
     verify: VerifyConfig = Field(
         default_factory=VerifyConfig,
         description="Integrity checks and restore drills of this agency ([agencies.verify]).",
+    )
+    guard: GuardConfig = Field(
+        default_factory=GuardConfig,
+        description="The ransomware guard of this agency's directory sources ([agencies.guard]).",
     )
     retention: RetentionConfig | None = Field(
         None,

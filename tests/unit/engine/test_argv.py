@@ -72,6 +72,12 @@ def test_backup_of_paths() -> None:
         "--time", "2026-12-06 19:35:07", "--skip-if-unchanged", "--", "/srv/a", "-odd")
 
 
+def test_backup_listing_items_asks_for_verbosity_two() -> None:
+    # restic's --json output has a verbose_status line per file only at --verbose=2.
+    assert argv.backup_args(["/srv/a"], list_items=True) == (
+        "backup", "--verbose=2", "--", "/srv/a")
+
+
 def test_backup_tags_go_as_given_one_per_option() -> None:
     # No escaping: each tag is its own --tag word, exactly as the caller gave it.
     assert argv.backup_args(["/x"], tags=["a,b", "c"]) == (

@@ -213,6 +213,20 @@ def test_a_file_swapped_for_a_link_after_lstat_is_refused_by_o_nofollow(
     assert not result.readable and "cannot open" in result.reasons[0]
 
 
+def test_a_directory_swapped_for_a_link_to_another_tree_is_not_followed(tmp_path: Path) -> None:
+    # restic read agency A's docs/ff.txt; then A swaps docs/ for a link to agency B's tree.
+    other = tmp_path / "agency-b"
+    other.mkdir()
+    _write(other, "ff.txt", b"\x8f\x3a" + bytes(range(256)) * 64)
+    mine = tmp_path / "agency-a"
+    (mine / "docs").mkdir(parents=True)
+    (mine / "docs").rmdir()
+    (mine / "docs").symlink_to(other)
+    result = look(mine / "docs" / "ff.txt")
+    assert not result.readable and result.bytes_read == 0
+    assert "cannot open" in result.reasons[0]
+
+
 def test_errors_while_reading_are_a_reason(tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     path = _write(tmp_path, "data.csv", f.csv_text(1000))

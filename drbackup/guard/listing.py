@@ -1,0 +1,118 @@
+"""The guard's memory of a source between backups: every file of the last assessed snapshot
+with its size and what its last content look said, kept in the state directory.
+
+restic's `backup --verbose=2` names every file of the new snapshot (new, modified, unchanged)
+but not the files that are gone, and gives no size for unchanged ones. The listing of the
+previous assessed snapshot supplies both, so churn (modified + gone), mass deletions, renames
+(gone + new of the same size) and "this path was not random before" cost no repository read.
+
+File: gzip text, a JSON header line, then one line per file: `<size>\\t<look>\\t<path>`, the
+path with backslash, tab, newline and carriage return escaped. Written to a temporary file,
+fsynced, renamed: a killed backup leaves the previous listing whole, so the next backup is
+compared with the last assessed state and no change goes unseen.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FORMAT = 1
+# What the last content look of a path said (Look.code): not looked at, ok, encrypted, random
+# in a format of unknown randomness, not random in such a format.
+NOT_LOOKED, OK, ENCRYPTED, RANDOM, PLAIN = "", "o", "e", "u", "p"
+LOOK_CODES = frozenset({NOT_LOOKED, OK, ENCRYPTED, RANDOM, PLAIN})
+
+_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
+
+
+@dataclass
+class Entry:
+    size: int
+    look: str = NOT_LOOKED
+
+
+@dataclass
+class Listing:
+    snapshot_id: str | None
+    entries: dict[str, Entry] = field(default_factory=dict)
+
+    def count(self, look: str) -> int:
+        return sum(1 for entry in self.entries.values() if entry.look == look)
+
+
+class ListingError(Exception):
+    """The listing file is damaged: the guard starts again as for a first backup."""
+
+
+def escape(path: str) -> str:
+    return "".join(_ESCAPES.get(char, char) for char in path)
+
+
+def unescape(text: str) -> str:
+    out: list[str] = []
+    chars = iter(text)
+    for char in chars:
+        if char == "\\":
+            nxt = next(chars, "")
+            if nxt not in _UNESCAPES:
+                raise ListingError(f"bad escape \\{nxt}")
+            out.append(_UNESCAPES[nxt])
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _lines(listing: Listing) -> Iterator[str]:
+    header = {"format": FORMAT, "snapshot": listing.snapshot_id, "files": len(listing.entries)}
+    yield json.dumps(header, sort_keys=True) + "\n"
+    for path, entry in listing.entries.items():
+        yield f"{entry.size}\t{entry.look}\t{escape(path)}\n"
+
+
+def save(path: Path, listing: Listing) -> None:
+    """Write atomically (temporary file, fsync, rename). Raises OSError."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as raw:
+        with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as packed:
+            packed.write("".join(_lines(listing)).encode("utf-8", "surrogateescape"))
+        raw.flush()
+        os.fsync(raw.fileno())
+    os.replace(tmp, path)
+
+
+def load(path: Path) -> Listing | None:
+    """The saved listing, None when there is none. Raises ListingError when it is damaged
+    (truncated, not gzip, bad lines, another format)."""
+    try:
+        data = gzip.decompress(path.read_bytes()).decode("utf-8", "surrogateescape")
+    except FileNotFoundError:
+        return None
+    except (OSError, EOFError, ValueError) as exc:
+        raise ListingError(f"{path}: {exc}") from None
+    lines = data.split("\n")
+    try:
+        header = json.loads(lines[0])
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise ListingError(f"{path}: not a format-{FORMAT} guard listing")
+        snapshot = header.get("snapshot")
+        listing = Listing(snapshot if isinstance(snapshot, str) else None)
+        for line in lines[1:]:
+            if not line:
+                continue
+            size, look, escaped = line.split("\t", 2)
+            if look not in LOOK_CODES:
+                raise ListingError(f"{path}: unknown look {look!r}")
+            listing.entries[unescape(escaped)] = Entry(int(size), look)
+    except (ValueError, TypeError) as exc:
+        raise ListingError(f"{path}: {exc}") from None
+    if len(listing.entries) != header.get("files"):
+        raise ListingError(f"{path}: {len(listing.entries)} files, header says "
+                           f"{header.get('files')}")
+    return listing

@@ -1,0 +1,139 @@
+"""The ransomware guard in a backup (#16): collect restic's per-file lines, sample the changed
+files, judge the snapshot, record the verdict (state, the run's details, a signed evidence
+report in the store) and, for a suspect one, freeze the agency's retention.
+
+The guard never fails a backup: the snapshot exists either way. When the guard itself cannot
+finish (state or listing unwritable), the snapshot stays unassessed, which is never "clean":
+the next backup is compared with the last assessed listing, so its changes are seen then.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from drbackup.config.models import AgencyConfig, DirectorySource, GuardConfig, Source
+from drbackup.engine import BackupItem, BackupResult
+from drbackup.errors import DrBackupError, GuardFrozenError
+from drbackup.guard import listing
+from drbackup.guard.signals import Collector, Item, SampleLimits
+from drbackup.guard.verdict import History, Thresholds, assess
+from drbackup.jobs.evidence import publish_report, report_name, utc_iso
+from drbackup.jobs.runtime import Runtime
+from drbackup.state import guard as records
+
+log = logging.getLogger(__name__)
+GUARD_DIR = "guard"
+
+
+def thresholds(config: GuardConfig) -> Thresholds:
+    return Thresholds(hit_share=config.hit_share, hit_files=config.hit_files,
+                      min_hits=config.min_hits, note_dirs=config.note_dirs,
+                      learning_backups=config.learning_backups,
+                      churn_percentile=config.churn_percentile,
+                      churn_factor=config.churn_factor, churn_floor=config.churn_floor)
+
+
+def listing_path(rt: Runtime, agency: str, source: str) -> Path:
+    return rt.config.daemon.state_dir / GUARD_DIR / agency / f"{source}.listing.gz"
+
+
+@dataclass
+class GuardSession:
+    """One backup's guard: `on_item` goes to restic, `assess` runs once the snapshot exists."""
+
+    rt: Runtime
+    agency: AgencyConfig
+    source: Source
+    collector: Collector
+
+    def on_item(self, item: BackupItem) -> None:
+        self.collector.add(Item(item.action, item.path, item.size, item.stored))
+
+    def assess(self, result: BackupResult, run_id: int) -> records.VerdictRecord | None:
+        """Judge and record the snapshot; None when the guard could not (logged)."""
+        snapshot_id = result.summary.snapshot_id
+        if snapshot_id is None:
+            return None
+        fields = {"agency": self.agency.id, "source": self.source.id, "run_id": str(run_id)}
+        config = self.agency.guard
+        started = time.monotonic()
+        try:
+            signals = self.collector.finish(
+                snapshot_id, data_added=result.summary.data_added,
+                data_added_packed=result.summary.data_added_packed,
+                limits=SampleLimits(config.sample_files, config.sample_bytes,
+                                    config.file_bytes),
+                extra_notes=config.extra_notes, extra_extensions=config.extra_extensions)
+            state = self.rt.state
+            churn, assessed = records.history(state, self.agency.id, self.source.id,
+                                              config.baseline_backups)
+            verdict = assess(signals, thresholds(config), History(
+                churn, assessed, records.allowances(state, self.agency.id, self.source.id)))
+            numbers = {**verdict.numbers, "guard_seconds": round(time.monotonic() - started, 3)}
+            record = records.record_verdict(state, records.NewVerdict(
+                self.agency.id, self.source.id, snapshot_id, run_id, verdict.verdict,
+                signals.churn, list(verdict.rules), list(verdict.reasons), numbers,
+                verdict.values))
+            # After the verdict: a kill in between leaves the older listing, and the next
+            # backup sees these changes again rather than never.
+            listing.save(listing_path(self.rt, self.agency.id, self.source.id),
+                         self.collector.current)
+        except (DrBackupError, OSError) as exc:
+            why = exc.one_line() if isinstance(exc, DrBackupError) else f"{exc}"
+            log.error("guard: snapshot %s left unassessed: %s", snapshot_id[:8], why,
+                      extra=fields)
+            return None
+        if record.suspect:
+            log.error("guard: snapshot %s of %s is SUSPECT, retention of agency %s frozen: %s",
+                      snapshot_id[:8], self.source.id, self.agency.id,
+                      "; ".join(record.reasons), extra=fields)
+        else:
+            log.info("guard: snapshot %s clean: %s", snapshot_id[:8], "; ".join(record.reasons),
+                     extra=fields)
+        self._publish(record)
+        return record
+
+    def _publish(self, record: records.VerdictRecord) -> None:
+        report = {"kind": "guard-verdict", "agency": self.agency.id, "host": self.rt.hostname,
+                  "assessed_at": utc_iso(record.assessed_at), **record.as_json()}
+        name = report_name("guard", self.source.id, record.run_id or 0, record.assessed_at)
+        try:
+            publish_report(self.rt, self.agency, name, report)
+        except DrBackupError as exc:
+            log.warning("guard: verdict report not written: %s", exc.one_line(),
+                        extra={"agency": self.agency.id})
+
+
+def guard_session(rt: Runtime, agency: AgencyConfig, source: Source) -> GuardSession | None:
+    """The guard of a backup of this source, or None: guard off, or not a directory source
+    (database dumps and drop-folder files are one file per snapshot; see docs/guard.md)."""
+    if not agency.guard.enabled or not isinstance(source, DirectorySource):
+        return None
+    path = listing_path(rt, agency.id, source.id)
+    try:
+        previous = listing.load(path)
+    except listing.ListingError as exc:
+        log.warning("guard: listing %s unreadable (%s); this backup is compared with nothing",
+                    path, exc, extra={"agency": agency.id, "source": source.id})
+        previous = None
+    return GuardSession(rt, agency, source, Collector(previous, ignore=agency.guard.ignore))
+
+
+def require_unfrozen(rt: Runtime, agency: AgencyConfig, what: str) -> None:
+    """Raises GuardFrozenError while the agency's retention is frozen (forget, prune: on the
+    primary and every replica, daemon or CLI)."""
+    freeze = records.open_freeze(rt.state, agency.id)
+    if freeze is None:
+        return
+    first = records.verdict_for(rt.state, agency.id, freeze.snapshot_id)
+    why = f" ({first.reasons[0]})" if first and first.reasons else ""
+    raise GuardFrozenError(
+        f"{what} refused: retention of agency {agency.id!r} is frozen since "
+        f"{utc_iso(freeze.since)}: snapshot {freeze.snapshot_id[:8]} of source "
+        f"{freeze.source!r} is suspect{why}; nothing was removed",
+        f"find the last clean snapshot with 'drbackup guard status --agency {agency.id}'; "
+        f"release with 'drbackup guard release --agency {agency.id} --reason TEXT' only once "
+        "the incident is handled (runbooks/en/ransomware-suspected.md)")
