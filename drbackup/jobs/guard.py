@@ -49,6 +49,13 @@ class GuardSession:
     source: Source
     collector: Collector
 
+    @property
+    def parent(self) -> str | None:
+        """restic's parent: the last assessed snapshot, so that what a killed or unassessed
+        backup in between saw is reported again as modified, not as unchanged."""
+        previous = self.collector.previous
+        return previous.snapshot_id if previous else None
+
     def on_item(self, item: BackupItem) -> None:
         self.collector.add(Item(item.action, item.path, item.size, item.stored))
 

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 
 from drbackup.config.models import AgencyConfig, DirectorySource
 from drbackup.errors import NotFoundError, UsageError
+from drbackup.guard import listing
 from drbackup.guard.verdict import learned
 from drbackup.jobs.evidence import publish_report, report_name, utc_iso
+from drbackup.jobs.guard import listing_path
 from drbackup.jobs.recording import recorded_run
 from drbackup.jobs.runtime import Runtime
 from drbackup.state import guard as records
@@ -103,6 +105,24 @@ def _verdict_of(rt: Runtime, agency: AgencyConfig, snapshot: str) -> records.Ver
     return found
 
 
+def _accept_looks(rt: Runtime, agency: str, source: str) -> None:
+    """After a false alarm, the files the guard took for encrypted are the agency's own: the
+    listing stops counting them as earlier victims (else the next equal workload adds to
+    them and trips the rule again)."""
+    path = listing_path(rt, agency, source)
+    try:
+        found = listing.load(path)
+        if found is None:
+            return
+        for entry in found.entries.values():
+            if entry.look == listing.ENCRYPTED:
+                entry.look = listing.OK
+        listing.save(path, found)
+    except (listing.ListingError, OSError) as exc:
+        log.warning("guard: listing %s not updated after the false alarm: %s", path, exc,
+                    extra={"agency": agency, "source": source})
+
+
 def release(rt: Runtime, agency: AgencyConfig, *, reason: str, snapshot: str | None = None,
             false_alarm: bool = False, by: str | None = None) -> ReleaseOutcome:
     """Release the agency's freeze; with snapshot + false_alarm, mark that verdict a false
@@ -127,6 +147,7 @@ def release(rt: Runtime, agency: AgencyConfig, *, reason: str, snapshot: str | N
             taught = learned(verdict.rule_values, verdict.rules,
                              records.allowances(state, agency.id, verdict.source))
             records.mark_false_alarm(state, verdict, taught)
+            _accept_looks(rt, agency.id, verdict.source)
         left = records.suspects_in_freeze(state, freeze) if freeze else []
         closed = freeze is not None and not left
         if freeze is not None and closed:

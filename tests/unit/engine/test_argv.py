@@ -76,6 +76,8 @@ def test_backup_listing_items_asks_for_verbosity_two() -> None:
     # restic's --json output has a verbose_status line per file only at --verbose=2.
     assert argv.backup_args(["/srv/a"], list_items=True) == (
         "backup", "--verbose=2", "--", "/srv/a")
+    assert argv.backup_args(["/srv/a"], list_items=True, parent="ab" * 32) == (
+        "backup", "--verbose=2", "--parent", "ab" * 32, "--", "/srv/a")
 
 
 def test_backup_tags_go_as_given_one_per_option() -> None:
