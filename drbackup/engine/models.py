@@ -146,9 +146,10 @@ ITEM_ACTIONS = frozenset({"new", "modified", "unchanged"})
 @dataclass(frozen=True)
 class BackupItem:
     """One file of a backup, from restic's `verbose_status` line (`backup --verbose=2`):
-    `action` new, modified or unchanged; `size` the file's bytes (restic sends 0 for an
-    unchanged file); `stored` the bytes it added to the repository after deduplication,
-    compression and encryption (0 when every chunk was already there)."""
+    `action` new, modified or unchanged; `size` restic's data_size, the bytes of the file's
+    chunks that were new to the repository (not the file's size: 0 when every chunk was
+    already there, and for an unchanged file); `stored` what those chunks took in the
+    repository after compression and encryption."""
 
     action: str
     path: str

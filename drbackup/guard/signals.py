@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import os
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,12 +40,31 @@ class SampleLimits:
 
 @dataclass(frozen=True)
 class Item:
-    """A file restic saved or found unchanged (engine.BackupItem, without the engine)."""
+    """A file restic saved or found unchanged (engine.BackupItem, without the engine):
+    `added` the bytes of its chunks new to the repository, `stored` what they took there."""
 
     action: str
     path: str
-    size: int
+    added: int
     stored: int
+
+
+@dataclass(frozen=True)
+class Changed:
+    """A new or modified file: its size (lstat right after restic read it) and restic's
+    figures."""
+
+    path: str
+    size: int
+    added: int
+    stored: int
+
+
+def _size(path: str, fallback: int) -> int:
+    try:
+        return os.lstat(path).st_size
+    except (OSError, ValueError):
+        return fallback
 
 
 @dataclass
@@ -116,7 +136,7 @@ class Collector:
         self.previous = previous
         self.ignore = tuple(ignore)
         self.current = Listing(None)
-        self.changed: list[Item] = []
+        self.changed: list[Changed] = []
         self.signals = Signals(parent_files=len(previous.entries) if previous else None)
 
     def add(self, item: Item) -> None:
@@ -126,11 +146,13 @@ class Collector:
         before = self.previous.entries.get(item.path) if self.previous else None
         if item.action == "unchanged":
             # restic sends no size for an unchanged file: the listing has it.
-            self.current.entries[item.path] = Entry(before.size if before else item.size,
-                                                    before.look if before else NOT_LOOKED)
+            if before is None:
+                before = Entry(_size(item.path, 0))
+            self.current.entries[item.path] = Entry(before.size, before.look)
             return
-        self.current.entries[item.path] = Entry(item.size)
-        self.changed.append(item)
+        size = _size(item.path, item.added)
+        self.current.entries[item.path] = Entry(size)
+        self.changed.append(Changed(item.path, size, item.added, item.stored))
 
     def finish(self, snapshot_id: str | None, *, data_added: int, data_added_packed: int,
                limits: SampleLimits, extra_notes: Sequence[str] = (),
@@ -238,8 +260,8 @@ class Collector:
         unsampled = [i for i in self.changed if i.path not in looks and i.size > 0]
         for item in unsampled:
             known = content.format_for(posixpath.basename(item.path))
-            if known and not known[1].random_expected and item.size >= MIN_COMPRESSIBLE_SIZE \
-                    and item.stored >= INCOMPRESSIBLE * item.size:
+            if known and not known[1].random_expected and item.added >= MIN_COMPRESSIBLE_SIZE \
+                    and item.stored >= INCOMPRESSIBLE * item.added:
                 s.incompressible += 1
                 self.current.entries[item.path].look = ENCRYPTED
         rest = len(unsampled) - s.incompressible

@@ -57,7 +57,7 @@ class GuardSession:
         return previous.snapshot_id if previous else None
 
     def on_item(self, item: BackupItem) -> None:
-        self.collector.add(Item(item.action, item.path, item.size, item.stored))
+        self.collector.add(Item(item.action, item.path, added=item.size, stored=item.stored))
 
     def assess(self, result: BackupResult, run_id: int) -> records.VerdictRecord | None:
         """Judge and record the snapshot; None when the guard could not (logged)."""

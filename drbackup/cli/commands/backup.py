@@ -49,6 +49,15 @@ def backup_now(ctx: CliContext) -> int:
             f"files new {s.files_new}, changed {s.files_changed}, unmodified "
             f"{s.files_unmodified}; added {human_bytes(s.data_added)} "
             f"of {human_bytes(s.total_bytes_processed)} in {outcome.seconds:.1f}s")
+        verdict = outcome.guard
+        if verdict is not None and verdict.suspect:
+            ctx.out.error(f"{agency.id}/{source.id}: snapshot {verdict.snapshot_id[:8]} is "
+                          f"SUSPECT (ransomware guard): {'; '.join(verdict.reasons)}; "
+                          f"retention of agency {agency.id} is frozen (see 'drbackup guard "
+                          f"status --agency {agency.id}' and runbooks/en/ransomware-suspected.md)")
+        elif verdict is not None:
+            ctx.out.line(f"{agency.id}/{source.id}: guard: clean ({verdict.reasons[0]})"
+                         if verdict.reasons else f"{agency.id}/{source.id}: guard: clean")
         if outcome.unreadable:
             code = int(ExitCode.PARTIAL)
             ctx.out.line(f"warning: {len(outcome.unreadable)} item(s) could not be read; "
