@@ -23,23 +23,10 @@ from drbackup.state import guard as records
 from tests.support import formats
 from tests.support.offsite import runtime
 from tests.support.servers import MotoServer
+from tests.support.trees import office_tree
 from tests.support.workspace import Workspace
 
 RETENTION = {"keep_within": "1s", "keep_daily": 1}
-
-
-def _tree(root: Path, files: int = 60) -> Path:
-    """Office documents, CSV and prose in a few folders: what an agency share holds."""
-    for i in range(files):
-        folder = root / f"dept-{i % 4}"
-        folder.mkdir(parents=True, exist_ok=True)
-        if i % 3 == 0:
-            (folder / f"report-{i}.docx").write_bytes(formats.office_zip("docx", 12 * 1024))
-        elif i % 3 == 1:
-            (folder / f"ledger-{i}.csv").write_bytes(formats.csv_text(150, seed=i))
-        else:
-            (folder / f"minutes-{i}.txt").write_bytes(formats.prose(10 * 1024, seed=i))
-    return root
 
 
 def _encrypt(paths: list[Path], seed: int) -> None:
@@ -58,7 +45,7 @@ def _snapshot_keys(server: MotoServer, bucket: str) -> list[str]:
 def test_attack_freezes_retention_on_primary_and_replica_until_a_false_alarm_release(
         workspace: Workspace, s3_server: MotoServer, own_s3_server: MotoServer, bucket: str,
         tmp_path: Path) -> None:
-    data = _tree(tmp_path / "share")
+    data = office_tree(tmp_path / "share")
     workspace.add_s3_store("primary", s3_server, bucket)
     workspace.add_s3_store("replica", own_s3_server, f"{bucket}-replica")
     workspace.add_agency("planning", store="primary", replicas=["replica"], retention=RETENTION)
@@ -130,7 +117,7 @@ def verdict_id(result: subprocess.CompletedProcess[str]) -> str:
 
 def test_a_backup_killed_before_its_verdict_is_judged_by_the_next_one(
         workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = _tree(tmp_path / "share", files=40)
+    data = office_tree(tmp_path / "share", files=40)
     workspace.config["stores"]["local"] = {"path": str(tmp_path / "store")}
     workspace.add_agency("planning")
     workspace.add_directory_source("planning", "share", [data])
@@ -165,7 +152,7 @@ def test_a_backup_killed_before_its_verdict_is_judged_by_the_next_one(
 
 def test_kill_9_of_drbackup_mid_backup_loses_no_verdict(
         workspace: Workspace, tmp_path: Path) -> None:
-    data = _tree(tmp_path / "share", files=40)
+    data = office_tree(tmp_path / "share", files=40)
     workspace.config["stores"]["local"] = {"path": str(tmp_path / "store")}
     workspace.add_agency("planning")
     workspace.add_directory_source("planning", "share", [data])

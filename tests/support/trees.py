@@ -74,3 +74,19 @@ def make_mixed_tree(root: Path, *, big_bytes: int = 50 * 1024 * 1024, small_file
         folder = small / f"d{index // 100:02d}"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"f{index:04d}.txt").write_text(f"small file {index}\n" * (index % 7 + 1))
+
+
+def office_tree(root: Path, files: int = 60) -> Path:
+    """Office documents, CSV and prose in four folders: what an agency share holds (#16)."""
+    from tests.support import formats
+
+    for i in range(files):
+        folder = root / f"dept-{i % 4}"
+        folder.mkdir(parents=True, exist_ok=True)
+        if i % 3 == 0:
+            (folder / f"report-{i}.docx").write_bytes(formats.office_zip("docx", 12 * 1024))
+        elif i % 3 == 1:
+            (folder / f"ledger-{i}.csv").write_bytes(formats.csv_text(150, seed=i))
+        else:
+            (folder / f"minutes-{i}.txt").write_bytes(formats.prose(10 * 1024, seed=i))
+    return root
