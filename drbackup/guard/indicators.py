@@ -2,7 +2,7 @@
 mass renames. The note globs and extensions are data, shipped in indicators.json with a comment
 on each entry; callers pass the operator's extra names (config) as `extra`.
 
-A match here is a hint, not a verdict: the verdict (not built yet) counts matches across a
+A match here is a hint, not a verdict: the verdict (guard/verdict.py) counts matches across a
 backup's new files and weighs them with the churn and content signals.
 """
 
