@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,11 +51,17 @@ class ListingError(Exception):
     """The listing file is damaged: the guard starts again as for a first backup."""
 
 
+_ESCAPE_TABLE = str.maketrans(_ESCAPES)
+_SPECIAL = re.compile(r"[\\\t\n\r]")
+
+
 def escape(path: str) -> str:
-    return "".join(_ESCAPES.get(char, char) for char in path)
+    return path.translate(_ESCAPE_TABLE) if _SPECIAL.search(path) else path
 
 
 def unescape(text: str) -> str:
+    if "\\" not in text:
+        return text
     out: list[str] = []
     chars = iter(text)
     for char in chars:
