@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,7 +95,7 @@ def load(path: Path) -> Listing | None:
         data = gzip.decompress(path.read_bytes()).decode("utf-8", "surrogateescape")
     except FileNotFoundError:
         return None
-    except (OSError, EOFError, ValueError) as exc:
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
         raise ListingError(f"{path}: {exc}") from None
     lines = data.split("\n")
     try:
