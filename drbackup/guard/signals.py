@@ -102,10 +102,11 @@ def _order(path: str, salt: str) -> bytes:
 def _look_code(look: content.ContentLook) -> str:
     if look.kind == "encrypted":
         return ENCRYPTED
-    if look.kind == "ok":
-        return OK
+    # Before "ok": content.look calls a non-random file of an unknown format "ok".
     if look.format is None and look.windows:
         return RANDOM if look.random_windows else PLAIN
+    if look.kind == "ok":
+        return OK
     return NOT_LOOKED
 
 
