@@ -208,7 +208,7 @@ class Collector:
         # one that rewrote them (encrypted on the way) adds about its size.
         s.renames_changed = sum(
             1 for _, path in pairs
-            if stored.get(path, 0) >= new[path] // 2 or (
+            if (stored.get(path, 0) > 0 and stored[path] >= new[path] // 2) or (
                 path in looks and looks[path].kind == "encrypted"))
 
     def _hits(self, looks: dict[str, content.ContentLook]) -> None:
