@@ -161,6 +161,7 @@ class Collector:
         note_dirs: set[str] = set()
         names: set[str] = set()
         extensions: set[str] = set()
+        previous = self.previous.entries if self.previous else {}
         for item in self.changed:
             glob = indicators.which_note(item.path, extra_notes)
             if glob is not None:
@@ -171,7 +172,7 @@ class Collector:
                     note_dirs.add(posixpath.dirname(item.path))
                     names.add(posixpath.basename(item.path))
             ext = indicators.ransom_extension(item.path, extra_extensions)
-            if ext is not None and ext not in BROAD_EXTENSIONS:
+            if ext is not None and ext not in BROAD_EXTENSIONS and item.path not in previous:
                 s.ransom_extensions += 1
                 extensions.add(ext)
         s.note_dirs = len(note_dirs)
