@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from drbackup.guard import listing
 from drbackup.guard.listing import ENCRYPTED, NOT_LOOKED, OK, PLAIN, RANDOM, Entry, Listing
 from drbackup.guard.signals import Collector, Item, SampleLimits, Signals
+from drbackup.guard.verdict import History, Thresholds, assess
 from tests.support import formats as f
 from tests.support.fuzz import fuzz_pair
 
@@ -419,7 +420,7 @@ def test_a_few_odd_files_in_a_large_sample_are_not_multiplied(guard: Guard) -> N
 
 
 # Property: a workload that only edits text (no random bytes, no notes, no ransomware names)
-# never produces an encryption hit, whatever files it edits, adds or deletes.
+# never produces an encryption hit nor a suspect verdict, whatever it edits, adds or deletes.
 _edits = st.lists(st.tuples(st.integers(0, 11), st.sampled_from(["edit", "delete", "add"]),
                             st.integers(0, 2**16)), max_size=12)
 
@@ -445,6 +446,8 @@ def _clean_edits(edits: list[tuple[int, str, int]]) -> None:
         s = guard.backup()
         assert s.hits == 0 and s.encrypted == 0 and s.incompressible == 0
         assert s.notes == 0 and s.ransom_extensions == 0 and s.renames_changed == 0
+        # Judged after a calm learning period (baseline churn 0): still clean.
+        assert not assess(s, Thresholds(), History([0.0] * 10, 10)).suspect
 
 
 def _clean_bytes(name: str, seed: int) -> bytes:
