@@ -103,7 +103,7 @@ def record_verdict(state: StateDB, new: NewVerdict, *, at: float | None = None
                    ) -> VerdictRecord:
     """Store a verdict; a suspect one opens the agency's freeze unless one is open. Both in
     one transaction: a kill in between cannot leave a suspect verdict without its freeze.
-    Raises StateError."""
+    A snapshot already recorded keeps its first verdict and opens nothing. Raises StateError."""
     when = time.time() if at is None else at
     statements: list[tuple[str, tuple[Any, ...]]] = [(
         "INSERT INTO guard_verdicts (agency, source, snapshot_id, run_id, assessed_at, "
@@ -115,9 +115,12 @@ def record_verdict(state: StateDB, new: NewVerdict, *, at: float | None = None
          json.dumps(new.rule_values, sort_keys=True)))]
     if new.verdict == SUSPECT:
         statements.append((
+            # changes(): only when the verdict was inserted just now, not for a snapshot
+            # already recorded (clean, or suspect in a freeze since released).
             "INSERT INTO guard_freezes (agency, source, snapshot_id, since) SELECT ?, ?, ?, ? "
-            "WHERE NOT EXISTS (SELECT 1 FROM guard_freezes WHERE agency = ? AND released_at "
-            "IS NULL)", (new.agency, new.source, new.snapshot_id, when, new.agency)))
+            "WHERE changes() = 1 AND NOT EXISTS (SELECT 1 FROM guard_freezes WHERE agency = ? "
+            "AND released_at IS NULL)", (new.agency, new.source, new.snapshot_id, when,
+                                         new.agency)))
     state.write(statements)
     found = verdict_for(state, new.agency, new.snapshot_id)
     assert found is not None
