@@ -116,7 +116,7 @@ def release(rt: Runtime, agency: AgencyConfig, *, reason: str, snapshot: str | N
     user = by or current_user()
     state = rt.state
     freeze = records.open_freeze(state, agency.id)
-    verdict = _verdict_of(rt, agency, snapshot) if snapshot else None
+    verdict = _verdict_of(rt, agency, snapshot) if snapshot is not None else None
     if freeze is None and verdict is None:
         raise NotFoundError(f"agency {agency.id!r} has no retention freeze",
                             f"see 'drbackup guard status --agency {agency.id}'")
