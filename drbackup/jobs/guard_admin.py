@@ -127,6 +127,7 @@ def release(rt: Runtime, agency: AgencyConfig, *, reason: str, snapshot: str | N
             taught = learned(verdict.rule_values, verdict.rules,
                              records.allowances(state, agency.id, verdict.source))
             records.mark_false_alarm(state, verdict, taught)
+            verdict = records.verdict_for(state, agency.id, verdict.snapshot_id) or verdict
         left = records.suspects_in_freeze(state, freeze) if freeze else []
         closed = freeze is not None and not left
         if freeze is not None and closed:
