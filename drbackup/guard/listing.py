@@ -18,6 +18,7 @@ import gzip
 import json
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,7 +102,7 @@ def load(path: Path) -> Listing | None:
         data = gzip.decompress(path.read_bytes()).decode("utf-8", "surrogateescape")
     except FileNotFoundError:
         return None
-    except (OSError, EOFError, ValueError) as exc:
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
         raise ListingError(f"{path}: {exc}") from None
     lines = data.split("\n")
     try:

@@ -122,10 +122,11 @@ def _order(path: str, salt: str) -> bytes:
 def _look_code(look: content.ContentLook) -> str:
     if look.kind == "encrypted":
         return ENCRYPTED
-    if look.kind == "ok":
-        return OK
+    # Before "ok": content.look calls a non-random file of an unknown format "ok".
     if look.format is None and look.windows:
         return RANDOM if look.random_windows else PLAIN
+    if look.kind == "ok":
+        return OK
     return NOT_LOOKED
 
 
@@ -182,6 +183,7 @@ class Collector:
         note_dirs: set[str] = set()
         names: set[str] = set()
         extensions: set[str] = set()
+        previous = self.previous.entries if self.previous else {}
         for item in self.changed:
             glob = indicators.which_note(item.path, extra_notes)
             if glob is not None:
@@ -192,7 +194,7 @@ class Collector:
                     note_dirs.add(posixpath.dirname(item.path))
                     names.add(posixpath.basename(item.path))
             ext = indicators.ransom_extension(item.path, extra_extensions)
-            if ext is not None and ext not in BROAD_EXTENSIONS:
+            if ext is not None and ext not in BROAD_EXTENSIONS and item.path not in previous:
                 s.ransom_extensions += 1
                 extensions.add(ext)
         s.note_dirs = len(note_dirs)
@@ -229,7 +231,7 @@ class Collector:
         # one that rewrote them (encrypted on the way) adds about its size.
         s.renames_changed = sum(
             1 for _, path in pairs
-            if stored.get(path, 0) >= new[path] // 2 or (
+            if (stored.get(path, 0) > 0 and stored[path] >= new[path] // 2) or (
                 path in looks and looks[path].kind == "encrypted"))
 
     def _hits(self, looks: dict[str, content.ContentLook]) -> None:

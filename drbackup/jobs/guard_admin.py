@@ -136,7 +136,7 @@ def release(rt: Runtime, agency: AgencyConfig, *, reason: str, snapshot: str | N
     user = by or current_user()
     state = rt.state
     freeze = records.open_freeze(state, agency.id)
-    verdict = _verdict_of(rt, agency, snapshot) if snapshot else None
+    verdict = _verdict_of(rt, agency, snapshot) if snapshot is not None else None
     if freeze is None and verdict is None:
         raise NotFoundError(f"agency {agency.id!r} has no retention freeze",
                             f"see 'drbackup guard status --agency {agency.id}'")
@@ -148,6 +148,7 @@ def release(rt: Runtime, agency: AgencyConfig, *, reason: str, snapshot: str | N
                              records.allowances(state, agency.id, verdict.source))
             records.mark_false_alarm(state, verdict, taught)
             _accept_looks(rt, agency.id, verdict.source)
+            verdict = records.verdict_for(state, agency.id, verdict.snapshot_id) or verdict
         left = records.suspects_in_freeze(state, freeze) if freeze else []
         closed = freeze is not None and not left
         if freeze is not None and closed:

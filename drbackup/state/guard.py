@@ -15,6 +15,7 @@ from drbackup.state.db import StateDB
 CLEAN, SUSPECT = "clean", "suspect"
 _VERDICT_COLUMNS = ("id, agency, source, snapshot_id, run_id, assessed_at, verdict, churn, "
                     "rules, reasons, numbers, rule_values, false_alarm")
+_NO_ID = 2**63 - 1  # above every row id
 _FREEZE_COLUMNS = ("id, agency, source, snapshot_id, since, released_at, released_by, "
                    "release_reason, false_alarm")
 
@@ -102,7 +103,7 @@ def record_verdict(state: StateDB, new: NewVerdict, *, at: float | None = None
                    ) -> VerdictRecord:
     """Store a verdict; a suspect one opens the agency's freeze unless one is open. Both in
     one transaction: a kill in between cannot leave a suspect verdict without its freeze.
-    Raises StateError."""
+    A snapshot already recorded keeps its first verdict and opens nothing. Raises StateError."""
     when = time.time() if at is None else at
     statements: list[tuple[str, tuple[Any, ...]]] = [(
         "INSERT INTO guard_verdicts (agency, source, snapshot_id, run_id, assessed_at, "
@@ -114,9 +115,12 @@ def record_verdict(state: StateDB, new: NewVerdict, *, at: float | None = None
          json.dumps(new.rule_values, sort_keys=True)))]
     if new.verdict == SUSPECT:
         statements.append((
+            # changes(): only when the verdict was inserted just now, not for a snapshot
+            # already recorded (clean, or suspect in a freeze since released).
             "INSERT INTO guard_freezes (agency, source, snapshot_id, since) SELECT ?, ?, ?, ? "
-            "WHERE NOT EXISTS (SELECT 1 FROM guard_freezes WHERE agency = ? AND released_at "
-            "IS NULL)", (new.agency, new.source, new.snapshot_id, when, new.agency)))
+            "WHERE changes() = 1 AND NOT EXISTS (SELECT 1 FROM guard_freezes WHERE agency = ? "
+            "AND released_at IS NULL)", (new.agency, new.source, new.snapshot_id, when,
+                                         new.agency)))
     state.write(statements)
     found = verdict_for(state, new.agency, new.snapshot_id)
     assert found is not None
@@ -172,8 +176,10 @@ def freezes(state: StateDB, agency: str) -> list[FreezeRecord]:
 def suspects_in_freeze(state: StateDB, freeze: FreezeRecord) -> list[VerdictRecord]:
     """Suspect verdicts (not released as false alarms) since the freeze opened."""
     first = verdict_for(state, freeze.agency, freeze.snapshot_id)
-    since = first.id - 1 if first else 0
-    return [v for v in verdicts(state, freeze.agency, since_id=since) if v.suspect]
+    rows = state.read(f"SELECT {_VERDICT_COLUMNS} FROM guard_verdicts WHERE agency = ? AND "  # noqa: S608
+                      "id >= ? AND verdict = ? AND false_alarm = 0 ORDER BY id DESC",
+                      (freeze.agency, first.id if first else 0, SUSPECT))
+    return [_verdict(row) for row in rows]
 
 
 def mark_false_alarm(state: StateDB, verdict: VerdictRecord,
@@ -207,12 +213,12 @@ def last_clean(state: StateDB, agency: str, source: str) -> VerdictRecord | None
     freeze began; with no freeze (or none of its snapshots suspect), the newest clean one.
     A false alarm counts as clean."""
     freeze = open_freeze(state, agency)
-    found = verdicts(state, agency, source)
+    before = _NO_ID
     if freeze is not None:
         mine = [v.id for v in suspects_in_freeze(state, freeze) if v.source == source]
         if mine:
-            found = [v for v in found if v.id < min(mine)]
-    for record in found:
-        if not record.suspect:
-            return record
-    return None
+            before = min(mine)
+    rows = state.read(f"SELECT {_VERDICT_COLUMNS} FROM guard_verdicts WHERE agency = ? AND "  # noqa: S608
+                      "source = ? AND id < ? AND (verdict != ? OR false_alarm = 1) "
+                      "ORDER BY id DESC LIMIT 1", (agency, source, before, SUSPECT))
+    return _verdict(rows[0]) if rows else None
