@@ -87,12 +87,21 @@ def save(path: Path, listing: Listing) -> None:
     """Write atomically (temporary file, fsync, rename). Raises OSError."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as raw:
-        with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as packed:
-            packed.write("".join(_lines(listing)).encode("utf-8", "surrogateescape"))
-        raw.flush()
-        os.fsync(raw.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as raw:
+            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as packed:
+                packed.write("".join(_lines(listing)).encode("utf-8", "surrogateescape"))
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(directory)  # the rename itself survives a power cut
+    finally:
+        os.close(directory)
 
 
 def load(path: Path) -> Listing | None:
@@ -107,7 +116,8 @@ def load(path: Path) -> Listing | None:
     lines = data.split("\n")
     try:
         header = json.loads(lines[0])
-        if not isinstance(header, dict) or header.get("format") != FORMAT:
+        if not isinstance(header, dict) or type(header.get("format")) is not int \
+                or header.get("format") != FORMAT:
             raise ListingError(f"{path}: not a format-{FORMAT} guard listing")
         snapshot = header.get("snapshot")
         listing = Listing(snapshot if isinstance(snapshot, str) else None)
@@ -117,6 +127,8 @@ def load(path: Path) -> Listing | None:
             size, look, escaped = line.split("\t", 2)
             if look not in LOOK_CODES:
                 raise ListingError(f"{path}: unknown look {look!r}")
+            if not size.isdigit():
+                raise ListingError(f"{path}: bad size {size!r}")
             listing.entries[unescape(escaped)] = Entry(int(size), look)
     except (ValueError, TypeError) as exc:
         raise ListingError(f"{path}: {exc}") from None

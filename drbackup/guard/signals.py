@@ -138,7 +138,10 @@ class Collector:
         self.ignore = tuple(ignore)
         self.current = Listing(None)
         self.changed: list[Changed] = []
-        self.signals = Signals(parent_files=len(previous.entries) if previous else None)
+        # Files ignored now do not count, though the previous listing may hold them.
+        self.signals = Signals(parent_files=sum(
+            1 for path in previous.entries if not _ignored(path, self.ignore))
+            if previous else None)
 
     def add(self, item: Item) -> None:
         if _ignored(item.path, self.ignore):
@@ -261,6 +264,11 @@ class Collector:
                     s.examples.append(found.reasons[0] if found.reasons else found.path)
         unsampled = [i for i in self.changed if i.path not in looks and i.size > 0]
         for item in unsampled:
+            before = previous.get(item.path)
+            if before is not None and before.look == PLAIN:
+                # Not looked at this time: what the path was stays known, so a later random
+                # version of it is still compared with a plain one.
+                self.current.entries[item.path].look = PLAIN
             known = content.format_for(posixpath.basename(item.path))
             if known and not known[1].random_expected and item.added >= MIN_COMPRESSIBLE_SIZE \
                     and item.stored >= INCOMPRESSIBLE * item.added:

@@ -123,7 +123,7 @@ def assess(s: Signals, t: Thresholds, history: History) -> Verdict:
         reasons.append(f"{_n(s.renames_changed)} files renamed with their bytes rewritten "
                        f"({_n(s.renames)} renames in all; threshold {_n(limit)})")
     parent = s.parent_files or 0
-    if parent and s.gone / parent >= t.hit_share and (s.notes or s.broad_notes) \
+    if parent and s.gone / parent >= t.hit_share and s.notes \
             and over("deletion", s.gone, limit):
         fired.append("deletion")
         reasons.append(f"{_n(s.gone)} of {_n(parent)} files gone ({_pct(s.gone / parent)}) "
@@ -133,7 +133,7 @@ def assess(s: Signals, t: Thresholds, history: History) -> Verdict:
     if churn is not None and history.assessed >= t.learning_backups:
         baseline = percentile(history.clean_churn, t.churn_percentile)
         churn_limit = max(t.churn_floor, baseline * t.churn_factor)
-        corroborated = bool(s.hits or s.notes or s.broad_notes or s.ransom_extensions
+        corroborated = bool(s.hits or s.notes or s.ransom_extensions
                             or s.renames_changed)
         if churn > churn_limit and corroborated and over("churn", churn, churn_limit):
             fired.append("churn")
