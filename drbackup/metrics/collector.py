@@ -34,6 +34,7 @@ from drbackup.metrics.definitions import (
     BACKUP_RESULTS,
     FILE_STATES,
 )
+from drbackup.metrics.guard import GuardView, add_guard, read_guard
 from drbackup.metrics.live import LiveView
 from drbackup.metrics.samples import Samples
 from drbackup.state import RunRecord, StateDB
@@ -148,18 +149,22 @@ class StateCollector(Collector):
         try:
             running = self._refresh()
             health = store_health(self.state)
+            # Read at every scrape (two indexed statements): releases and false alarms
+            # update rows in place, so the run-id watermark cannot tell they happened.
+            guard = read_guard(self.state, self.config)
         except DrBackupError as exc:
             log.warning("metrics: cannot read the state database: %s", exc.one_line())
-            running, health = None, {}
+            running, health, guard = None, {}, GuardView()
         gauge("drbackup_state_up", (), 0 if running is None else 1)
         state: Samples | None = None
         if running is not None:
             self._state_key = (self._low, self._folded, tuple(r.id for r in running),
                                tuple(sorted((name, r.up, r.checked_at, r.latency_seconds)
-                                            for name, r in health.items())))
+                                            for name, r in health.items())), guard)
             if not reuse or self._state_key != self._cached_key:
                 state = Samples()
                 self._from_state(state, running, health)
+                add_guard(state, guard)
             self._replication_lag(tail, now, replication_status(self.state))
         self._from_live(tail.add, running)
         self._host(tail.add)

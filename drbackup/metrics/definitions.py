@@ -108,6 +108,23 @@ METRICS: dict[str, MetricDef] = {m.name: m for m in [
        "Estimated time to restore the whole agency: the sum, over its sources, of the RTO "
        "estimate the newest successful restore drill of each source recorded (else that "
        "drill's duration).", "state"),
+    # -- the ransomware guard (#16) --------------------------------------------------------------
+    _m("drbackup_guard_suspect", "gauge", AS,
+       "1 when the ransomware guard judges the source suspect: its newest verdict is suspect "
+       "(not released as a false alarm), or the agency's retention is frozen and one of the "
+       "source's verdicts since the freeze began is suspect; else 0, also before its first "
+       "verdict. For every directory source of an agency with the guard on.", "state"),
+    _m("drbackup_guard_frozen", "gauge", ("agency",),
+       "1 while a suspect snapshot freezes the agency's retention (no forget, no prune) until "
+       "`drbackup guard release`, else 0. For every agency with the guard on.", "state"),
+    _m("drbackup_guard_last_clean_timestamp_seconds", "gauge", AS,
+       "When the guard assessed the source's last clean snapshot (a false alarm counts as "
+       "clean): the newest before its first suspect one since the open freeze began, else the "
+       "newest. Absent when there is none.", "state"),
+    _m("drbackup_guard_last_verdict_timestamp_seconds", "gauge", AS,
+       "When the guard last assessed a snapshot of the source (its newest verdict, clean or "
+       "suspect); absent before the first. Stops moving when the guard stops assessing.",
+       "state"),
     # -- objectives from the config --------------------------------------------------------------
     _m("drbackup_rpo_target_seconds", "gauge", ("agency",),
        "Recovery point objective of the agency (config agencies[].rpo).", "config"),

@@ -21,8 +21,10 @@ TESTS_DIR = ROOT / "config" / "prometheus" / "tests"
 ALERTS = ["DrBackupRPOBreached", "DrBackupBackupsFailing", "DrBackupVerifyFailed",
           "DrBackupVerifyOverdue", "DrBackupRTOEstimateOverTarget", "DrBackupReplicationLagHigh",
           "DrBackupStoreDown", "DrBackupWatcherOverflow", "DrBackupDaemonAbsent",
-          "DrBackupDiskFilling"]
+          "DrBackupDiskFilling", "DrBackupRansomwareSuspected"]
 RUNBOOK_PREFIX = "https://drbackup.example.gov/runbooks/"
+# Alerts that start an incident procedure link it instead of runbooks/<lang>/alerts/<name>.md.
+RUNBOOKS = {"DrBackupRansomwareSuspected": "en/ransomware-suspected.md"}
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +74,8 @@ def test_alert_names_labels_and_annotations() -> None:
         assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
         annotations = rule["annotations"]
         assert set(annotations) >= {"summary", "description", "runbook_url"}, rule["alert"]
-        assert annotations["runbook_url"] == (
-            f"{RUNBOOK_PREFIX}en/alerts/{rule['alert']}.md")
+        assert annotations["runbook_url"] == RUNBOOK_PREFIX + RUNBOOKS.get(
+            rule["alert"], f"en/alerts/{rule['alert']}.md")
 
 
 @pytest.mark.parametrize("language", ["en", "zh-CN"])

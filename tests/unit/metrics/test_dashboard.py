@@ -37,7 +37,7 @@ def test_datasource_is_a_variable_used_by_every_panel() -> None:
 def test_sections_and_unique_ids() -> None:
     dashboard = _dashboard()
     rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
-    assert rows == ["Fleet overview", "Agency detail", "Verification",
+    assert rows == ["Fleet overview", "Ransomware guard", "Agency detail", "Verification",
                     "Replication and stores", "Queue and daemon"]
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
