@@ -93,7 +93,7 @@ def paragraphs(rng: random.Random, nbytes: int) -> list[str]:
 def when(rng: random.Random) -> datetime:
     """A moment in the share's years."""
     return datetime(YEARS[0], 1, 1, tzinfo=UTC) + timedelta(
-        seconds=rng.randrange(86400 * 365 * len(YEARS)))
+        seconds=int(rng.random() * 86400 * 365 * len(YEARS)))
 
 
 def person(rng: random.Random) -> str:
@@ -148,17 +148,19 @@ def csv_rows(rng: random.Random, schema: str, start: int, count: int) -> str:
     buf = io.StringIO()
     out = csv.writer(buf, lineterminator="\n")
     for i in range(start, start + count):
-        day = f"{rng.choice(YEARS)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-        first, last, net = rng.choice(FIRST), rng.choice(LAST), rng.randint(100, 2_000_000) / 100
-        row: list[object] = [f"A{i:07d}", rng.choice(IDENTS), rng.choice(SERVICES), day,
-                             f"{net / 10:.1f}", rng.choice(("good", "fair", "poor"))]
+        r = rng.getrandbits(64)  # one draw, sliced: exports are bulky
+        day = f"{YEARS[r % len(YEARS)]}-{(r >> 4) % 12 + 1:02d}-{(r >> 8) % 28 + 1:02d}"
+        first, last, net = FIRST[(r >> 13) % len(FIRST)], LAST[(r >> 18) % len(LAST)], \
+            ((r >> 23) % 2_000_000 + 100) / 100
+        row: list[object] = [f"A{i:07d}", IDENTS[(r >> 44) % len(IDENTS)], SERVICES[(r >> 50) % 8],
+                             day, f"{net / 10:.1f}", ("good", "fair", "poor")[(r >> 53) % 3]]
         if schema == "invoices":
-            row = [f"INV-{i:06d}", day, f"{last} {rng.choice(('Ltd', 'GmbH', 'AS'))}",
+            row = [f"INV-{i:06d}", day, f"{last} {('Ltd', 'GmbH', 'AS')[(r >> 44) % 3]}",
                    " ".join(rng.choices(WORDS, k=4)), f"{net:.2f}", f"{net * .25:.2f}",
-                   f"{net * 1.25:.2f}", rng.choice(("paid", "open", "overdue"))]
+                   f"{net * 1.25:.2f}", ("paid", "open", "overdue")[(r >> 47) % 3]]
         elif schema == "staff":
             email = f"{first}.{last}@agency.example".lower()
-            row = [i, first, last, rng.choice(list(DEPTS)), email, day]
+            row = [i, first, last, tuple(DEPTS)[(r >> 44) % len(DEPTS)], email, day]
         out.writerow(row)
     return buf.getvalue()
 
@@ -180,13 +182,14 @@ SQL_TABLES = {"citizens": "`id` int NOT NULL, `name` varchar(80), `email` varcha
 
 def sql_row(rng: random.Random, table: str, i: int) -> str:
     """One row tuple of a SQL_TABLES table; the dump's INSERT lines join 100 with ','."""
-    stamp, first, last = f"'{when(rng):%Y-%m-%d %H:%M:%S}'", rng.choice(FIRST), rng.choice(LAST)
+    r, stamp = rng.getrandbits(64), f"'{when(rng):%Y-%m-%d %H:%M:%S}'"
     if table == "citizens":
-        return (f"({i},'{first} {last}','{first}.{last}{i}@mail.example',"
-                f"'{rng.choice(WORDS)}',{stamp})")
-    status = rng.choice(("open", "closed", "waiting"))
-    return (f"({i},{rng.randint(1, 99999)},'{' '.join(rng.choices(WORDS, k=6))}','{status}',"
-            f"{rng.randint(0, 999999) / 100},{stamp})")
+        first, last = FIRST[r % len(FIRST)], LAST[(r >> 8) % len(LAST)]
+        return (f"({i},'{first} {last}','{first.lower()}.{last.lower()}{i}@mail.example',"
+                f"'{WORDS[(r >> 16) % len(WORDS)]}',{stamp})")
+    status = ("open", "closed", "waiting")[r % 3]
+    return (f"({i},{(r >> 8) % 99999 + 1},'{' '.join(rng.choices(WORDS, k=6))}','{status}',"
+            f"{(r >> 28) % 1_000_000 / 100},{stamp})")
 
 
 def sql_dump(rng: random.Random, size: int) -> bytes:
@@ -634,9 +637,13 @@ def make_corpus(root: Path, *, files: int = 2000, target_bytes: int = 150 * MiB,
         taken.add(rel.lower())
         plan.append((rel, kind, size, rng.getrandbits(64), when(rng).timestamp()))
     tasks = [(root / rel, kind, size, seed, mtime) for rel, kind, size, seed, mtime in plan]
-    if (workers or min(2, os.cpu_count() or 1)) > 1 and files > 40:
-        with ProcessPoolExecutor(workers or min(2, os.cpu_count() or 1)) as pool:
-            written = list(pool.map(_write, tasks, chunksize=4))
+    workers = workers or min(2, os.cpu_count() or 1)
+    if workers > 1:  # the largest first, so that no worker is left with a big file at the end
+        order = sorted(range(len(tasks)), key=lambda i: -tasks[i][2])
+        with ProcessPoolExecutor(workers) as pool:
+            done = dict(zip(order, pool.map(_write, [tasks[i] for i in order], chunksize=2),
+                            strict=True))
+        written = [done[i] for i in range(len(tasks))]
     else:
         written = [_write(task) for task in tasks]
     return Corpus(root, tuple(CorpusFile(rel, kind, n)

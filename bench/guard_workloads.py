@@ -296,10 +296,10 @@ def bulk_photo_import(root: Path, rng: random.Random, *, count: int = 300,
 
 
 def log_rotation(root: Path, rng: random.Random, *, keep: int = 7) -> WorkloadReport:
-    """logrotate: every name.log.N.gz becomes name.log.N+1.gz (beyond `keep` deleted), name.log
-    is gzipped into name.log.1.gz and starts again, empty or with a few new lines."""
+    """logrotate (notifempty): every name.log.N.gz becomes name.log.N+1.gz (beyond `keep`
+    deleted), name.log is gzipped into name.log.1.gz and starts again, empty or with new lines."""
     report = WorkloadReport("log_rotation")
-    for log in [p for p in files_of(root) if p.suffix == ".log"]:
+    for log in [p for p in files_of(root) if p.suffix == ".log" and p.stat().st_size]:
         pattern = re.compile(re.escape(log.name) + r"\.(\d+)\.gz")
         olds = sorted(((int(m[1]), p) for p in log.parent.iterdir()
                        if (m := pattern.fullmatch(p.name))), reverse=True)
