@@ -285,10 +285,11 @@ def _mp4(rng: random.Random, size: int) -> bytes:
 
 FONT = ImageFont.load_default_imagefont()  # the bitmap font: 20 times faster than FreeType
 
-def photo(rng: random.Random, w: int, h: int, mode: str = "RGB") -> Image.Image:
+
+def photo(rng: random.Random, w: int, h: int) -> Image.Image:
     """A photo-like image: smooth colour fields, mid-frequency detail and sensor noise."""
     def layer(x: int, y: int) -> Image.Image:
-        return Image.frombytes(mode, (x, y), rng.randbytes(x * y * len(mode)))
+        return Image.frombytes("RGB", (x, y), rng.randbytes(x * y * 3))
     img = Image.blend(layer(6, 4).resize((w, h), Image.Resampling.BICUBIC),
                       layer(48, 32).resize((w, h), Image.Resampling.BICUBIC), rng.uniform(.2, .45))
     return Image.blend(img, layer(w, h), rng.uniform(.08, .2))
@@ -381,8 +382,10 @@ Part = tuple[str, str, str | bytes]  # name, content type ("" for a default one)
 
 
 def rels(targets: list[tuple[str, str]]) -> str:
-    items = "".join(f'<Relationship Id="rId{i}" Type="{OD}/relationships/{kind}" '
-                    f'Target="{target}"/>' for i, (kind, target) in enumerate(targets, 1))
+    """A relationships part: (type, target) pairs, the type a full URI or one of OD's."""
+    uris = [kind if ":" in kind else f"{OD}/relationships/{kind}" for kind, _ in targets]
+    items = "".join(f'<Relationship Id="rId{i}" Type="{uri}" Target="{target}"/>'
+                    for i, (uri, (_, target)) in enumerate(zip(uris, targets, strict=True), 1))
     return f'{XML}<Relationships xmlns="{PKG}/relationships">{items}</Relationships>'
 
 
@@ -400,8 +403,8 @@ def ooxml(rng: random.Random, app: str, parts: list[Part]) -> bytes:
     defaults = "".join(f'<Default Extension="{ext}" ContentType="{kind}"/>' for ext, kind in (
         ("rels", "application/vnd.openxmlformats-package.relationships+xml"),
         ("xml", "application/xml"), ("jpeg", "image/jpeg")))
-    package = rels([("officeDocument", parts[0][0]), ("metadata/core-properties",
-                                                      "docProps/core.xml")])
+    package = rels([("officeDocument", parts[0][0]),
+                    (f"{PKG}/relationships/metadata/core-properties", "docProps/core.xml")])
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in [("[Content_Types].xml", f'{XML}<Types xmlns="{PKG}/content-types">'
