@@ -503,9 +503,12 @@ def sqlite_db(rng: random.Random, rows: int) -> bytes:
          rng.randint(1, 16) / 2, " ".join(rng.choices(WORDS, k=rng.randint(0, 8))))
         for i in range(rows)))
     con.commit()
-    data = con.serialize()
+    data = bytearray(con.serialize())
     con.close()
-    return data
+    counter, (x, y, z) = struct.pack(">I", rng.randint(2, 900)), sqlite3.sqlite_version_info
+    data[24:28] = data[92:96] = counter  # as a file written that many times by this SQLite
+    data[96:100] = struct.pack(">I", x * 1_000_000 + y * 1000 + z)
+    return bytes(data)
 
 
 BUILDERS: dict[str, Callable[[random.Random, int], bytes]] = {
