@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from fpdf import FPDF
 from PIL import Image, ImageDraw, ImageFont
 
@@ -98,6 +99,13 @@ def when(rng: random.Random) -> datetime:
 
 def person(rng: random.Random) -> str:
     return f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+
+
+def noise(rng: random.Random, n: int) -> bytes:
+    """`n` random-looking bytes from the rng, 10 times faster than randbytes: an AES-CTR
+    keystream under a key drawn from it."""
+    key, nonce = rng.randbytes(32), rng.randbytes(16)
+    return Cipher(algorithms.AES(key), modes.CTR(nonce)).encryptor().update(bytes(n))
 
 
 def _fit(rng: random.Random, size: int, make: Callable[[random.Random, int], bytes],
@@ -278,7 +286,7 @@ def _mp4(rng: random.Random, size: int) -> bytes:
     stamp = int(when(rng).timestamp()) + 2082844800  # MP4 counts seconds from 1904
     moov = _box(b"moov", _box(b"mvhd", struct.pack(">5I", 0, stamp, stamp, 1000, 90000)
                               + bytes(80)) + _box(b"trak", _box(b"tkhd", bytes(84))))
-    return ftyp + _box(b"mdat", rng.randbytes(max(0, size - len(ftyp) - len(moov) - 8))) + moov
+    return ftyp + _box(b"mdat", noise(rng, max(0, size - len(ftyp) - len(moov) - 8))) + moov
 
 
 # Images (Pillow) and PDF (fpdf2).
@@ -289,10 +297,11 @@ FONT = ImageFont.load_default_imagefont()  # the bitmap font: 20 times faster th
 def photo(rng: random.Random, w: int, h: int) -> Image.Image:
     """A photo-like image: smooth colour fields, mid-frequency detail and sensor noise."""
     def layer(x: int, y: int) -> Image.Image:
-        return Image.frombytes("RGB", (x, y), rng.randbytes(x * y * 3))
-    img = Image.blend(layer(6, 4).resize((w, h), Image.Resampling.BICUBIC),
-                      layer(48, 32).resize((w, h), Image.Resampling.BICUBIC), rng.uniform(.2, .45))
-    return Image.blend(img, layer(w, h), rng.uniform(.08, .2))
+        return Image.frombytes("RGB", (x, y), noise(rng, x * y * 3))
+    fields = Image.blend(layer(6, 4).resize((48, 32), Image.Resampling.BICUBIC), layer(48, 32),
+                         rng.uniform(.2, .45))
+    return Image.blend(fields.resize((w, h), Image.Resampling.BICUBIC), layer(w, h),
+                       rng.uniform(.08, .2))
 
 
 def _jpeg(rng: random.Random, pixels: int) -> bytes:
@@ -311,11 +320,12 @@ def jpeg(rng: random.Random, size: int) -> bytes:
 
 
 def png(rng: random.Random, size: int) -> bytes:
-    """A chart, diagram or screenshot: flat shapes and text, part of it a photo in some."""
-    share, ratio = rng.choice((0, 0, .3, .6)), rng.choice((3 / 4, 9 / 16))
+    """A chart, diagram or screenshot: flat shapes and text, part of it a photo (large ones)."""
+    share = rng.choice((.3, .6, .8) if size > 60 * KiB else (0, 0, .3))
+    ratio = rng.choice((3 / 4, 9 / 16))
 
     def make(r: random.Random, pixels: int) -> bytes:
-        w = int(min(2400, max(48, math.sqrt(pixels / ratio))))
+        w = int(min(1920, max(48, math.sqrt(pixels / ratio))))
         img = Image.new("RGB", (w, int(w * ratio)), (r.randint(200, 255), r.randint(200, 255), 250))
         draw = ImageDraw.Draw(img)
         for _ in range(r.randint(4, 14)):
@@ -339,9 +349,9 @@ def _scan_page(rng: random.Random) -> bytes:
     draw = ImageDraw.Draw(page)
     for y in range(80, 1080, 22):
         draw.text((70, y), sentence(rng)[:95], fill=rng.randint(10, 60), font=FONT)
-    noise = Image.frombytes("L", page.size, rng.randbytes(827 * 1169))
+    grain = Image.frombytes("L", page.size, noise(rng, 827 * 1169))
     buf = io.BytesIO()
-    Image.blend(page, noise, rng.uniform(.04, .1)).save(buf, "JPEG", quality=75)
+    Image.blend(page, grain, rng.uniform(.04, .1)).save(buf, "JPEG", quality=75)
     return buf.getvalue()
 
 
