@@ -27,23 +27,7 @@ from xml.sax.saxutils import escape
 
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
-from bench.guard_corpus import (
-    CSV_HEADERS,
-    KiB,
-    MiB,
-    build,
-    csv_rows,
-    jpeg,
-    kind_of,
-    log_text,
-    paragraphs,
-    place,
-    png,
-    sentence,
-    sql_dump,
-    sql_row,
-    w_paragraph,
-)
+from bench import guard_corpus as gc
 
 NOTE_NAMES = ("README_DECRYPT.txt", "HOW_TO_RECOVER_FILES.txt")
 MARK = b"\x8aLOCKED\x8a"  # slow_attack's footer mark, how it knows which files it already did
@@ -155,7 +139,7 @@ def encrypt_rename_notes(root: Path, rng: random.Random, *, share: float = 1.0,
 
 
 def intermittent(root: Path, rng: random.Random, *, share: float = 1.0, every: int = 3,
-                 block: int = 64 * KiB) -> WorkloadReport:
+                 block: int = 64 * gc.KiB) -> WorkloadReport:
     """Encrypt blocks 0, every, 2*every, ... of `block` bytes of `share` of the files, in place
     (a small file is all block 0): the fast "intermittent" mode of LockBit, BlackCat, Play."""
     report = WorkloadReport("intermittent")
@@ -172,7 +156,7 @@ def intermittent(root: Path, rng: random.Random, *, share: float = 1.0, every: i
 
 
 def first_mib(root: Path, rng: random.Random, *, share: float = 1.0,
-              head: int = MiB) -> WorkloadReport:
+              head: int = gc.MiB) -> WorkloadReport:
     """Encrypt the first `head` bytes of `share` of the files (smaller files whole), in place."""
     report = WorkloadReport("first_mib")
     for path in pick(rng, files_of(root), share):
@@ -186,7 +170,10 @@ def first_mib(root: Path, rng: random.Random, *, share: float = 1.0,
 
 def _marked(path: Path) -> bool:
     with path.open("rb") as f:
-        return f.seek(0, 2) >= len(MARK) and (f.seek(-len(MARK), 2), f.read())[1] == MARK
+        if f.seek(0, 2) < len(MARK):
+            return False
+        f.seek(-len(MARK), 2)
+        return f.read() == MARK
 
 
 def slow_attack(root: Path, rng: random.Random, *, share: float = 0.02) -> WorkloadReport:
@@ -226,8 +213,9 @@ def edit_docx(data: bytes, rng: random.Random) -> bytes:
                 xml = part.decode()
                 if texts := re.findall(r"<w:t[^>]*>([^<]+)</w:t>", xml):
                     old = rng.choice(texts)
-                    xml = xml.replace(f">{old}<", f">{escape(sentence(rng))} {old}<", 1)
-                added = "".join(w_paragraph(p) for p in paragraphs(rng, rng.randint(200, 3000)))
+                    xml = xml.replace(f">{old}<", f">{escape(gc.sentence(rng))} {old}<", 1)
+                new = gc.paragraphs(rng, rng.randint(200, 3000))
+                added = "".join(gc.w_paragraph(p) for p in new)
                 part = xml.replace("</w:body>", added + "</w:body>", 1).encode()
             out.writestr(info, part)
     return buf.getvalue()
@@ -237,24 +225,25 @@ def _edit(path: Path, kind: str, rng: random.Random) -> None:
     if kind == "csv":
         with path.open("r", encoding="utf-8") as f:
             header, rows = f.readline().strip(), sum(1 for _ in f)
-        schema = next((s for s, cols in CSV_HEADERS.items() if ",".join(cols) == header), "assets")
+        schema = next((s for s, cols in gc.CSV_HEADERS.items() if ",".join(cols) == header),
+                      "assets")
         with path.open("a", encoding="utf-8") as f:
-            f.write(csv_rows(rng, schema, rows + 1, rng.randint(1, 40)))
+            f.write(gc.csv_rows(rng, schema, rows + 1, rng.randint(1, 40)))
     elif kind == "log":
         with path.open("a", encoding="utf-8") as f:
-            f.write(log_text(rng, rng.randint(500, 20_000), TODAY))
+            f.write(gc.log_text(rng, rng.randint(500, 20_000), TODAY))
     elif kind in ("txt", "md"):
         with path.open("a", encoding="utf-8") as f:
-            f.write("\n" + "\n\n".join(paragraphs(rng, rng.randint(100, 2000))) + "\n")
+            f.write("\n" + "\n\n".join(gc.paragraphs(rng, rng.randint(100, 2000))) + "\n")
     elif kind == "docx":
         path.write_bytes(edit_docx(path.read_bytes(), rng))
     elif kind == "json":
         doc = json.loads(path.read_text(encoding="utf-8"))
         doc["version"] = doc.get("version", 0) + 1
-        doc.setdefault("items", []).append({"id": len(doc["items"]), "note": sentence(rng)})
+        doc.setdefault("items", []).append({"id": len(doc["items"]), "note": gc.sentence(rng)})
         path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
     else:  # a spreadsheet saved again, a bit larger
-        path.write_bytes(build(kind, rng, int(path.stat().st_size * rng.uniform(1, 1.2))))
+        path.write_bytes(gc.build(kind, rng, int(path.stat().st_size * rng.uniform(1, 1.2))))
 
 
 def daily_edits(root: Path, rng: random.Random, *, share: float = 0.01,
@@ -262,17 +251,17 @@ def daily_edits(root: Path, rng: random.Random, *, share: float = 0.01,
     """An office day: `share` of the files edited (rows appended to CSVs and logs, documents
     revised, spreadsheets saved again) and `new_docs` new documents."""
     report, files = WorkloadReport("daily_edits"), files_of(root)
-    editable = [p for p in files if kind_of(p) in ("csv", "log", "txt", "md", "docx", "xlsx",
+    editable = [p for p in files if gc.kind_of(p) in ("csv", "log", "txt", "md", "docx", "xlsx",
                                                    "json")]
     for path in pick(rng, editable, share * len(files) / max(1, len(editable))):
-        _edit(path, kind_of(path) or "", rng)
+        _edit(path, gc.kind_of(path) or "", rng)
         report.modified.append(_rel(root, path))
     for _ in range(new_docs):
         kind = rng.choice(("docx", "docx", "xlsx", "pdf"))
-        path = root / place(rng, kind)
+        path = root / gc.place(rng, kind)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(build(kind, rng, rng.randint(8 * KiB, 120 * KiB)))
+            path.write_bytes(gc.build(kind, rng, rng.randint(8 * gc.KiB, 120 * gc.KiB)))
             report.created.append(_rel(root, path))
     return report
 
@@ -287,10 +276,10 @@ def bulk_photo_import(root: Path, rng: random.Random, *, count: int = 300,
     for i in range(count):
         if rng.random() < .85:
             path = target / f"IMG_{first + i:04d}.JPG"
-            path.write_bytes(jpeg(rng, rng.randint(150, 600) * KiB))
+            path.write_bytes(gc.jpeg(rng, rng.randint(150, 600) * gc.KiB))
         else:
             path = target / f"Screenshot {first + i}.png"
-            path.write_bytes(png(rng, rng.randint(40, 300) * KiB))
+            path.write_bytes(gc.png(rng, rng.randint(40, 300) * gc.KiB))
         report.created.append(_rel(root, path))
     return report
 
@@ -313,7 +302,7 @@ def log_rotation(root: Path, rng: random.Random, *, keep: int = 7) -> WorkloadRe
                 report.renamed.append((_rel(root, old), _rel(root, new)))
         rotated = log.with_name(log.name + ".1.gz")
         rotated.write_bytes(gzip.compress(log.read_bytes(), mtime=int(TODAY.timestamp())))
-        fresh = log_text(rng, rng.randint(100, 4000), TODAY) if rng.random() < .5 else ""
+        fresh = gc.log_text(rng, rng.randint(100, 4000), TODAY) if rng.random() < .5 else ""
         log.write_text(fresh, encoding="utf-8")
         report.created.append(_rel(root, rotated))
         report.modified.append(_rel(root, log))
@@ -328,12 +317,12 @@ def replace_documents(root: Path, rng: random.Random, *,
     """New versions of every office document and PDF under `folder` (default: the top folder
     with the most of them), same names: a department re-issuing its templates and reports."""
     report = WorkloadReport("replace_documents")
-    docs = [p for p in files_of(root) if kind_of(p) in OFFICE_KINDS]
+    docs = [p for p in files_of(root) if gc.kind_of(p) in OFFICE_KINDS]
     folder = folder or Counter(p.relative_to(root).parts[0] for p in docs).most_common(1)[0][0]
     for path in docs:
-        if path.relative_to(root).parts[0] == folder or path.is_relative_to(root / folder):
+        if path.is_relative_to(root / folder):
             size = int(path.stat().st_size * rng.uniform(.8, 1.3))
-            path.write_bytes(build(kind_of(path) or "docx", rng, size))
+            path.write_bytes(gc.build(gc.kind_of(path) or "docx", rng, size))
             report.modified.append(_rel(root, path))
     return report
 
@@ -346,12 +335,12 @@ def software_update(root: Path, rng: random.Random, *, share: float = 0.9,
     tree = [p for p in files_of(root) if "software" in p.relative_to(root).parts]
     for path in pick(rng, tree, share):
         size = int(path.stat().st_size * rng.uniform(.9, 1.2))
-        path.write_bytes(build(kind_of(path) or "so", rng, size))
+        path.write_bytes(gc.build(gc.kind_of(path) or "so", rng, size))
         report.modified.append(_rel(root, path))
     for model in rng.sample(tree, min(len(tree), round(len(tree) * share * added))):
         new = model.with_name(f"{model.stem}_{rng.choice(('v2', 'compat', 'ext'))}{model.suffix}")
         if not new.exists():
-            new.write_bytes(build(kind_of(model) or "so", rng, model.stat().st_size))
+            new.write_bytes(gc.build(gc.kind_of(model) or "so", rng, model.stat().st_size))
             report.created.append(_rel(root, new))
     return report
 
@@ -391,7 +380,7 @@ def database_dump(root: Path, rng: random.Random, *, change: float = 0.3) -> Wor
     if not dumps:
         dumps = [root / "IT/db-dumps/crm_dump.sql"]
         dumps[0].parent.mkdir(parents=True, exist_ok=True)
-        dumps[0].write_bytes(sql_dump(rng, 4 * MiB))
+        dumps[0].write_bytes(gc.sql_dump(rng, 4 * gc.MiB))
         report.created.append(_rel(root, dumps[0]))
     for dump in dumps:
         out = []
@@ -399,7 +388,7 @@ def database_dump(root: Path, rng: random.Random, *, change: float = 0.3) -> Wor
             if line.startswith("INSERT INTO `") and line.endswith(");\n"):
                 head, body = line.split(" VALUES (", 1)
                 table = head.split("`")[1]
-                rows = [sql_row(rng, table, int(row.split(",", 1)[0]))[1:-1]
+                rows = [gc.sql_row(rng, table, int(row.split(",", 1)[0]))[1:-1]
                         if rng.random() < change else row for row in body[:-3].split("),(")]
                 line = f"{head} VALUES ({'),('.join(rows)});\n"
             elif line.startswith("-- Dump completed on"):
