@@ -571,7 +571,8 @@ def place(rng: random.Random, kind: str) -> str:
     """A path for a new file of `kind`: its folder and a name people would give it."""
     day, topic, dept = when(rng), rng.choice(TOPICS), rng.choice(list(DEPTS))
     fields = dict(Topic=topic.title() if rng.random() < .6 else topic.capitalize(),
-                  topic=topic.replace(" ", "_"), year=day.year, date=f"{day:%Y-%m-%d}",
+                  Album=topic.title(), topic=topic.replace(" ", "_"), year=day.year,
+                  date=f"{day:%Y-%m-%d}",
                   time=f"{day:%H.%M.%S}", month=f"{day:%B}", q=(day.month - 1) // 3 + 1,
                   n=rng.randint(1000, 99999), v=rng.randint(1, 9), last=rng.choice(LAST),
                   dept=dept, service=rng.choice(SERVICES), ident=rng.choice(IDENTS),
@@ -580,7 +581,7 @@ def place(rng: random.Random, kind: str) -> str:
     if kind == "json" and rng.random() < .6:
         where = "IT/software/{app}/config"
     elif kind == "jpg" and rng.random() < .5:
-        where = "Communications/Photos/{year}/{Topic}"
+        where = "Communications/Photos/{year}/{Album}"
     elif not where:
         sub = rng.choice(DEPTS[dept])
         where = (f"Projects/{sub}/{rng.choice(('Reports', 'Drawings', 'Correspondence'))}"
