@@ -51,6 +51,8 @@ REGISTRY: list[tuple[str, str, str]] = [
      "bench.adapters:drill"),
     ("db_dump", "PostgreSQL dump + backup: drbackup vs pg_dump > file && restic backup",
      "bench.adapters:db_dump"),
+    ("guard", "ransomware guard: detection and false alarms per scenario; its cost on backups",
+     "bench.guard:run"),
 ]
 
 
