@@ -1,6 +1,12 @@
 """The recoverability report (`drbackup report`): per agency and source, the last backup, the
 last good drill, measured RPO and RTO against the targets, and the GB/T 20988 level the measured
-figures meet. Read from the state database only: no restic, no network."""
+figures meet. Read from the state database only: no restic, no network.
+
+The ransomware guard (#16) counts too: an agency whose retention is frozen by a suspect
+snapshot meets no level until the freeze is released (the freeze is the first finding and the
+first blocker, with the figures' own level after it), and a drill of a snapshot whose verdict is
+still suspect is no good drill (it proves restic gives back what was backed up, not that it is
+the agency's data)."""
 
 from __future__ import annotations
 
@@ -12,7 +18,9 @@ from drbackup.config.models import AgencyConfig
 from drbackup.jobs.check import next_subset
 from drbackup.jobs.evidence import utc_iso
 from drbackup.jobs.runtime import Runtime
+from drbackup.jobs.tags import is_snapshot_id
 from drbackup.state import RunRecord
+from drbackup.state import guard as records
 from drbackup.verify.levels import GBT_20988_LEVELS, Measured, highest_level_met
 
 REPORT_FORMAT = "drbackup-report/1"
@@ -97,6 +105,37 @@ def _level(measured: Measured) -> LevelResult:
                        level.confidence if level else None, blockers)
 
 
+def drilled_suspect(rt: Runtime, agency_id: str, run: RunRecord) -> str | None:
+    """The id of the snapshot a drill restored when the guard's verdict on it is suspect (and
+    not released as a false alarm), else None."""
+    snapshot_id = run.snapshot_id or run.details.get("snapshot_id")
+    if not isinstance(snapshot_id, str) or not is_snapshot_id(snapshot_id):
+        return None
+    found = records.verdict_for(rt.state, agency_id, snapshot_id)
+    return snapshot_id if found and found.snapshot_id == snapshot_id and found.suspect else None
+
+
+def _since(freeze: records.FreezeRecord) -> str:
+    return utc_iso(float(int(freeze.since)))
+
+
+def freeze_finding(rt: Runtime, freeze: records.FreezeRecord) -> str:
+    first = records.verdict_for(rt.state, freeze.agency, freeze.snapshot_id)
+    why = f" ({first.reasons[0]})" if first and first.reasons else ""
+    return (f"retention frozen since {_since(freeze)}: snapshot {freeze.snapshot_id[:8]} of "
+            f"source {freeze.source!r} is suspect{why}")
+
+
+def frozen_level(freeze: records.FreezeRecord, measured: LevelResult) -> LevelResult:
+    """No level while frozen; the blockers say why, then what the figures alone meet."""
+    figures = ([f"the figures alone meet level {measured.level} ({measured.name})"]
+               if measured.level else [])
+    return LevelResult(None, None, None, [
+        f"retention frozen since {_since(freeze)} by suspect snapshot "
+        f"{freeze.snapshot_id[:8]}: no level counts until it is released ('drbackup guard "
+        f"release --agency {freeze.agency}')", *figures, *measured.next_level_blockers][:10])
+
+
 def source_report(rt: Runtime, agency: AgencyConfig, source_id: str, kind: str,
                   now: float) -> SourceReport:
     state = rt.state
@@ -113,8 +152,9 @@ def source_report(rt: Runtime, agency: AgencyConfig, source_id: str, kind: str,
     drills = state.runs(agency=agency.id, source=source_id, job="drill", limit=200)
     finished_drills = [r for r in drills if r.result != "running"]
     last_drill = finished_drills[0] if finished_drills else None
-    good_drills = [r for r in finished_drills if r.details.get("verdict") in ("pass", "warning")]
-    last_good_drill = good_drills[0] if good_drills else None
+    last_good_drill = next((r for r in finished_drills
+                            if r.details.get("verdict") in ("pass", "warning")
+                            and drilled_suspect(rt, agency.id, r) is None), None)
     rpo_seconds = (now - (last_good_backup.finished_at or last_good_backup.started_at)
                    if last_good_backup else None)
     rto_estimate = (last_good_drill.details.get("rto_estimate_seconds")
@@ -143,6 +183,9 @@ def source_report(rt: Runtime, agency: AgencyConfig, source_id: str, kind: str,
         findings.append("never drilled")
     elif last_drill.details.get("verdict") not in ("pass", "warning"):
         findings.append(f"last drill failed: {last_drill.error or last_drill.result}")
+    elif (suspect := drilled_suspect(rt, agency.id, last_drill)) is not None:
+        findings.append(f"last drill restored suspect snapshot {suspect[:8]} (ransomware "
+                        "guard): not counted as a good drill")
     if rto.met is False:
         findings.append(f"RTO estimate {rto.measured_seconds:.0f}s exceeds the target "
                         f"{rto_target:.0f}s")
@@ -174,6 +217,10 @@ def agency_report(rt: Runtime, agency: AgencyConfig, now: float) -> AgencyReport
     else:
         lowest = min(levels, key=lambda lv: lv.level or 0)
         agency_level = lowest
+    freeze = records.open_freeze(rt.state, agency.id)
+    if freeze is not None:
+        findings.insert(0, freeze_finding(rt, freeze))
+        agency_level = frozen_level(freeze, agency_level)
     total = agency.verify.check_subsets
     return AgencyReport(
         agency=agency.id, store=agency.store, last_check=_summary(last_check),

@@ -1,4 +1,6 @@
-"""Finding snapshots of an agency's sources and restoring them."""
+"""Finding snapshots of an agency's sources and restoring them; `--last-clean`: the guard's
+last clean snapshot of a source (#16), or for a source the guard does not judge, the newest
+snapshot before the agency's retention freeze began."""
 
 from __future__ import annotations
 
@@ -7,18 +9,26 @@ import os
 import stat
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from drbackup.config.models import AgencyConfig
+from drbackup.config.models import AgencyConfig, DirectorySource
 from drbackup.engine import FindHit, LsNode, RestoreSummary, Snapshot
 from drbackup.engine.restic import ProgressCallback
 from drbackup.errors import DrBackupError, ExitCode, NotFoundError, TargetRefusedError, UsageError
 from drbackup.jobs.recording import recorded_run
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.snapshot_catalogue import repository_snapshots
-from drbackup.jobs.tags import agency_tag, contained, is_dump_snapshot, source_filter, tag_id
+from drbackup.jobs.tags import (
+    agency_tag,
+    contained,
+    is_dump_snapshot,
+    is_snapshot_id,
+    source_filter,
+    tag_id,
+)
+from drbackup.state import guard as records
 
 log = logging.getLogger(__name__)
 
@@ -253,3 +263,166 @@ def find_files(rt: Runtime, agency: AgencyConfig, patterns: tuple[str, ...], *,
     rt.check_store(name)
     tags = source_filter(agency.id, source_id) if source_id else [agency_tag(agency.id)]
     return rt.restic.find(rt.target(agency, name), patterns, tags=tags, ignore_case=ignore_case)
+
+
+# -- the ransomware guard's verdicts and --last-clean (#16) ----------------------------------
+
+LAST_CLEAN, BEFORE_FREEZE, LATEST = "last-clean", "before-freeze", "latest"
+_VERDICT_LIMIT = 100_000
+
+
+def _when(moment: datetime, *, seconds: bool = False) -> str:
+    return f"{moment.astimezone():%Y-%m-%d %H:%M{':%S' if seconds else ''}}"
+
+
+def judged_id(snapshot: Snapshot) -> str | None:
+    """The id the guard judged a snapshot under: its own, or for a copy in a replica (or a
+    snapshot rewritten by `restic tag`) the one it names as `original`. None when either is not
+    64 hex digits: read back from a store, such an id is never looked up (verdicts are found by
+    prefix, so a short or empty one would name another snapshot's verdict)."""
+    ident = snapshot.original or snapshot.id
+    return ident if is_snapshot_id(snapshot.id) and is_snapshot_id(ident) else None
+
+
+def guard_verdict(rt: Runtime, agency_id: str, snapshot: Snapshot
+                  ) -> records.VerdictRecord | None:
+    """The guard's verdict on a snapshot read from a store; None when it was never assessed on
+    this host (or its id is not one)."""
+    ident = judged_id(snapshot)
+    if ident is None:
+        return None
+    found = records.verdict_for(rt.state, agency_id, ident)
+    return found if found is not None and found.snapshot_id == ident else None
+
+
+@dataclass(frozen=True)
+class GuardChoice:
+    """The snapshot --last-clean chose for a source, the rule that chose it and why (one
+    line, e.g. "last clean snapshot 1a2b3c4d of 2026-12-07 01:00, before suspect 5e6f7a8b")."""
+
+    snapshot: Snapshot
+    rule: str  # LAST_CLEAN | BEFORE_FREEZE | LATEST
+    why: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"rule": self.rule, "why": self.why}
+
+
+@dataclass(frozen=True)
+class CleanCandidates:
+    """What state says of a source for --last-clean: its clean snapshots, newest first (all
+    before its first suspect one since the open freeze began), and all its verdicts."""
+
+    source: str
+    clean: tuple[records.VerdictRecord, ...]
+    assessed: tuple[records.VerdictRecord, ...]
+
+
+def clean_candidates(rt: Runtime, agency: AgencyConfig, source_id: str
+                     ) -> CleanCandidates | None:
+    """From state only, before any store is contacted. None when the source has no verdict at
+    all; raises NotFoundError when it has verdicts but no clean one to take."""
+    state = rt.state
+    assessed = tuple(records.verdicts(state, agency.id, source_id, limit=_VERDICT_LIMIT))
+    if not assessed:
+        return None
+    newest = records.last_clean(state, agency.id, source_id)
+    if newest is None:
+        freeze = records.open_freeze(state, agency.id)
+        mine = [v for v in records.suspects_in_freeze(state, freeze)
+                if v.source == source_id] if freeze else []
+        first = min(mine or [v for v in assessed if v.suspect], key=lambda v: v.id)
+        why = f" ({first.reasons[0]})" if first.reasons else ""
+        raise NotFoundError(
+            f"--last-clean: source {source_id!r} of agency {agency.id!r} has no clean snapshot "
+            f"before its suspect snapshot {first.snapshot_id[:8]}{why}",
+            f"none of its {len(assessed)} assessed snapshot(s) up to then is clean; choose one "
+            f"yourself and check its content: --snapshot ID or --at TIME ('drbackup snapshots "
+            f"--agency {agency.id} --source {source_id}' lists them, with the guard's marks)")
+    clean = tuple(v for v in assessed if v.id <= newest.id and not v.suspect)
+    return CleanCandidates(source_id, clean, assessed)
+
+
+def no_verdict_error(rt: Runtime, agency: AgencyConfig, source_id: str, store: str
+                     ) -> NotFoundError:
+    """--last-clean for a source with no verdict on this host: the cause and the way on."""
+    source = next((s for s in agency.sources if s.id == source_id), None)
+    if source is None:
+        cause = "it is not in this host's config, so the ransomware guard never judged it here"
+    elif not isinstance(source, DirectorySource):
+        cause = (f"it is a {source.kind} source, and the ransomware guard judges directory "
+                 "sources only")
+    elif not agency.guard.enabled:
+        cause = "the ransomware guard is disabled for the agency ([agencies.guard] enabled)"
+    else:
+        cause = ("this host's state holds no guard verdict for it (a fresh host, or no backup "
+                 "of it since the guard was enabled)")
+    where = f"'drbackup snapshots --agency {agency.id} --source {source_id}'"
+    if source is None or isinstance(source, DirectorySource):
+        where = (f"the signed guard verdict reports in store {store!r} under "
+                 f"{agency.id}/reports/*-guard-{source_id}-*.json, or from {where}")
+    freeze = records.open_freeze(rt.state, agency.id)
+    since = (f"; the agency's retention is frozen since "
+             f"{_when(_moment(freeze.since), seconds=True)}: take one from before then"
+             if freeze else "")
+    return NotFoundError(
+        f"--last-clean: no guard verdict for source {source_id!r} of agency {agency.id!r}: "
+        f"{cause}", f"pass --snapshot ID taken from {where}{since}")
+
+
+def require_clean_candidates(rt: Runtime, agency: AgencyConfig, source_id: str, *,
+                             store_name: str | None = None) -> CleanCandidates:
+    """clean_candidates, or the no-verdict NotFoundError."""
+    found = clean_candidates(rt, agency, source_id)
+    if found is None:
+        raise no_verdict_error(rt, agency, source_id, store_name or agency.store)
+    return found
+
+
+def _moment(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+def choose_clean(candidates: CleanCandidates, snapshots: list[Snapshot], store: str
+                 ) -> GuardChoice:
+    """The newest clean candidate found among the store's snapshots (a replica holds copies,
+    which name it as `original`).
+
+    Raises NotFoundError when none is there, TargetRefusedError when several snapshots claim
+    to be the same one (only one can be: someone wrote the others)."""
+    found: dict[str, list[Snapshot]] = {}
+    for snapshot in snapshots:
+        ident = judged_id(snapshot)
+        if ident is not None:
+            found.setdefault(ident, []).append(snapshot)
+    absent: list[str] = []
+    for record in candidates.clean:
+        copies = found.get(record.snapshot_id, [])
+        if not copies:
+            absent.append(record.snapshot_id[:8])
+            continue
+        if len(copies) > 1:
+            raise TargetRefusedError(
+                f"{len(copies)} snapshots in store {store!r} claim to be clean snapshot "
+                f"{record.snapshot_id[:8]} ({', '.join(s.short_id for s in copies)})",
+                "only one can be it: check who wrote to the store, then restore by --snapshot ID")
+        snapshot = copies[0]
+        why = f"last clean snapshot {record.snapshot_id[:8]} of {_when(snapshot.time)}"
+        if snapshot.id != record.snapshot_id:
+            why += f" (its copy {snapshot.short_id} in store {store!r})"
+        later = [v for v in candidates.assessed if v.id > record.id and v.suspect]
+        if later:
+            why += f", before suspect {min(later, key=lambda v: v.id).snapshot_id[:8]}"
+        else:
+            judged = {v.snapshot_id for v in candidates.assessed}
+            newer = [s for s in snapshots if s.time > snapshot.time and judged_id(s) not in judged]
+            why += ", the newest assessed" + (
+                f" ({len(newer)} newer snapshot(s) never assessed)" if newer else "")
+        if absent:
+            why += f"; newer clean {', '.join(absent)} not in store {store!r}"
+        return GuardChoice(snapshot, LAST_CLEAN, why)
+    raise NotFoundError(
+        f"--last-clean: none of the {len(candidates.clean)} clean snapshot(s) of source "
+        f"{candidates.source!r} is in store {store!r} (forgotten since, or not copied there)",
+        f"list the store's snapshots with 'drbackup snapshots --source {candidates.source} "
+        f"--store {store}' and restore one by --snapshot ID after checking it")

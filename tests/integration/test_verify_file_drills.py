@@ -21,8 +21,9 @@ SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "schemas" / "report.sche
 def _data(root: Path) -> Path:
     data = root / "agency-data"
     (data / "sub").mkdir(parents=True)
-    for index in range(6):
-        (data / f"doc-{index}.txt").write_bytes(os.urandom(2000 + index * 500))
+    for index in range(6):  # text, not random bytes: those are what the guard calls encrypted
+        text = "".join(f"minutes of meeting {index}, item {n}\n" for n in range(200))
+        (data / f"doc-{index}.txt").write_text(text[:2000 + index * 500])
     (data / "sub" / "big.bin").write_bytes(os.urandom(200_000))
     (data / "sub" / "[odd] name*.txt").write_bytes(b"glob characters in the name\n")
     (data / "empty").write_bytes(b"")

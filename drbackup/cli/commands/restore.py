@@ -1,6 +1,6 @@
-"""drbackup restore --agency A --source S [--snapshot ID|latest|--at TIME]
+"""drbackup restore --agency A --source S [--snapshot ID|latest|--at TIME|--last-clean]
 (--target DIR | --in-place --yes) [--include P] [--exclude P] [--dry-run] [--from-replica R];
-drbackup restore --agency A --all-sources [--at TIME] [--target DIR] [--dry-run] ..."""
+drbackup restore --agency A --all-sources [--at TIME|--last-clean] [--target DIR] [--dry-run] ..."""
 
 from __future__ import annotations
 
@@ -16,11 +16,14 @@ from drbackup.config.models import AgencyConfig, is_identifier
 from drbackup.engine import Snapshot
 from drbackup.errors import DrBackupError, ExitCode, NotFoundError, TargetRefusedError, UsageError
 from drbackup.jobs.restore import (
+    GuardChoice,
     check_in_place,
     check_patterns,
     check_restore_target,
+    choose_clean,
     parse_at,
     pick_snapshot,
+    require_clean_candidates,
     restore_snapshot,
     source_snapshots,
 )
@@ -43,7 +46,11 @@ def register(commands: Any) -> None:
     which.add_argument("--all-sources", action="store_true",
                        help="restore every source of the agency (those in the config and those "
                             "its snapshots name), each whole, into TARGET/<source id>")
-    parser.add_argument("--snapshot", default="latest", help="snapshot id or 'latest'")
+    parser.add_argument("--snapshot", help="snapshot id or 'latest' (the default)")
+    parser.add_argument("--last-clean", action="store_true",
+                        help="the ransomware guard's last clean snapshot (before the first "
+                             "suspect one); with --all-sources, sources the guard does not "
+                             "judge come back from before the agency's retention freeze")
     parser.add_argument("--at", metavar="TIME",
                         help='newest snapshot at or before TIME, e.g. "2026-11-20 14:00" '
                              '(local time; add "UTC", a zone name or an offset for another zone)')
@@ -128,7 +135,17 @@ def _note_partial(target: Path, *, in_place: bool) -> None:
               f"{advice}", file=sys.stderr, flush=True)
 
 
+def _check_last_clean(ctx: CliContext) -> None:
+    args = ctx.args
+    if args.last_clean:
+        for flag, given in (("--snapshot", args.snapshot is not None), ("--at", args.at)):
+            if given:
+                raise UsageError(f"--last-clean and {flag} exclude each other",
+                                 "give one of them")
+
+
 def restore_now(ctx: CliContext) -> int:
+    _check_last_clean(ctx)
     if ctx.args.all_sources:
         return _restore_all_sources(ctx)
     args = ctx.args
@@ -139,7 +156,7 @@ def restore_now(ctx: CliContext) -> int:
     store_name = _store_name(ctx)
     chosen_target = _target(ctx)
     at = parse_at(args.at) if args.at else None
-    if at is not None and args.snapshot != "latest":
+    if at is not None and args.snapshot is not None:
         raise UsageError("--at and --snapshot exclude each other", "give one of them")
     includes, overwrite = tuple(args.include), args.overwrite or args.in_place
     check_patterns(includes, "include")
@@ -147,8 +164,16 @@ def restore_now(ctx: CliContext) -> int:
     if chosen_target is not None and not args.dry_run:
         # Refused before any store is contacted and before "restoring ..." is printed.
         check_restore_target(chosen_target, overwrite=overwrite)
+    # With --last-clean, state says first whether there is anything to choose from.
+    candidates = (require_clean_candidates(ctx.runtime, agency, args.source,
+                                           store_name=store_name) if args.last_clean else None)
     snapshots = source_snapshots(ctx.runtime, agency, args.source, store_name=store_name)
-    snapshot = pick_snapshot(snapshots, args.snapshot, at=at)
+    choice: GuardChoice | None = None
+    if candidates is not None:
+        choice = choose_clean(candidates, snapshots, store_name or agency.store)
+        snapshot = choice.snapshot
+    else:
+        snapshot = pick_snapshot(snapshots, args.snapshot or "latest", at=at)
     target = chosen_target or (
         Path.cwd() / f"drbackup-restore-{agency.id}-{args.source}-{snapshot.short_id}")
     if chosen_target is None and not args.dry_run:
@@ -156,14 +181,16 @@ def restore_now(ctx: CliContext) -> int:
     if args.in_place:
         check_in_place(snapshot, includes)
     summary = _restore_one(ctx, agency, args.source, snapshot, target, store_name=store_name,
-                           includes=includes, excludes=tuple(args.exclude), overwrite=overwrite)
+                           includes=includes, excludes=tuple(args.exclude), overwrite=overwrite,
+                           choice=choice)
     ctx.out.result(summary)
     return int(ExitCode.PARTIAL) if summary["errors"] else 0
 
 
 def _restore_one(ctx: CliContext, agency: AgencyConfig, source_id: str, snapshot: Snapshot,
                  target: Path, *, store_name: str | None, includes: tuple[str, ...] = (),
-                 excludes: tuple[str, ...] = (), overwrite: bool = False) -> dict[str, Any]:
+                 excludes: tuple[str, ...] = (), overwrite: bool = False,
+                 choice: GuardChoice | None = None) -> dict[str, Any]:
     """Restore one snapshot with progress and the human summary lines; returns the summary."""
     args = ctx.args
     store = store_name or agency.store
@@ -175,6 +202,8 @@ def _restore_one(ctx: CliContext, agency: AgencyConfig, source_id: str, snapshot
     elif not ctx.out.json_mode and not args.no_progress and not ctx.out.quiet:
         progress = ProgressPrinter(sys.stderr, label)
     if not ctx.out.json_mode:
+        if choice is not None:
+            ctx.out.line(f"{agency.id}/{source_id}: {choice.why}")
         ctx.out.line(f"{'dry run: ' if args.dry_run else ''}restoring snapshot {snapshot.id} "
                      f"({snapshot.time.astimezone():%Y-%m-%d %H:%M:%S %Z}) of "
                      f"{agency.id}/{source_id} from store {store} into {target}")
@@ -212,13 +241,14 @@ def _restore_one(ctx: CliContext, agency: AgencyConfig, source_id: str, snapshot
         "target": str(target), "dry_run": outcome.dry_run, "files": files, "bytes": size,
         "files_skipped": s.files_skipped, "seconds": round(outcome.seconds, 3),
         "errors": s.errors, "verified": verified,
+        "chosen_by": None if choice is None else choice.as_json(),
     }
 
 
 def _restore_all_sources(ctx: CliContext) -> int:
     """Render the job's plan (refused snapshots), each source's restore and the total."""
     args = ctx.args
-    for flag, given in (("--snapshot", args.snapshot != "latest"), ("--include", args.include),
+    for flag, given in (("--snapshot", args.snapshot is not None), ("--include", args.include),
                         ("--exclude", args.exclude), ("--in-place", args.in_place)):
         if given:
             raise UsageError(f"{flag} applies to one source, not to --all-sources",
@@ -228,14 +258,17 @@ def _restore_all_sources(ctx: CliContext) -> int:
     base = (_target(ctx) or Path.cwd() / f"drbackup-restore-{agency.id}").absolute()
     at = parse_at(args.at) if args.at else None
     plan = plan_all_sources(ctx.runtime, agency, base=base, at=at, at_text=args.at,
-                            store_name=store_name)
+                            store_name=store_name, last_clean=args.last_clean)
     for refused in plan.refused:
         ctx.out.error(f"skipped: {refused.problem}; nothing of it is restored")
+    for source, why in plan.unchosen:
+        ctx.out.error(f"source {source}: {why}; nothing of it is restored")
     check_plan(plan, overwrite=args.overwrite, dry_run=args.dry_run)
 
     def restore_one(item: PlannedSource) -> int:
         summary = _restore_one(ctx, agency, item.source, item.snapshot, item.target,
-                               store_name=store_name, overwrite=args.overwrite)
+                               store_name=store_name, overwrite=args.overwrite,
+                               choice=item.choice)
         ctx.out.result(summary)
         return len(summary["errors"])
 

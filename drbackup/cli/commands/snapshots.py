@@ -1,4 +1,5 @@
-"""drbackup snapshots [--agency A] [--source S]"""
+"""drbackup snapshots [--agency A] [--source S]: with the ransomware guard's mark of each
+(GUARD: clean, SUSPECT, false-alarm, or - when this host's state has no verdict on it)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from typing import Any
 
 from drbackup.cli.context import CliContext
 from drbackup.cli.output import human_bytes
-from drbackup.jobs.restore import list_snapshots
+from drbackup.jobs.restore import guard_verdict, list_snapshots
+from drbackup.state.guard import VerdictRecord
 
 
 def register(commands: Any) -> None:
@@ -17,22 +19,46 @@ def register(commands: Any) -> None:
     parser.set_defaults(handler=show_snapshots)
 
 
+def guard_fields(verdict: VerdictRecord | None) -> dict[str, object]:
+    """The guard's mark in --json: "guard" is the verdict ("clean" also for a suspect one
+    released as a false alarm) or null when unassessed; reasons only for a suspect one."""
+    if verdict is None:
+        return {"guard": None, "suspect": False, "suspect_reasons": [], "false_alarm": False}
+    return {"guard": "suspect" if verdict.suspect else "clean", "suspect": verdict.suspect,
+            "suspect_reasons": list(verdict.reasons) if verdict.suspect else [],
+            "false_alarm": verdict.false_alarm}
+
+
+def guard_column(verdict: VerdictRecord | None) -> str:
+    if verdict is None:
+        return "-"
+    if verdict.suspect:
+        return "SUSPECT"
+    return "false-alarm" if verdict.false_alarm else "clean"
+
+
 def show_snapshots(ctx: CliContext) -> int:
     rows: list[list[str]] = []
     found: list[dict[str, object]] = []
+    suspects = 0
     for agency in ctx.agencies(ctx.args.agency):
         for snap in list_snapshots(ctx.runtime, agency, ctx.args.source,
                                    store_name=ctx.args.store, fresh=True):
+            verdict = guard_verdict(ctx.runtime, agency.id, snap)
+            suspects += bool(verdict and verdict.suspect)
             size = snap.summary.total_bytes_processed if snap.summary else None
             found.append({"agency": agency.id, "source": snap.tag("source"), "id": snap.id,
                           "time": snap.time, "host": snap.hostname, "paths": snap.paths,
-                          "tags": snap.tags, "bytes": size})
+                          "tags": snap.tags, "bytes": size, **guard_fields(verdict)})
             rows.append([snap.short_id, snap.time.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
                          agency.id, snap.tag("source") or "-", snap.hostname,
-                         human_bytes(size) if size is not None else "-", ", ".join(snap.paths)])
+                         human_bytes(size) if size is not None else "-", guard_column(verdict),
+                         ", ".join(snap.paths)])
     if ctx.out.json_mode:
         ctx.out.result(found)
     else:
-        ctx.out.table(["ID", "TIME", "AGENCY", "SOURCE", "HOST", "SIZE", "PATHS"], rows)
-        ctx.out.line(f"{len(rows)} snapshot(s)")
+        ctx.out.table(["ID", "TIME", "AGENCY", "SOURCE", "HOST", "SIZE", "GUARD", "PATHS"], rows)
+        ctx.out.line(f"{len(rows)} snapshot(s)" + (
+            f", {suspects} SUSPECT (ransomware guard): restore with --last-clean, or check "
+            "a snapshot's content before restoring it" if suspects else ""))
     return 0

@@ -24,6 +24,7 @@ from drbackup.engine import ResticError, Snapshot
 from drbackup.errors import DrBackupError
 from drbackup.jobs.evidence import PublishedReport, publish_report, report_name, utc_iso
 from drbackup.jobs.recording import recorded_run
+from drbackup.jobs.restore import guard_verdict
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.snapshot_catalogue import repository_snapshots
 from drbackup.jobs.tags import source_filter
@@ -109,6 +110,26 @@ class DrillRecord:
         self.findings.append(reason)
 
 
+def mark_suspect(rt: Runtime, agency: AgencyConfig, record: DrillRecord) -> None:
+    """A drill of a snapshot the ransomware guard found suspect (and nobody released as a
+    false alarm) proves restic gives back what was backed up, not that it is the agency's data:
+    the drill says so in a finding, which makes its verdict "warning" (not "fail": the restore
+    worked, the store is sound, and the guard has already raised the alarm), and its report
+    and run details carry the guard's verdict. `drbackup report` does not count such a drill
+    as a good one while the verdict stands (jobs/dr_report.py)."""
+    snapshot = record.snapshot
+    verdict = None if snapshot is None else guard_verdict(rt, agency.id, snapshot)
+    if snapshot is None or verdict is None or not verdict.suspect:
+        return
+    record.findings.insert(0, (
+        f"snapshot {snapshot.short_id} is suspect (ransomware guard): a byte-identical "
+        "restore of it is not a proof of recoverability"))
+    guard: Fields = {"verdict": "suspect", "snapshot_id": verdict.snapshot_id,
+                     "reasons": verdict.reasons[:10]}
+    record.report["guard"] = guard
+    record.details["guard"] = guard
+
+
 def _is_data_failure(exc: DrBackupError) -> bool:
     """A plain ResticError (restic ran and failed) says the data could not be restored; its
     subclasses (unreachable, locked, wrong password, timeout...) say nothing about the data."""
@@ -148,6 +169,7 @@ def drill_run(rt: Runtime, agency: AgencyConfig, source: Source, kind: str, trig
             if not _is_data_failure(exc):
                 raise
             record.fail(f"restore failed: {exc.message}")
+        mark_suspect(rt, agency, record)
         timing = record.timing
         if not record.reasons and timing is not None and not timing.rto_met:
             record.findings.append(

@@ -10,6 +10,8 @@ scratch space under the state directory; then compare each restored file:
 Missing and unreadable restored files fail the drill too. Every drill records restore bytes,
 seconds and throughput, estimates the full-restore time (restore size / throughput) and compares
 it with the agency's RTO: an estimate over target is a finding (verdict "warning").
+A snapshot the ransomware guard found suspect restores byte-identically all the same: the drill
+says it proves nothing then, in a finding (verdict "warning"; common.mark_suspect).
 
 Every drill is a run of job "drill" in state with a signed evidence report (common.drill_run);
 its scratch space is removed whatever happens (and a killed drill's leftovers at the next start).
