@@ -144,19 +144,23 @@ class Collector:
             if previous else None)
 
     def add(self, item: Item) -> None:
-        if _ignored(item.path, self.ignore):
+        self.add_fields(item.action, item.path, item.added, item.stored)
+
+    def add_fields(self, action: str, path: str, added: int, stored: int) -> None:
+        """One of restic's items (once per file of the source: kept lean)."""
+        if self.ignore and _ignored(path, self.ignore):
             self.signals.ignored += 1
             return
-        before = self.previous.entries.get(item.path) if self.previous else None
-        if item.action == "unchanged":
-            # restic sends no size for an unchanged file: the listing has it.
-            if before is None:
-                before = Entry(_size(item.path, 0))
-            self.current.entries[item.path] = Entry(before.size, before.look)
+        before = self.previous.entries.get(path) if self.previous else None
+        if action == "unchanged":
+            # restic sends no size for an unchanged file: the listing has it. The entry is
+            # shared with the previous listing; only changed files get looks written.
+            self.current.entries[path] = before if before is not None else Entry(
+                _size(path, 0))
             return
-        size = _size(item.path, item.added)
-        self.current.entries[item.path] = Entry(size)
-        self.changed.append(Changed(item.path, size, item.added, item.stored))
+        size = _size(path, added)
+        self.current.entries[path] = Entry(size)
+        self.changed.append(Changed(path, size, added, stored))
 
     def finish(self, snapshot_id: str | None, *, data_added: int, data_added_packed: int,
                limits: SampleLimits, extra_notes: Sequence[str] = (),

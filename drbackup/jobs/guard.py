@@ -18,7 +18,7 @@ from drbackup.config.models import AgencyConfig, DirectorySource, GuardConfig, S
 from drbackup.engine import BackupItem, BackupResult
 from drbackup.errors import DrBackupError, GuardFrozenError
 from drbackup.guard import listing
-from drbackup.guard.signals import Collector, Item, SampleLimits
+from drbackup.guard.signals import Collector, SampleLimits
 from drbackup.guard.verdict import History, Thresholds, assess
 from drbackup.jobs.evidence import publish_report, report_name, utc_iso
 from drbackup.jobs.runtime import Runtime
@@ -57,7 +57,7 @@ class GuardSession:
         return previous.snapshot_id if previous else None
 
     def on_item(self, item: BackupItem) -> None:
-        self.collector.add(Item(item.action, item.path, added=item.size, stored=item.stored))
+        self.collector.add_fields(item.action, item.path, item.size, item.stored)
 
     def assess(self, result: BackupResult, run_id: int) -> records.VerdictRecord | None:
         """Judge and record the snapshot; None when the guard could not (logged)."""
