@@ -190,7 +190,7 @@ def test_escape_keeps_every_line_break_out_of_the_line() -> None:
 
 # Paths as a file system gives them: any characters but NUL, and bytes that are not UTF-8
 # (os.fsdecode gives surrogate escapes for them).
-_path_text = st.lists(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0")
+_path_text = st.lists(st.characters(exclude_categories=["Cs"], exclude_characters="\0")
                       | st.sampled_from(["\t", "\n", "\r", "\\", "\\t", "\\n", "/"]),
                       max_size=16).map("".join)
 _path_bytes = st.binary(max_size=20).filter(lambda b: b"\0" not in b).map(os.fsdecode)

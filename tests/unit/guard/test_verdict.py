@@ -144,8 +144,8 @@ def test_the_clean_line_mentions_learning_until_the_learning_period_ends() -> No
         line = assess(_signals(modified=10), T, History([0.01] * assessed, assessed)).reasons
         assert line == ("10 modified, 0 new, 0 gone of 1,000 files; 0 of 0 sampled look "
                         "encrypted; churn 1 % (learning the baseline)",)
-    line = assess(_signals(modified=10), T, History([0.01] * 7, 7)).reasons[0]
-    assert "learning" not in line and line.endswith("(baseline p95 1 %)")
+    learned = assess(_signals(modified=10), T, History([0.01] * 7, 7)).reasons[0]
+    assert "learning" not in learned and learned.endswith("(baseline p95 1 %)")
     # A first backup has no churn at all.
     first = assess(Signals(files=10, new=10, sampled=10), T, History())
     assert first.reasons == ("0 modified, 10 new, 0 gone of 10 files; 0 of 10 sampled look "

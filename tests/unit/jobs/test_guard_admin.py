@@ -195,7 +195,9 @@ def test_a_whole_release_closes_the_freeze_and_is_recorded_and_signed(rt: Runtim
         "released_by"] and report["reason"] == run.details["reason"]
     assert outcome.report is not None
     assert Path(outcome.report).read_bytes() == state_reports[0].read_bytes()
-    assert Path(outcome.report).parent == rt.config.store("disk").path / AGENCY / "reports"
+    store_path = rt.config.store("disk").path
+    assert store_path is not None
+    assert Path(outcome.report).parent == store_path / AGENCY / "reports"
     # Once released, the newest clean snapshot counts again.
     assert guard_status(rt, _agency(rt)).sources[0].last_clean == good
 
