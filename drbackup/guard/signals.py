@@ -26,6 +26,7 @@ from drbackup.guard.listing import ENCRYPTED, NOT_LOOKED, OK, PLAIN, RANDOM, Ent
 INCOMPRESSIBLE = 0.95
 MIN_COMPRESSIBLE_SIZE = 4096
 EXTRAPOLATE_SHARE = 0.25
+HEAD_BYTES = 2048  # below content.MIN_WINDOW: the signature is read, no randomness test
 # Ordinary files also match these; they count only with other signs.
 BROAD_EXTENSIONS = frozenset({".enc"})
 BROAD_NOTES = frozenset({"*_readme.txt"})
@@ -220,7 +221,17 @@ class Collector:
         for item in candidates:
             if len(looks) >= limits.files or budget <= 0:
                 break
-            found = content.look(Path(item.path), budget=min(limits.file_bytes, budget))
+            known = content.format_for(posixpath.basename(item.path))
+            per_file = limits.file_bytes
+            if known is None:
+                before = previous.get(item.path)
+                if before is not None and before.look == RANDOM:
+                    continue  # random before, in a format that may be: nothing to learn
+            elif known[1].random_expected and known[1].signatures:
+                # Compressed and media formats are random anyway: only the signature tells,
+                # and it sits in the first KiB.
+                per_file = min(per_file, HEAD_BYTES)
+            found = content.look(Path(item.path), budget=min(per_file, budget))
             budget -= found.bytes_read
             looks[item.path] = found
         return looks
@@ -269,10 +280,10 @@ class Collector:
         unsampled = [i for i in self.changed if i.path not in looks and i.size > 0]
         for item in unsampled:
             before = previous.get(item.path)
-            if before is not None and before.look == PLAIN:
+            if before is not None and before.look in (PLAIN, RANDOM):
                 # Not looked at this time: what the path was stays known, so a later random
                 # version of it is still compared with a plain one.
-                self.current.entries[item.path].look = PLAIN
+                self.current.entries[item.path].look = before.look
             known = content.format_for(posixpath.basename(item.path))
             if known and not known[1].random_expected and item.added >= MIN_COMPRESSIBLE_SIZE \
                     and item.stored >= INCOMPRESSIBLE * item.added:
