@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 # well under 15 minutes on 2 cores. Long trials (@pytest.mark.slow) run in `make test-long`.
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup demo test lint typecheck unit test-long bench example clean
+.PHONY: setup demo test lint typecheck unit test-long test-systemd bench example clean
 
 setup:
 	bash scripts/setup.sh
@@ -26,7 +26,14 @@ test: setup
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 test-long: setup
-	DRBACKUP_LONG=1 $(PY) -m pytest -q -m slow $(PYTEST_ARGS)
+	DRBACKUP_LONG=1 $(PY) -m pytest -q -m "slow and not systemd" $(PYTEST_ARGS)
+	$(MAKE) test-systemd
+
+# drbackup.service under a real systemd: a cached Debian 12 rootfs (scripts/systemd-rootfs.sh,
+# /var/cache/drbackup-test) booted with systemd-nspawn (tests/systemd/; ~8 min, needs root;
+# skipped with one line where nspawn cannot boot). Not part of `make test`.
+test-systemd: setup
+	$(PY) -m pytest -q -p no:cacheprovider -m systemd tests/systemd $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) -m bench.run

@@ -73,6 +73,8 @@ if [ "$want_system" = 1 ]; then
   apt_install_missing ca-certificates python3-venv sqlite3 postgresql postgresql-client \
     mariadb-server mariadb-client prometheus systemd curl \
     poppler-utils zbar-tools
+  # make test-systemd: a Debian rootfs (debootstrap) booted with systemd-nspawn.
+  apt_install_missing systemd-container debootstrap
   install_restic
 fi
 
