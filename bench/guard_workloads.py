@@ -254,7 +254,10 @@ def daily_edits(root: Path, rng: random.Random, *, share: float = 0.01,
     editable = [p for p in files if gc.kind_of(p) in ("csv", "log", "txt", "md", "docx", "xlsx",
                                                    "json")]
     for path in pick(rng, editable, share * len(files) / max(1, len(editable))):
-        _edit(path, gc.kind_of(path) or "", rng)
+        try:
+            _edit(path, gc.kind_of(path) or "", rng)
+        except (UnicodeDecodeError, ValueError, zipfile.BadZipFile, KeyError):
+            continue  # encrypted by an attack under way: nobody can open it any more
         report.modified.append(_rel(root, path))
     for _ in range(new_docs):
         kind = rng.choice(("docx", "docx", "xlsx", "pdf"))
