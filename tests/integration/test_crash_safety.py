@@ -168,8 +168,12 @@ class CrashLab:
         raise ValueError(verb)
 
     def change_data(self, rng: random.Random) -> None:
+        """Five documents rewritten with new text. Text (hex), not random bytes: five .txt files
+        turned random are what the ransomware guard calls suspect, and a suspect snapshot
+        freezes forget and prune (exit 25) for the rest of the trials."""
         for index in rng.sample(range(60), 5):
-            (self.data / f"doc-{index:03d}.txt").write_bytes(os.urandom(rng.randint(1, 40000)))
+            size = rng.randint(1, 40000)
+            (self.data / f"doc-{index:03d}.txt").write_text(os.urandom(size // 2 + 1).hex()[:size])
 
     def prepare_copy(self, rng: random.Random) -> None:
         """Something for the copy to move: new data (about as much as the first copy moved)
