@@ -1,10 +1,13 @@
 """Starting restic: its environment, the one subprocess call with the configured time limit,
 and the stale-lock retry (a crashed run's lock is removed with plain `restic unlock`, then the
-command runs once more). `Restic` (engine/restic.py) builds every verb on `Invoker.run`."""
+command runs again, waiting for live locks in rounds with an unlock between them).
+`Restic` (engine/restic.py) builds every verb on `Invoker.run`."""
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,6 +24,13 @@ from drbackup.engine.version import INSTALL_HINT
 
 log = logging.getLogger(__name__)
 
+# Waiting for a lock goes in rounds of `restic --retry-lock`, the first this long, each next one
+# twice as long up to the last; `restic unlock` runs between rounds. restic's own wait never
+# looks at staleness again, so a lock whose process dies during a round costs the rest of that
+# round only, not the whole lock_wait.
+LOCK_ROUND_FIRST = timedelta(seconds=2)
+LOCK_ROUND_MAX = timedelta(seconds=60)
+
 
 @dataclass(frozen=True)
 class ResticSettings:
@@ -36,8 +46,10 @@ class ResticSettings:
 class Invoker:
     """Runs restic for one ResticSettings. Thread-safe: each call is its own process."""
 
-    def __init__(self, settings: ResticSettings):
+    def __init__(self, settings: ResticSettings,
+                 clock: Callable[[], float] = time.monotonic):
         self.settings = settings
+        self._clock = clock  # how long a lock has been waited for (a fake one in tests)
 
     def env(self, target: RepoTarget | None) -> dict[str, str]:
         extra = {"RESTIC_CACHE_DIR": str(self.settings.cache_dir), "RESTIC_PROGRESS_FPS": "0.5"}
@@ -68,21 +80,13 @@ class Invoker:
         # The configured timeout caps every run; a call may ask for less (quick commands).
         limit = min(timeout or self.settings.timeout, self.settings.timeout).total_seconds()
         try:
-            result = run_process(cmd, env, timeout=limit, on_message=on_message,
-                                 stdout_sink=stdout_sink, cwd=cwd)
-            if (lock_retry and target is not None and result.returncode == 11
-                    and not result.timed_out and not result.terminated):
-                # A crashed drbackup's orphaned restic dies on SIGPIPE and leaves its lock;
-                # restic refuses to work next to it even when stale, and --retry-lock would
-                # wait the whole lock_wait on it. So the first attempt fails fast, plain
-                # `unlock` removes only stale locks (a live job's lock stays), and only the
-                # retry waits, for live locks alone, up to lock_wait.
-                removed = self.remove_stale_locks(target)
-                wait = self.settings.retry_lock
-                if removed is not None and (removed or wait is not None):
-                    retry = cmd if wait is None else argv.with_retry_lock(cmd, wait)
-                    result = run_process(retry, env, timeout=limit, on_message=on_message,
-                                         stdout_sink=stdout_sink, cwd=cwd)
+            def attempt(command: list[str]) -> ProcessResult:
+                return run_process(command, env, timeout=limit, on_message=on_message,
+                                   stdout_sink=stdout_sink, cwd=cwd)
+
+            result = attempt(cmd)
+            if lock_retry and target is not None:
+                result = self._retry_locked(target, cmd, result, attempt)
             return result
         except FileNotFoundError:
             raise ResticNotInstalled(
@@ -91,6 +95,40 @@ class Invoker:
             raise ResticNotInstalled(
                 f"restic binary {self.settings.binary!r} is not executable", INSTALL_HINT
             ) from None
+
+    def _retry_locked(self, target: RepoTarget, cmd: list[str], result: ProcessResult,
+                      attempt: Callable[[list[str]], ProcessResult]) -> ProcessResult:
+        """The command again after a lock conflict (exit 11), for up to lock_wait.
+
+        A crashed drbackup's orphaned restic lives on until it writes to the dead parent's pipe
+        and dies of SIGPIPE, often before it removed its lock; restic refuses to work next to
+        any lock, stale or not, and `--retry-lock` waits on a stale one as on a live one. So
+        the first attempt fails fast, plain `unlock` removes only stale locks (a live job's
+        lock stays), and the retry waits for live locks in rounds (LOCK_ROUND_FIRST doubling up
+        to LOCK_ROUND_MAX) with `unlock` between them: a lock whose process was still there at
+        one `unlock` (an orphan not yet dead, or a zombie not yet reaped) and died holding it
+        during the wait is removed at the end of that round, instead of being waited on until
+        lock_wait ends in exit 11. Without a lock_wait, one plain retry when `unlock` removed
+        something.
+        """
+        wait = self.settings.retry_lock
+        deadline = self._clock() + (wait.total_seconds() if wait is not None else 0.0)
+        round_seconds = LOCK_ROUND_FIRST.total_seconds()
+        first = True
+        while result.returncode == 11 and not result.timed_out and not result.terminated:
+            removed = self.remove_stale_locks(target)
+            if removed is None and first:
+                return result  # unlock cannot work here (e.g. read-only credentials)
+            first = False
+            remaining = deadline - self._clock()
+            if remaining < 1.0:  # no lock_wait, or it is spent
+                return attempt(cmd) if removed else result
+            seconds = math.ceil(min(round_seconds, remaining))
+            log.debug("%s is locked: waiting up to %ds for the lock (%.0fs of lock_wait left)",
+                      target.display, seconds, remaining)
+            result = attempt(argv.with_retry_lock(cmd, timedelta(seconds=seconds)))
+            round_seconds = min(round_seconds * 2, LOCK_ROUND_MAX.total_seconds())
+        return result
 
     def remove_stale_locks(self, target: RepoTarget) -> int | None:
         """`restic unlock` (stale locks only; never --remove-all). How many locks it removed, or

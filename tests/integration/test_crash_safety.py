@@ -11,6 +11,9 @@ a second bucket on the same server, same key); and the daemon (`drbackup run`, b
 2 s, each backup followed by a replication), killed and restarted: it must close the
 interrupted run, unlock, and back up again by itself.
 
+After a killed forget, the next forget starts at once, before the orphans ended (forget →
+forget), and must succeed: no waiting out lock_wait on a lock whose process went meanwhile.
+
 After a killed copy, additionally: `restic check` passes on the replica too, the next
 `drbackup replicate` succeeds at once, the replica then holds every snapshot of the primary
 (same original ids and trees), its newest snapshot restores byte-identical to the data, and
@@ -165,8 +168,12 @@ class CrashLab:
         raise ValueError(verb)
 
     def change_data(self, rng: random.Random) -> None:
+        """Five documents rewritten with new text. Text (hex), not random bytes: five .txt files
+        turned random are what the ransomware guard calls suspect, and a suspect snapshot
+        freezes forget and prune (exit 25) for the rest of the trials."""
         for index in rng.sample(range(60), 5):
-            (self.data / f"doc-{index:03d}.txt").write_bytes(os.urandom(rng.randint(1, 40000)))
+            size = rng.randint(1, 40000)
+            (self.data / f"doc-{index:03d}.txt").write_text(os.urandom(size // 2 + 1).hex()[:size])
 
     def prepare_copy(self, rng: random.Random) -> None:
         """Something for the copy to move: new data (about as much as the first copy moved)
@@ -215,7 +222,25 @@ class CrashLab:
                     os.killpg(pid, signal.SIGKILL)  # restic runs in a session of its own
         process.wait()
         trial.returncode = None if process.returncode == -signal.SIGKILL else process.returncode
+        if trial.verb == "forget":
+            self.forget_at_once(trial, orphans + victims)
         wait_gone(orphans + victims)
+
+    def forget_at_once(self, trial: Trial, dead: list[int]) -> None:
+        """forget → forget: the next forget starts right after the kill, while the orphans may
+        still run, and the dead are reaped only as it goes (#21 §2: a lock whose process was
+        there at the next forget's `restic unlock` and gone during its wait cost the whole
+        lock_wait, then exit 11). It must succeed."""
+        errors = self.scratch / f"forget-{self.counter}.stderr"
+        with errors.open("w") as sink:
+            following = subprocess.Popen(self.argv("forget"), env=self.workspace.env(),
+                                         stdout=subprocess.DEVNULL, stderr=sink)
+            while following.poll() is None:
+                for pid in dead:
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(pid, os.WNOHANG)
+                time.sleep(0.05)
+        assert following.returncode == 0, f"after {trial}: the next forget: {errors.read_text()}"
 
     def assert_recovered(self, trial: Trial, *, restore_check: bool) -> None:
         context = f"after {trial}"
