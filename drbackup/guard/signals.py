@@ -27,6 +27,7 @@ INCOMPRESSIBLE = 0.95
 MIN_COMPRESSIBLE_SIZE = 4096
 EXTRAPOLATE_SHARE = 0.25
 HEAD_BYTES = 2048  # below content.MIN_WINDOW: the signature is read, no randomness test
+UNKNOWN_BYTES = 16 * 1024  # two windows: head and tail
 # Ordinary files also match these; they count only with other signs.
 BROAD_EXTENSIONS = frozenset({".enc"})
 BROAD_NOTES = frozenset({"*_readme.txt"})
@@ -227,6 +228,9 @@ class Collector:
                 before = previous.get(item.path)
                 if before is not None and before.look == RANDOM:
                     continue  # random before, in a format that may be: nothing to learn
+                # Only "random or not" is asked of a format drbackup does not know: the head
+                # and the tail windows tell.
+                per_file = min(per_file, UNKNOWN_BYTES)
             elif known[1].random_expected and known[1].signatures:
                 # Compressed and media formats are random anyway: only the signature tells,
                 # and it sits in the first KiB.

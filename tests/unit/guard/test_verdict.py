@@ -32,7 +32,8 @@ def _signals(**changes: Any) -> Signals:
 
 
 @pytest.mark.parametrize(("files", "threshold"), [
-    (0, 5), (40, 5), (100, 5), (101, 6), (120, 6), (1000, 50), (4000, 200), (10**6, 200)])
+    (0, 5), (40, 5), (100, 5), (119, 5), (120, 6), (2024, 101), (1000, 50), (4000, 200),
+    (10**6, 200)])
 def test_hit_threshold_is_a_share_capped_at_hit_files_and_at_least_min_hits(
         files: int, threshold: int) -> None:
     assert hit_threshold(files, T) == threshold
