@@ -71,6 +71,7 @@ class Invoker:
         cwd: str | None = None,
         env_extra: dict[str, str] | None = None,
         lock_retry: bool = False,
+        skip_prefix: bytes | None = None,
     ) -> ProcessResult:
         cmd = argv.command(self.settings.binary, args, json_output=json_output,
                            limit_upload_kib=target.limit_upload_kib if target else None)
@@ -82,7 +83,7 @@ class Invoker:
         try:
             def attempt(command: list[str]) -> ProcessResult:
                 return run_process(command, env, timeout=limit, on_message=on_message,
-                                   stdout_sink=stdout_sink, cwd=cwd)
+                                   stdout_sink=stdout_sink, cwd=cwd, skip_prefix=skip_prefix)
 
             result = attempt(cmd)
             if lock_retry and target is not None:

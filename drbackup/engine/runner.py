@@ -135,6 +135,7 @@ def run_process(
     on_message: Callable[[JsonObject], None] | None = None,
     stdout_sink: IO[bytes] | None = None,
     cwd: str | None = None,
+    skip_prefix: bytes | None = None,
 ) -> ProcessResult:
     """Run argv to completion. stdout is parsed as JSON lines (each object handed to on_message
     as it arrives) unless stdout_sink is given, in which case it is copied there raw.
@@ -161,6 +162,8 @@ def run_process(
                     stdout_sink.write(chunk)
             else:
                 for raw in iter(process.stdout.readline, b""):
+                    if skip_prefix is not None and raw.startswith(skip_prefix):
+                        continue  # lines the caller does not want (one per unchanged file)
                     line = raw.decode("utf-8", errors="replace")
                     message = parse_line(line)
                     if message is not None and message.get("message_type") in _DELIVERED_ONLY:

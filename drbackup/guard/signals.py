@@ -14,6 +14,7 @@ import fnmatch
 import hashlib
 import os
 import posixpath
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,11 +171,10 @@ class Collector:
         """Compare, sample, count. Reads at most limits.bytes of the source."""
         s = self.signals
         self.current.snapshot_id = snapshot_id
+        previous = self.previous.entries if self.previous else {}
+        gone = self._carry_unchanged(previous)
         s.files = len(self.current.entries)
         s.data_added, s.data_added_packed = data_added, data_added_packed
-        previous = self.previous.entries if self.previous else {}
-        gone = {p: e.size for p, e in previous.items() if p not in self.current.entries
-                and not _ignored(p, self.ignore)} if self.previous else {}
         s.gone = len(gone)
         s.new = sum(1 for i in self.changed if i.path not in previous)
         s.modified = len(self.changed) - s.new
@@ -186,6 +186,32 @@ class Collector:
         self._renames(gone, looks)
         self._hits(looks)
         return s
+
+    def _carry_unchanged(self, previous: dict[str, Entry]) -> dict[str, int]:
+        """Files of the previous listing restic did not name: unchanged ones (their lines are
+        not read when there is a listing: see `wants_unchanged`) are carried over; those no
+        longer there (lstat) are gone. Returns the gone ones with their sizes."""
+        gone: dict[str, int] = {}
+        current = self.current.entries
+        for path, entry in previous.items():
+            if path in current or (self.ignore and _ignored(path, self.ignore)):
+                continue
+            try:
+                info = os.lstat(path)
+            except (OSError, ValueError):
+                gone[path] = entry.size
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                gone[path] = entry.size
+            else:
+                current[path] = entry
+        return gone
+
+    @property
+    def wants_unchanged(self) -> bool:
+        """Without a previous listing, restic's lines of unchanged files are the only record
+        of them; with one, they add nothing and cost a Python line each."""
+        return self.previous is None
 
     def _names(self, extra_notes: Sequence[str], extra_extensions: Sequence[str]) -> None:
         s = self.signals

@@ -143,6 +143,7 @@ def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: st
                         command_env=plan.command_env or None,
                         on_item=guard.on_item if guard else None,
                         parent=guard.parent if guard else None,
+                        unchanged_items=guard.unchanged_items if guard else True,
                     )
                 except ResticError as exc:
                     if plan.dump_report and not isinstance(exc, ResticInterrupted):

@@ -56,6 +56,10 @@ class GuardSession:
         previous = self.collector.previous
         return previous.snapshot_id if previous else None
 
+    @property
+    def unchanged_items(self) -> bool:
+        return self.collector.wants_unchanged
+
     def on_item(self, item: BackupItem) -> None:
         self.collector.add_fields(item.action, item.path, item.size, item.stored)
 

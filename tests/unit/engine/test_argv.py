@@ -191,7 +191,8 @@ Call = tuple[list[str], dict[str, str]]
 def _recording(calls: list[Call]) -> Callable[..., ProcessResult]:
     def run(argv: Sequence[str], env: Mapping[str, str], *, timeout: float | None,
             on_message: Callable[[JsonObject], None] | None = None,
-            stdout_sink: IO[bytes] | None = None, cwd: str | None = None) -> ProcessResult:
+            stdout_sink: IO[bytes] | None = None, cwd: str | None = None,
+            skip_prefix: bytes | None = None) -> ProcessResult:
         calls.append((list(argv), dict(env)))
         out = ['{"message_type":"summary","snapshot_id":"' + "ab" * 32 + '"}']
         if "snapshots" in argv or "forget" in argv:

@@ -472,3 +472,23 @@ def _clean_bytes(name: str, seed: int) -> bytes:
 
 test_clean_edits_never_hit, test_clean_edits_never_hit_long = fuzz_pair(
     _clean_edits, _edits, examples=25)
+
+
+def test_with_a_listing_restic_need_not_name_unchanged_files(tmp_path: Path) -> None:
+    # restic's lines of unchanged files are dropped unread when a listing exists: the files
+    # it did not name are carried over when they are still there, gone when they are not.
+    kept = _write(tmp_path / "a" / "kept.txt", f.prose(6 * KiB))
+    lost = _write(tmp_path / "a" / "lost.txt", f.prose(6 * KiB, seed=2))
+    edited = _write(tmp_path / "b" / "edited.csv", f.csv_text(100))
+    previous = Listing("p" * 64, {str(kept): Entry(kept.stat().st_size, OK),
+                                  str(lost): Entry(lost.stat().st_size, OK),
+                                  str(edited): Entry(edited.stat().st_size, ENCRYPTED)})
+    lost.unlink()
+    edited.write_bytes(f.csv_text(120))
+    collector = Collector(previous)
+    assert not collector.wants_unchanged and Collector(None).wants_unchanged
+    collector.add(Item("modified", str(edited), edited.stat().st_size, 900))
+    s = collector.finish("c" * 64, data_added=0, data_added_packed=0, limits=LIMITS)
+    assert (s.files, s.modified, s.new, s.gone, s.parent_files) == (2, 1, 0, 1, 3)
+    assert collector.current.entries[str(kept)] == Entry(kept.stat().st_size, OK)
+    assert str(lost) not in collector.current.entries and s.prior_encrypted == 0
