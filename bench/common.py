@@ -109,6 +109,16 @@ def timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+def password_file(work: Path) -> Path:
+    """A repository password file (mode 0600) for a benchmark's own repositories."""
+    secrets = work / "secrets"
+    secrets.mkdir(parents=True, exist_ok=True)
+    path = secrets / "bench.password"
+    path.write_text("bench-password-not-secret\n")
+    path.chmod(0o600)
+    return path
+
+
 def drop_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import tomli_w
 
 from bench import guard_cost
-from bench.common import BenchResult, drop_tree, scale
+from bench.common import BenchResult, drop_tree, password_file, scale
 from bench.guard_corpus import make_corpus
 from bench.guard_workloads import ATTACKS, BENIGN, NORMAL, Scenario, WorkloadReport, files_of
 from drbackup.config import parse_config
@@ -64,11 +64,7 @@ class World:
         self.work = work
         self.data = work / "share"
         self.base = work / "base"
-        secrets = work / "secrets"
-        secrets.mkdir(parents=True, exist_ok=True)
-        password = secrets / "bench.password"
-        password.write_text("bench-password-not-secret\n")
-        password.chmod(0o600)
+        password = password_file(work)
         document = {
             "daemon": {"state_dir": str(work / "state"), "cache_dir": str(work / "cache"),
                        "hostname": "bench-host", "restic": shutil.which("restic") or "restic"},

@@ -22,7 +22,7 @@ from pathlib import Path
 import tomli_w
 
 from bench.backup_restore import FILES, GIB, HOST, make_tree, mutate
-from bench.common import BenchResult, drop_tree, repeats, scale, timed
+from bench.common import BenchResult, drop_tree, password_file, repeats, scale, timed
 from drbackup.config import parse_config
 from drbackup.jobs.backup import run_backup
 from drbackup.jobs.runtime import Runtime
@@ -36,11 +36,7 @@ class CostBench:
         self.work = work
         self.data = work / "data"
         self.repos = work / "repos"
-        secrets = work / "secrets"
-        secrets.mkdir(parents=True, exist_ok=True)
-        self.password_file = secrets / "bench.password"
-        self.password_file.write_text("bench-password-not-secret\n")
-        self.password_file.chmod(0o600)
+        self.password_file = password_file(work)
         self.restic = shutil.which("restic") or "restic"
         self.read: list[int] = []
         self.guard_seconds: list[float] = []

@@ -115,15 +115,21 @@ def verdict_id(result: subprocess.CompletedProcess[str]) -> str:
     return str(json.loads(result.stdout)[0]["guard"]["snapshot_id"])
 
 
-def test_a_backup_killed_before_its_verdict_is_judged_by_the_next_one(
-        workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _attacked_after_a_backup(workspace: Workspace, tmp_path: Path, *, seed: int) -> Path:
+    """A 40-file share on a local store, backed up clean, then half of it encrypted."""
     data = office_tree(tmp_path / "share", files=40)
     workspace.config["stores"]["local"] = {"path": str(tmp_path / "store")}
     workspace.add_agency("planning")
     workspace.add_directory_source("planning", "share", [data])
     workspace.cli("repo", "init", check=True)
     workspace.cli("backup", "--agency", "planning", check=True)
-    _encrypt(sorted(p for p in data.rglob("*") if p.is_file())[:20], seed=3)
+    _encrypt(sorted(p for p in data.rglob("*") if p.is_file())[:20], seed=seed)
+    return data
+
+
+def test_a_backup_killed_before_its_verdict_is_judged_by_the_next_one(
+        workspace: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _attacked_after_a_backup(workspace, tmp_path, seed=3)
 
     # The window a kill -9 can hit: the snapshot exists, its verdict was not written.
     rt = runtime(workspace)
@@ -152,13 +158,7 @@ def test_a_backup_killed_before_its_verdict_is_judged_by_the_next_one(
 
 def test_kill_9_of_drbackup_mid_backup_loses_no_verdict(
         workspace: Workspace, tmp_path: Path) -> None:
-    data = office_tree(tmp_path / "share", files=40)
-    workspace.config["stores"]["local"] = {"path": str(tmp_path / "store")}
-    workspace.add_agency("planning")
-    workspace.add_directory_source("planning", "share", [data])
-    workspace.cli("repo", "init", check=True)
-    workspace.cli("backup", "--agency", "planning", check=True)
-    _encrypt(sorted(p for p in data.rglob("*") if p.is_file())[:20], seed=4)
+    data = _attacked_after_a_backup(workspace, tmp_path, seed=4)
     # Enough data that restic is still at work when drbackup is killed.
     (data / "bulk").mkdir()
     for i in range(8):
