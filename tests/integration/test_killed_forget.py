@@ -88,7 +88,7 @@ def forget(ws: Workspace) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-@pytest.mark.parametrize("holder", ["zombie", "orphan"])
+@pytest.mark.parametrize("holder", ["zombie", pytest.param("orphan", marks=pytest.mark.slow)])
 def test_a_lock_that_turns_stale_during_the_wait_is_not_waited_on(
         repo: tuple[Workspace, Path, Path], holder: str) -> None:
     """zombie: drbackup and its restic SIGKILLed (kill -9 of the tree) once restic's lock file
