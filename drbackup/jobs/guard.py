@@ -92,10 +92,12 @@ class GuardSession:
             # backup sees these changes again rather than never.
             listing.save(listing_path(self.rt, self.agency.id, self.source.id),
                          self.collector.current)
-        except (DrBackupError, OSError) as exc:
-            why = exc.one_line() if isinstance(exc, DrBackupError) else f"{exc}"
-            log.error("guard: snapshot %s left unassessed: %s", snapshot_id[:8], why,
-                      extra=fields)
+        except Exception as exc:  # noqa: BLE001 - the snapshot exists: never fail the backup
+            why = exc.one_line() if isinstance(exc, DrBackupError) else (
+                f"{exc.__class__.__name__}: {exc}")
+            log.error("guard: snapshot %s left unassessed (never counted clean; the next "
+                      "backup is compared with the last assessed one): %s", snapshot_id[:8],
+                      why, extra=fields)
             return None
         if record.suspect:
             log.error("guard: snapshot %s of %s is SUSPECT, retention of agency %s frozen: %s",
