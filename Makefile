@@ -2,9 +2,10 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
-# Two workers: most tests wait on servers, debounce windows and restic; the suite stays
-# well under 15 minutes on 2 cores. Long trials (@pytest.mark.slow) run in `make test-long`.
-PYTEST_WORKERS ?= 2
+# Three workers on 2 cores: most tests wait on servers, debounce windows and restic (with two
+# the suite used ~1.4 cores and took 14-15 min of wall time). Long trials
+# (@pytest.mark.slow) run in `make test-long`.
+PYTEST_WORKERS ?= 3
 
 .PHONY: setup demo test lint typecheck unit test-long test-systemd bench example clean
 
