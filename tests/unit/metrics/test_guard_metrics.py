@@ -15,10 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from drbackup.config.models import Config
 from drbackup.metrics.collector import StateCollector
-from drbackup.metrics.guard import _FREEZES, _SOURCES, read_guard
+from drbackup.metrics.guard import read_guard
 from drbackup.state import StateDB
 from drbackup.state import guard as records
-from drbackup.state.guard import CLEAN, SUSPECT, NewVerdict
+from drbackup.state.guard import _FREEZES, _SOURCES, CLEAN, SUSPECT, NewVerdict
 
 NOW = 1_800_000_000.0
 SUSPECT_METRIC = "drbackup_guard_suspect"
