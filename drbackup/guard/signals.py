@@ -70,6 +70,29 @@ def _size(path: str, fallback: int) -> int:
         return fallback
 
 
+_UNLISTED: dict[str, bool] = {}
+
+
+def _entries(directory: str) -> dict[str, bool] | None:
+    """The names in a directory, True for those that are not directories; None when it
+    cannot be listed (gone: then every file of it is gone; or unreadable: asked per file)."""
+    try:
+        with os.scandir(directory) as found:
+            return {e.name: not e.is_dir(follow_symlinks=False) for e in found}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        return None
+
+
+def _present(path: str) -> bool:
+    """The path exists and is not a directory (lstat, never following a link)."""
+    try:
+        return not stat.S_ISDIR(os.lstat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
 @dataclass
 class Signals:
     """The numbers behind a verdict; every field is reported."""
@@ -193,15 +216,21 @@ class Collector:
         longer there (lstat) are gone. Returns the gone ones with their sizes."""
         gone: dict[str, int] = {}
         current = self.current.entries
+        # One scandir per directory instead of one lstat per file (20,000 files: ~200
+        # directory reads); the d_type of the entry says "directory" as lstat would.
+        listed: dict[str, dict[str, bool] | None] = {}
         for path, entry in previous.items():
             if path in current or (self.ignore and _ignored(path, self.ignore)):
                 continue
-            try:
-                info = os.lstat(path)
-            except (OSError, ValueError):
-                gone[path] = entry.size
-                continue
-            if stat.S_ISDIR(info.st_mode):
+            parent, name = posixpath.split(path)
+            names = listed.get(parent, _UNLISTED)
+            if names is _UNLISTED:
+                names = listed[parent] = _entries(parent)
+            if names is None:
+                present = _present(path)  # the directory cannot be listed: ask the file
+            else:
+                present = names.get(name)
+            if present is None or present is False:
                 gone[path] = entry.size
             else:
                 current[path] = entry
