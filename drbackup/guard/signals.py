@@ -226,11 +226,9 @@ class Collector:
             names = listed.get(parent, _UNLISTED)
             if names is _UNLISTED:
                 names = listed[parent] = _entries(parent)
-            if names is None:
-                present = _present(path)  # the directory cannot be listed: ask the file
-            else:
-                present = names.get(name)
-            if present is None or present is False:
+            # A directory that cannot be listed: the file itself is asked.
+            present = _present(path) if names is None else names.get(name)
+            if not present:
                 gone[path] = entry.size
             else:
                 current[path] = entry
