@@ -25,6 +25,7 @@ from drbackup.store.credentials import S3Credentials
 from tests.support.iampolicy import read_recording
 from tests.support.offsite import runtime, small_tree
 from tests.support.servers import IamS3
+from tests.support.tlsproxy import TlsProxy
 from tests.support.trees import manifest
 from tests.support.workspace import Workspace
 
@@ -127,6 +128,7 @@ def test_cross_credential_replica_checks_restores_alone_and_keys_stay_home(
         assert not any(s in text for s in secrets)
 
 
+@pytest.mark.slow  # ~20 s: make test-long
 def test_copy_cut_by_its_window_resumes_next_run_with_the_lag_right(
         workspace: Workspace, sites: tuple[IamS3, IamS3], bucket: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -215,3 +217,43 @@ def test_a_replica_that_is_the_primary_or_another_agencys_is_refused(
     assert "another agency" in foreign.stderr
     assert dr.client().list_objects_v2(Bucket=f"{bucket}-dr", Prefix="planning/snapshots/")[
         "KeyCount"] == 1  # only parks' snapshot: nothing was copied
+
+
+@pytest.mark.slow  # ~20 s: make test-long
+def test_private_cas_on_both_sites_are_trusted_through_ca_file(
+        workspace: Workspace, sites: tuple[IamS3, IamS3], bucket: str, tmp_path: Path) -> None:
+    """Each store behind TLS signed by its own private CA: boto3 (verify=ca_file), restic
+    (--cacert) and the rclone child reading the source (RCLONE_CA_CERT) each trust it."""
+    city, dr = sites
+    city_tls = TlsProxy(city.server.port, tmp_path / "pki", "city").start()
+    dr_tls = TlsProxy(dr.server.port, tmp_path / "pki", "dr").start()
+    try:
+        for name, site, tls in (("city", city, city_tls), ("dr", dr, dr_tls)):
+            workspace.add_s3_store(name, site.server, f"{bucket}-{name}",
+                                   access_key=site.admin.access_key_id,
+                                   secret_key=site.admin.secret_access_key,
+                                   ca_file=str(tls.ca_file))
+            workspace.config["stores"][name]["url"] = tls.url(f"{bucket}-{name}")
+        workspace.add_agency("planning", store="city", replicas=["dr"])
+        data = small_tree(tmp_path / "data")
+        workspace.add_directory_source("planning", "documents", [data])
+        workspace.cli("repo", "init", "--store", "city", check=True)
+        workspace.cli("backup", "--agency", "planning", check=True)
+
+        # Without its CA the DR centre's certificate is not trusted: refused, nothing copied.
+        del workspace.config["stores"]["dr"]["ca_file"]
+        untrusted = workspace.cli("replicate", "--agency", "planning")
+        assert untrusted.returncode != 0
+        assert "ssl" in untrusted.stderr.lower()
+
+        workspace.config["stores"]["dr"]["ca_file"] = str(dr_tls.ca_file)
+        result = workspace.cli("--json", "replicate", "--agency", "planning")
+        assert result.returncode == 0, result.stderr
+        assert len(json.loads(result.stdout)[0]["copied"]) == 1
+        rt = runtime(workspace)
+        agency = rt.config.agency("planning")
+        assert rt.restic.check(rt.target(agency, "dr")).ok
+        rt.close()
+    finally:
+        city_tls.stop()
+        dr_tls.stop()
