@@ -54,7 +54,7 @@ def run(work_dir: Path) -> list[BenchResult]:
         primary_other = _target(city, "primary", "city-key", "city-secret", pw)
         cross: list[float] = []
         same: list[float] = []
-        for index in range(repeats(3)):
+        for index in range(repeats(5)):
             for kind in ("cross", "same"):
                 bucket = f"replica-{kind}-{index}-{uuid.uuid4().hex[:6]}"
                 _bucket(dr, bucket)

@@ -75,13 +75,14 @@ class Invoker:
         pass_fds: tuple[int, ...] = (),
         cacerts: tuple[Path, ...] = (),
         limit_download_kib: int | None = None,
+        options: tuple[str, ...] = (),
     ) -> ProcessResult:
         own_ca = (target.ca_file,) if target is not None and target.ca_file else ()
         cmd = argv.command(self.settings.binary, args, json_output=json_output,
                            limit_upload_kib=target.limit_upload_kib if target else None,
                            limit_download_kib=limit_download_kib or (
                                target.limit_download_kib if target else None),
-                           cacerts=own_ca + cacerts)
+                           cacerts=own_ca + cacerts, options=options)
         env = self.env(target)
         if env_extra:
             env.update(env_extra)

@@ -147,7 +147,7 @@ class Restic:
             with source_access(copy_chunker_params_from, target) as access:
                 result = self._run(target, args, env_extra=access.env,
                                    pass_fds=access.pass_fds, cacerts=access.cacerts,
-                                   timeout=timedelta(minutes=10))
+                                   options=access.options, timeout=timedelta(minutes=10))
         error = half_initialised(result, target)
         if error is not None:
             raise error
@@ -393,7 +393,8 @@ class Restic:
         with source_access(source, destination) as access:
             result = self._run(destination, argv.copy_args(snapshot_ids), json_output=False,
                                env_extra=access.env, pass_fds=access.pass_fds,
-                               cacerts=access.cacerts, timeout=timeout, lock_retry=True,
+                               cacerts=access.cacerts, options=access.options,
+                               timeout=timeout, lock_retry=True,
                                limit_download_kib=source.limit_download_kib)
         if result.timed_out and timeout is not None:
             raise CopyCut(f"restic copy to {destination.display} stopped at its time limit",

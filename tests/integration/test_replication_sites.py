@@ -22,6 +22,7 @@ import drbackup.jobs.replica_site as replica_site
 from drbackup.engine import CopyCut
 from drbackup.jobs.replicate import last_replication_status, run_replication
 from drbackup.store.credentials import S3Credentials
+from tests.support.faultproxy import FaultProxy
 from tests.support.iampolicy import read_recording
 from tests.support.offsite import runtime, small_tree
 from tests.support.servers import IamS3
@@ -257,3 +258,49 @@ def test_private_cas_on_both_sites_are_trusted_through_ca_file(
     finally:
         city_tls.stop()
         dr_tls.stop()
+
+
+@pytest.mark.slow  # ~40 s: make test-long
+def test_copy_cut_by_the_replica_site_going_away_resumes_with_the_lag_right(
+        workspace: Workspace, sites: tuple[IamS3, IamS3], bucket: str, tmp_path: Path) -> None:
+    """The DR centre disappears mid-copy (every connection refused: the site is down for this
+    host): the run fails with one line, the lag counts every snapshot not there; once the site
+    is back the next run completes and the lag is 0."""
+    city, dr = sites
+    data = tmp_path / "data"
+    data.mkdir()
+    with FaultProxy(dr.server.port) as proxy:
+        _store(workspace, "city", city, bucket)
+        _store(workspace, "dr", dr, f"{bucket}-dr")
+        workspace.config["stores"]["dr"]["url"] = f"s3:{proxy.endpoint}/{bucket}-dr"
+        workspace.config["daemon"]["restic_timeout"] = "20s"
+        workspace.add_agency("planning", store="city", replicas=["dr"])
+        workspace.add_directory_source("planning", "documents", [data])
+        workspace.cli("repo", "init", check=True)
+        for index in range(3):
+            (data / f"part-{index}.bin").write_bytes(os.urandom(1024 * 1024))
+            workspace.cli("backup", "--agency", "planning", check=True)
+        proxy.outage_after(600 * 1024, "refuse")
+        cut = workspace.cli("replicate", "--agency", "planning")
+        assert cut.returncode != 0
+        assert proxy.wait_for_outage(1)
+        rt = runtime(workspace)
+        agency = rt.config.agency("planning")
+        primary = rt.restic.snapshots(rt.target(agency))
+        status = last_replication_status(rt.state, "planning", "dr")
+        assert status is not None and status.uncopied and not status.complete
+        assert status.oldest_uncopied_time is not None
+        assert status.oldest_uncopied_time <= max(s.time.timestamp() for s in primary)
+        rt.close()
+
+        proxy.set_outage(None)
+        resumed = workspace.cli("--json", "replicate", "--agency", "planning")
+        assert resumed.returncode == 0, resumed.stderr
+        assert json.loads(resumed.stdout)[0]["lag_seconds"] == 0
+        rt = runtime(workspace)
+        copies = rt.restic.snapshots(rt.target(agency, "dr"))
+        assert sorted(c.original or "" for c in copies) == sorted(s.id for s in primary)
+        assert rt.restic.check(rt.target(agency, "dr")).ok
+        status = last_replication_status(rt.state, "planning", "dr")
+        assert status is not None and status.complete and status.lag_seconds == 0
+        rt.close()

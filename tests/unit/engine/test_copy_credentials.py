@@ -51,6 +51,7 @@ def test_the_rclone_config_lives_in_a_memfd_closed_afterwards(tmp_path: Path) ->
         assert access.env["RCLONE_CONFIG"] == f"/dev/fd/{fd}"
         assert access.env["RESTIC_FROM_REPOSITORY"] == "rclone:drbackup-source:a/planning"
         assert access.env["RCLONE_CA_CERT"] == str(ca)
+        assert access.options == ("-o", "rclone.connections=10")
         assert not any("secret" in value for value in access.env.values())
         text = Path(f"/proc/self/fd/{fd}").read_text()
         assert "secret_access_key = secret-one" in text and "env_auth = false" in text
