@@ -53,6 +53,8 @@ REGISTRY: list[tuple[str, str, str]] = [
      "bench.adapters:db_dump"),
     ("guard", "ransomware guard: detection and false alarms per scenario; its cost on backups",
      "bench.guard:run"),
+    ("replication", "cross-credential replication (source through rclone) vs same-key "
+     "restic copy of the same snapshots", "bench.replication:run"),
 ]
 
 

@@ -68,11 +68,12 @@ install_restic() {
 }
 
 if [ "$want_system" = 1 ]; then
-  # Runtime: restic. Tests: PostgreSQL and MariaDB servers (throwaway instances), promtool,
+  # Runtime: restic, and rclone (restic reads a replica's source through it when the two stores
+  # have different keys, #18). Tests: PostgreSQL and MariaDB servers (throwaway instances), promtool,
   # systemd-analyze, sqlite3, python venv support; pdftoppm + zbarimg read the kit PDF's QR codes.
   apt_install_missing ca-certificates python3-venv sqlite3 postgresql postgresql-client \
     mariadb-server mariadb-client prometheus systemd curl \
-    poppler-utils zbar-tools
+    poppler-utils zbar-tools rclone
   # make test-systemd: a Debian rootfs (debootstrap) booted with systemd-nspawn.
   apt_install_missing systemd-container debootstrap
   install_restic

@@ -21,14 +21,20 @@ Argv = tuple[str, ...]
 
 
 def command(binary: str, args: Sequence[str], *, json_output: bool = True,
-            limit_upload_kib: int | None = None) -> list[str]:
-    """The whole command line: binary, global options, then the verb's words."""
+            limit_upload_kib: int | None = None, limit_download_kib: int | None = None,
+            cacerts: Sequence[Path] = (), options: Sequence[str] = ()) -> list[str]:
+    """The whole command line: binary, global options, then the verb's words. A CA file is a
+    path, never a secret; restic adds each --cacert to the roots it trusts."""
     argv = [binary]
     if json_output:
         argv.append("--json")
     if limit_upload_kib:
         argv += ["--limit-upload", str(limit_upload_kib)]
-    return argv + list(args)
+    if limit_download_kib and "--limit-download" not in args:
+        argv += ["--limit-download", str(limit_download_kib)]
+    for cacert in dict.fromkeys(cacerts):
+        argv += ["--cacert", str(cacert)]
+    return argv + list(options) + list(args)
 
 
 def with_retry_lock(argv: Sequence[str], wait: timedelta) -> list[str]:

@@ -67,3 +67,10 @@ class IncompatibleCredentials(ResticError):
     """Two repositories one restic process must open need different S3 keys."""
 
     exit_code = ExitCode.CONFIG
+
+
+class CopyCut(ResticError):
+    """restic copy stopped at the time limit it was given (a replica's time window): the
+    snapshots copied so far stay; the next run copies the rest."""
+
+    exit_code = ExitCode.REPLICATION_CUT

@@ -72,18 +72,30 @@ class Invoker:
         env_extra: dict[str, str] | None = None,
         lock_retry: bool = False,
         skip_prefix: bytes | None = None,
+        pass_fds: tuple[int, ...] = (),
+        cacerts: tuple[Path, ...] = (),
+        limit_download_kib: int | None = None,
+        options: tuple[str, ...] = (),
     ) -> ProcessResult:
+        own_ca = (target.ca_file,) if target is not None and target.ca_file else ()
         cmd = argv.command(self.settings.binary, args, json_output=json_output,
-                           limit_upload_kib=target.limit_upload_kib if target else None)
+                           limit_upload_kib=target.limit_upload_kib if target else None,
+                           limit_download_kib=limit_download_kib or (
+                               target.limit_download_kib if target else None),
+                           cacerts=own_ca + cacerts, options=options)
         env = self.env(target)
         if env_extra:
             env.update(env_extra)
         # The configured timeout caps every run; a call may ask for less (quick commands).
         limit = min(timeout or self.settings.timeout, self.settings.timeout).total_seconds()
         try:
+            # Only when there are any: fakes of run_process in tests predate the option.
+            fds: dict[str, tuple[int, ...]] = {"pass_fds": pass_fds} if pass_fds else {}
+
             def attempt(command: list[str]) -> ProcessResult:
                 return run_process(command, env, timeout=limit, on_message=on_message,
-                                   stdout_sink=stdout_sink, cwd=cwd, skip_prefix=skip_prefix)
+                                   stdout_sink=stdout_sink, cwd=cwd, skip_prefix=skip_prefix,
+                                   **fds)
 
             result = attempt(cmd)
             if lock_retry and target is not None:
@@ -134,7 +146,9 @@ class Invoker:
     def remove_stale_locks(self, target: RepoTarget) -> int | None:
         """`restic unlock` (stale locks only; never --remove-all). How many locks it removed, or
         None when it failed (e.g. read-only credentials)."""
-        result = run_process([self.settings.binary, *argv.unlock_args()],
+        cacerts = (target.ca_file,) if target.ca_file else ()
+        result = run_process(argv.command(self.settings.binary, argv.unlock_args(),
+                                          json_output=False, cacerts=cacerts),
                              self.env(target), timeout=300.0)
         if result.returncode != 0:
             return None

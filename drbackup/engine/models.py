@@ -63,6 +63,8 @@ class RepoTarget:
     backend_env: tuple[tuple[str, str], ...] = ()
     label: str = ""  # e.g. "planning@offsite", for messages
     limit_upload_kib: int | None = None  # restic --limit-upload (KiB/s), from the store config
+    limit_download_kib: int | None = None  # restic --limit-download (KiB/s), from the store config
+    ca_file: Path | None = None  # a private CA for the store's TLS (restic --cacert)
 
     @property
     def display(self) -> str:

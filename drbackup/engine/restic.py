@@ -13,8 +13,8 @@ from typing import IO, Any
 
 import drbackup.engine.argv as argv
 from drbackup.engine.classify import half_initialised, raise_for, redact
-from drbackup.engine.environment import from_env, shared_backend_env
-from drbackup.engine.errors import ResticError, ResticNotInstalled, ResticTooOld
+from drbackup.engine.crossrepo import source_access
+from drbackup.engine.errors import CopyCut, ResticError, ResticNotInstalled, ResticTooOld
 from drbackup.engine.invoke import Invoker, ResticSettings
 from drbackup.engine.jsonlines import (
     JsonObject,
@@ -50,7 +50,7 @@ from drbackup.engine.version import (
 
 # Names other modules and tests import from here.
 __all__ = ["MINIMUM_VERSION", "ItemCallback", "ProgressCallback", "Restic", "ResticSettings",
-           "redact", "shared_backend_env"]
+           "redact"]
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +141,13 @@ class Restic:
     def init(self, target: RepoTarget, *, copy_chunker_params_from: RepoTarget | None = None
              ) -> None:
         args = argv.init_args(copy_chunker_params=copy_chunker_params_from is not None)
-        env_extra: dict[str, str] = {}
-        if copy_chunker_params_from is not None:
-            env_extra = {**from_env(copy_chunker_params_from),
-                         **shared_backend_env(copy_chunker_params_from, target)}
-        result = self._run(target, args, env_extra=env_extra, timeout=timedelta(minutes=10))
+        if copy_chunker_params_from is None:
+            result = self._run(target, args, timeout=timedelta(minutes=10))
+        else:
+            with source_access(copy_chunker_params_from, target) as access:
+                result = self._run(target, args, env_extra=access.env,
+                                   pass_fds=access.pass_fds, cacerts=access.cacerts,
+                                   options=access.options, timeout=timedelta(minutes=10))
         error = half_initialised(result, target)
         if error is not None:
             raise error
@@ -388,9 +390,15 @@ class Restic:
              snapshot_ids: Sequence[str] = (), *, timeout: timedelta | None = None) -> None:
         """Copy snapshots (all when none named) from source to destination. restic copy has no
         JSON output: callers confirm the result with snapshots() on the destination."""
-        env_extra = {**from_env(source), **shared_backend_env(source, destination)}
-        result = self._run(destination, argv.copy_args(snapshot_ids), json_output=False,
-                           env_extra=env_extra, timeout=timeout, lock_retry=True)
+        with source_access(source, destination) as access:
+            result = self._run(destination, argv.copy_args(snapshot_ids), json_output=False,
+                               env_extra=access.env, pass_fds=access.pass_fds,
+                               cacerts=access.cacerts, options=access.options,
+                               timeout=timeout, lock_retry=True,
+                               limit_download_kib=source.limit_download_kib)
+        if result.timed_out and timeout is not None:
+            raise CopyCut(f"restic copy to {destination.display} stopped at its time limit",
+                          "the next run copies what is left")
         raise_for(result, destination, "copy")
 
     def unlock(self, target: RepoTarget) -> int:

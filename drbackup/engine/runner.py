@@ -136,9 +136,11 @@ def run_process(
     stdout_sink: IO[bytes] | None = None,
     cwd: str | None = None,
     skip_prefix: bytes | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> ProcessResult:
     """Run argv to completion. stdout is parsed as JSON lines (each object handed to on_message
     as it arrives) unless stdout_sink is given, in which case it is copied there raw.
+    pass_fds: descriptors the child inherits (a memfd restic's rclone child reads as /dev/fd/N).
 
     Raises FileNotFoundError / PermissionError when the binary cannot be started.
     """
@@ -147,6 +149,7 @@ def run_process(
     process = subprocess.Popen(
         list(argv), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        pass_fds=pass_fds,
     )
     RUNNING.add(process)
     stderr_lines: list[str] = []

@@ -19,12 +19,14 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 
 from drbackup.config.models import AgencyConfig
-from drbackup.engine import RepositoryMissing, ResticError, Snapshot
+from drbackup.engine import CopyCut, RepositoryMissing, ResticError, Snapshot
 from drbackup.errors import DrBackupError, ExitCode, NotFoundError
 from drbackup.jobs.backoff import STORE_BACKOFFS
 from drbackup.jobs.recording import recorded_run
+from drbackup.jobs.replica_site import OutsideCopyWindow, copy_time_left, refuse_wrong_site
 from drbackup.jobs.runtime import Runtime
 from drbackup.state import StateDB
 
@@ -242,9 +244,11 @@ def run_replication(rt: Runtime, agency: AgencyConfig, replica: str, *, trigger:
         started = time.monotonic()
         notes: list[str] = []
         rt.restic.require_supported()
+        window_left = copy_time_left(rt, replica)
         rt.check_store(agency.store)
         primary = rt.restic.snapshots(rt.target(agency))
         copies, initialized = _replica_snapshots(rt, agency, replica)
+        refuse_wrong_site(rt, agency, replica, copies)
         destination = rt.target(agency, replica)
         if _previous_run_died(rt, agency, replica, run_id):
             # A copy killed earlier (power cut, OOM) leaves its lock behind; restic removes only
@@ -254,7 +258,19 @@ def run_replication(rt: Runtime, agency: AgencyConfig, replica: str, *, trigger:
         after = before
         if before.uncopied:
             log.info("copying %d snapshot(s)", len(before.uncopied), extra=fields)
-            rt.restic.copy(rt.target(agency), destination, before.uncopied)
+            try:
+                rt.restic.copy(rt.target(agency), destination, before.uncopied,
+                               timeout=None if window_left is None
+                               else timedelta(seconds=window_left))
+            except CopyCut as cut:
+                # The window closed mid-copy: what was copied stays (restic writes each
+                # snapshot after its data); measure what is left so the lag stays right.
+                left = compare(agency.id, replica, primary, rt.restic.snapshots(destination))
+                _record_status(rt.state, left, success=False)
+                raise CopyCut(
+                    f"{cut.message}: {len(before.uncopied) - len(left.uncopied)} of "
+                    f"{len(before.uncopied)} snapshot(s) copied, {len(left.uncopied)} left",
+                    "the next run inside the copy window copies the rest") from None
             after = compare(agency.id, replica, primary, rt.restic.snapshots(destination))
         if after.uncopied:
             raise ResticError(
@@ -290,6 +306,14 @@ def replicate_job(rt: Runtime, agency: AgencyConfig, store: str, trigger: str
     While a store involved is unreachable the job backs off (STORE_BACKOFFS: exponential,
     capped; cleared by the first successful contact, e.g. a store health check) and returns
     None without starting restic; the lag keeps counting in state meanwhile."""
+    try:
+        copy_time_left(rt, store)
+    except OutsideCopyWindow as closed:
+        log.info("replication postponed: %s", closed.message,
+                 extra={"agency": agency.id, "store": store, "job": "replicate",
+                        "event": "window_closed"})
+        _note_lag_while_postponed(rt, agency, store)
+        return None
     now = time.time()
     for name in (agency.store, store):
         if not STORE_BACKOFFS.ready(name, now):

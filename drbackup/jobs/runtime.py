@@ -71,7 +71,8 @@ class Runtime:
             from drbackup.store import S3Store  # boto3 loads only when an S3 store is used
 
             self._stores[key] = S3Store(name, S3Location.parse(store.url),
-                                        read_credentials_file(credentials_file), store.region)
+                                        read_credentials_file(credentials_file), store.region,
+                                        ca_file=store.ca_file)
         return self._stores[key]
 
     @staticmethod
@@ -89,9 +90,10 @@ class Runtime:
         store = self.store_config(name)
         label = f"{agency.id}@{name}"
         limit = max(1, store.limit_upload // 1024) if store.limit_upload else None
+        down = max(1, store.limit_download // 1024) if store.limit_download else None
         if store.path is not None:
             return RepoTarget(str(store.path / agency.id), agency.password_file, label=label,
-                              limit_upload_kib=limit)
+                              limit_upload_kib=limit, limit_download_kib=down)
         assert store.url is not None
         location = S3Location.parse(store.url).child(agency.id)
         credentials_file = self._credentials_file(store, maintenance)
@@ -99,7 +101,8 @@ class Runtime:
         credentials = read_credentials_file(credentials_file)
         return RepoTarget(location.restic_url, agency.password_file,
                           backend_env=credentials.restic_env(store.region), label=label,
-                          limit_upload_kib=limit)
+                          limit_upload_kib=limit, limit_download_kib=down,
+                          ca_file=store.ca_file)
 
     def check_store(self, name: str) -> StoreHealth | None:
         """Reach an S3 store with boto3 before restic is started, so an endpoint that is down

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import boto3
@@ -53,7 +54,8 @@ class S3Store:
     """One S3-compatible bucket, reached with one set of credentials."""
 
     def __init__(self, name: str, location: S3Location, credentials: S3Credentials,
-                 region: str = "us-east-1", *, timeout: float = 10.0, retries: int = 2):
+                 region: str = "us-east-1", *, timeout: float = 10.0, retries: int = 2,
+                 ca_file: Path | None = None):
         self.name = name
         self.location = location
         self.region = region
@@ -66,6 +68,8 @@ class S3Store:
         self._client: S3Client = session.client(
             "s3",
             endpoint_url=location.endpoint,
+            # A private CA (a government store's own): trusted for this store's client only.
+            verify=str(ca_file) if ca_file is not None else None,
             config=BotoConfig(
                 connect_timeout=timeout, read_timeout=timeout * 3,
                 retries={"max_attempts": retries, "mode": "standard"},

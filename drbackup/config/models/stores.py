@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import re
+from datetime import time
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from drbackup.config.models.base import AbsolutePath, StrictModel
 from drbackup.config.units import ByteSize
+
+_WINDOW = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)")
+
+
+def parse_window(text: str) -> tuple[time, time]:
+    """(start, end) of "HH:MM-HH:MM"; end before start spans midnight. ValueError otherwise."""
+    match = _WINDOW.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"copy_window {text!r} is not HH:MM-HH:MM (e.g. 20:00-06:00)")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if (h1, m1) == (h2, m2):
+        raise ValueError(f"copy_window {text!r} is empty (start equals end)")
+    return time(h1, m1), time(h2, m2)
 
 
 class StoreConfig(StrictModel):
@@ -83,10 +98,35 @@ class StoreConfig(StrictModel):
             "e.g. \"20MiB\"; default: none."),
     )
 
+    limit_download: ByteSize | None = Field(
+        None,
+        description=(
+            "Download bandwidth limit of each restic process reading this store, per second "
+            "(--limit-download): a replication reading it as its source, a restore from it; "
+            "e.g. \"20MiB\"; default: none."),
+    )
+    ca_file: AbsolutePath | None = Field(
+        None,
+        description=(
+            "PEM file of the private CA that signed this store's TLS certificate (a government "
+            "store's own CA), e.g. /etc/drbackup/dr-centre-ca.pem; trusted for this store in "
+            "addition to the system's roots. S3 stores only."),
+    )
+    copy_window: str | None = Field(
+        None,
+        description=(
+            "When replication into this store may run, local time \"HH:MM-HH:MM\" (may span "
+            "midnight), e.g. \"20:00-06:00\" for a link shared by day. A copy still running "
+            "at the window's end is stopped (exit 28) and resumed by the next run; outside "
+            "the window replication waits. Unset: any time."),
+    )
+
     @model_validator(mode="after")
     def _one_kind(self) -> StoreConfig:
         if (self.url is None) == (self.path is None):
             raise ValueError("a store needs exactly one of 'url' (S3) or 'path' (local directory)")
+        if self.copy_window is not None:
+            parse_window(self.copy_window)  # raises ValueError naming the mistake
         if self.url is not None:
             if not self.url.startswith("s3:http://") and not self.url.startswith("s3:https://"):
                 raise ValueError(
@@ -94,6 +134,8 @@ class StoreConfig(StrictModel):
                 )
             if self.credentials_file is None:
                 raise ValueError("an S3 store needs 'credentials_file'")
+        elif self.ca_file is not None:
+            raise ValueError("'ca_file' applies to S3 stores (url) only")
         elif self.lock_mode is not None or self.maintenance_credentials_file is not None:
             raise ValueError(
                 "'lock_mode' and 'maintenance_credentials_file' apply to S3 stores (url) only")

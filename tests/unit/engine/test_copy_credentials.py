@@ -1,43 +1,73 @@
-"""restic copy opens two repositories in one process with one set of AWS_* variables: the
-environment drbackup gives it, and the refusal when two S3 stores need different keys."""
+"""restic copy opens two repositories in one process: which side gets which credentials
+(engine/crossrepo.py). Two S3 stores with different keys: the source goes through rclone with
+its config in a memfd, never in the environment, argv or a file."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import pytest
-
-from drbackup.engine import IncompatibleCredentials, RepoTarget
-from drbackup.engine.restic import shared_backend_env
-from drbackup.errors import ExitCode
+from drbackup.engine import RepoTarget
+from drbackup.engine.argv import command
+from drbackup.engine.crossrepo import needs_rclone, rclone_remote, source_access
 
 
-def s3(label: str, key: str, secret: str, region: str = "us-east-1") -> RepoTarget:
-    return RepoTarget(f"s3:http://h/{label}", Path("/pw"), label=label, backend_env=(
-        ("AWS_ACCESS_KEY_ID", key), ("AWS_SECRET_ACCESS_KEY", secret),
-        ("AWS_DEFAULT_REGION", region)))
+def s3(label: str, key: str, secret: str, region: str = "us-east-1",
+       ca: Path | None = None) -> RepoTarget:
+    return RepoTarget(f"s3:https://h.example:9000/{label}/planning", Path("/pw"), label=label,
+                      ca_file=ca, backend_env=(
+                          ("AWS_ACCESS_KEY_ID", key), ("AWS_SECRET_ACCESS_KEY", secret),
+                          ("AWS_DEFAULT_REGION", region)))
 
 
 LOCAL = RepoTarget("/srv/repo", Path("/pw"), label="local")
 
 
-def test_same_key_on_both_sides_needs_nothing_extra() -> None:
-    assert shared_backend_env(s3("a", "k", "s"), s3("b", "k", "s", "eu-west-1")) == {}
+def test_same_key_on_both_sides_shares_the_process_environment() -> None:
+    with source_access(s3("a", "k", "s"), s3("b", "k", "s")) as access:
+        assert access.env == {"RESTIC_FROM_REPOSITORY": "s3:https://h.example:9000/a/planning",
+                              "RESTIC_FROM_PASSWORD_FILE": "/pw"}
+        assert not access.through_rclone and access.pass_fds == ()
 
 
-def test_local_to_s3_uses_the_destination_environment() -> None:
-    assert shared_backend_env(LOCAL, s3("b", "k", "s")) == {}
+def test_local_source_needs_no_key_and_s3_source_to_local_brings_its_own() -> None:
+    with source_access(LOCAL, s3("b", "k", "s")) as access:
+        assert "AWS_ACCESS_KEY_ID" not in access.env
+    with source_access(s3("a", "k", "secret-a"), LOCAL) as access:
+        assert access.env["AWS_SECRET_ACCESS_KEY"] == "secret-a"
 
 
-def test_s3_to_local_carries_the_source_credentials() -> None:
-    env = shared_backend_env(s3("a", "k", "s"), LOCAL)
-    assert env["AWS_ACCESS_KEY_ID"] == "k" and env["AWS_SECRET_ACCESS_KEY"] == "s"
+def test_different_keys_or_regions_read_the_source_through_rclone() -> None:
+    assert needs_rclone(s3("a", "k1", "s1"), s3("b", "k2", "s2"))
+    assert needs_rclone(s3("a", "k", "s"), s3("b", "k", "s", "eu-west-1"))
+    assert not needs_rclone(s3("a", "k", "s"), LOCAL)
 
 
-def test_two_s3_stores_with_different_keys_are_refused_without_leaking_secrets() -> None:
-    with pytest.raises(IncompatibleCredentials) as refused:
-        shared_backend_env(s3("a", "k1", "secret-one"), s3("b", "k2", "secret-two"))
-    assert refused.value.exit_code == ExitCode.CONFIG
-    text = refused.value.one_line()
-    assert "one set of S3 credentials" in text
-    assert "secret-one" not in text and "secret-two" not in text and "k1" not in text
+def test_the_rclone_config_lives_in_a_memfd_closed_afterwards(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    source = s3("a", "key-one", "secret-one", "gov-1", ca=ca)
+    with source_access(source, s3("b", "key-two", "secret-two")) as access:
+        [fd] = access.pass_fds
+        assert access.env["RCLONE_CONFIG"] == f"/dev/fd/{fd}"
+        assert access.env["RESTIC_FROM_REPOSITORY"] == "rclone:drbackup-source:a/planning"
+        assert access.env["RCLONE_CA_CERT"] == str(ca)
+        assert access.options == ("-o", "rclone.connections=10")
+        assert not any("secret" in value for value in access.env.values())
+        text = Path(f"/proc/self/fd/{fd}").read_text()
+        assert "secret_access_key = secret-one" in text and "env_auth = false" in text
+        assert "endpoint = https://h.example:9000" in text and "region = gov-1" in text
+        assert os.readlink(f"/proc/self/fd/{fd}").startswith("/memfd:")
+    try:
+        os.fstat(fd)
+        raise AssertionError("the memfd is still open")
+    except OSError:
+        pass
+
+
+def test_remote_path_and_the_ca_options_in_argv() -> None:
+    _, path = rclone_remote(s3("bucket", "k", "s"))
+    assert path == "drbackup-source:bucket/planning"
+    argv = command("restic", ["copy", "abc"], json_output=False, limit_upload_kib=512,
+                   cacerts=[Path("/etc/ca.pem"), Path("/etc/ca.pem")], limit_download_kib=64)
+    assert argv == ["restic", "--limit-upload", "512", "--limit-download", "64",
+                    "--cacert", "/etc/ca.pem", "copy", "abc"]
