@@ -38,6 +38,8 @@ class ExitCode(IntEnum):
     STATE = 21
     KIT_INVALID = 24  # recovery kit: wrong identity, damaged, truncated, unknown format
     GUARD_FROZEN = 25  # retention frozen by a suspect snapshot (#16): nothing was removed
+    MEDIA_INVALID = 26  # offline medium (#19): altered, unsigned, unknown key, replayed
+    MEDIA_INCOMPLETE = 27  # offline medium (#19): an export to it did not finish
     REPLICATION_CUT = 28  # a copy stopped by its replica's time window (#18): resumes next run
     INTERRUPTED = 130
 

@@ -76,6 +76,8 @@ if [ "$want_system" = 1 ]; then
     poppler-utils zbar-tools rclone
   # make test-systemd: a Debian rootfs (debootstrap) booted with systemd-nspawn.
   apt_install_missing systemd-container debootstrap
+  # Offline media tests (#19): vfat/exFAT images (exfat-fuse where the kernel lacks exFAT).
+  apt_install_missing dosfstools exfatprogs exfat-fuse
   install_restic
 fi
 

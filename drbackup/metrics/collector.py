@@ -36,6 +36,7 @@ from drbackup.metrics.definitions import (
 )
 from drbackup.metrics.guard import GuardView, add_guard, read_guard
 from drbackup.metrics.live import LiveView
+from drbackup.metrics.offline import add_offline
 from drbackup.metrics.samples import Samples
 from drbackup.state import RunRecord, StateDB
 from drbackup.state.health import StoreHealthRecord, replication_status, store_health
@@ -166,6 +167,10 @@ class StateCollector(Collector):
                 self._from_state(state, running, health)
                 add_guard(state, guard)
             self._replication_lag(tail, now, replication_status(self.state))
+            try:
+                add_offline(tail, self.config, self.state, now)
+            except DrBackupError as exc:
+                log.warning("metrics: cannot read the media catalogue: %s", exc.one_line())
         self._from_live(tail.add, running)
         self._host(tail.add)
         return _Sections(head, state, tail, running is not None)

@@ -125,6 +125,16 @@ METRICS: dict[str, MetricDef] = {m.name: m for m in [
        "When the guard last assessed a snapshot of the source (its newest verdict, clean or "
        "suspect); absent before the first. Stops moving when the guard stops assessing.",
        "state"),
+    # -- offline copies on removable media (#19) -------------------------------------------------
+    _m("drbackup_offline_copy_age_seconds", "gauge", ("agency",),
+       "Age of the newest snapshot held by a verified offline medium of the agency (drbackup "
+       "media export); +Inf before the first. For every agency with [agencies.offline].",
+       "state"),
+    _m("drbackup_offline_last_verified_export_timestamp_seconds", "gauge", ("agency",),
+       "When the last export to an offline medium of the agency was read back and verified; "
+       "absent before the first.", "state"),
+    _m("drbackup_offline_max_age_seconds", "gauge", ("agency",),
+       "Oldest the newest offline copy may be (config agencies[].offline.max_age).", "config"),
     # -- objectives from the config --------------------------------------------------------------
     _m("drbackup_rpo_target_seconds", "gauge", ("agency",),
        "Recovery point objective of the agency (config agencies[].rpo).", "config"),

@@ -76,4 +76,40 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (agency, source, rule)
     );
     """,
+    # Offline media (#19): the catalogue of media written on this host, the sequence number per
+    # agency per destination, and what was imported from media on this side of the gap.
+    """
+    CREATE TABLE media (
+        label TEXT NOT NULL,
+        agency TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        sequence INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        written_at REAL NOT NULL,
+        verified_at REAL,
+        location TEXT,
+        snapshots TEXT NOT NULL,
+        files INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        newest_snapshot_time REAL,
+        PRIMARY KEY (label, agency)
+    );
+    CREATE TABLE media_sequences (
+        agency TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        sequence INTEGER NOT NULL,
+        PRIMARY KEY (agency, destination)
+    );
+    CREATE TABLE media_imports (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        agency TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        sequence INTEGER NOT NULL,
+        label TEXT NOT NULL,
+        imported_at REAL NOT NULL,
+        snapshots TEXT NOT NULL
+    );
+    CREATE INDEX media_imports_by_agency ON media_imports (agency, key_id, destination);
+    """,
 ]

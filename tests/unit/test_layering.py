@@ -29,15 +29,17 @@ ALLOWED: dict[str, set[str]] = {
     "children": set(),  # the one door for child processes other than restic (#15 item 3)
     "sources": {"children", "config", "errors"},
     "verify": {"children", "config", "errors"},
+    "media": {"config", "errors", "verify"},  # offline media (#19): layout, signed manifest,
+    # read-back; pure (no restic, no state)
     "guard": {"errors"},  # pure signals and verdict (#16): reads files; no config, store, restic
-    "jobs": {"config", "engine", "errors", "guard", "logs", "sources", "state", "store",
-             "verify"},
+    "jobs": {"config", "engine", "errors", "guard", "logs", "media", "sources", "state",
+             "store", "verify"},
     "recovery": {"config", "engine", "errors", "jobs", "store", "verify"},  # kits: evidence key,
     # and plain restic's settings file (engine.environment) for the break-glass runbook
     "metrics": {"(root)", "config", "errors", "state"},
     "daemon": {"config", "engine", "errors", "jobs", "logs", "metrics", "state"},
-    "cli": {"(root)", "config", "daemon", "engine", "errors", "jobs", "logs", "metrics",
-            "recovery", "state", "store", "verify"},
+    "cli": {"(root)", "config", "daemon", "engine", "errors", "jobs", "logs", "media",
+            "metrics", "recovery", "state", "store", "verify"},
 }
 # boto3/botocore: the one door to S3.
 S3_LIBRARIES = {"boto3", "botocore"}

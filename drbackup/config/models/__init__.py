@@ -17,6 +17,7 @@ from drbackup.config.models.base import (
 )
 from drbackup.config.models.daemon import DaemonConfig
 from drbackup.config.models.guard import GuardConfig
+from drbackup.config.models.offline import OfflineConfig
 from drbackup.config.models.sources import (
     LOCAL_INSTANCE,
     SAME_SERVER,
@@ -36,7 +37,7 @@ from drbackup.config.units import ByteSize
 __all__ = [
     "IDENTIFIER", "LOCAL_INSTANCE", "LOCAL_STORE", "SAME_SERVER", "AbsolutePath", "AgencyConfig",
     "ByteSize", "Config", "DaemonConfig", "DirectorySource", "DrillTarget", "DumpSourceBase",
-    "DumpdirSource", "GuardConfig", "Identifier", "MysqlSource", "PostgresSource",
+    "DumpdirSource", "GuardConfig", "Identifier", "MysqlSource", "OfflineConfig", "PostgresSource",
     "RetentionConfig", "Schedule", "Source", "SourceBase", "SqliteSource", "StoreConfig",
     "StrictModel", "VerifyConfig", "is_identifier",
 ]

@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from drbackup.config.models.base import LOCAL_STORE, AbsolutePath, Identifier, Schedule, StrictModel
 from drbackup.config.models.daemon import DaemonConfig
 from drbackup.config.models.guard import GuardConfig
+from drbackup.config.models.offline import OfflineConfig
 from drbackup.config.models.sources import Source
 from drbackup.config.models.stores import StoreConfig
 from drbackup.config.units import ByteSize, Duration
@@ -129,6 +130,12 @@ class AgencyConfig(StrictModel):
     guard: GuardConfig = Field(
         default_factory=GuardConfig,
         description="The ransomware guard of this agency's directory sources ([agencies.guard]).",
+    )
+    offline: OfflineConfig | None = Field(
+        None,
+        description=(
+            "Offline copies on removable media ([agencies.offline], 'drbackup media'); unset: "
+            "the agency has none and no offline-copy alert."),
     )
     retention: RetentionConfig | None = Field(
         None,

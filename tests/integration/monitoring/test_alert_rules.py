@@ -21,7 +21,7 @@ TESTS_DIR = ROOT / "config" / "prometheus" / "tests"
 ALERTS = ["DrBackupRPOBreached", "DrBackupBackupsFailing", "DrBackupVerifyFailed",
           "DrBackupVerifyOverdue", "DrBackupRTOEstimateOverTarget", "DrBackupReplicationLagHigh",
           "DrBackupStoreDown", "DrBackupWatcherOverflow", "DrBackupDaemonAbsent",
-          "DrBackupDiskFilling", "DrBackupRansomwareSuspected"]
+          "DrBackupDiskFilling", "DrBackupRansomwareSuspected", "DrBackupOfflineCopyTooOld"]
 RUNBOOK_PREFIX = "https://drbackup.example.gov/runbooks/"
 # Alerts that start an incident procedure link it instead of runbooks/<lang>/alerts/<name>.md.
 RUNBOOKS = {"DrBackupRansomwareSuspected": "en/ransomware-suspected.md"}

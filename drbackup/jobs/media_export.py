@@ -1,0 +1,241 @@
+"""drbackup media export: bring an agency's snapshots onto a mounted medium, read them back,
+and only then call the medium verified (#19 §1).
+
+Order of writes, so a medium pulled at any moment (or a full disk, or kill -9) is either at its
+previous verified state or clearly marked incomplete:
+  1. `drbackup-media.incomplete` (fsync'd): from here on, verify says "incomplete";
+  2. restic init --copy-chunker-params (a blank medium) and restic copy: restic writes packs
+     and index files under new content-addressed names and fsyncs them; nothing old changes;
+  3. evidence reports, each written temp + rename + fsync;
+  4. read-back: every file hashed from the medium (page cache dropped), restic check
+     (--read-data or the configured subset);
+  5. the manifest, temp + rename + fsync, then read back and checked against the key;
+  6. the marker removed; the catalogue records the medium as verified.
+An interrupted export leaves the marker; the next export resumes (restic reuses the packs it
+finds) and completes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drbackup.config.models import AgencyConfig
+from drbackup.engine import RepositoryMissing
+from drbackup.engine.restic import local_repository_present
+from drbackup.errors import DrBackupError, ExitCode, TargetRefusedError, VerifyFailedError
+from drbackup.jobs.evidence import evidence_key
+from drbackup.jobs.media_common import media_lock, medium_root, medium_target
+from drbackup.jobs.recording import RecordedRun, recorded_run
+from drbackup.jobs.runtime import Runtime
+from drbackup.media.errors import MediaIncompleteError, MediaInvalidError
+from drbackup.media.layout import MANIFEST, MAX_FILE_BYTES, PUBLIC_KEY, reports
+from drbackup.media.manifest import (
+    AgencyEntry,
+    FileEntry,
+    Manifest,
+    SnapshotEntry,
+    clear_incomplete,
+    mark_incomplete,
+    read_manifest,
+    write_durably,
+    write_manifest,
+)
+from drbackup.media.readback import inventory
+from drbackup.state.media import VERIFIED, WRITING, MediumRecord, next_sequence, record_medium
+from drbackup.verify.evidence import public_pem
+
+log = logging.getLogger(__name__)
+REPORTS_DIR = "reports"
+
+
+@dataclass(frozen=True)
+class AgencyExport:
+    agency: str
+    sequence: int
+    snapshots: list[str]
+    new_snapshots: list[str]
+    initialized: bool
+
+
+@dataclass(frozen=True)
+class ExportOutcome:
+    label: str
+    medium: str
+    agencies: list[AgencyExport]
+    files_written: int  # files new or changed since the previous manifest
+    bytes_written: int
+    files_total: int
+    bytes_total: int
+    check: str  # what restic check read: "read-data" or the subset
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+def _previous(medium: Path, rt: Runtime) -> Manifest | None:
+    """The manifest already on the medium, checked against this host's key; None on a blank
+    medium (or one whose first export never finished). A medium written by another host, or
+    altered, is refused: exporting onto it would sign what this host did not write."""
+    if not (medium / MANIFEST).exists():
+        return None
+    try:
+        return read_manifest(medium, evidence_key(rt).public_key)
+    except MediaIncompleteError:
+        return None
+    except MediaInvalidError as exc:
+        raise TargetRefusedError(
+            f"the medium {medium} holds a manifest this host cannot vouch for: {exc.message}",
+            "use a blank medium, or wipe this one after checking where it comes from") from None
+
+
+def _carry_reports(rt: Runtime, agency: AgencyConfig, medium: Path) -> int:
+    """Copy the agency's signed evidence reports onto the medium (new ones only)."""
+    source = rt.config.daemon.state_dir / REPORTS_DIR / agency.id
+    if not source.is_dir():
+        return 0
+    target = reports(medium, agency.id)
+    target.mkdir(parents=True, exist_ok=True)
+    copied = 0
+    for path in sorted(source.glob("*.json")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        body = path.read_bytes()
+        existing = target / path.name
+        if existing.is_file() and existing.stat().st_size == len(body):
+            continue
+        write_durably(existing, body)
+        copied += 1
+    return copied
+
+
+def _snapshot_entries(rt: Runtime, agency: AgencyConfig, medium: Path
+                      ) -> tuple[list[SnapshotEntry], float | None]:
+    snapshots = sorted(rt.restic.snapshots(medium_target(medium, agency)), key=lambda s: s.time)
+    entries = [SnapshotEntry(s.original or s.id, s.time.isoformat(), tuple(s.paths),
+                             tuple(s.tags), s.hostname) for s in snapshots]
+    return entries, (snapshots[-1].time.timestamp() if snapshots else None)
+
+
+def export_media(rt: Runtime, agencies: list[AgencyConfig], medium_path: Path, *,
+                 label: str | None = None, location: str | None = None) -> ExportOutcome:
+    """Export, read back, sign. Raises TargetRefusedError (medium of another host or label),
+    VerifyFailedError (the read-back found the medium bad: it stays marked incomplete),
+    a DrBackupError with MEDIA_INCOMPLETE when the medium went away or filled up, restic's
+    errors for the source repository."""
+    started = time.monotonic()
+    medium = medium_root(medium_path)
+    rt.restic.require_supported()
+    with media_lock(rt.config.daemon.state_dir), ExitStack() as runs:
+        previous = _previous(medium, rt)
+        name = label or (previous.label if previous else None)
+        if name is None:
+            raise TargetRefusedError(f"the medium {medium} is blank and has no label",
+                                     "pass --label NAME (what is written on the medium)")
+        if previous is not None and label is not None and label != previous.label:
+            raise TargetRefusedError(f"the medium {medium} is labelled {previous.label!r}, "
+                                     f"not {label!r}", f"pass --label {previous.label} or "
+                                     "use another medium")
+        recorded = [runs.enter_context(recorded_run(rt, "media-export", a.id,
+                                                    store=f"media:{name}")) for a in agencies]
+        try:
+            return _export(rt, agencies, medium, name, previous, location, started, recorded)
+        except OSError as exc:
+            raise DrBackupError(
+                f"the export to {medium} did not finish: {exc.strerror or exc}",
+                "the medium is marked incomplete (pulled out, or full?); plug it in again "
+                "with room to spare and run the same export", exit_code=ExitCode.MEDIA_INCOMPLETE
+            ) from None
+
+
+def _export(rt: Runtime, agencies: list[AgencyConfig], medium: Path, label: str,
+            previous: Manifest | None, location: str | None, started: float,
+            recorded: list[RecordedRun]) -> ExportOutcome:
+    key = evidence_key(rt)
+    destinations = {a.id: (a.offline.destination if a.offline else "internal")
+                    for a in agencies}
+    mark_incomplete(medium, f"export by {rt.hostname} of {label} started {time.time():.0f}")
+    exports: list[AgencyExport] = []
+    entries: dict[str, AgencyEntry] = dict(previous.agencies) if previous else {}
+    newest: dict[str, float | None] = {}
+    for agency in agencies:
+        rt.check_store(agency.store)
+        source, target = rt.target(agency), medium_target(medium, agency, label)
+        before: set[str] = set()
+        initialized = not local_repository_present(target)
+        if initialized:
+            os.makedirs(Path(target.url).parent, exist_ok=True)
+            rt.restic.init(target, copy_chunker_params_from=source)
+        else:
+            try:
+                before = {s.original or s.id for s in rt.restic.snapshots(target)}
+            except RepositoryMissing:
+                before = set()
+        rt.restic.copy(source, target)
+        _carry_reports(rt, agency, medium)
+        snaps, newest[agency.id] = _snapshot_entries(rt, agency, medium)
+        sequence = next_sequence(rt.state, agency.id, destinations[agency.id])
+        record_medium(rt.state, MediumRecord(
+            label, agency.id, destinations[agency.id], sequence, WRITING, time.time(), None,
+            location, [s.id for s in snaps], 0, 0, newest[agency.id]))
+        entries[agency.id] = AgencyEntry(sequence, tuple(snaps))
+        exports.append(AgencyExport(agency.id, sequence, [s.id for s in snaps],
+                                    [s.id for s in snaps if s.id not in before], initialized))
+    # Read-back: every file of the exported agencies from the medium itself.
+    files, problems = inventory(medium, agencies={a.id for a in agencies}, cold=True)
+    if problems:
+        raise VerifyFailedError(f"the medium holds {problems[0].line()}",
+                                "the medium is marked incomplete; use another medium")
+    too_big = [p for p, f in files.items() if f.size > MAX_FILE_BYTES]
+    if too_big:
+        raise VerifyFailedError(f"{too_big[0]} is over 4 GiB, more than vfat/exFAT media hold",
+                                "lower restic's pack size of the source repository")
+    checked = "read-data"
+    for agency in agencies:
+        subset = agency.offline.read_data_subset if agency.offline else None
+        checked = subset or "read-data"
+        result = rt.restic.check(medium_target(medium, agency, label), read_data=subset is None,
+                                 read_data_subset=subset)
+        if not result.ok:
+            raise VerifyFailedError(f"restic check of the medium's repository of {agency.id} "
+                                    f"failed: {'; '.join(result.errors[:3]) or 'errors found'}",
+                                    "the medium is marked incomplete; use another medium")
+    old_files = previous.files if previous else {}
+    exported = {a.id for a in agencies}
+    kept = {p: f for p, f in old_files.items() if p.split("/")[1] not in exported}
+    all_files: dict[str, FileEntry] = {**kept, **files}
+    written = {p: f for p, f in files.items() if old_files.get(p) != f}
+    manifest = Manifest(label, rt.hostname, _one_destination(destinations), time.time(),
+                        entries, all_files)
+    write_durably(medium / PUBLIC_KEY, public_pem(key.public_key))
+    write_manifest(medium, manifest, key)
+    again = read_manifest(medium, key.public_key)  # the manifest itself, read back
+    if again.files != all_files:
+        raise VerifyFailedError("the manifest read back from the medium differs from the one "
+                                "written", "the medium is faulty; use another one")
+    clear_incomplete(medium)
+    verified_at = time.time()
+    for export in exports:
+        record_medium(rt.state, MediumRecord(
+            label, export.agency, destinations[export.agency], export.sequence, VERIFIED,
+            manifest.exported_at, verified_at, location, export.snapshots, len(all_files),
+            manifest.total_bytes, newest[export.agency]))
+    for run in recorded:
+        run.finish("success", details={
+            "label": label, "files_written": len(written),
+            "bytes_written": sum(f.size for f in written.values())})
+    return ExportOutcome(label, str(medium), exports, len(written),
+                         sum(f.size for f in written.values()), len(all_files),
+                         manifest.total_bytes, checked, time.monotonic() - started)
+
+
+def _one_destination(destinations: dict[str, str]) -> str:
+    values = set(destinations.values())
+    if len(values) > 1:
+        raise TargetRefusedError("the agencies of this export go to different destinations "
+                                 f"({', '.join(sorted(values))})",
+                                 "export them to separate media")
+    return values.pop()

@@ -1,0 +1,108 @@
+"""Reading a medium back: every file under agencies/ walked without following links, hashed
+(SHA-256) from the medium itself rather than the page cache, and compared with the manifest.
+One problem per line: missing, extra, altered, truncated, not a plain file."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from drbackup.media.layout import AGENCIES, is_lock
+from drbackup.media.manifest import FileEntry, Manifest
+
+CHUNK = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    what: str  # missing | extra | altered | truncated | not-a-file
+
+    def line(self) -> str:
+        return f"{self.path}: {self.what}"
+
+
+def walk(medium: Path) -> Iterator[tuple[str, os.stat_result]]:
+    """(relative path, lstat) of every entry under agencies/, links and odd files included
+    (the caller refuses them), directories descended without following links."""
+    root = medium / AGENCIES
+    if not root.is_dir() or root.is_symlink():
+        return
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISDIR(info.st_mode):
+                    stack.append(Path(entry.path))
+                else:
+                    yield Path(entry.path).relative_to(medium).as_posix(), info
+
+
+def hash_file(path: Path, *, cold: bool = False) -> tuple[int, str]:
+    """(size, sha256) of a plain file, opened without following a link. cold: flush the file
+    and drop it from the page cache first, so the bytes come from the medium."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        if cold:
+            with contextlib.suppress(OSError):
+                os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        digest, size = hashlib.sha256(), 0
+        while chunk := os.read(fd, CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+        return size, digest.hexdigest()
+    finally:
+        os.close(fd)
+
+
+def inventory(medium: Path, *, agencies: set[str], cold: bool = True
+              ) -> tuple[dict[str, FileEntry], list[Problem]]:
+    """Every file of the given agencies' parts of the medium with its size and hash (locks
+    left out), and the entries that are not plain files. Every file is hashed, old ones too:
+    the point of a read-back is that nothing is taken on trust."""
+    files: dict[str, FileEntry] = {}
+    problems: list[Problem] = []
+    for relative, info in walk(medium):
+        if relative.split("/")[1] not in agencies or is_lock(relative):
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            problems.append(Problem(relative, "not-a-file"))
+            continue
+        size, digest = hash_file(medium / relative, cold=cold)
+        files[relative] = FileEntry(size, digest)
+    return files, problems
+
+
+def compare(manifest: Manifest, medium: Path, *, cold: bool = True) -> list[Problem]:
+    """What differs between the medium and its manifest, one Problem each."""
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for relative, info in sorted(walk(medium)):
+        if is_lock(relative):
+            continue
+        expected = manifest.files.get(relative)
+        if expected is None:
+            problems.append(Problem(relative, "extra (not in the manifest)"))
+            continue
+        seen.add(relative)
+        if not stat.S_ISREG(info.st_mode):
+            problems.append(Problem(relative, "not a plain file"))
+            continue
+        if info.st_size != expected.size:
+            problems.append(Problem(relative, f"truncated or grown ({info.st_size} bytes, "
+                                              f"manifest says {expected.size})"))
+            continue
+        size, digest = hash_file(medium / relative, cold=cold)
+        if size != expected.size or digest != expected.sha256:
+            problems.append(Problem(relative, "altered (SHA-256 differs from the manifest)"))
+    for relative in sorted(set(manifest.files) - seen):
+        problems.append(Problem(relative, "missing"))
+    return problems

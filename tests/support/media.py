@@ -1,0 +1,77 @@
+"""Removable media for the offline-copy tests (#19): a filesystem image (ext4, vfat, exFAT)
+made by the test and loop-mounted as root; where no loop device can be had, a plain directory,
+and the test says so (a warning naming the reason), never silently. A kernel without the exFAT
+driver (this CI's container kernel has ext4 but neither vfat nor exfat) gets the image on a
+loop device through exfat-fuse: the same on-disk exFAT, a userspace driver."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+MKFS = {"ext4": ["mkfs.ext4", "-q", "-F"], "vfat": ["mkfs.vfat"], "exfat": ["mkfs.exfat"]}
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True, check=False)
+
+
+@contextmanager
+def medium(root: Path, fs: str, size_mib: int = 96) -> Iterator[tuple[Path, str]]:
+    """A mounted medium of filesystem `fs` at root/mnt: (mount point, what it really is:
+    'ext4 image', 'vfat image' or 'plain directory (<reason>)')."""
+    mountpoint = root / "mnt"
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    reason = None
+    tool = MKFS[fs][0]
+    if shutil.which(tool) is None:
+        reason = f"{tool} not installed (scripts/setup.sh installs dosfstools/exfatprogs)"
+    elif _run("losetup", "-f").returncode != 0:
+        reason = "no free loop device (losetup -f failed)"
+    image = root / f"medium-{fs}.img"
+    if reason is None:
+        with image.open("wb") as handle:
+            handle.truncate(size_mib * 1024 * 1024)
+        made = _run(*MKFS[fs], str(image))
+        mounted, how = made, fs
+        if made.returncode == 0:
+            if fs in _kernel_filesystems() or fs != "exfat":
+                mounted = _run("mount", "-o", "loop", str(image), str(mountpoint))
+            else:
+                loop = _run("losetup", "-f", "--show", str(image))
+                device = loop.stdout.strip()
+                mounted = loop if loop.returncode != 0 else _run(
+                    "mount.exfat-fuse", device, str(mountpoint))
+                how = "exfat (exfat-fuse on a loop device)"
+        if mounted.returncode != 0:
+            reason = f"cannot make or mount a {fs} image: {mounted.stderr.strip()[:200]}"
+    if reason is not None:
+        warnings.warn(f"offline-media test on a plain directory, not a {fs} filesystem: "
+                      f"{reason}", stacklevel=2)
+        yield mountpoint, f"plain directory ({reason})"
+        return
+    try:
+        yield mountpoint, f"{how} image"
+    finally:
+        _run("umount", "-l", str(mountpoint))
+        _detach(image)
+        image.unlink(missing_ok=True)
+
+
+def _kernel_filesystems() -> set[str]:
+    return {line.split()[-1] for line in Path("/proc/filesystems").read_text().splitlines()}
+
+
+def _detach(image: Path) -> None:
+    found = _run("losetup", "-j", str(image)).stdout
+    for line in found.splitlines():
+        _run("losetup", "-d", line.split(":")[0])
+
+
+def pull(mountpoint: Path) -> None:
+    """The medium is pulled out: a lazy unmount, the mount point left empty at once."""
+    _run("umount", "-l", str(mountpoint))
