@@ -30,14 +30,15 @@ ALLOWED: dict[str, set[str]] = {
     "sources": {"children", "config", "errors"},
     "verify": {"children", "config", "errors"},
     "guard": {"errors"},  # pure signals and verdict (#16): reads files; no config, store, restic
-    "jobs": {"config", "engine", "errors", "guard", "logs", "sources", "state", "store",
-             "verify"},
+    "fleet": {"config", "errors", "verify"},  # #20: the summary model, signing rules; pure
+    "jobs": {"config", "engine", "errors", "fleet", "guard", "logs", "sources", "state",
+             "store", "verify"},
     "recovery": {"config", "engine", "errors", "jobs", "store", "verify"},  # kits: evidence key,
     # and plain restic's settings file (engine.environment) for the break-glass runbook
     "metrics": {"(root)", "config", "errors", "state"},
     "daemon": {"config", "engine", "errors", "jobs", "logs", "metrics", "state"},
-    "cli": {"(root)", "config", "daemon", "engine", "errors", "jobs", "logs", "metrics",
-            "recovery", "state", "store", "verify"},
+    "cli": {"(root)", "config", "daemon", "engine", "errors", "fleet", "jobs", "logs",
+            "metrics", "recovery", "state", "store", "verify"},
 }
 # boto3/botocore: the one door to S3.
 S3_LIBRARIES = {"boto3", "botocore"}
