@@ -8,6 +8,7 @@ what the rclone path costs, not what moto's IAM checks cost."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -61,7 +62,7 @@ def run(work_dir: Path) -> list[BenchResult]:
                 if kind == "cross":
                     replica = _target(dr, bucket, "dr-key", "dr-secret", pw)
                     restic.init(replica, copy_chunker_params_from=primary_other)
-                    cross.append(timed(lambda r=replica: restic.copy(primary_other, r, ids)))
+                    cross.append(timed(functools.partial(restic.copy, primary_other, replica, ids)))
                 else:
                     replica = _target(dr, bucket, "test", "test", pw)
                     restic.init(replica, copy_chunker_params_from=primary)
@@ -72,8 +73,8 @@ def run(work_dir: Path) -> list[BenchResult]:
                            "RESTIC_FROM_REPOSITORY": primary.url,
                            "RESTIC_FROM_PASSWORD_FILE": str(pw),
                            **dict(replica.backend_env)}
-                    same.append(timed(lambda e=env: subprocess.run(
-                        [restic_bin, "copy", *ids], env=e, check=True,
+                    same.append(timed(functools.partial(
+                        subprocess.run, [restic_bin, "copy", *ids], env=env, check=True,
                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
     finally:
         city.stop()

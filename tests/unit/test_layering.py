@@ -32,13 +32,14 @@ ALLOWED: dict[str, set[str]] = {
     "media": {"config", "errors", "verify"},  # offline media (#19): layout, signed manifest,
     # read-back; pure (no restic, no state)
     "guard": {"errors"},  # pure signals and verdict (#16): reads files; no config, store, restic
-    "jobs": {"config", "engine", "errors", "guard", "logs", "media", "sources", "state",
+    "fleet": {"config", "errors", "verify"},  # #20: the summary model, signing rules; pure
+    "jobs": {"config", "engine", "errors", "fleet", "guard", "logs", "media", "sources", "state",
              "store", "verify"},
     "recovery": {"config", "engine", "errors", "jobs", "store", "verify"},  # kits: evidence key,
     # and plain restic's settings file (engine.environment) for the break-glass runbook
     "metrics": {"(root)", "config", "errors", "state"},
     "daemon": {"config", "engine", "errors", "jobs", "logs", "metrics", "state"},
-    "cli": {"(root)", "config", "daemon", "engine", "errors", "jobs", "logs", "media",
+    "cli": {"(root)", "config", "daemon", "engine", "errors", "fleet", "jobs", "logs", "media",
             "metrics", "recovery", "state", "store", "verify"},
 }
 # boto3/botocore: the one door to S3.

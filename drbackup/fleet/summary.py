@@ -1,0 +1,170 @@
+"""The published status summary (#20 item 1): what one host says about one agency, signed with
+the host's evidence key (drbackup.verify.evidence), so a reader of the bucket can judge every
+agency of the city without trusting the host that stored the file.
+
+One summary per host and agency, at <store prefix>/<agency>/fleet/<host>.json: a reader lists
+agencies and reads one small file per host and agency (bounded by agencies, not by history).
+
+The envelope is an evidence envelope (format drbackup-evidence/1) whose report is:
+    {"format": "drbackup-fleet-summary/1", "host": ..., "agency": ..., "sequence": <int>,
+     "published_at": <unix seconds>, "valid_seconds": <float>, "drbackup_version": ...,
+     "verdict": "good"|"failing"|"unknown", "level_met": <int|null>, "level_required": ...,
+     "sources": [...], "replicas": [...], "guard": {...}|null, "offline_copy": null}
+Only ids, times, figures and short fixed finding codes: no password, no file name, nothing a
+reader of the bucket could not already see in the evidence. `offline_copy` stays null until
+offline media (#19) records where an offline copy exists.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from drbackup.config.models import is_identifier
+
+FORMAT = "drbackup-fleet-summary/1"
+FLEET_DIR = "fleet"
+VERDICTS = ("good", "failing", "unknown")
+# Fixed finding codes: a summary never carries free text (an error message can hold a path).
+FINDINGS = frozenset({"no-good-backup", "rpo-breached", "never-drilled", "drill-failed",
+                      "drill-suspect", "rto-over", "never-checked", "check-failed",
+                      "guard-frozen", "replica-lagging"})
+_HOST = re.compile(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?")
+
+
+def is_host_name(value: object) -> bool:
+    """A host name as it may appear in an object key: lowercase DNS characters only."""
+    return isinstance(value, str) and _HOST.fullmatch(value) is not None and ".." not in value
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    source: str
+    kind: str
+    last_good_backup_at: float | None
+    rpo_seconds: float | None
+    rpo_target_seconds: float
+    last_good_drill_at: float | None
+    rto_estimate_seconds: float | None
+    rto_target_seconds: float
+    level_met: int | None
+    findings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReplicaStatus:
+    store: str
+    lag_seconds: float | None  # age of the newest copy of the primary's snapshot; None: none
+
+
+@dataclass(frozen=True)
+class AgencySummary:
+    host: str
+    agency: str
+    sequence: int  # strictly increasing per host: a replayed older file has a lower one
+    published_at: float
+    valid_seconds: float  # after published_at + valid_seconds the summary is stale
+    drbackup_version: str
+    verdict: str
+    level_met: int | None
+    level_required: int | None
+    sources: list[SourceStatus]
+    replicas: list[ReplicaStatus] = field(default_factory=list)
+    guard_frozen: bool | None = None  # None: the guard is not configured
+    offline_copy: dict[str, Any] | None = None  # hook for #19 (offline media); absent for now
+    findings: list[str] = field(default_factory=list)
+
+    def to_report(self) -> dict[str, Any]:
+        return {"format": FORMAT, **asdict(self)}
+
+
+def summary_key(agency_prefix: str, host: str) -> str:
+    """Object key (or relative path) of a host's summary of one agency."""
+    return f"{agency_prefix}/{FLEET_DIR}/{host}.json"
+
+
+class MalformedSummary(ValueError):
+    """A signed report that is not a well-formed fleet summary."""
+
+
+def _number(value: object, what: str, *, optional: bool = True) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise MalformedSummary(f"{what} is not a number")
+    return float(value)
+
+
+def _level(value: object, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 6:
+        raise MalformedSummary(f"{what} is not a GB/T 20988 level")
+    return value
+
+
+def _codes(value: object, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(v in FINDINGS for v in value):
+        raise MalformedSummary(f"{what} holds an unknown finding")
+    return [str(v) for v in value]
+
+
+def parse_summary(report: dict[str, Any]) -> AgencySummary:
+    """The summary in a verified report; every id checked (it came from a store).
+
+    Raises MalformedSummary."""
+    if report.get("format") != FORMAT:
+        raise MalformedSummary(f"not a {FORMAT} report")
+    host, agency = report.get("host"), report.get("agency")
+    if not is_host_name(host) or not is_identifier(agency):
+        raise MalformedSummary("host or agency is not a valid id")
+    assert isinstance(host, str) and isinstance(agency, str)
+    sequence = report.get("sequence")
+    if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 0:
+        raise MalformedSummary("sequence is not a counter")
+    verdict = report.get("verdict")
+    if verdict not in VERDICTS:
+        raise MalformedSummary("unknown verdict")
+    version = report.get("drbackup_version")
+    if not isinstance(version, str) or len(version) > 40:
+        raise MalformedSummary("drbackup_version is not a version")
+    sources: list[SourceStatus] = []
+    for raw in report.get("sources") or []:
+        if not isinstance(raw, dict) or not is_identifier(raw.get("source")) \
+                or not is_identifier(raw.get("kind")):
+            raise MalformedSummary("a source is not a valid id")
+        sources.append(SourceStatus(
+            source=raw["source"], kind=raw["kind"],
+            last_good_backup_at=_number(raw.get("last_good_backup_at"), "last_good_backup_at"),
+            rpo_seconds=_number(raw.get("rpo_seconds"), "rpo_seconds"),
+            rpo_target_seconds=_number(raw.get("rpo_target_seconds"), "rpo target",
+                                       optional=False) or 0.0,
+            last_good_drill_at=_number(raw.get("last_good_drill_at"), "last_good_drill_at"),
+            rto_estimate_seconds=_number(raw.get("rto_estimate_seconds"), "rto estimate"),
+            rto_target_seconds=_number(raw.get("rto_target_seconds"), "rto target",
+                                       optional=False) or 0.0,
+            level_met=_level(raw.get("level_met"), "source level"),
+            findings=_codes(raw.get("findings", []), "source findings")))
+    replicas: list[ReplicaStatus] = []
+    for raw in report.get("replicas") or []:
+        if not isinstance(raw, dict) or not is_identifier(raw.get("store")):
+            raise MalformedSummary("a replica is not a valid store id")
+        replicas.append(ReplicaStatus(raw["store"], _number(raw.get("lag_seconds"), "lag")))
+    frozen = report.get("guard_frozen")
+    if frozen is not None and not isinstance(frozen, bool):
+        raise MalformedSummary("guard_frozen is not a flag")
+    offline = report.get("offline_copy")
+    if offline is not None and not isinstance(offline, dict):
+        raise MalformedSummary("offline_copy is not an object")
+    return AgencySummary(
+        host=host, agency=agency, sequence=sequence,
+        published_at=_number(report.get("published_at"), "published_at",
+                             optional=False) or 0.0,
+        valid_seconds=_number(report.get("valid_seconds"), "valid_seconds",
+                              optional=False) or 0.0,
+        drbackup_version=version, verdict=str(verdict),
+        level_met=_level(report.get("level_met"), "level_met"),
+        level_required=_level(report.get("level_required"), "level_required"),
+        sources=sources, replicas=replicas, guard_frozen=frozen, offline_copy=offline,
+        findings=_codes(report.get("findings", []), "findings"))
