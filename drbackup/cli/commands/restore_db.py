@@ -8,7 +8,7 @@ from typing import Any
 from drbackup.cli.context import CliContext
 from drbackup.cli.output import human_bytes
 from drbackup.errors import TargetRefusedError
-from drbackup.jobs.restore_db import restore_database
+from drbackup.jobs.restore_db import refuse_secret_target, restore_database
 
 
 def register(commands: Any) -> None:
@@ -48,6 +48,7 @@ def _confirm(ctx: CliContext) -> None:
 def restore_db_now(ctx: CliContext) -> int:
     agency = ctx.config.agency(ctx.args.agency)
     source = agency.source(ctx.args.source)
+    refuse_secret_target(ctx.args.into)  # before the prompt echoes it
     _confirm(ctx)
     outcome = restore_database(ctx.runtime, agency, source, ctx.args.snapshot, ctx.args.into,
                                overwrite=ctx.args.overwrite, clean=ctx.args.clean,
