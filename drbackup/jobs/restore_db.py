@@ -17,8 +17,9 @@ from drbackup.config.models import (
     Source,
     SqliteSource,
 )
+from drbackup.config.models.sources import DSN_PASSWORD_HINT, dsn_has_password
 from drbackup.engine import Snapshot
-from drbackup.errors import NotFoundError, TargetRefusedError
+from drbackup.errors import NotFoundError, TargetRefusedError, UsageError
 from drbackup.jobs.recording import recorded_run
 from drbackup.jobs.restore import list_snapshots, pick_snapshot
 from drbackup.jobs.runtime import Runtime
@@ -42,6 +43,15 @@ class DbRestoreOutcome:
     seconds: float
 
 
+
+
+def refuse_secret_target(into: str | Path) -> None:
+    """A restore target carrying a password would reach the restore tool's argv and the state
+    database: refused with the check the config applies to a source's dsn (never echoing it)."""
+    if isinstance(into, str) and dsn_has_password(into):
+        raise UsageError("the restore target (--into) must not contain a password (it would "
+                         "show in process lists and be recorded in the state database)",
+                         DSN_PASSWORD_HINT + "; give --into without the password")
 
 
 def choose_db_snapshot(rt: Runtime, agency: AgencyConfig, source: Source, snapshot: str = "latest",
@@ -70,9 +80,10 @@ def restore_database(rt: Runtime, agency: AgencyConfig, source: Source | str,
     """Restore a postgres, mysql or sqlite source's snapshot into `into` (a database name, a
     PostgreSQL DSN, or a SQLite file path).
 
-    Raises TargetRefusedError (an existing non-empty target without overwrite, or a source kind
-    that is not a database), NotFoundError (no such snapshot), DumpError (the restore tool
-    failed), and engine errors."""
+    Raises UsageError (a password inside `into`), TargetRefusedError (an existing non-empty
+    target without overwrite, or a source kind that is not a database), NotFoundError (no such
+    snapshot), DumpError (the restore tool failed), and engine errors."""
+    refuse_secret_target(into)  # before anything runs or is recorded: the target is recorded
     if isinstance(source, str):
         source = agency.source(source)
     if not isinstance(source, PostgresSource | MysqlSource | SqliteSource):

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from drbackup.cli.context import CliContext
 from drbackup.cli.output import human_bytes
 from drbackup.errors import TargetRefusedError
-from drbackup.jobs.restore_db import restore_database
+from drbackup.jobs.restore_db import refuse_secret_target, restore_database
+
+
+class _Once(argparse.Action):
+    """An option that may be given once: argparse would keep the last of several silently."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: str | Sequence[Any] | None, option_string: str | None = None) -> None:
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option_string} given more than once (only the last would be "
+                         f"restored): run one restore-db per database")
+        setattr(namespace, self.dest, values)
 
 
 def register(commands: Any) -> None:
@@ -17,7 +30,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--agency", required=True)
     parser.add_argument("--source", required=True)
     parser.add_argument("--snapshot", default="latest", help="snapshot id or 'latest'")
-    parser.add_argument("--database",
+    parser.add_argument("--database", action=_Once,
                         help="which database of a source with all = true (tag database=)")
     parser.add_argument("--into", required=True, metavar="TARGET",
                         help="database name (PostgreSQL: or a DSN without password) on the "
@@ -48,6 +61,7 @@ def _confirm(ctx: CliContext) -> None:
 def restore_db_now(ctx: CliContext) -> int:
     agency = ctx.config.agency(ctx.args.agency)
     source = agency.source(ctx.args.source)
+    refuse_secret_target(ctx.args.into)  # before the prompt echoes it
     _confirm(ctx)
     outcome = restore_database(ctx.runtime, agency, source, ctx.args.snapshot, ctx.args.into,
                                overwrite=ctx.args.overwrite, clean=ctx.args.clean,

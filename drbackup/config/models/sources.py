@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import urllib.parse
 from datetime import timedelta
 from typing import Annotated, Literal
 
@@ -50,13 +51,30 @@ class DirectorySource(SourceBase):
     )
 
 
-def _no_password_in_dsn(value: str) -> str:
+_PASSWORD_KEY = re.compile(r"(^|[\s?&])password\s*=")
+DSN_PASSWORD_HINT = "put the password in password_file, a passfile or a service file"  # noqa: S105
+
+
+def dsn_has_password(value: str) -> bool:
+    """Whether a connection string carries a password: `user:password@` in a URI (postgresql://,
+    mysql://, any scheme) or a `password=` key (libpq key/value, URI query). The one check for
+    config dsn values and restore targets alike."""
     lowered = value.lower()
-    if re.search(r"(^|\s)password\s*=", lowered) or re.match(r"^postgres(ql)?://[^/@]*:[^/@]*@",
-                                                              lowered):
+    if _PASSWORD_KEY.search(lowered):
+        return True
+    if "://" not in lowered:
+        return False
+    try:
+        return urllib.parse.urlsplit(lowered).password is not None
+    except ValueError:  # unparseable netloc (e.g. a broken IPv6 literal): the plain pattern
+        return re.match(r"^[a-z][a-z0-9+.-]*://[^/@]*:[^/@]*@", lowered) is not None
+
+
+def _no_password_in_dsn(value: str) -> str:
+    if dsn_has_password(value):
         raise ValueError(
-            "the dsn must not contain a password (it would show in process lists): put the "
-            "password in password_file, a passfile or a service file")
+            "the dsn must not contain a password (it would show in process lists): "
+            + DSN_PASSWORD_HINT)
     return value
 
 

@@ -7,6 +7,7 @@ failed run; the password appears in no process's argv and no log line."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -264,3 +265,29 @@ def test_dump_killed_midway_makes_no_snapshot_and_password_stays_out_of_argv(
     assert postgres_server.password not in stdout + stderr
     state_text = (workspace.state_dir / "state.db").read_bytes()
     assert postgres_server.password.encode() not in state_text
+
+
+def test_a_password_in_the_restore_target_is_refused_and_never_stored(
+        workspace: Workspace, postgres_server: PostgresServer, pg_database: str) -> None:
+    """issue 17 item 5: `--into postgresql://user:s3cret@...` is refused in one line before
+    anything runs (exit 2, like the config's dsn check); 's3cret' lands in no state row."""
+    postgres_server.psql("CREATE TABLE t (v int); INSERT INTO t VALUES (1)", pg_database)
+    workspace.add_agency("records")
+    add_pg_source(workspace, postgres_server, pg_database)
+    workspace.cli("repo", "init", check=True)
+    workspace.cli("backup", "--agency", "records", check=True)
+    target = f"postgresql://user:s3cret@127.0.0.1:{postgres_server.port}/restored"
+
+    refused = workspace.cli("restore-db", "--agency", "records", "--source", "db",
+                            "--into", target, "--yes")
+    assert refused.returncode == ExitCode.USAGE, refused.stderr
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "password" in lines[0], refused.stderr
+    assert "s3cret" not in refused.stdout + refused.stderr
+    assert runs(workspace.state_dir, agency="records", job="restore-db") == []
+    with sqlite3.connect(workspace.state_dir / "state.db") as state:
+        tables = [row[0] for row in state.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            for row in state.execute(f'SELECT * FROM "{table}"'):
+                assert "s3cret" not in repr(row), (table, row)
