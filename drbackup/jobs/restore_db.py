@@ -41,6 +41,7 @@ class DbRestoreOutcome:
     created: bool  # the target database/file did not exist before
     bytes: int
     seconds: float
+    moved_aside: tuple[str, ...] = ()  # SQLite in place: the previous file and its companions
 
 
 
@@ -107,6 +108,7 @@ def restore_database(rt: Runtime, agency: AgencyConfig, source: Source | str,
         run_id = run.run_id
         started = time.monotonic()
         fed: list[CountingSink] = []
+        moved: tuple[str, ...] = ()
 
         def feed(sink: IO[bytes]) -> None:
             counting = CountingSink(sink)
@@ -131,13 +133,15 @@ def restore_database(rt: Runtime, agency: AgencyConfig, source: Source | str,
 
             lite = restore_sqlite(Path(target_text), feed, overwrite=overwrite)
             into_name, created = str(lite.path), lite.created
+            moved = tuple(str(path) for path in lite.moved_aside)
         seconds = time.monotonic() - started
         restored = sum(f.count for f in fed)
         run.finish("success", details={
             "snapshot_id": chosen.id, "into": into_name, "created": created, "bytes": restored,
-            "seconds": round(seconds, 3), "kind": source.kind})
+            "seconds": round(seconds, 3), "kind": source.kind,
+            **({"moved_aside": list(moved)} if moved else {})})
     log.info("database restored", extra={"agency": agency.id, "source": source.id,
                                          "job": "restore-db", "run_id": str(run_id)})
     return DbRestoreOutcome(run_id, agency.id, source.id, source.kind, chosen,
                             tag_id(chosen, "database"), into_name, created,
-                            restored, seconds)
+                            restored, seconds, moved)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import drbackup.sources.sqlite_swap as swap
 from drbackup.config.models import SqliteSource
 from drbackup.errors import SourceMissingError, TargetRefusedError
 from drbackup.sources.base import BackupPlan, DumpError
@@ -139,27 +140,37 @@ def plan_sqlite(source: SqliteSource, scratch_dir: Path | None = None) -> list[B
 class SqliteRestoreResult:
     path: Path
     created: bool
+    moved_aside: tuple[Path, ...] = ()  # the previous file and its -wal/-shm/-journal
 
 
 def restore_sqlite(into: Path, feed: Callable[[IO[bytes]], None], *, overwrite: bool = False
                    ) -> SqliteRestoreResult:
     """Write the snapshot's database file to `into`: first beside it, checked with
-    integrity_check, then renamed into place.
+    integrity_check, then renamed into place. Over an existing database (overwrite): refused
+    while a process has it open; it and its -wal/-shm/-journal are moved aside together
+    (sqlite_swap); mode, owner and WAL mode are kept; the result is opened and compared with
+    the snapshot's copy.
 
-    Raises TargetRefusedError when `into` exists (non-empty) without overwrite, DumpError when
-    the restored file fails the check."""
+    Raises TargetRefusedError when `into` exists (non-empty) without overwrite, is a link or in
+    use, DumpError when the restored file fails a check."""
     into = into.absolute()
-    existed = into.exists()
+    existed = os.path.lexists(into)
     if existed and (not into.is_file() or into.stat().st_size > 0) and not overwrite:
         raise TargetRefusedError(f"restore target {into} exists",
                                  "choose a new file name, or pass --overwrite")
-    if existed and not into.is_file():
-        raise TargetRefusedError(f"restore target {into} is not a regular file",
-                                 "choose a file path")
+    live = None
+    if existed:
+        problem, _identity = database_problem(into)
+        if problem is not None:
+            raise TargetRefusedError(f"restore target {problem}",
+                                     "choose a plain file path; nothing was changed")
+        swap.refuse_if_open(into)
+        live = swap.live_file(into)
     into.parent.mkdir(parents=True, exist_ok=True)
     fd, partial_name = tempfile.mkstemp(prefix=f".{into.name}.", suffix=".partial",
                                         dir=into.parent)
     partial = Path(partial_name)
+    moved: list[Path] = []
     try:
         with os.fdopen(fd, "wb") as handle:
             feed(handle)
@@ -169,10 +180,21 @@ def restore_sqlite(into: Path, feed: Callable[[IO[bytes]], None], *, overwrite: 
         if problem is not None:
             raise DumpError(f"the restored SQLite file fails integrity_check: {problem}",
                             "try an older snapshot")
-        os.replace(partial, into)
+        if live is None:
+            os.replace(partial, into)
+            return SqliteRestoreResult(into, created=True)
+        expected = swap.content_digest(partial)
+        swap.prepare(partial, live)
+        moved = swap.swap(partial, into)
     finally:
         partial.unlink(missing_ok=True)
-    return SqliteRestoreResult(into, created=not existed)
+    problem = swap.verification_problem(into, expected, live.wal)
+    if problem is not None:
+        where = f" (the previous file is at {moved[0]})" if moved else ""
+        raise DumpError(f"the SQLite file restored at {into} is not the snapshot's: "
+                        f"{problem}{where}",
+                        "stop applications using it and move the previous file back")
+    return SqliteRestoreResult(into, created=False, moved_aside=tuple(moved))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -70,5 +70,8 @@ def restore_db_now(ctx: CliContext) -> int:
                  f"({outcome.snapshot.time:%Y-%m-%d %H:%M:%S %Z}) of {agency.id}/{source.id} "
                  f"into {outcome.into}{' (created)' if outcome.created else ''}: "
                  f"{human_bytes(outcome.bytes)} in {outcome.seconds:.1f}s")
+    if outcome.moved_aside:
+        ctx.out.line(f"the previous database was moved aside to {outcome.moved_aside[0]}"
+                     + "".join(f", {path}" for path in outcome.moved_aside[1:]))
     ctx.out.result(outcome)
     return 0

@@ -93,3 +93,87 @@ def test_missing_database_file_is_an_error(workspace: Workspace, tmp_path: Path)
     result = workspace.cli("backup", "--agency", "records")
     assert result.returncode == ExitCode.SOURCE_MISSING
     assert "does not exist" in result.stderr
+
+
+# Deletes half the rows and writes one, then stays open (prints "ready") until stdin closes, and
+# leaves without a checkpoint: the -wal/-shm stay beside the database as after a crash.
+AFTER_BACKUP = textwrap.dedent("""
+    import os, sqlite3, sys
+    db = sqlite3.connect(sys.argv[1], isolation_level=None)
+    db.execute("PRAGMA wal_autocheckpoint=0")
+    db.execute("DELETE FROM people WHERE id % 2 = 0")
+    db.execute("INSERT INTO people VALUES (100001, 'written after the backup')")
+    print("ready", flush=True)
+    sys.stdin.read()
+    os._exit(0)
+""")
+
+
+def make_people(database: Path, rows: int) -> list[str]:
+    """A WAL-mode database of `rows` people, mode 0644; its .dump lines."""
+    with closing(sqlite3.connect(database)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+        db.executemany("INSERT INTO people VALUES (?, ?)",
+                       [(n, f"居民 {n}") for n in range(1, rows + 1)])
+        db.commit()
+        dump = list(db.iterdump())
+    database.chmod(0o644)
+    return dump
+
+
+def hold_open(database: Path) -> subprocess.Popen[str]:
+    holder = subprocess.Popen([sys.executable, "-c", AFTER_BACKUP, str(database)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline() == "ready\n"
+    return holder
+
+
+def test_overwrite_in_place_replaces_the_wal_too(workspace: Workspace, tmp_path: Path) -> None:
+    database = tmp_path / "people.sqlite"
+    expected = make_people(database, 10_000)
+    workspace.add_agency("records")
+    workspace.add_source("records", "people", "sqlite", path=str(database))
+    workspace.cli("repo", "init", check=True)
+    workspace.cli("backup", "--agency", "records", check=True)
+    holder = hold_open(database)
+    holder.communicate("")  # exits without a checkpoint: its changes live only in the -wal
+    assert (tmp_path / "people.sqlite-wal").stat().st_size > 0
+    old = {suffix: (tmp_path / f"people.sqlite{suffix}").read_bytes()
+           for suffix in ("", "-wal", "-shm")}
+
+    result = workspace.cli("restore-db", "--agency", "records", "--source", "people",
+                           "--into", str(database), "--overwrite", "--yes", check=True)
+
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT count(*) FROM people").fetchone()[0] == 10_000
+        assert list(db.iterdump()) == expected
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert database.stat().st_mode & 0o7777 == 0o644
+    [aside] = sorted(tmp_path.glob("people.sqlite.before-restore-*[0-9Z]"))
+    assert str(aside) in result.stdout
+    for suffix, content in old.items():
+        assert Path(f"{aside}{suffix}").read_bytes() == content
+    with closing(sqlite3.connect(f"file:{aside}?mode=ro", uri=True)) as db:  # nothing lost
+        assert db.execute("SELECT count(*) FROM people").fetchone()[0] == 5_001
+
+
+def test_overwrite_refuses_a_database_in_use(workspace: Workspace, tmp_path: Path) -> None:
+    database = tmp_path / "people.sqlite"
+    make_people(database, 100)
+    workspace.add_agency("records")
+    workspace.add_source("records", "people", "sqlite", path=str(database))
+    workspace.cli("repo", "init", check=True)
+    workspace.cli("backup", "--agency", "records", check=True)
+    holder = hold_open(database)
+    try:
+        result = workspace.cli("restore-db", "--agency", "records", "--source", "people",
+                               "--into", str(database), "--overwrite", "--yes")
+    finally:
+        holder.communicate("")
+    assert result.returncode == ExitCode.TARGET_REFUSED
+    assert f"process {holder.pid} (python" in result.stderr
+    assert not list(tmp_path.glob("*before-restore*"))
+    with closing(sqlite3.connect(database)) as db:
+        assert db.execute("SELECT count(*) FROM people").fetchone()[0] == 51
