@@ -4,15 +4,20 @@ max_age; otherwise the report says why (no offline config, no verified medium, t
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
+import jsonschema
+
+from drbackup.cli.output import jsonable
 from drbackup.config.models import AgencyConfig, Config, DaemonConfig
 from drbackup.jobs.dr_report import OfflineCopy, build_report
 from drbackup.jobs.runtime import Runtime
 from drbackup.state.media import FAILED, VERIFIED, WRITING, MediumRecord, record_medium
 
 DAY = 86400.0
+SCHEMA = Path(__file__).resolve().parents[3] / "docs" / "schemas" / "report.schema.json"
 
 
 def _runtime(tmp_path: Path, *, offline: bool = True) -> Runtime:
@@ -33,7 +38,9 @@ def _medium(rt: Runtime, label: str, state: str, newest: float | None) -> None:
 
 
 def _offline(rt: Runtime, now: float) -> tuple[OfflineCopy, list[str]]:
-    agency = build_report(rt, list(rt.config.agencies), now=now).agencies[0]
+    report = build_report(rt, list(rt.config.agencies), now=now)
+    jsonschema.validate(jsonable(report), json.loads(SCHEMA.read_text()))
+    agency = report.agencies[0]
     assert agency.offline_copy is not None
     return agency.offline_copy, agency.findings
 
