@@ -6,7 +6,11 @@ The ransomware guard (#16) counts too: an agency whose retention is frozen by a 
 snapshot meets no level until the freeze is released (the freeze is the first finding and the
 first blocker, with the figures' own level after it), and a drill of a snapshot whose verdict is
 still suspect is no good drill (it proves restic gives back what was backed up, not that it is
-the agency's data)."""
+the agency's data).
+
+The offline copy of 3-2-1-1-0 (#19) comes from the media catalogue: met when the agency has
+[agencies.offline] and a verified medium whose newest snapshot is within its max_age; otherwise
+the report says which of the three it lacks (a configured agency's lack is also a finding)."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.tags import is_snapshot_id
 from drbackup.state import RunRecord
 from drbackup.state import guard as records
+from drbackup.state.media import VERIFIED, media
 from drbackup.verify.levels import GBT_20988_LEVELS, Measured, highest_level_met
 
 REPORT_FORMAT = "drbackup-report/1"
@@ -70,6 +75,17 @@ class SourceReport:
 
 
 @dataclass(frozen=True)
+class OfflineCopy:
+    """The "1 offline" of 3-2-1-1-0, from the media catalogue."""
+    met: bool
+    reason: str
+    verified_media: int
+    newest_snapshot_time: str | None
+    age_seconds: float | None
+    max_age_seconds: float | None
+
+
+@dataclass(frozen=True)
 class AgencyReport:
     agency: str
     store: str
@@ -79,6 +95,7 @@ class AgencyReport:
     sources: list[SourceReport]
     gbt_20988: LevelResult
     findings: list[str]
+    offline_copy: OfflineCopy | None = None
 
 
 @dataclass(frozen=True)
@@ -197,6 +214,33 @@ def source_report(rt: Runtime, agency: AgencyConfig, source_id: str, kind: str,
         rpo=rpo, rto=rto, gbt_20988=_level(measured), findings=findings)
 
 
+def _age(seconds: float) -> str:
+    return f"{seconds / 86400:.1f}d" if seconds >= 2 * 86400 else f"{seconds / 3600:.1f}h"
+
+
+def offline_copy(rt: Runtime, agency: AgencyConfig, now: float) -> OfflineCopy:
+    """Met when a verified medium holds a snapshot no older than [agencies.offline] max_age."""
+    verified = [m for m in media(rt.state, agency.id) if m.state == VERIFIED]
+    times = [m.newest_snapshot_time for m in verified if m.newest_snapshot_time is not None]
+    newest = max(times) if times else None
+    age = None if newest is None else max(0.0, now - newest)
+    when = None if newest is None else utc_iso(newest)
+    if agency.offline is None:
+        return OfflineCopy(False, "no offline copy configured ([agencies.offline] unset)",
+                           len(verified), when, age, None)
+    limit = agency.offline.max_age.total_seconds()
+    if age is None:
+        reason = "no verified offline medium (drbackup media export)"
+        return OfflineCopy(False, reason, len(verified), when, age, limit)
+    if age > limit:
+        reason = (f"newest offline copy is {_age(age)} old (snapshot {when}), older than "
+                  f"max_age {_age(limit)}")
+        return OfflineCopy(False, reason, len(verified), when, age, limit)
+    reason = (f"newest offline copy {_age(age)} old (snapshot {when}) on {len(verified)} "
+              f"verified medium(s), within max_age {_age(limit)}")
+    return OfflineCopy(True, reason, len(verified), when, age, limit)
+
+
 def agency_report(rt: Runtime, agency: AgencyConfig, now: float) -> AgencyReport:
     sources = [source_report(rt, agency, s.id, s.kind, now) for s in agency.sources]
     checks = [r for r in rt.state.runs(agency=agency.id, job="check", limit=200)
@@ -221,12 +265,15 @@ def agency_report(rt: Runtime, agency: AgencyConfig, now: float) -> AgencyReport
     if freeze is not None:
         findings.insert(0, freeze_finding(rt, freeze))
         agency_level = frozen_level(freeze, agency_level)
+    offline = offline_copy(rt, agency, now)
+    if agency.offline is not None and not offline.met:
+        findings.append(f"offline copy (3-2-1-1-0) not met: {offline.reason}")
     total = agency.verify.check_subsets
     return AgencyReport(
         agency=agency.id, store=agency.store, last_check=_summary(last_check),
         last_data_check=_summary(data_checks[0] if data_checks else None),
         next_data_subset=f"{next_subset(rt, agency, agency.store)}/{total}",
-        sources=sources, gbt_20988=agency_level, findings=findings)
+        sources=sources, gbt_20988=agency_level, findings=findings, offline_copy=offline)
 
 
 def build_report(rt: Runtime, agencies: list[AgencyConfig], now: float | None = None

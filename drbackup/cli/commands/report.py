@@ -55,6 +55,10 @@ def report_now(ctx: CliContext) -> int:
         ctx.out.line(f"  last check: {check.at[:19] + ' ' + (check.verdict or check.result)}"
                      if check else "  last check: never")
         ctx.out.line(f"  next data subset: {agency.next_data_subset}")
+        offline = agency.offline_copy
+        if offline is not None:
+            ctx.out.line(f"  offline copy (3-2-1-1-0): {'met' if offline.met else 'NOT MET'}: "
+                         f"{offline.reason}")
         for finding in agency.findings:
             ctx.out.line(f"  finding: {finding}")
         for blocker in level.next_level_blockers[:5]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from tests.support.media import medium as mounted_medium
@@ -102,6 +103,17 @@ def test_incremental_export_writes_only_what_is_new_and_restores_on_a_fresh_host
     restored = target / str(world.sides.data).lstrip("/")
     assert {k: v.sha256 for k, v in manifest(restored).items()} == {
         k: v.sha256 for k, v in manifest(world.sides.data).items()}
+
+
+def test_report_counts_the_offline_copy_after_the_export(world: World) -> None:
+    result = world.sides.external.cli("--json", "report", "--agency", "planning")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    schema = Path(__file__).resolve().parents[3] / "docs" / "schemas" / "report.schema.json"
+    jsonschema.validate(document, json.loads(schema.read_text()))
+    copy = document["agencies"][0]["offline_copy"]
+    assert copy["met"] is True, copy["reason"]
+    assert copy["verified_media"] == 1 and copy["max_age_seconds"] == 7 * 86400
 
 
 def test_verify_at_a_station_without_password(world: World) -> None:
