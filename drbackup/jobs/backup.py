@@ -3,7 +3,9 @@
 A source gives one or more plans (a postgres server with all = true: one per database; a drop
 folder: one per new complete file, or none). Each plan is one restic run and one snapshot. A dump
 plan runs under the dump guard: when the dump fails, restic makes no snapshot and the run is
-recorded failed with the dump's stderr tail (DumpFailedError, exit code DUMP_FAILED)."""
+recorded failed with the dump's stderr tail (DumpFailedError, exit code DUMP_FAILED). A failed dump
+does not stop the source's other plans (issue 17 item 3): they are dumped and kept, each plan's
+result and snapshot go into the run's details, and the run fails naming the failed ones."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from drbackup.engine.errors import ResticError
 from drbackup.engine.restic import ProgressCallback
 from drbackup.errors import DrBackupError
 from drbackup.jobs.guard import guard_session
-from drbackup.jobs.recording import recorded_run
+from drbackup.jobs.recording import STDERR_KEPT, recorded_run
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.tags import snapshot_tags
 from drbackup.sources import BackupPlan, DumpError, DumpReport, PlanContext, plan_backups
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 DUMP_RESTIC_GRACE = timedelta(minutes=2)
 # Under the state dir: temporary copies (SQLite) need room, which /tmp (often tmpfs) may lack.
 SCRATCH_DIR = "tmp"
+NO_SNAPSHOT_SUFFIX = "; no snapshot was made"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class DumpRecord:
     snapshot_id: str | None
     dump_bytes: int | None = None
     dump_seconds: float | None = None
+    database: str | None = None  # the plan's database= tag, when it has one
+    error: str | None = None  # the dump failed: why (then snapshot_id is None)
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,7 @@ def _dump_failure(plan: BackupPlan, exc: ResticError) -> DrBackupError:
     errors = [line for line in lines if "error" in line.lower() or "fatal" in line.lower()]
     if errors or lines:
         detail += f": {(errors or lines)[-1]}"
-    return DumpError(f"{detail}; no snapshot was made",
+    return DumpError(f"{detail}{NO_SNAPSHOT_SUFFIX}",
                      "fix the database or the source config and run the backup again; the "
                      "dump's stderr tail is in the log and the run's details",
                      stderr_tail="\n".join(filter(None, [report.reason, report.stderr_tail])))
@@ -83,10 +88,41 @@ def _details(records: list[DumpRecord], extra: dict[str, Any] | None = None) -> 
         details["dump_bytes"] = sum(r.dump_bytes or 0 for r in dumps)
         details["dump_seconds"] = round(sum(r.dump_seconds or 0.0 for r in dumps), 3)
     if len(records) > 1 or (records and records[0].label):
-        details["snapshots"] = [
-            {"label": r.label, "snapshot_id": r.snapshot_id, "dump_bytes": r.dump_bytes,
-             "dump_seconds": r.dump_seconds} for r in records]
+        details["snapshots"] = [_record_details(r) for r in records]
     return details
+
+
+def _record_details(record: DumpRecord) -> dict[str, Any]:
+    entry: dict[str, Any] = {"label": record.label, "snapshot_id": record.snapshot_id,
+                             "dump_bytes": record.dump_bytes,
+                             "dump_seconds": record.dump_seconds,
+                             "result": "failed" if record.error else "success"}
+    if record.database is not None:
+        entry["database"] = record.database
+    if record.error:
+        entry["error"] = record.error
+    return entry
+
+
+def _plan_database(plan: BackupPlan) -> str | None:
+    return next((tag.removeprefix("database=") for tag in plan.extra_tags
+                 if tag.startswith("database=")), None)
+
+
+def _some_dumps_failed(records: list[DumpRecord], failures: list[DumpError]) -> DumpError:
+    """Some dumps failed, others made their snapshot: one error naming the failed ones."""
+    failed = [r for r in records if r.error]
+    made = len(records) - len(failed)
+    message = (f"{len(failed)} of {len(records)} dumps failed: "
+               + "; ".join(r.error or r.label for r in failed)
+               + (f"; the other {made} {'dump was' if made == 1 else 'dumps were'} backed up, "
+                  "one snapshot each" if made else NO_SNAPSHOT_SUFFIX))
+    return DumpError(message,
+                     "fix the failed database(s) or the source config (exclude_databases) and "
+                     "run the backup again; each dump's result and snapshot are in the run's "
+                     "details, the failed dumps' stderr tails in the log",
+                     stderr_tail="\n\n".join(exc.stderr_tail for exc in failures
+                                              if exc.stderr_tail))
 
 
 def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: str = "cli",
@@ -99,6 +135,7 @@ def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: st
     fields = {"agency": agency.id, "source": source.id, "job": "backup", "trigger": trigger}
     plans: list[BackupPlan] = []
     records: list[DumpRecord] = []
+    failures: list[DumpError] = []  # dumps that failed while the source's other plans went on
 
     def failed(outcome: str, exc: DrBackupError) -> None:
         log.error("backup %s: %s", outcome, exc.one_line(), extra=fields)
@@ -146,9 +183,20 @@ def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: st
                         unchanged_items=guard.unchanged_items if guard else True,
                     )
                 except ResticError as exc:
-                    if plan.dump_report and not isinstance(exc, ResticInterrupted):
-                        raise _dump_failure(plan, exc) from None
-                    raise
+                    if not plan.dump_report or isinstance(exc, ResticInterrupted):
+                        raise
+                    failure = _dump_failure(plan, exc)
+                    if not isinstance(failure, DumpError) or len(plans) == 1:
+                        raise failure from None
+                    # One failed dump does not stop the others (issue 17 item 3).
+                    failures.append(failure)
+                    records.append(DumpRecord(plan.label, None, database=_plan_database(plan),
+                                              error=failure.message.removesuffix(
+                                                  NO_SNAPSHOT_SUFFIX)))
+                    log.error("%s", failure.one_line(), extra=fields)
+                    if failure.stderr_tail:
+                        log.error("dump stderr tail:\n%s", failure.stderr_tail, extra=fields)
+                    continue
                 snapshot_id = result.summary.snapshot_id
                 try:
                     for action in plan.after_success:
@@ -162,7 +210,8 @@ def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: st
                 report = DumpReport.read(plan.dump_report) if plan.dump_report else None
                 records.append(DumpRecord(plan.label, snapshot_id,
                                           report.bytes if report else None,
-                                          round(report.seconds, 3) if report else None))
+                                          round(report.seconds, 3) if report else None,
+                                          database=_plan_database(plan)))
                 summaries.append(result.summary)
                 unreadable += result.unreadable
                 log.info("snapshot %s of %s", (snapshot_id or "none")[:8], plan.label or source.id,
@@ -171,6 +220,8 @@ def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: st
             for plan in plans:
                 plan.run_cleanup()
         seconds = time.monotonic() - started
+        if failures and not summaries:
+            raise failures[0] if len(failures) == 1 else _some_dumps_failed(records, failures)
         if not summaries:
             run.finish("skipped", details={"reason": "nothing ready to back up"})
             log.info("backup skipped: nothing ready", extra=fields)
@@ -183,6 +234,11 @@ def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: st
             extra["guard"] = {"verdict": verdict.verdict, "rules": verdict.rules,
                               "reasons": verdict.reasons, "numbers": verdict.numbers}
         details = _details(records, extra)
+        partial = _some_dumps_failed(records, failures) if failures else None
+        if partial is not None:
+            outcome = "failed"
+            details["stderr_tail"] = partial.stderr_tail[-STDERR_KEPT:]
+            log.error("backup failed: %s", partial.one_line(), extra=fields)
         run.finish(outcome, counts=RunCounts(
             snapshot_id=summary.snapshot_id,
             files_new=summary.files_new,
@@ -191,7 +247,10 @@ def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: st
             files_unreadable=len(unreadable),
             bytes_added=summary.data_added,
             bytes_processed=summary.total_bytes_processed,
-        ), details=details or None, error="; ".join(unreadable[:5]) if unreadable else None)
+        ), details=details or None, error=partial.one_line() if partial is not None else
+            "; ".join(unreadable[:5]) if unreadable else None)
+        if partial is not None:
+            raise partial
     log.info("backup %s: snapshot %s, %d new files, %d bytes added", outcome,
              summary.snapshot_id, summary.files_new, summary.data_added, extra=fields)
     return BackupOutcome(run_id, agency.id, source.id, outcome, summary, seconds, unreadable,

@@ -177,6 +177,64 @@ def test_all_databases_one_snapshot_each_plus_globals(
         postgres_server.drop_database(second)
 
 
+def test_all_databases_one_failing_dump_does_not_stop_the_rest(
+        workspace: Workspace, postgres_server: PostgresServer) -> None:
+    """issue 17 item 3: the backup role may not connect to the middle database; the first and
+    the last are still dumped (one snapshot each), the run fails with DUMP_FAILED, its one error
+    line names the failed database and counts the others, and the run's details hold each
+    database's result and snapshot."""
+    first, middle, last = (postgres_server.create_database(p) for p in ("parta", "partb", "partc"))
+    role = f"backup_{first[-10:]}"
+    postgres_server.psql(f"CREATE ROLE {role} LOGIN PASSWORD '{postgres_server.password}'; "
+                         f"GRANT pg_read_all_data TO {role}; "
+                         f'REVOKE CONNECT ON DATABASE "{middle}" FROM PUBLIC')
+    try:
+        for database in (first, middle, last):
+            postgres_server.psql(f"CREATE TABLE t (v text); INSERT INTO t VALUES ('{database}')",
+                                 database)
+        workspace.add_agency("records")
+        others = postgres_server.query(
+            "SELECT string_agg(datname, ',') FROM pg_database WHERE NOT datistemplate "
+            f"AND datname NOT IN ('{first}', '{middle}', '{last}')").split(",")
+        password_file = workspace.secret_file("pg.password", postgres_server.password + "\n")
+        dsn = postgres_server.dsn("postgres").replace("://postgres@", f"://{role}@")
+        assert role in dsn
+        workspace.add_source("records", "db", "postgres", dsn=dsn,
+                             password_file=str(password_file), all=True, globals=False,
+                             exclude_databases=others, min_size=100)
+        workspace.cli("repo", "init", check=True)
+
+        backup = workspace.cli("backup", "--agency", "records")
+        assert backup.returncode == ExitCode.DUMP_FAILED, backup.stderr
+        errors = [line for line in backup.stderr.splitlines()
+                  if line.startswith("drbackup: error")]
+        assert len(errors) == 1, backup.stderr
+        [line] = errors
+        assert middle in line and first not in line and last not in line, line
+        assert "no snapshot was made" not in line, line
+        assert "1 of 3 dumps failed" in line and "the other 2 dumps were backed up" in line, line
+
+        made = [s for s in snapshots(workspace) if "source=db" in s["tags"]]
+        by_database = {tag.removeprefix("database="): s["id"] for s in made
+                       for tag in s["tags"] if tag.startswith("database=")}
+        assert sorted(by_database) == sorted([first, last]), made
+
+        [run] = runs(workspace.state_dir, agency="records", source="db")
+        assert run.result == "failed" and middle in (run.error or "")
+        recorded = {r["database"]: r for r in run.details["snapshots"]}
+        assert sorted(recorded) == sorted([first, middle, last]), run.details
+        assert recorded[middle]["result"] == "failed" and recorded[middle]["snapshot_id"] is None
+        assert "permission denied" in recorded[middle]["error"], recorded[middle]
+        for database in (first, last):
+            assert recorded[database]["result"] == "success", recorded[database]
+            assert recorded[database]["snapshot_id"] == by_database[database]
+        assert "permission denied" in run.details["stderr_tail"]
+    finally:
+        for database in (first, middle, last):
+            postgres_server.drop_database(database)
+        postgres_server.psql(f"DROP ROLE IF EXISTS {role}")
+
+
 def assert_failed_without_snapshot(ws: Workspace, result: subprocess.CompletedProcess[str],
                                    expected_tail: str, source: str = "db") -> None:
     assert result.returncode == ExitCode.DUMP_FAILED, result.stderr
