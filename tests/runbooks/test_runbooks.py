@@ -39,7 +39,7 @@ from tests.support.workspace import Workspace
 ALERTS = ["DrBackupRPOBreached", "DrBackupBackupsFailing", "DrBackupVerifyFailed",
           "DrBackupVerifyOverdue", "DrBackupRTOEstimateOverTarget", "DrBackupReplicationLagHigh",
           "DrBackupStoreDown", "DrBackupWatcherOverflow", "DrBackupDaemonAbsent",
-          "DrBackupDiskFilling", "DrBackupRansomwareSuspected"]
+          "DrBackupDiskFilling", "DrBackupRansomwareSuspected", "DrBackupOfflineCopyTooOld"]
 REQUIRED = ["restore-files.md", "restore-database.md", "full-recovery-from-kit.md",
             "full-recovery-from-printed-kit.md", "primary-store-unreachable.md",
             "restic-without-drbackup.md",
