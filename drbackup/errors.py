@@ -38,6 +38,7 @@ class ExitCode(IntEnum):
     STATE = 21
     KIT_INVALID = 24  # recovery kit: wrong identity, damaged, truncated, unknown format
     GUARD_FROZEN = 25  # retention frozen by a suspect snapshot (#16): nothing was removed
+    MAINTENANCE_REFUSED = 29  # forget/prune/check: another host owns the agency's maintenance
     INTERRUPTED = 130
 
 
@@ -102,6 +103,13 @@ class VerifyFailedError(DrBackupError):
 
 class GuardFrozenError(DrBackupError):
     exit_code = ExitCode.GUARD_FROZEN
+
+
+class MaintenanceRefusedError(DrBackupError):
+    """Forget, prune or check refused: another host owns the agency's maintenance (its config,
+    or the repository's maintenance claims, say so). Nothing ran in the repository."""
+
+    exit_code = ExitCode.MAINTENANCE_REFUSED
 
 
 # One table of S3 errors for both doors to S3 (#15 item 5): restic's stderr (engine/classify.py)
