@@ -111,11 +111,14 @@ def _planned(snapshot: Snapshot, reasons: list[str]) -> PlannedSnapshot:
 def plan_retention(rt: Runtime, agency: AgencyConfig, store_name: str | None = None, *,
                    now: datetime | None = None) -> RetentionPlan:
     """restic's forget plan for the agency's repository, checked against the guards.
-    Raises RetentionRefused for an unsafe plan, ConfigError without a retention policy."""
+    Raises RetentionRefused for an unsafe plan, ConfigError without a retention policy,
+    MaintenanceRefusedError on a host that is not the agency's maintenance host."""
     retention = _retention(agency)
     name = store_name or agency.store
     rt.restic.require_supported()
     rt.check_store(name)
+    # Even for --dry-run: restic's forget takes the exclusive lock either way.
+    require_owner(rt, agency, name, "forget")
     target = rt.target(agency, name, maintenance=True)
     snapshots = rt.restic.snapshots(target)
     groups = rt.restic.forget(target, forget_policy(retention), group_by=GROUP_BY, dry_run=True)
@@ -204,8 +207,6 @@ def run_retention(rt: Runtime, agency: AgencyConfig, *, dry_run: bool = False,
         with _maintenance_errors(rt, name):
             if not dry_run:
                 require_unfrozen(rt, agency, "forget")
-            # Even --dry-run: restic's forget takes the exclusive lock either way.
-            require_owner(rt, agency, name, "forget")
             plan = plan_retention(rt, agency, name)
             removed: list[str] = []
             if not dry_run and plan.remove:
