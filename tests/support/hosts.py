@@ -27,12 +27,29 @@ def restic_shim(path: Path, restic: str, log: Path) -> Path:
     return path
 
 
+def lock_retries(log: Path) -> dict[str, int]:
+    """Per restic verb, how many of its runs were retries after a lock conflict (drbackup adds
+    --retry-lock only to a run that follows an exit 11: engine/invoke.py)."""
+    counts: dict[str, int] = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            if "--retry-lock" in line.split():
+                verbs = restic_verbs_of([line])
+                if verbs:
+                    counts[verbs[0]] = counts.get(verbs[0], 0) + 1
+    return counts
+
+
 def restic_verbs(log: Path) -> list[str]:
     """The verb of every restic command logged by a shim, in order."""
     if not log.exists():
         return []
+    return restic_verbs_of(log.read_text().splitlines())
+
+
+def restic_verbs_of(lines: list[str]) -> list[str]:
     verbs = []
-    for line in log.read_text().splitlines():
+    for line in lines:
         words = iter(line.split())
         for word in words:
             if word in _VALUED:
