@@ -22,6 +22,7 @@ are polling limits, never asserted durations."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import threading
@@ -138,6 +139,10 @@ def _results(ws: Workspace, job: str) -> list[str]:
     return [str(r["result"]) for r in runs(ws, job=job)]
 
 
+def _succeeded(ws: Workspace, job: str, count: int) -> bool:
+    return _results(ws, job).count("success") >= count
+
+
 def _tally(name: str, ws: Workspace, retries: dict[str, int]) -> str:
     """One host's runs (successful / all) and lock retries, for the log of a trial."""
     jobs = ", ".join(f"{job} {_results(ws, job).count('success')}/{len(_results(ws, job))}"
@@ -165,10 +170,10 @@ def _trial(fleet: Fleet, seconds: float, *, second_owner: bool = False) -> None:
                     assert daemon.process.poll() is None, f"{name}: {daemon.log_text()}"
             # Enough happened: each host backed up twice, the owner forgot, pruned and checked.
             for name in SOURCES:
-                wait_for(lambda ws=fleet.hosts[name]: _results(ws, "backup").count("success")
-                         >= 2, 120, f"two backups on {name}")
+                wait_for(functools.partial(_succeeded, fleet.hosts[name], "backup", 2), 120,
+                         f"two backups on {name}")
             for job in ("forget", "prune", "check"):
-                wait_for(lambda job=job: "success" in _results(owner, job), 180,
+                wait_for(functools.partial(_succeeded, owner, job, 1), 180,
                          f"a {job} on {OWNER}")
     finally:
         for daemon in daemons.values():
