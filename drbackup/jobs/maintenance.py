@@ -40,12 +40,13 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from drbackup.config.models import AgencyConfig, is_host_name
+from drbackup.config.models import AgencyConfig, Config, is_host_name
 from drbackup.engine import Snapshot
 from drbackup.errors import MaintenanceRefusedError, StateError
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.snapshot_catalogue import repository_snapshots
 from drbackup.jobs.tags import is_snapshot_id, tag_values
+from drbackup.state import StateDB
 
 log = logging.getLogger(__name__)
 
@@ -166,10 +167,11 @@ def _remember(rt: Runtime, ownership: Ownership) -> None:
         log.warning("maintenance ownership not recorded: %s", exc.one_line())
 
 
-def remembered_ownership(rt: Runtime, agency: AgencyConfig, store: str | None = None
+def remembered_ownership(state: StateDB, agency: AgencyConfig, store: str | None = None
                          ) -> dict[str, object] | None:
-    """The last ownership answer this host recorded, or None."""
-    raw = rt.state.get_value(f"{KV_PREFIX}{agency.id}@{store or agency.store}")
+    """The last ownership answer this host recorded (Ownership.to_json, checked_at, host), or
+    None."""
+    raw = state.get_value(f"{KV_PREFIX}{agency.id}@{store or agency.store}")
     if raw is None:
         return None
     try:
@@ -177,6 +179,34 @@ def remembered_ownership(rt: Runtime, agency: AgencyConfig, store: str | None = 
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+@dataclass(frozen=True)
+class MaintenanceRole:
+    """This host's part in an agency's maintenance, from its config and its state (no restic):
+    what `status` and `report` show."""
+
+    agency: str
+    host: str  # this host
+    maintenance_host: str  # by this host's config
+    configured_here: bool  # this host's config makes it the owner
+    repository_owner: str | None  # what the repository's claims said when last read here
+    checked_at: float | None  # when that was (None: never read on this host)
+
+    @property
+    def maintains_here(self) -> bool:
+        return self.configured_here and self.repository_owner in (None, self.host)
+
+
+def maintenance_role(config: Config, state: StateDB, agency: AgencyConfig) -> MaintenanceRole:
+    me = config.host_name()
+    remembered = remembered_ownership(state, agency) or {}
+    owner = remembered.get("owner")
+    checked = remembered.get("checked_at")
+    return MaintenanceRole(
+        agency.id, me, agency.maintenance_host or me, config.owns_maintenance(agency),
+        owner if isinstance(owner, str) and is_host_name(owner) else None,
+        float(checked) if isinstance(checked, int | float) else None)
 
 
 def maintenance_host(rt: Runtime, agency: AgencyConfig) -> str:

@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from drbackup.errors import ExitCode
@@ -52,6 +53,7 @@ OWNER = "host-a"
 PASSWORD = "one-password-for-the-agency"
 EXCLUSIVE = {"forget", "prune", "check", "tag"}
 MAINTENANCE = {"forget": "every 5s", "prune": "every 7s", "check": "every 9s"}
+SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "schemas" / "report.schema.json"
 SHORT_TRIAL = 20.0
 LONG_TRIAL = 300.0
 
@@ -224,8 +226,31 @@ def _trial(fleet: Fleet, seconds: float, *, second_owner: bool = False) -> None:
         assert refused and all(r["result"] == "failed" and "names host 'host-a' its "
                                "maintenance host" in str(r["error"]) for r in refused)
         assert not EXCLUSIVE & set(restic_verbs(restic_log(rival)))
+    _reports(fleet)
     _restore_everything(fleet)
     _second_owner_refused(fleet)
+
+
+def _reports(fleet: Fleet) -> None:
+    """status and report say which host maintains; only the owner reports on checks."""
+    schema = json.loads(SCHEMA.read_text())
+    for name in SOURCES:
+        ws = fleet.hosts[name]
+        report = json.loads(ws.cli("--json", "report", "--agency", AGENCY,
+                                   check=True).stdout)
+        jsonschema.validate(report, schema)
+        (agency,) = report["agencies"]
+        assert (agency["host"], agency["maintenance_host"]) == (name, OWNER)
+        assert agency["maintains_here"] is (name == OWNER)
+        assert [s["source"] for s in agency["sources"]] == [SOURCES[name]]
+        checked = not any("check" in finding for finding in agency["findings"])
+        assert checked and (agency["last_check"] is not None) is (name == OWNER), agency
+        status = json.loads(ws.cli("--json", "status", check=True).stdout)
+        (role,) = status["agencies"]
+        assert role["maintenance_host"] == OWNER and role["maintains_here"] is (name == OWNER)
+        human = ws.cli("status", check=True).stdout
+        assert (f"on this host ({OWNER})" if name == OWNER
+                else f"maintenance on {OWNER}; this host ({name}) backs up only") in human
 
 
 def _restore_everything(fleet: Fleet) -> None:
