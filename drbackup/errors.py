@@ -41,6 +41,7 @@ class ExitCode(IntEnum):
     MEDIA_INVALID = 26  # offline medium (#19): altered, unsigned, unknown key, replayed
     MEDIA_INCOMPLETE = 27  # offline medium (#19): an export to it did not finish
     REPLICATION_CUT = 28  # a copy stopped by its replica's time window (#18): resumes next run
+    MAINTENANCE_REFUSED = 29  # forget/prune/check: another host owns the agency's maintenance
     INTERRUPTED = 130
 
 
@@ -105,6 +106,13 @@ class VerifyFailedError(DrBackupError):
 
 class GuardFrozenError(DrBackupError):
     exit_code = ExitCode.GUARD_FROZEN
+
+
+class MaintenanceRefusedError(DrBackupError):
+    """Forget, prune or check refused: another host owns the agency's maintenance (its config,
+    or the repository's maintenance claims, say so). Nothing ran in the repository."""
+
+    exit_code = ExitCode.MAINTENANCE_REFUSED
 
 
 # One table of S3 errors for both doors to S3 (#15 item 5): restic's stderr (engine/classify.py)

@@ -43,6 +43,13 @@ def all_stores(agency: AgencyConfig) -> list[str]:
     return [agency.store, *agency.replicas]
 
 
+def maintained_here(config: Config, agency: AgencyConfig, schedule: str | None) -> str | None:
+    """A maintenance job's schedule (forget, prune, check: restic's exclusive lock) on the
+    agency's maintenance host only; on every other host the job does not exist
+    (drbackup/jobs/maintenance.py)."""
+    return schedule if config.owns_maintenance(agency) else None
+
+
 def _default_timeout(config: Config) -> timedelta:
     return config.daemon.restic_timeout
 
@@ -81,24 +88,28 @@ class FollowUp:
 #                schedule=lambda config, agency: agency.retention.schedule)
 PERIODIC_TASKS: list[PeriodicTask] = [
     # Verification (drbackup/jobs/check.py, drills/): repository check with rotating data
-    # subsets, and restore drills of every source; both read the primary repository.
+    # subsets (on the maintenance host only), and restore drills of every source this host
+    # backs up; both read the primary repository.
     PeriodicTask("check", run=check_job,
-                 schedule=lambda config, agency: agency.verify.check_schedule),
+                 schedule=lambda config, agency: maintained_here(
+                     config, agency, agency.verify.check_schedule)),
     PeriodicTask("drill", run=drill_job,
                  schedule=lambda config, agency: agency.verify.drill_schedule),
     # Offsite (drbackup/jobs/replicate.py, retention.py, store_health.py): the replication
     # safety net (copies also follow every backup, below), retention and prune with the
-    # maintenance key on the primary and every replica, and store health probes (which also
-    # end a store's back-off as soon as it answers again).
+    # maintenance key on the primary and every replica (on the agency's maintenance host
+    # only), and store health probes (which also end a store's back-off as soon as it answers
+    # again).
     PeriodicTask("replicate", run=replicate_job, stores=replica_stores, also_lock_primary=True,
                  schedule=lambda config, agency: agency.replicate_schedule
                  if agency.replicas else None),
     PeriodicTask("forget", run=forget_job, stores=all_stores,
-                 schedule=lambda config, agency: agency.retention.schedule
-                 if agency.retention else None),
+                 schedule=lambda config, agency: maintained_here(
+                     config, agency, agency.retention.schedule if agency.retention else None)),
     PeriodicTask("prune", run=prune_job, stores=all_stores,
-                 schedule=lambda config, agency: agency.retention.prune_schedule
-                 if agency.retention else None),
+                 schedule=lambda config, agency: maintained_here(
+                     config, agency,
+                     agency.retention.prune_schedule if agency.retention else None)),
     # A probe: it runs even while a backup waits in restic's retries on the same store, so the
     # store is reported down during an outage whatever else is running.
     PeriodicTask("store-health", run=store_health_job, stores=all_stores, probe=True,

@@ -202,8 +202,13 @@ def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: st
                     for action in plan.after_success:
                         action(snapshot_id)
                 except DumpError:
-                    if snapshot_id:
+                    if snapshot_id and rt.config.owns_maintenance(agency):
                         rt.restic.forget(target, ForgetPolicy(), snapshot_ids=[snapshot_id])
+                    elif snapshot_id:
+                        # forget takes restic's exclusive lock: only the maintenance host's.
+                        log.warning("snapshot %s of a failed dump check is left for the "
+                                    "maintenance host (%s)", snapshot_id[:8],
+                                    agency.maintenance_host, extra=fields)
                     raise
                 if guard is not None:
                     verdict = guard.assess(result, run_id)

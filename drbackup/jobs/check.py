@@ -18,6 +18,7 @@ from drbackup.config.models import AgencyConfig
 from drbackup.engine import CheckResult
 from drbackup.errors import DrBackupError, VerifyFailedError
 from drbackup.jobs.evidence import PublishedReport, publish_report, report_name, utc_iso
+from drbackup.jobs.maintenance import require_configured_owner, require_owner
 from drbackup.jobs.recording import recorded_run
 from drbackup.jobs.runtime import Runtime
 
@@ -81,6 +82,8 @@ def run_check(rt: Runtime, agency: AgencyConfig, *, mode: CheckMode = "auto",
     the run is recorded as failed.
     """
     name = store_name or agency.store
+    # restic check takes the exclusive lock: the maintenance host's job (jobs/maintenance.py).
+    require_configured_owner(rt, agency, "check")
     if mode == "auto":
         mode = "subset" if _data_check_due(rt, agency, name) else "structure"
     kind: CheckKind = {"structure": "structure", "subset": "read-data-subset",
@@ -98,6 +101,7 @@ def run_check(rt: Runtime, agency: AgencyConfig, *, mode: CheckMode = "auto",
         started = time.monotonic()
         rt.restic.require_supported()
         rt.check_store(name)
+        require_owner(rt, agency, name, "check")
         target = rt.target(agency, name)
         result = rt.restic.check(target, read_data=kind == "read-data", read_data_subset=subset)
         seconds = time.monotonic() - started

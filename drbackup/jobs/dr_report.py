@@ -21,6 +21,7 @@ from datetime import timedelta
 from drbackup.config.models import AgencyConfig
 from drbackup.jobs.check import next_subset
 from drbackup.jobs.evidence import utc_iso
+from drbackup.jobs.maintenance import maintenance_role
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.tags import is_snapshot_id
 from drbackup.state import RunRecord
@@ -96,6 +97,11 @@ class AgencyReport:
     gbt_20988: LevelResult
     findings: list[str]
     offline_copy: OfflineCopy | None = None
+    # Several hosts, one agency (docs/multi-host.md): this report is this host's, with the
+    # sources it backs up; checks are the maintenance host's, whose report holds them.
+    host: str = ""
+    maintenance_host: str = ""
+    maintains_here: bool = True
 
 
 @dataclass(frozen=True)
@@ -249,7 +255,10 @@ def agency_report(rt: Runtime, agency: AgencyConfig, now: float) -> AgencyReport
                    if r.details.get("kind") in ("read-data-subset", "read-data")]
     findings = [f"{s.source}: {f}" for s in sources for f in s.findings]
     last_check = checks[0] if checks else None
-    if last_check is None:
+    role = maintenance_role(rt.config, rt.state, agency)
+    if not role.maintains_here:
+        pass  # the maintenance host checks the repository: its report has the verdicts
+    elif last_check is None:
         findings.append("repository never checked")
     elif last_check.details.get("verdict") != "pass":
         findings.append(f"last repository check failed: {last_check.error or last_check.result}")
@@ -273,7 +282,9 @@ def agency_report(rt: Runtime, agency: AgencyConfig, now: float) -> AgencyReport
         agency=agency.id, store=agency.store, last_check=_summary(last_check),
         last_data_check=_summary(data_checks[0] if data_checks else None),
         next_data_subset=f"{next_subset(rt, agency, agency.store)}/{total}",
-        sources=sources, gbt_20988=agency_level, findings=findings, offline_copy=offline)
+        sources=sources, gbt_20988=agency_level, findings=findings, offline_copy=offline,
+        host=role.host, maintenance_host=role.repository_owner or role.maintenance_host,
+        maintains_here=role.maintains_here)
 
 
 def build_report(rt: Runtime, agencies: list[AgencyConfig], now: float | None = None

@@ -12,7 +12,10 @@ planned snapshots by id, so what `--dry-run` shows is what a real run removes. G
 
 `run_prune` removes unreferenced data. Both use the store's maintenance_credentials_file (the
 only key allowed to delete); prune must not overlap a backup of the same repository (the daemon's
-queue serialises them; restic's exclusive lock is the last line).
+queue serialises them on this host; restic's exclusive lock decides between hosts).
+
+Both are the maintenance host's (jobs/maintenance.py): on any other host they are refused
+before restic starts, and the repository's maintenance claims are never forgotten.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from drbackup.engine import (
 )
 from drbackup.errors import ConfigError, DrBackupError, ExitCode
 from drbackup.jobs.guard import require_unfrozen
+from drbackup.jobs.maintenance import is_claim, require_configured_owner, require_owner
 from drbackup.jobs.recording import recorded_run
 from drbackup.jobs.runtime import Runtime
 
@@ -107,11 +111,14 @@ def _planned(snapshot: Snapshot, reasons: list[str]) -> PlannedSnapshot:
 def plan_retention(rt: Runtime, agency: AgencyConfig, store_name: str | None = None, *,
                    now: datetime | None = None) -> RetentionPlan:
     """restic's forget plan for the agency's repository, checked against the guards.
-    Raises RetentionRefused for an unsafe plan, ConfigError without a retention policy."""
+    Raises RetentionRefused for an unsafe plan, ConfigError without a retention policy,
+    MaintenanceRefusedError on a host that is not the agency's maintenance host."""
     retention = _retention(agency)
     name = store_name or agency.store
     rt.restic.require_supported()
     rt.check_store(name)
+    # Even for --dry-run: restic's forget takes the exclusive lock either way.
+    require_owner(rt, agency, name, "forget")
     target = rt.target(agency, name, maintenance=True)
     snapshots = rt.restic.snapshots(target)
     groups = rt.restic.forget(target, forget_policy(retention), group_by=GROUP_BY, dry_run=True)
@@ -135,13 +142,17 @@ def checked_plan(agency_id: str, snapshots: list[Snapshot], groups: list[ForgetG
     keep: list[PlannedSnapshot] = []
     remove: list[PlannedSnapshot] = []
     for group in groups:
-        if group.remove and not group.keep:
+        # The repository's record of its maintenance host (jobs/maintenance.py) stays.
+        claims = [s for s in group.remove if is_claim(s)]
+        removable = [s for s in group.remove if not is_claim(s)]
+        if removable and not group.keep:
             raise RetentionRefused(
                 f"the retention plan for agency {agency_id!r} would remove every snapshot of "
                 f"group {','.join(group.tags) or group.host}",
                 "check the retention settings; nothing was removed")
         keep += [_planned(s, group.reasons.get(s.id, [])) for s in group.keep]
-        remove += [_planned(s, []) for s in group.remove]
+        keep += [_planned(s, ["maintenance claim: never forgotten"]) for s in claims]
+        remove += [_planned(s, []) for s in removable]
     if snapshots and not keep:
         raise RetentionRefused(f"the retention plan would leave agency {agency_id!r} with no "
                                "snapshot", "check the retention settings; nothing was removed")
@@ -185,6 +196,7 @@ def run_retention(rt: Runtime, agency: AgencyConfig, *, dry_run: bool = False,
     """Plan, then (unless dry_run) forget exactly the planned snapshots by id and confirm they
     are gone. Recorded as a 'forget' run. Raises DrBackupError subclasses."""
     name = store_name or agency.store
+    require_configured_owner(rt, agency, "forget")
     fields = {"agency": agency.id, "store": name, "job": "forget"}
     with recorded_run(rt, "forget", agency.id, store=name, trigger=trigger,
                       on_failure=lambda outcome, exc: log.error(
@@ -223,12 +235,14 @@ def run_prune(rt: Runtime, agency: AgencyConfig, *, trigger: str = "cli",
               store_name: str | None = None) -> PruneOutcome:
     """restic prune with the maintenance credentials, recorded as a 'prune' run."""
     name = store_name or agency.store
+    require_configured_owner(rt, agency, "prune")
     with recorded_run(rt, "prune", agency.id, store=name, trigger=trigger) as run:
         run_id = run.run_id
         started = time.monotonic()
         with _maintenance_errors(rt, name):
             require_unfrozen(rt, agency, "prune")
             rt.restic.require_supported()
+            require_owner(rt, agency, name, "prune")
             rt.check_store(name)
             rt.restic.prune(rt.target(agency, name, maintenance=True))
         seconds = time.monotonic() - started

@@ -3,7 +3,6 @@ an agency and a store name to a repository target."""
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,7 +42,7 @@ class Runtime:
 
     @property
     def hostname(self) -> str:
-        return self.config.daemon.hostname or socket.gethostname()
+        return self.config.host_name()
 
     @property
     def state(self) -> StateDB:

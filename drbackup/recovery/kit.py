@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import stat
 import tempfile
 from dataclasses import dataclass, field
@@ -90,17 +89,30 @@ def build_payload(config: Config, agencies: list[AgencyConfig], *, include_s3_cr
         entries.append({
             "id": agency.id, "store": agency.store, "replicas": list(agency.replicas),
             "repositories": repositories, "password": _read_password(agency),
+            # Several hosts, one agency: the sources below are this host's only; the others'
+            # are found by their snapshots' tags (restore --all-sources).
+            **({"maintenance_host": agency.maintenance_host} if agency.maintenance_host
+               else {}),
             "sources": [{"id": s.id, "kind": s.kind,
                          "paths": [str(p) for p in getattr(s, "paths", [])]}
                         for s in agency.sources],
         })
     return {"format": PAYLOAD_FORMAT, "version": PAYLOAD_VERSION, "created": created,
-            "host": config.daemon.hostname or socket.gethostname(), "stores": stores,
-            "agencies": entries}
+            "host": config.host_name(), "stores": stores, "agencies": entries}
+
+
+def remote_kit_file(config: Config, agencies: list[AgencyConfig], name: str) -> str:
+    """The kit's file name in the stores. When an agency of the kit is backed up by several
+    hosts (maintenance_host set), each host's kit is its own file, `<name>.<host>.kit`: one
+    host's kit must not replace another's (each names its own sources and is signed by its
+    own host key)."""
+    if any(agency.maintenance_host for agency in agencies):
+        return f"{name}.{config.host_name()}.kit"
+    return f"{name}.kit"
 
 
 def document_lines(recipient: Recipient, payload_summary: list[str], name: str,
-                   created: str, signer: str = "") -> list[str]:
+                   created: str, signer: str = "", remote: str | None = None) -> list[str]:
     """The printout's text before the armored block: instructions, contents, fingerprint, date
     (the .txt document and the PDF both hold these lines)."""
     return [
@@ -125,7 +137,8 @@ def document_lines(recipient: Recipient, payload_summary: list[str], name: str,
         "           from the PDF's QR codes: full-recovery-from-printed-kit.md):",
         "  1. Install drbackup and restic on the new host.",
         f"  2. Copy the armored block (BEGIN to END lines, exactly) into {name}.kit,",
-        "     or download that file from any store: <bucket>/<prefix>/_recovery-kit/,",
+        f"     or download {'that file' if remote in (None, name + '.kit') else remote} from any "
+        "store: <bucket>/<prefix>/_recovery-kit/,",
         "     or, from the PDF printout, scan all its QR codes into one file, one a line, any",
         f"     order (zbarimg --raw -q PAGE.png >> {name}.parts) and use that file as the kit.",
         f"  3. drbackup recovery-kit open --identity IDENTITY_FILE --kit {name}.kit --out DIR",
@@ -139,9 +152,9 @@ def document_lines(recipient: Recipient, payload_summary: list[str], name: str,
 
 
 def printable(armored: str, recipient: Recipient, payload_summary: list[str], name: str,
-              created: str = "", signer: str = "") -> str:
+              created: str = "", signer: str = "", remote: str | None = None) -> str:
     """The document to print and put in the safe: instructions, fingerprint, the armored kit."""
-    lines = [*document_lines(recipient, payload_summary, name, created, signer),
+    lines = [*document_lines(recipient, payload_summary, name, created, signer, remote),
              armored.rstrip("\n"), ""]
     return "\n".join(lines)
 
@@ -176,8 +189,12 @@ def create_kit(rt: Runtime, recipient: Recipient, out_dir: Path, *,
     armored = seal(json.dumps(sign_payload(key, payload), sort_keys=True).encode(), recipient,
                    created)
     name = kit_name(agency_ids)
+    remote = remote_kit_file(config, agencies, name)
     summary = [f"agency {a['id']}: stores {', '.join(a['repositories'])}; sources "
                f"{', '.join(s['id'] for s in a['sources']) or 'none'}"
+               + (f" (those of host {payload['host']}; other hosts' sources come back by their "
+                  f"snapshots: restore --all-sources; maintenance host {a['maintenance_host']})"
+                  if a.get("maintenance_host") else "")
                for a in payload["agencies"]]
     summary.append("S3 credentials: " + ("included" if include_s3_credentials else
                                          "NOT included (bring read-only keys)"))
@@ -186,7 +203,7 @@ def create_kit(rt: Runtime, recipient: Recipient, out_dir: Path, *,
     document = out_dir / f"{name}.txt"
     _write_atomic(kit_file, armored.encode())
     _write_atomic(document, printable(armored, recipient, summary, name, created,
-                                      signer).encode())
+                                      signer, remote).encode())
     outcome = CreateOutcome(kit_file, document, recipient.fingerprint,
                             [a.id for a in agencies], signer,
                             s3_credentials_included=include_s3_credentials)
@@ -195,13 +212,13 @@ def create_kit(rt: Runtime, recipient: Recipient, out_dir: Path, *,
 
         outcome.pdf = out_dir / f"{name}.pdf"
         _write_atomic(outcome.pdf, pdf_document.render(
-            armored, document_lines(recipient, summary, name, created, signer), name,
+            armored, document_lines(recipient, summary, name, created, signer, remote), name,
             [f"Sealed to recipient key  {spaced(recipient.fingerprint)}",
              f"Signed by host key  {spaced(signer)}", f"Created {created}"]))
     if upload:
         store_names = sorted({n for a in agencies for n in [a.store, *a.replicas]})
         for store_name in store_names:
-            outcome.uploaded.append(_upload(rt, store_name, f"{name}.kit", armored.encode()))
+            outcome.uploaded.append(_upload(rt, store_name, remote, armored.encode()))
     return outcome
 
 
@@ -286,7 +303,11 @@ def render_config(payload: dict[str, Any], out_dir: Path) -> tuple[str, list[str
                   f"id = {_toml(agency['id'])}",
                   f"password_file = {_toml(str(password_file))}",
                   f"store = {_toml(agency['store'])}",
-                  f"replicas = {_toml(list(agency['replicas']))}", ""]
+                  f"replicas = {_toml(list(agency['replicas']))}"]
+        if agency.get("maintenance_host"):
+            # The restore host never becomes the maintenance host by opening a kit.
+            lines.append(f"maintenance_host = {_toml(agency['maintenance_host'])}")
+        lines.append("")
         for source in agency["sources"]:
             if source.get("kind") != "directory" or not source.get("paths"):
                 continue  # other kinds need their own settings; restore-db documents them

@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from drbackup.config.models import is_identifier
+from drbackup.config.models import is_host_name, is_identifier
 from drbackup.recovery.sealing import RecoveryKitError, spaced
 from drbackup.verify.evidence import EvidenceKey, canonical
 
@@ -145,6 +145,9 @@ def check_names(payload: dict[str, Any]) -> None:
     file name climbs out of --out and nothing injects lines into the written config.
 
     Raises RecoveryKitError."""
+    for key in ("host", "created"):  # written into a comment line of the config
+        if key in payload and not _plain(payload[key]):
+            raise _name_error(key, payload[key])
     stores = payload["stores"]
     for name, store in stores.items():
         if not is_identifier(name):
@@ -175,6 +178,8 @@ def check_names(payload: dict[str, Any]) -> None:
                 raise _name_error("store of agency", store_name)
         if not _plain(agency.get("password")) or not agency.get("password"):
             raise _name_error("password of agency", agency["id"])
+        if "maintenance_host" in agency and not is_host_name(agency["maintenance_host"]):
+            raise _name_error("maintenance host of agency", agency["id"])
         sources = agency.get("sources")
         if not isinstance(sources, list):
             raise _name_error("source list of agency", agency["id"])

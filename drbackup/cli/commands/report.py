@@ -52,9 +52,14 @@ def report_now(ctx: CliContext) -> int:
         ctx.out.line(f"{agency.agency}: GB/T 20988 level met: {level.level or 'none'}"
                      + (f" ({level.name}; figures {level.confidence})" if level.level else ""))
         check = agency.last_check
-        ctx.out.line(f"  last check: {check.at[:19] + ' ' + (check.verdict or check.result)}"
-                     if check else "  last check: never")
-        ctx.out.line(f"  next data subset: {agency.next_data_subset}")
+        if not agency.maintains_here:
+            ctx.out.line(f"  checks, forget and prune: on {agency.maintenance_host} (its "
+                         f"report has them); this host ({agency.host}) backs up the sources "
+                         "above")
+        else:
+            ctx.out.line(f"  last check: {check.at[:19] + ' ' + (check.verdict or check.result)}"
+                         if check else "  last check: never")
+            ctx.out.line(f"  next data subset: {agency.next_data_subset}")
         offline = agency.offline_copy
         if offline is not None:
             ctx.out.line(f"  offline copy (3-2-1-1-0): {'met' if offline.met else 'NOT MET'}: "

@@ -1,5 +1,7 @@
 """drbackup snapshots [--agency A] [--source S]: with the ransomware guard's mark of each
-(GUARD: clean, SUSPECT, false-alarm, or - when this host's state has no verdict on it)."""
+(GUARD: clean, SUSPECT, false-alarm, or - when this host's state has no verdict on it) and the
+host that made it: an agency's sources may be backed up by several hosts (docs/multi-host.md),
+and every one of their snapshots is listed, whatever this host's config names."""
 
 from __future__ import annotations
 
@@ -58,7 +60,10 @@ def show_snapshots(ctx: CliContext) -> int:
         ctx.out.result(found)
     else:
         ctx.out.table(["ID", "TIME", "AGENCY", "SOURCE", "HOST", "SIZE", "GUARD", "PATHS"], rows)
+        hosts = {str(item["host"]) for item in found}
         ctx.out.line(f"{len(rows)} snapshot(s)" + (
+            f" from {len(hosts)} hosts ({', '.join(sorted(hosts))})" if len(hosts) > 1 else ""
+        ) + (
             f", {suspects} SUSPECT (ransomware guard): restore with --last-clean, or check "
             "a snapshot's content before restoring it" if suspects else ""))
     return 0

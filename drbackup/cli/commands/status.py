@@ -1,5 +1,7 @@
 """drbackup status [--json]: per source the last success, last result, next run, pending changes
-and the running job; works whether the daemon runs or not (state DB + the daemon's status file)."""
+and the running job; per agency which host does its maintenance (forget, prune, check) and
+whether it is this one; works whether the daemon runs or not (state DB + the daemon's status
+file)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Any
 
 from drbackup.cli.context import CliContext
 from drbackup.daemon.instance import read_status, running_daemon_pid
+from drbackup.jobs.maintenance import maintenance_role
 from drbackup.jobs.runtime import STATE_FILE
 from drbackup.state import StateDB
 
@@ -42,7 +45,17 @@ def collect_status(ctx: CliContext) -> dict[str, Any]:
     state = StateDB(state_dir / STATE_FILE)
     try:
         sources = []
+        agencies = []
         for agency in ctx.agencies(ctx.args.agency):
+            role = maintenance_role(config, state, agency)
+            agencies.append({
+                "agency": agency.id, "host": role.host,
+                "maintenance_host": role.maintenance_host,
+                "maintenance_host_set": agency.maintenance_host is not None,
+                "maintains_here": role.maintains_here,
+                "repository_owner": role.repository_owner,
+                "repository_checked_at": role.checked_at,
+                "sources_here": [s.id for s in agency.sources]})
             for source in agency.sources:
                 last = state.last_run(agency=agency.id, job="backup", source=source.id)
                 ok = state.last_run(agency=agency.id, job="backup", source=source.id,
@@ -80,6 +93,8 @@ def collect_status(ctx: CliContext) -> dict[str, Any]:
             "restic_processes": (live or {}).get("restic_processes", 0),
             "peak_running_jobs": (live or {}).get("peak_running_jobs"),
         },
+        "host": config.host_name(),
+        "agencies": agencies,
         "sources": sources,
     }
 
@@ -110,4 +125,24 @@ def show_status(ctx: CliContext) -> int:
     for s in status["sources"]:
         if s["last_error"]:
             ctx.out.line(f"{s['agency']}/{s['source']}: {s['last_error']}")
+    for agency in status["agencies"]:
+        # One host, as before (no maintenance_host, no other owner): nothing to say.
+        if agency["maintenance_host_set"] or agency["repository_owner"] not in (
+                None, agency["host"]):
+            ctx.out.line(f"{agency['agency']}: {_maintenance_text(agency)}")
     return 0
+
+
+def _maintenance_text(agency: dict[str, Any]) -> str:
+    """Who does the agency's forget, prune and check, as this host knows it."""
+    owner, here = agency["repository_owner"], agency["host"]
+    if agency["maintains_here"]:
+        text = f"maintenance (forget, prune, check) on this host ({here})"
+    elif owner is not None and owner != agency["maintenance_host"]:
+        text = (f"maintenance REFUSED here: the repository names {owner} its maintenance "
+                f"host, this host's config names {agency['maintenance_host']}")
+    else:
+        text = f"maintenance on {agency['maintenance_host']}; this host ({here}) backs up only"
+    if agency["repository_checked_at"] is not None:
+        text += f" (repository's claim read {_when(agency['repository_checked_at'])})"
+    return text

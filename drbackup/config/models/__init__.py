@@ -7,12 +7,15 @@ file when the default is not what a reader needs to see.
 
 from drbackup.config.models.agency import AgencyConfig, Config, RetentionConfig, VerifyConfig
 from drbackup.config.models.base import (
+    HOST_NAME,
     IDENTIFIER,
     LOCAL_STORE,
     AbsolutePath,
+    HostName,
     Identifier,
     Schedule,
     StrictModel,
+    is_host_name,
     is_identifier,
 )
 from drbackup.config.models.daemon import DaemonConfig
@@ -35,9 +38,9 @@ from drbackup.config.models.stores import StoreConfig
 from drbackup.config.units import ByteSize
 
 __all__ = [
-    "IDENTIFIER", "LOCAL_INSTANCE", "LOCAL_STORE", "SAME_SERVER", "AbsolutePath", "AgencyConfig",
-    "ByteSize", "Config", "DaemonConfig", "DirectorySource", "DrillTarget", "DumpSourceBase",
-    "DumpdirSource", "GuardConfig", "Identifier", "MysqlSource", "OfflineConfig", "PostgresSource",
-    "RetentionConfig", "Schedule", "Source", "SourceBase", "SqliteSource", "StoreConfig",
-    "StrictModel", "VerifyConfig", "is_identifier",
+    "HOST_NAME", "IDENTIFIER", "LOCAL_INSTANCE", "LOCAL_STORE", "SAME_SERVER", "AbsolutePath",
+    "AgencyConfig", "ByteSize", "Config", "DaemonConfig", "DirectorySource", "DrillTarget",
+    "DumpSourceBase", "DumpdirSource", "GuardConfig", "HostName", "Identifier", "MysqlSource",
+    "OfflineConfig", "PostgresSource", "RetentionConfig", "Schedule", "Source", "SourceBase",
+    "SqliteSource", "StoreConfig", "StrictModel", "VerifyConfig", "is_host_name", "is_identifier",
 ]

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import os
+import socket
 from datetime import timedelta
 
 from pydantic import Field, model_validator
 
-from drbackup.config.models.base import LOCAL_STORE, AbsolutePath, Identifier, Schedule, StrictModel
+from drbackup.config.models.base import (
+    LOCAL_STORE,
+    AbsolutePath,
+    HostName,
+    Identifier,
+    Schedule,
+    StrictModel,
+)
 from drbackup.config.models.daemon import DaemonConfig
 from drbackup.config.models.guard import GuardConfig
 from drbackup.config.models.offline import OfflineConfig
@@ -145,6 +153,18 @@ class AgencyConfig(StrictModel):
         ),
     )
 
+    maintenance_host: HostName | None = Field(
+        None,
+        description=(
+            "The one host (its daemon.hostname, the host name its snapshots carry) that does "
+            "this agency's maintenance: forget, prune and the rotating repository check. Every "
+            "other host only backs up its own sources and drills them, and never takes restic's "
+            "exclusive lock on the agency's repository. Set it, to the same name, on every "
+            "host that backs up a source of the agency (docs/multi-host.md). Unset: this host "
+            "does the maintenance, unless the repository records another host as its owner."),
+        examples=["records-host-01"],
+    )
+
     @model_validator(mode="after")
     def _unique_sources(self) -> AgencyConfig:
         seen: set[str] = set()
@@ -227,6 +247,15 @@ class Config(StrictModel):
         if name == LOCAL_STORE:
             return StoreConfig(path=self.daemon.state_dir / "repos")
         raise NotFoundError(f"no store {name!r} in the config")
+
+    def host_name(self) -> str:
+        """This host's name as its snapshots record it (restic --host)."""
+        return self.daemon.hostname or socket.gethostname()
+
+    def owns_maintenance(self, agency: AgencyConfig) -> bool:
+        """Whether this host's config makes it the agency's maintenance owner (the repository
+        may still name another: drbackup/jobs/maintenance.py)."""
+        return agency.maintenance_host in (None, self.host_name())
 
     def agency(self, agency_id: str) -> AgencyConfig:
         for agency in self.agencies:

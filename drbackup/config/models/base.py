@@ -14,6 +14,10 @@ from drbackup.config.schedule import validate_schedule
 # and ids become repository names, tags and directory names.
 IDENTIFIER = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 LOCAL_STORE = "local"
+# A host name as restic records it (--host): a DNS name or a short one. Read back from a
+# repository (snapshots, maintenance claims) it is hostile and must fully match before it is
+# shown or compared.
+HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,251}[A-Za-z0-9])?")
 
 
 def is_identifier(value: object) -> bool:
@@ -30,6 +34,19 @@ def _identifier(value: str) -> str:
     return value
 
 
+def is_host_name(value: object) -> bool:
+    """Whether `value` is a whole, valid host name (letters, digits, '.', '-', '_')."""
+    return isinstance(value, str) and HOST_NAME.fullmatch(value) is not None
+
+
+def _host_name(value: str) -> str:
+    if not is_host_name(value):
+        raise ValueError(
+            f"{value[:80]!r} is not a valid host name: use letters, digits, '.', '-' or '_', "
+            "starting and ending with a letter or digit (at most 253)")
+    return value
+
+
 def _absolute(value: Path) -> Path:
     if not value.is_absolute():
         raise ValueError(f"{str(value)!r} is not an absolute path")
@@ -37,6 +54,7 @@ def _absolute(value: Path) -> Path:
 
 
 Identifier = Annotated[str, AfterValidator(_identifier)]
+HostName = Annotated[str, AfterValidator(_host_name)]
 AbsolutePath = Annotated[Path, AfterValidator(_absolute)]
 Schedule = Annotated[str, AfterValidator(validate_schedule)]
 
