@@ -171,14 +171,7 @@ def remembered_ownership(state: StateDB, agency: AgencyConfig, store: str | None
                          ) -> dict[str, object] | None:
     """The last ownership answer this host recorded (Ownership.to_json, checked_at, host), or
     None."""
-    raw = state.get_value(f"{KV_PREFIX}{agency.id}@{store or agency.store}")
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+    return state.get_json_object(f"{KV_PREFIX}{agency.id}@{store or agency.store}")
 
 
 @dataclass(frozen=True)

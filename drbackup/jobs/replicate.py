@@ -129,14 +129,7 @@ def _record_status(state: StateDB, status: ReplicationStatus, *, success: bool) 
 
 def last_replication_status_raw(state: StateDB, agency: str, replica: str
                                 ) -> dict[str, object] | None:
-    raw = state.get_value(STATUS_KEY.format(agency=agency, replica=replica))
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+    return state.get_json_object(STATUS_KEY.format(agency=agency, replica=replica))
 
 
 def last_replication_status(state: StateDB, agency: str, replica: str

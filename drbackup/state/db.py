@@ -316,6 +316,18 @@ class StateDB:
         rows = self._query("SELECT value FROM kv WHERE key = ?", (key,))
         return str(rows[0][0]) if rows else None
 
+    def get_json_object(self, key: str) -> dict[str, object] | None:
+        """The small value at `key` when it is a JSON object; None when absent or not one (a
+        value written by an older or damaged build is treated as never written)."""
+        raw = self.get_value(key)
+        if raw is None:
+            return None
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
     def set_value(self, key: str, value: str) -> None:
         with self._transaction() as conn:
             conn.execute(
