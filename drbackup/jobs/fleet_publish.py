@@ -201,8 +201,9 @@ def verdicts_changed(rt: Runtime, now: float | None = None) -> bool:
     moment = time.time() if now is None else now
     last = rt.state.get_json_object(LAST_KEY) or {}
     digests = last.get("digests")
-    if not isinstance(digests, dict) or set(digests) != {a.id for a in rt.config.agencies}:
-        return True
+    if not isinstance(digests, dict) or set(digests) != {a.id for a in rt.config.agencies} \
+            or last.get("failed_uploads"):
+        return True  # never published, agencies changed, or a store missed the last one
     host = fleet_host(rt)
     return any(status_digest(build_summary(rt, a, host=host, sequence=0, now=moment))
                != digests.get(a.id) for a in rt.config.agencies)

@@ -140,11 +140,14 @@ def report_stores(rt: Runtime, named: list[str] | None) -> list[str]:
         for name in named:
             rt.store_config(name)
         return list(dict.fromkeys(named))
-    if not rt.config.stores:
+    config = rt.config
+    names = set(config.stores) | {a.store for a in config.agencies} | {
+        r for a in config.agencies for r in a.replicas}
+    if not names:
         raise NotFoundError("no store to read the fleet summaries from",
                             "configure [stores.<name>] with read-only credentials "
                             "(config/policies/fleet-read.json) or pass --store")
-    return sorted(rt.config.stores)
+    return sorted(names)
 
 
 def build_fleet_report(rt: Runtime, keyring: Keyring, *, stores: list[str] | None = None,
