@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from drbackup.config import load_config
+from drbackup.config.models import AgencyConfig
 from drbackup.errors import ExitCode
 from drbackup.fleet.trust import Keyring
 from drbackup.jobs.backup import run_backup
 from drbackup.jobs.drills import drill_source
+from drbackup.jobs.fleet_publish import publish_fleet
 from drbackup.jobs.fleet_report import build_fleet_report
 from drbackup.jobs.repository import init_repository
 from drbackup.jobs.runtime import Runtime
@@ -32,10 +35,10 @@ from tests.support.workspace import Workspace
 
 STORE = "city"
 # host -> agency -> what it does: "good" (backup + drill), "bad-drill" (drill of a damaged
-# pack), "stale" (backed up, RPO 1s), "backup" (never drilled), "none" (nothing yet)
+# pack), "stale" (backed up, RPO 1s), "backup" (never drilled), "none" (never backed up)
 HOSTS: dict[str, dict[str, str]] = {
     "host-a": {"planning": "good", "permits": "bad-drill", "water": "stale", "transit": "good"},
-    "host-b": {"transit": "good", "health": "good", "schools": "backup", "fire": "good"},
+    "host-b": {"transit": "good", "health": "good", "schools": "backup", "fire": "none"},
     "host-c": {"parks": "none", "library": "none", "museum": "none", "archive": "none"},
 }
 STOPPED = "host-c"
@@ -70,23 +73,41 @@ def _damage_largest_pack(client: Any, bucket: str, agency: str) -> None:
     client.put_object(Bucket=bucket, Key=largest["Key"], Body=bytes(body))
 
 
-def _work(ws: Workspace, client: Any, bucket: str, initialised: set[str]) -> None:
-    """Each agency's real backups and drills, in process (restic and S3 are real)."""
+def _work(hosts: dict[str, Workspace], client: Any, bucket: str) -> None:
+    """Each agency's real backups and drills, in process (restic and S3 are real), in three
+    phases (init, backup, drill), the repositories of a phase side by side."""
+    runtimes = {name: Runtime.create(load_config(ws.config_path)) for name, ws in hosts.items()}
+    jobs = [(rt, rt.config.agency(agency), role) for name, rt in runtimes.items()
+            for agency, role in HOSTS[name].items() if role != "none"]
+
+    def init(rt: Runtime, agency: AgencyConfig, role: str) -> None:
+        if agency.maintenance_host in (None, rt.hostname):  # one host creates a shared repo
+            init_repository(rt, agency)
+
+    def backup(rt: Runtime, agency: AgencyConfig, role: str) -> None:
+        run_backup(rt, agency, agency.sources[0])
+        if role == "bad-drill":
+            _damage_largest_pack(client, bucket, agency.id)
+
+    def drill(rt: Runtime, agency: AgencyConfig, role: str) -> None:
+        if role in ("good", "bad-drill"):
+            outcome = drill_source(rt, agency, agency.sources[0])
+            assert outcome.passed is (role == "good"), (agency.id, outcome.reasons)
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            for phase in (init, backup, drill):
+                for future in [pool.submit(phase, *job) for job in jobs]:
+                    future.result()
+    finally:
+        for rt in runtimes.values():
+            rt.close()
+
+
+def _publish_in_process(ws: Workspace) -> None:
     rt = Runtime.create(load_config(ws.config_path))
     try:
-        for agency_id, role in HOSTS[ws.config["daemon"]["hostname"]].items():
-            if role == "none":
-                continue
-            agency = rt.config.agency(agency_id)
-            if agency_id not in initialised:
-                init_repository(rt, agency)
-                initialised.add(agency_id)
-            run_backup(rt, agency, agency.sources[0])
-            if role == "bad-drill":
-                _damage_largest_pack(client, bucket, agency_id)
-            if role in ("good", "bad-drill"):
-                outcome = drill_source(rt, agency, agency.sources[0])
-                assert outcome.passed is (role == "good"), (agency_id, outcome.reasons)
+        assert not publish_fleet(rt).failed
     finally:
         rt.close()
 
@@ -123,14 +144,13 @@ def test_city_report_shows_every_agency_verdict_and_never_counts_untrusted_good(
     # host-c publishes once and stops (nothing to back up yet: its agencies are new).
     stopped_at = time.time()
     hosts[STOPPED].cli("fleet", "publish", check=True)
-    initialised: set[str] = set()
-    for name in ("host-a", "host-b"):
-        _work(hosts[name], admin, bucket, initialised)
+    _work({name: hosts[name] for name in ("host-a", "host-b")}, admin, bucket)
     time.sleep(max(0.0, 1.2 - (time.time() - stopped_at)))  # water's RPO of 1s is over
-    published = {}
-    for name in ("host-a", "host-b"):
-        done = hosts[name].cli("--json", "fleet", "publish", check=True)
-        published[name] = json.loads(done.stdout)
+    with ThreadPoolExecutor(2) as pool:
+        done = dict(zip(("host-a", "host-b"), pool.map(
+            lambda name: hosts[name].cli("--json", "fleet", "publish", check=True),
+            ("host-a", "host-b")), strict=True))
+    published = {name: json.loads(result.stdout) for name, result in done.items()}
     assert {a["agency"]: a["verdict"] for a in published["host-a"]["agencies"]} == {
         "planning": "good", "permits": "failing", "water": "failing", "transit": "good"}
     first_planning = admin.get_object(Bucket=bucket, Key=_summary_key("planning", "host-a"))[
@@ -150,7 +170,7 @@ def test_city_report_shows_every_agency_verdict_and_never_counts_untrusted_good(
             (ws.state_dir / "evidence" / PUBLIC_KEY_FILE).read_bytes())
     inventory = tmp_path / "city-inventory.toml"
     agencies = list(dict.fromkeys(a for h in HOSTS.values() for a in h))
-    inventory.write_text("".join(f"[agencies.{a}]\n" + ("level = 2\n" if a == "fire" else "")
+    inventory.write_text("".join(f"[agencies.{a}]\n" + ("level = 2\n" if a == "health" else "")
                                  for a in agencies)
                          + "[agencies.harbour]\nname = \"Harbour authority\"\n")
     time.sleep(max(0.0, STOPPED_VALID + 0.5 - (time.time() - stopped_at)))
@@ -159,9 +179,10 @@ def test_city_report_shows_every_agency_verdict_and_never_counts_untrusted_good(
     assert code == ExitCode.FLEET_NOT_ALL_GOOD
     assert _verdicts(report) == {
         "harbour": "unprotected",
-        "planning": "meeting", "transit": "meeting", "health": "meeting",
+        "planning": "meeting", "transit": "meeting",  # transit: both its hosts are good
         "permits": "not-meeting", "water": "not-meeting",
-        "fire": "not-meeting",  # level 1 measured, the inventory requires 2
+        "health": "not-meeting",  # level 1 measured, the inventory requires 2
+        "fire": "not-meeting",  # never backed up
         "schools": "unknown",  # backed up, never drilled: no level measured
         "parks": "unknown", "library": "unknown", "museum": "unknown", "archive": "unknown",
     }
@@ -174,13 +195,15 @@ def test_city_report_shows_every_agency_verdict_and_never_counts_untrusted_good(
     assert {h["host"]: h["stale"] for h in report["hosts"]} == {
         "host-a": False, "host-b": False, "host-c": True}
     assert report["summary"] | {"stale_hosts": None} == {
-        "agencies": 12, "meeting": 3, "not_meeting": 3, "unknown": 5, "unprotected": 1,
+        "agencies": 12, "meeting": 2, "not_meeting": 4, "unknown": 5, "unprotected": 1,
         "hosts": 3, "stale_hosts": None, "untrusted_files": 4}
     rows = {(a["agency"], h["host"]): h for a in report["agencies"] for h in a["hosts"]}
     assert "drill-failed" in rows[("permits", "host-a")]["findings"]
     assert "rpo-breached" in rows[("water", "host-a")]["findings"]
-    assert rows[("fire", "host-b")]["level_met"] == 1
-    assert rows[("fire", "host-b")]["level_required"] == 2
+    assert rows[("health", "host-b")]["level_met"] == 1
+    assert rows[("health", "host-b")]["level_required"] == 2
+    assert rows[("health", "host-b")]["verdict"] == "failing"
+    assert "no-good-backup" in rows[("fire", "host-b")]["findings"]
     planning = rows[("planning", "host-a")]
     assert planning["level_met"] == 1 and planning["trust"] == "trusted"
     assert planning["rpo_target_seconds"] == 86400 and planning["rpo_seconds"] > 0
@@ -206,7 +229,7 @@ def test_city_report_shows_every_agency_verdict_and_never_counts_untrusted_good(
 
     # Attacks. host-a publishes again (a newer run); its first planning summary, genuine but
     # older, is put back in place: replayed.
-    hosts["host-a"].cli("fleet", "publish", check=True)
+    _publish_in_process(hosts["host-a"])
     admin.put_object(Bucket=bucket, Key=_summary_key("planning", "host-a"), Body=first_planning)
     # permits' summary is altered to look better than it is: bad signature.
     key = _summary_key("permits", "host-a")
@@ -221,7 +244,8 @@ def test_city_report_shows_every_agency_verdict_and_never_counts_untrusted_good(
     rogue.add_s3_store(STORE, iam_s3.server, bucket, access_key=daily.access_key_id,
                        secret_key=daily.secret_access_key)
     rogue.add_agency("harbour", store=STORE)
-    rogue.cli("fleet", "publish", check=True)
+    rogue.write()
+    _publish_in_process(rogue)
 
     code, attacked = _report(office, keyring, inventory)
     assert code == ExitCode.FLEET_NOT_ALL_GOOD
@@ -233,7 +257,7 @@ def test_city_report_shows_every_agency_verdict_and_never_counts_untrusted_good(
     assert verdicts["planning"] == "unknown"  # was meeting: a replayed summary is not good
     assert verdicts["permits"] == "unknown"  # an altered "good" is not good
     assert verdicts["harbour"] == "unknown"  # no longer unprotected, but never good
-    assert attacked["summary"]["meeting"] == 2  # transit and health only
+    assert attacked["summary"]["meeting"] == 1  # transit only
     untrusted = {(f["agency"], f["host"]): f["trust"] for f in attacked["untrusted"]}
     assert {k: v for k, v in untrusted.items() if k[1] != STOPPED} == {
         ("planning", "host-a"): "replayed", ("permits", "host-a"): "bad-signature",
