@@ -53,6 +53,8 @@ class FleetPublisher:
         if first:
             self._others_seen = self.queue.finished_total
             self.submit(force=True, trigger="start")
+        else:  # a reload may add or remove agencies: published when that changes the set
+            self.submit(force=False, trigger="reload")
 
     def tick(self, now: float, config: Config) -> None:
         if not self.enabled:

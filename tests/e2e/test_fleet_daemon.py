@@ -9,6 +9,7 @@ import json
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from drbackup.fleet.trust import Keyring, Trust, judge
 from drbackup.verify.evidence import KEY_DIR, PUBLIC_KEY_FILE
@@ -33,7 +34,7 @@ def test_daemon_publishes_at_start_on_verdict_change_and_on_schedule(
     ring = tmp_path / "ring"
     ring.mkdir()
 
-    def current() -> dict[str, object]:
+    def current() -> dict[str, Any]:
         judged = judge(summary.read_bytes(), Keyring.load(ring), now=time.time())
         assert judged.trust is Trust.TRUSTED, judged.reason
         report = json.loads(summary.read_bytes())["report"]
@@ -47,9 +48,11 @@ def test_daemon_publishes_at_start_on_verdict_change_and_on_schedule(
         (ring / "records-01.pem").write_bytes(
             (workspace.state_dir / KEY_DIR / PUBLIC_KEY_FILE).read_bytes())
         # The start-up backup changes the verdict's findings: published again, unasked.
-        changed = wait_for(lambda: (r := current())["findings"] == ["never-checked",
-                                                                   "never-drilled"] and r,
-                           60, f"the publication after the first backup:\n{daemon.log_text()}")
+        def after_backup() -> dict[str, Any] | None:
+            report = current()
+            return report if report["findings"] == ["never-checked", "never-drilled"] else None
+
+        changed = wait_for(after_backup, 60, "the publication after the first backup")
         assert changed["verdict"] == "unknown" and _published(daemon) >= 2
         first_sequence = changed["sequence"]
         assert isinstance(first_sequence, int)

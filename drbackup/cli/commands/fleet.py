@@ -16,7 +16,7 @@ from typing import Any
 
 from drbackup.cli.context import CliContext
 from drbackup.config.units import parse_duration
-from drbackup.errors import ExitCode, UsageError
+from drbackup.errors import ExitCode, NotFoundError, UsageError
 from drbackup.fleet.city import UNPROTECTED, FleetReport, HostRow
 from drbackup.fleet.inventory import load_inventory
 from drbackup.fleet.trust import Keyring
@@ -144,6 +144,10 @@ def render(ctx: CliContext, report: FleetReport) -> None:
 def report_cmd(ctx: CliContext) -> int:
     since = _since(ctx.args.since)
     keyring = Keyring.load(ctx.args.keyring)
+    if not keyring.keys:
+        raise NotFoundError(f"keyring {ctx.args.keyring} holds no *.pem key",
+                            "copy each trusted host's <state_dir>/evidence/ed25519.pub.pem "
+                            "into it")
     expected = load_inventory(ctx.args.expect) if ctx.args.expect else None
     report, _ = build_fleet_report(ctx.runtime, keyring, stores=ctx.args.store,
                                    expected=expected, since=since)
