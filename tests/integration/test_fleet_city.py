@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from botocore.exceptions import ClientError
 
@@ -34,6 +35,7 @@ from tests.support.servers import IamS3
 from tests.support.workspace import Workspace
 
 STORE = "city"
+SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "schemas" / "fleet-report.schema.json"
 # host -> agency -> what it does: "good" (backup + drill), "bad-drill" (drill of a damaged
 # pack), "stale" (backed up, RPO 1s), "backup" (never drilled), "none" (never backed up)
 HOSTS: dict[str, dict[str, str]] = {
@@ -117,7 +119,9 @@ def _report(office: Workspace, keyring: Path, inventory: Path) -> tuple[int, dic
                       "--expect", str(inventory))
     assert done.stdout.strip(), done.stderr
     assert "Traceback" not in done.stderr
-    return done.returncode, json.loads(done.stdout)
+    report = json.loads(done.stdout)
+    jsonschema.validate(report, json.loads(SCHEMA.read_text()))
+    return done.returncode, report
 
 
 def _verdicts(report: dict[str, Any]) -> dict[str, str]:

@@ -7,7 +7,10 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from drbackup.fleet.city import SummaryFile, city_report
+import jsonschema
+
+from drbackup.cli.output import jsonable
+from drbackup.fleet.city import FleetReport, SummaryFile, city_report
 from drbackup.fleet.inventory import ExpectedAgency
 from drbackup.fleet.summary import AgencySummary, SourceStatus
 from drbackup.fleet.trust import Keyring
@@ -43,9 +46,17 @@ def _keys(tmp_path: Path, *names: str) -> tuple[dict[str, EvidenceKey], Keyring]
     return keys, Keyring.load(ring)
 
 
+SCHEMA = Path(__file__).resolve().parents[3] / "docs" / "schemas" / "fleet-report.schema.json"
+
+
+def _valid(report: FleetReport) -> FleetReport:
+    jsonschema.validate(jsonable(report), json.loads(SCHEMA.read_text()))
+    return report
+
+
 def _verdicts(files: list[SummaryFile], ring: Keyring, **kwargs: object) -> dict[str, str]:
     report = city_report(files, ring, now=NOW, stores=["city"], **kwargs)  # type: ignore[arg-type]
-    return {a.agency: a.verdict for a in report.agencies}
+    return {a.agency: a.verdict for a in _valid(report).agencies}
 
 
 def test_an_agency_meets_only_when_every_host_row_is_trusted_and_good(tmp_path: Path) -> None:
@@ -57,14 +68,14 @@ def test_an_agency_meets_only_when_every_host_row_is_trusted_and_good(tmp_path: 
              _file(a, _summary("host-a", "parks", level=None, findings=["never-drilled"],
                                verdict="unknown")),
              _file(b, _summary("host-b", "planning", published_at=NOW - 4000))]
-    report = city_report(files, ring, now=NOW, stores=["city"])
+    report = _valid(city_report(files, ring, now=NOW, stores=["city"]))
     assert {x.agency: x.verdict for x in report.agencies} == {
         "water": "not-meeting", "planning": "unknown", "parks": "unknown"}
     planning = next(x for x in report.agencies if x.agency == "planning")
     assert [(h.host, h.verdict) for h in planning.hosts] == [("host-a", "good"),
                                                              ("host-b", "stale")]
     assert not report.all_good
-    good = city_report(files[:1], ring, now=NOW, stores=["city"])
+    good = _valid(city_report(files[:1], ring, now=NOW, stores=["city"]))
     assert good.all_good and good.summary.meeting == 1
 
 
@@ -74,7 +85,7 @@ def test_a_file_older_than_the_hosts_newest_anywhere_is_replayed(tmp_path: Path)
     old = _summary("host-a", "planning", sequence=9)
     files = [_file(a, old, store="city"), _file(a, _summary("host-a", "planning"), store="dr"),
              _file(a, _summary("host-a", "water"))]
-    report = city_report(files, ring, now=NOW, stores=["city", "dr"])
+    report = _valid(city_report(files, ring, now=NOW, stores=["city", "dr"]))
     planning = next(x for x in report.agencies if x.agency == "planning")
     # The newest copy counts for the row; the replayed one is listed, and the exit is not 0.
     assert planning.verdict == "meeting" and planning.hosts[0].stores == ["dr"]
@@ -89,7 +100,7 @@ def test_a_genuine_summary_moved_to_another_agency_or_host_is_malformed(tmp_path
     keys, ring = _keys(tmp_path, "a")
     moved = _file(keys["a"], _summary("host-a", "planning"), agency="water")
     renamed = _file(keys["a"], _summary("host-a", "planning"), host="host-z")
-    report = city_report([moved, renamed], ring, now=NOW, stores=["city"])
+    report = _valid(city_report([moved, renamed], ring, now=NOW, stores=["city"]))
     assert {f.trust for f in report.untrusted} == {"malformed"}
     assert report.summary.meeting == 0
 
@@ -98,7 +109,7 @@ def test_since_makes_older_summaries_stale(tmp_path: Path) -> None:
     keys, ring = _keys(tmp_path, "a")
     files = [_file(keys["a"], _summary("host-a", "planning", published_at=NOW - 600))]
     assert _verdicts(files, ring, since=NOW - 3600)["planning"] == "meeting"
-    report = city_report(files, ring, now=NOW, stores=["city"], since=NOW - 300)
+    report = _valid(city_report(files, ring, now=NOW, stores=["city"], since=NOW - 300))
     assert report.agencies[0].hosts[0].verdict == "stale"
     assert report.summary.stale_hosts == ["host-a"]
 
@@ -109,7 +120,7 @@ def test_unprotected_first_and_the_inventory_level_overrides_the_hosts(tmp_path:
              _file(keys["a"], _summary("host-a", "water", level=1))]
     expected = [ExpectedAgency("water", level=2), ExpectedAgency("zoo", name="City zoo"),
                 ExpectedAgency("planning")]
-    report = city_report(files, ring, now=NOW, stores=["city"], expected=expected)
+    report = _valid(city_report(files, ring, now=NOW, stores=["city"], expected=expected))
     assert [(x.agency, x.verdict) for x in report.agencies] == [
         ("zoo", "unprotected"), ("water", "not-meeting"), ("planning", "meeting")]
     assert report.unprotected == ["zoo"] and report.agencies[0].name == "City zoo"
@@ -124,8 +135,8 @@ def test_an_unknown_key_or_an_altered_file_is_never_good(tmp_path: Path) -> None
     envelope = json.loads(_file(keys["a"], failing).body)
     envelope["report"] |= {"verdict": "good", "findings": []}
     altered = replace(_file(keys["a"], failing), body=json.dumps(envelope).encode())
-    report = city_report([altered, _file(stranger, _summary("host-a", "planning"))], ring,
-                         now=NOW, stores=["city"])
+    report = _valid(city_report([altered, _file(stranger, _summary("host-a", "planning"))], ring,
+                         now=NOW, stores=["city"]))
     assert {(f.agency, f.trust) for f in report.untrusted} == {
         ("water", "bad-signature"), ("planning", "unknown-key")}
     assert report.summary.meeting == 0 and report.summary.unknown == 2
