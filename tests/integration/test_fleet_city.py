@@ -75,9 +75,10 @@ def _damage_largest_pack(client: Any, bucket: str, agency: str) -> None:
     client.put_object(Bucket=bucket, Key=largest["Key"], Body=bytes(body))
 
 
-def _work(hosts: dict[str, Workspace], client: Any, bucket: str) -> None:
+def _work(hosts: dict[str, Workspace], client: Any, bucket: str) -> float:
     """Each agency's real backups and drills, in process (restic and S3 are real), in three
-    phases (init, backup, drill), the repositories of a phase side by side."""
+    phases (init, backup, drill), the repositories of a phase side by side. Returns when the
+    last backup ended."""
     runtimes = {name: Runtime.create(load_config(ws.config_path)) for name, ws in hosts.items()}
     jobs = [(rt, rt.config.agency(agency), role) for name, rt in runtimes.items()
             for agency, role in HOSTS[name].items() if role != "none"]
@@ -96,11 +97,15 @@ def _work(hosts: dict[str, Workspace], client: Any, bucket: str) -> None:
             outcome = drill_source(rt, agency, agency.sources[0])
             assert outcome.passed is (role == "good"), (agency.id, outcome.reasons)
 
+    backed_up = 0.0
     try:
         with ThreadPoolExecutor(4) as pool:
             for phase in (init, backup, drill):
                 for future in [pool.submit(phase, *job) for job in jobs]:
                     future.result()
+                if phase is backup:
+                    backed_up = time.time()
+        return backed_up
     finally:
         for rt in runtimes.values():
             rt.close()
@@ -146,10 +151,10 @@ def test_city_report_shows_every_agency_verdict_and_never_counts_untrusted_good(
     hosts = {name: _host(tmp_path, name, iam_s3, bucket, daily) for name in HOSTS}
 
     # host-c publishes once and stops (nothing to back up yet: its agencies are new).
-    stopped_at = time.time()
     hosts[STOPPED].cli("fleet", "publish", check=True)
-    _work({name: hosts[name] for name in ("host-a", "host-b")}, admin, bucket)
-    time.sleep(max(0.0, 1.2 - (time.time() - stopped_at)))  # water's RPO of 1s is over
+    stopped_at = time.time()  # its summaries were published before this
+    backed_up = _work({name: hosts[name] for name in ("host-a", "host-b")}, admin, bucket)
+    time.sleep(max(0.0, 1.2 - (time.time() - backed_up)))  # water's RPO of 1s is over
     with ThreadPoolExecutor(2) as pool:
         done = dict(zip(("host-a", "host-b"), pool.map(
             lambda name: hosts[name].cli("--json", "fleet", "publish", check=True),
