@@ -80,6 +80,8 @@ def _work(hosts: dict[str, Workspace], client: Any, bucket: str) -> float:
     phases (init, backup, drill), the repositories of a phase side by side. Returns when the
     last backup ended."""
     runtimes = {name: Runtime.create(load_config(ws.config_path)) for name, ws in hosts.items()}
+    for rt in runtimes.values():
+        assert rt.state.schema_version > 0  # opened once, here: not raced by the threads
     jobs = [(rt, rt.config.agency(agency), role) for name, rt in runtimes.items()
             for agency, role in HOSTS[name].items() if role != "none"]
 
