@@ -34,7 +34,7 @@ from drbackup.sources.base import DumpError
 CUSTOM = "custom"
 TAR = "tar"
 DIRECTORY = "directory"
-PLAIN = "plain"
+PLAIN = "sql"  # plain SQL (the name drbackup's tags and reports use: format=sql)
 # pg_restore --format= of each archive kind (plain SQL goes to psql instead).
 PG_RESTORE_FORMAT = {CUSTOM: "custom", TAR: "tar", DIRECTORY: "directory"}
 HEAD_BYTES = 64 * 1024
@@ -135,22 +135,27 @@ def _unsupported(what: str, head: bytes) -> UnsupportedFormatError:
         "drop PostgreSQL dumps made by pg_dump (-Fc, -Ft, -Fd, plain), optionally gzipped")
 
 
-def _read_head(path: Path) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as handle:
-        return handle.read(HEAD_BYTES)
+def _read_head(path: Path, what: str) -> bytes:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read(HEAD_BYTES)
+    except OSError as exc:
+        raise DumpError(f"{what} cannot be read: {exc.strerror}",
+                        "links are never followed; check the file") from None
 
 
 def detect(path: Path, what: str = "the dump") -> DumpFormat:
     """The dump format of the file or directory at `path` (links not followed).
 
-    Raises UnsupportedFormatError, DumpError (gzip data that does not decompress)."""
+    Raises UnsupportedFormatError, DumpError (unreadable, or gzip data that does not
+    decompress)."""
     if path.is_dir() and not path.is_symlink():
         if (path / _TOC).is_file() and not (path / _TOC).is_symlink():
             return DumpFormat(DIRECTORY)
         raise UnsupportedFormatError(f"unsupported format: {what} is a directory without "
                                      f"{_TOC}", "a pg_dump -Fd dump holds toc.dat")
-    head = _read_head(path)
+    head = _read_head(path, what)
     if head.startswith(_GZIP):
         inner = _gunzip_head(head)
         kind = sniff(inner) if inner else None

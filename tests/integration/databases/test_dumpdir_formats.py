@@ -120,7 +120,7 @@ def test_tar_gzip_and_unknown_dumps_restore_by_their_content(
     plain = _pg_dump(postgres_server, permits_db, "--format=plain")
     tar = _pg_dump(postgres_server, permits_db, "--format=tar")
     cases = [("permits.tar", tar, "tar"),
-             ("permits.sql.gz", gzip.compress(plain), "plain+gzip"),
+             ("permits.sql.gz", gzip.compress(plain), "sql+gzip"),
              ("permits.dump.gz", gzip.compress(
                  _pg_dump(postgres_server, permits_db, "--format=custom")), "custom+gzip"),
              ("permits.tar.gz", gzip.compress(tar), "tar+gzip"),

@@ -48,9 +48,9 @@ DIR_TAR = _tar([(DIRECTORY_MARKER, b"note\n"), ("toc.dat", HEADER + b"\x03" + b"
     (HEADER + b"\x01" + b"\0" * 100, DumpFormat("custom")),
     (PG_TAR, DumpFormat("tar")),
     (DIR_TAR, DumpFormat("directory")),
-    (PLAIN, DumpFormat("plain")),
-    (b"\xef\xbb\xbf/* made by hand */\nBEGIN;\nINSERT INTO t VALUES (1);\n", DumpFormat("plain")),
-    (gzip.compress(PLAIN), DumpFormat("plain", gzip=True)),
+    (PLAIN, DumpFormat("sql")),
+    (b"\xef\xbb\xbf/* made by hand */\nBEGIN;\nINSERT INTO t VALUES (1);\n", DumpFormat("sql")),
+    (gzip.compress(PLAIN), DumpFormat("sql", gzip=True)),
     (gzip.compress(PG_TAR), DumpFormat("tar", gzip=True)),
     (gzip.compress(HEADER + b"\x01"), DumpFormat("custom", gzip=True)),
 ])
@@ -89,7 +89,7 @@ def test_a_directory_needs_its_toc_and_links_are_not_followed(tmp_path: Path) ->
     assert detect(folder) == DumpFormat("directory")
     link = tmp_path / "link"
     link.symlink_to(folder / "toc.dat")
-    with pytest.raises(OSError):
+    with pytest.raises(DumpError, match="cannot be read"):
         detect(link)
 
 
