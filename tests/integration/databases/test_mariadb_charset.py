@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from drbackup.config import load_config
+from drbackup.jobs.backup import run_backup
+from drbackup.jobs.restore_db import restore_database
+from drbackup.jobs.runtime import Runtime
 from tests.support.dbcheck import local_snapshots
 from tests.support.servers import DB_TEST_USER, MariaDBServer
 from tests.support.workspace import Workspace
@@ -72,26 +76,35 @@ def test_utf8mb4_database_restores_as_utf8mb4_on_a_latin1_server_and_clean_keeps
         workspace.add_source("records", "db", "mysql", database=database, host="127.0.0.1",
                              port=server.port, user=DB_TEST_USER, password_file=str(password))
         workspace.cli("repo", "init", check=True)
-        workspace.cli("backup", "--agency", "records", check=True)
+        config = load_config(workspace.write())
+        agency = config.agency("records")
+        rt = Runtime.create(config)
+        try:
+            assert run_backup(rt, agency, agency.source("db")).result == "success"
+            # The bad day: the database is gone; the server would create it as latin1.
+            server.drop_database(database)
+            restored = restore_database(rt, agency, "db", into=database)
+            assert restored.created
+            after_restore = _dump(server, database)
+            restored_charset = _charset(server, database)
+            # A table made after the restore takes the database's default: Chinese fits.
+            server.sql("CREATE TABLE later (id INT PRIMARY KEY, note VARCHAR(32)); "
+                       "INSERT INTO later VALUES (1, '灾难恢复')", database)
+            assert server.query("SELECT note FROM later", database) == "灾难恢复"
+            assert server.query("SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE "
+                                f"TABLE_SCHEMA = '{database}' AND TABLE_NAME = 'later'"
+                                ) == "utf8mb4_unicode_ci"
+            # In place with --clean: the existing database's own collation is kept.
+            server.sql(f"ALTER DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+            restore_database(rt, agency, "db", into=database, overwrite=True, clean=True)
+        finally:
+            rt.close()
         [snapshot] = local_snapshots(workspace.state_dir, "records",
                                      Path(workspace.agency("records")["password_file"]))
         assert {"charset=utf8mb4", "collation=utf8mb4_unicode_ci"} <= set(snapshot.tags)
 
-        # The bad day: the database is gone; the server would create it as latin1.
-        server.drop_database(database)
-        workspace.cli("restore-db", "--agency", "records", "--source", "db", "--into",
-                      database, "--yes", check=True)
-        assert _charset(server, database) == "utf8mb4/utf8mb4_unicode_ci"
-        assert _dump(server, database) == before
-        # A table made after the restore takes the database's default and holds Chinese.
-        server.sql("CREATE TABLE later (id INT PRIMARY KEY, note VARCHAR(32)); "
-                   "INSERT INTO later VALUES (1, '灾难恢复')", database)
-        assert server.query("SELECT note FROM later", database) == "灾难恢复"
-
-        # In place with --clean: the existing database's own collation is kept.
-        server.sql(f"ALTER DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-        workspace.cli("restore-db", "--agency", "records", "--source", "db", "--into",
-                      database, "--overwrite", "--clean", "--yes", check=True)
+        assert restored_charset == "utf8mb4/utf8mb4_unicode_ci"
+        assert after_restore == before
         assert _charset(server, database) == "utf8mb4/utf8mb4_bin"
         assert server.query("SELECT COUNT(*) FROM information_schema.TABLES "
                             f"WHERE TABLE_SCHEMA = '{database}' AND TABLE_NAME = 'later'") == "0"
