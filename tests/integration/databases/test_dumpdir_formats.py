@@ -1,5 +1,6 @@
 """A drop folder's dump is restored by what it holds, not by its name (#17 item 6): a
-`pg_dump -Fd` directory is backed up as one dump (streamed as a tar) and drilled; a valid
+`pg_dump -Fd` directory is backed up as one dump (streamed as a tar), drilled, and restored
+as the directory it was; a valid
 `pg_dump -Ft` tar, a gzipped plain dump (`*.sql.gz`, the example config's own pattern) and gzip
 of a custom and a tar dump go through the drill's own restore of one dump; each comes back with
 the same rows as the database it was dumped from. A file of no dump format fails its drill as
@@ -26,6 +27,7 @@ from drbackup.jobs.drills import drill_source
 from drbackup.jobs.drills.common import DrillRecord
 from drbackup.jobs.drills.database import DumpJob
 from drbackup.jobs.drills.postgres import restore_dump
+from drbackup.jobs.restore import restore_snapshot
 from drbackup.jobs.runtime import Runtime
 from tests.support.dbcheck import PERMITS_SCHEMA, local_snapshots
 from tests.support.servers import PostgresServer
@@ -91,9 +93,10 @@ def _report(outcome: Any) -> dict[str, Any]:
     return entry
 
 
-def test_a_directory_dump_in_a_drop_folder_is_backed_up_and_drilled_with_equal_content(
+def test_a_directory_dump_in_a_drop_folder_is_backed_up_drilled_and_restored_with_equal_content(
         dumps: tuple[Runtime, AgencyConfig, DumpdirSource, Path],
-        postgres_server: PostgresServer, permits_db: str, workspace: Workspace) -> None:
+        postgres_server: PostgresServer, permits_db: str, workspace: Workspace,
+        tmp_path: Path) -> None:
     rt, agency, source, folder = dumps
     path = folder / "permits.dir"
     _pg_dump(postgres_server, permits_db, "--format=directory", f"--file={path}")
@@ -110,6 +113,25 @@ def test_a_directory_dump_in_a_drop_folder_is_backed_up_and_drilled_with_equal_c
     assert drill.verdict == "pass", drill.reasons
     [entry] = _report(drill)["databases"]
     _check_entry(entry, "directory")
+
+    # `drbackup restore` gives back the directory as it was dropped, ready for pg_restore -Fd.
+    target = tmp_path / "restored"
+    restore_snapshot(rt, agency, snapshot, target)
+    restored = target / "permits.dir"
+    assert sorted(p.name for p in restored.iterdir()) == sorted(
+        p.name for p in path.iterdir())
+    assert all((restored / p.name).read_bytes() == p.read_bytes() for p in path.iterdir())
+    assert not (target / "permits.dir.tar").exists()
+    copy = postgres_server.create_database("copy")
+    try:
+        subprocess.run(["pg_restore", "--format=directory", "--exit-on-error",
+                        f"--dbname={postgres_server.dsn(copy)}", str(restored)],
+                       env=postgres_server.env(), check=True, capture_output=True)
+        for table, expr in CONTENT.items():
+            assert postgres_server.query(f"SELECT {expr} FROM {table}", copy) == \
+                postgres_server.query(f"SELECT {expr} FROM {table}", permits_db)
+    finally:
+        postgres_server.drop_database(copy)
 
 
 def test_tar_gzip_and_unknown_dumps_restore_by_their_content(
