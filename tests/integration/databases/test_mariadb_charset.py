@@ -7,6 +7,7 @@ the existing database's. The server's own default is latin1 here, as on a stock 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 
 from drbackup.config import load_config
 from drbackup.jobs.backup import run_backup
+from drbackup.jobs.drills import drill_source
 from drbackup.jobs.restore_db import restore_database
 from drbackup.jobs.runtime import Runtime
 from tests.support.dbcheck import local_snapshots
@@ -81,6 +83,11 @@ def test_utf8mb4_database_restores_as_utf8mb4_on_a_latin1_server_and_clean_keeps
         rt = Runtime.create(config)
         try:
             assert run_backup(rt, agency, agency.source("db")).result == "success"
+            # A drill's scratch database gets the same character set.
+            drill = drill_source(rt, agency, agency.source("db"))
+            assert drill.verdict == "pass", drill.reasons
+            [entry] = json.loads(Path(drill.report.path).read_text())["report"]["databases"]
+            assert entry["charset"] == "utf8mb4/utf8mb4_unicode_ci"
             # The bad day: the database is gone; the server would create it as latin1.
             server.drop_database(database)
             restored = restore_database(rt, agency, "db", into=database)
