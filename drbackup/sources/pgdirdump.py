@@ -20,21 +20,18 @@ from __future__ import annotations
 import io
 import os
 import re
-import stat
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from drbackup.sources.dumpformat import DIRECTORY_MARKER, MAX_MEMBERS
-from drbackup.sources.nofollow import Identity, entry_refusal
+from drbackup.sources.nofollow import Identity, entry_refusal, open_directory, open_entry
 
 TOC = "toc.dat"
 MARKER_TEXT = (b"A pg_dump directory-format dump, packed by drbackup. Unpack it into an empty "
                b"directory (tar -xf NAME.tar -C DIR) and restore it with pg_restore -Fd DIR.\n")
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
-_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 
 
 @dataclass(frozen=True)
@@ -78,7 +75,7 @@ def _summarise(fd: int) -> tuple[DirSummary | None, str | None]:
 def inspect_directory(path: Path) -> tuple[DirSummary | None, str | None]:
     """(summary, None) for a pg_dump directory dump fit to be taken, else (None, why not)."""
     try:
-        fd = os.open(path, _OPEN_DIR)
+        fd = open_directory(path)
     except OSError as exc:
         return None, f"cannot be read: {exc.strerror}"
     try:
@@ -93,7 +90,7 @@ def stream_directory(path: Path, expected: DirSummary, out: IO[bytes], err: IO[s
     """Write the directory dump to `out` as a tar; exit 1 when it is not exactly the dump that
     was chosen (the same directory, the same files, unchanged while read)."""
     try:
-        fd = os.open(path, _OPEN_DIR)
+        fd = open_directory(path)
     except OSError as exc:
         print(f"dumpdir: {path} cannot be read: {exc.strerror}", file=err)
         return 1
@@ -127,12 +124,12 @@ def stream_directory(path: Path, expected: DirSummary, out: IO[bytes], err: IO[s
 
 def _add_member(tar: tarfile.TarFile, fd: int, name: str) -> str | None:
     """Add one file of the dump, opened without following links; why not, or None."""
-    member = os.open(name, _OPEN_FILE, dir_fd=fd)
+    try:
+        member = open_entry(fd, name)
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror}"
     with os.fdopen(member, "rb") as handle:
         before = os.fstat(member)
-        if not stat.S_ISREG(before.st_mode) or before.st_nlink != 1:
-            return "is no longer a single-link regular file"
-        os.set_blocking(member, True)
         entry = tarfile.TarInfo(name)
         entry.size, entry.mode, entry.mtime = before.st_size, 0o600, before.st_mtime
         tar.addfile(entry, handle)  # OSError when the file is shorter than it was

@@ -103,3 +103,17 @@ def test_a_dump_that_changed_or_was_swapped_is_not_streamed(tmp_path: Path) -> N
     swapped = tmp_path / "swapped.dir"
     swapped.symlink_to(path)
     assert stream_directory(swapped, summary, io.BytesIO(), io.StringIO()) == 1
+
+
+def test_a_file_swapped_for_a_link_after_selection_is_not_followed(tmp_path: Path) -> None:
+    path = dump_dir(tmp_path)
+    summary, _ = inspect_directory(path)
+    assert summary is not None
+    secret = tmp_path / "other-agency-secret"
+    secret.write_bytes(b"S" * 300)
+    (path / "3001.dat.gz").unlink()
+    (path / "3001.dat.gz").symlink_to(secret)
+    out, err = io.BytesIO(), io.StringIO()
+    assert stream_directory(path, summary, out, err) == 1
+    assert "3001.dat.gz cannot be read" in err.getvalue()
+    assert b"SSSS" not in out.getvalue()
