@@ -27,6 +27,7 @@ from drbackup.jobs.drills import drill_source
 from drbackup.jobs.drills.common import DrillRecord
 from drbackup.jobs.drills.database import DumpJob
 from drbackup.jobs.drills.postgres import restore_dump
+from drbackup.jobs.repository import init_repository
 from drbackup.jobs.restore import restore_snapshot
 from drbackup.jobs.runtime import Runtime
 from tests.support.dbcheck import PERMITS_SCHEMA, local_snapshots
@@ -62,13 +63,13 @@ def dumps(workspace: Workspace, postgres_server: PostgresServer, permits_db: str
     workspace.add_source("planning", "dumps", "dumpdir", path=str(folder), settle="0s",
                          drill_postgres_dsn=server.dsn("postgres"),
                          drill_password_file=str(password), **{"assert": assertions})
-    workspace.cli("repo", "init", check=True)
     config = load_config(workspace.write())
     agency = config.agency("planning")
     source = agency.source("dumps")
     assert isinstance(source, DumpdirSource)
     rt = Runtime.create(config)
     try:
+        init_repository(rt, agency)
         yield rt, agency, source, folder
     finally:
         rt.close()

@@ -18,6 +18,7 @@ import pytest
 from drbackup.config import load_config
 from drbackup.jobs.backup import run_backup
 from drbackup.jobs.drills import drill_source
+from drbackup.jobs.repository import init_repository
 from drbackup.jobs.restore_db import restore_database
 from drbackup.jobs.runtime import Runtime
 from tests.support.dbcheck import local_snapshots
@@ -77,11 +78,11 @@ def test_utf8mb4_database_restores_as_utf8mb4_on_a_latin1_server_and_clean_keeps
         workspace.add_agency("records")
         workspace.add_source("records", "db", "mysql", database=database, host="127.0.0.1",
                              port=server.port, user=DB_TEST_USER, password_file=str(password))
-        workspace.cli("repo", "init", check=True)
         config = load_config(workspace.write())
         agency = config.agency("records")
         rt = Runtime.create(config)
         try:
+            init_repository(rt, agency)
             assert run_backup(rt, agency, agency.source("db")).result == "success"
             # A drill's scratch database gets the same character set.
             drill = drill_source(rt, agency, agency.source("db"))
