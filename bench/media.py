@@ -83,13 +83,15 @@ class Phases:
             setattr(rt.restic, name, self._timer(f"restic {name}", originals[name]))
         original_inventory = readback.inventory
         import drbackup.jobs.media_export as export_module
-        export_module.inventory = self._timer("read-back", original_inventory)  # type: ignore[assignment]
+        # export_media calls the name it imported: swap it in that module's namespace.
+        names = vars(export_module)
+        names["inventory"] = self._timer("read-back", original_inventory)
         try:
             yield
         finally:
             for name in originals:
                 delattr(rt.restic, name)
-            export_module.inventory = original_inventory  # type: ignore[assignment]
+            names["inventory"] = original_inventory
 
     def _timer(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         def timed_call(*args: Any, **kwargs: Any) -> Any:
@@ -150,7 +152,8 @@ def run(work_dir: Path) -> list[BenchResult]:
             subprocess.run(["cp", "-r", str(repos / AGENCY), str(copied)], check=True)
             subprocess.run(["sync"], check=True)
 
-        arms = [("export", export, export_s), ("cp", copy, copy_s)]
+        arms: list[tuple[str, Callable[[], None], list[float]]] = [
+            ("export", export, export_s), ("cp", copy, copy_s)]
         for _, action, samples in (arms if index % 2 == 0 else arms[::-1]):
             os.sync()
             samples.append(timed(action))
@@ -169,8 +172,9 @@ def run(work_dir: Path) -> list[BenchResult]:
             with open(os.devnull, "wb") as sink:
                 subprocess.run(["cat", *map(str, files)], stdout=sink, check=True)
 
-        reads = [("station", station, station_s), ("raw", raw_read, read_s),
-                 ("password", with_password, password_s)]
+        reads: list[tuple[str, Callable[[], None], list[float]]] = [
+            ("station", station, station_s), ("raw", raw_read, read_s),
+            ("password", with_password, password_s)]
         for _, action, samples in (reads if index % 2 == 0 else reads[::-1]):
             _drop_cache(on_medium)
             samples.append(timed(action))
