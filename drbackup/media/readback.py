@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import os
 import stat
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,8 +21,9 @@ from pathlib import Path
 from drbackup.media.layout import AGENCIES, is_lock
 from drbackup.media.manifest import FileEntry, Manifest
 
-CHUNK = 4 * 1024 * 1024
+CHUNK = 1024 * 1024  # fits the CPU's cache between the read and the hash
 # Two to four: more only adds seeks on a USB disk; fewer leaves the CPU or the medium idle.
+_BUFFERS = threading.local()  # one read buffer per hashing thread
 WORKERS = max(2, min(4, os.cpu_count() or 1))
 
 
@@ -62,10 +64,16 @@ def hash_file(path: Path, *, cold: bool = False) -> tuple[int, str]:
                 os.fsync(fd)
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        # Into one reused buffer: a fresh 4 MiB bytes per os.read cost a page fault per 4 KiB
+        # and ran the read-back at two thirds of this speed.
+        buffer = getattr(_BUFFERS, "buffer", None)
+        if buffer is None:
+            buffer = _BUFFERS.buffer = bytearray(CHUNK)
+        view = memoryview(buffer)
         digest, size = hashlib.sha256(), 0
-        while chunk := os.read(fd, CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
+        while count := os.readv(fd, [buffer]):
+            digest.update(view[:count])
+            size += count
         return size, digest.hexdigest()
     finally:
         os.close(fd)
