@@ -170,6 +170,10 @@ def _export(rt: Runtime, agencies: list[AgencyConfig], medium: Path, label: str,
         if initialized:
             os.makedirs(Path(target.url).parent, exist_ok=True)
             rt.restic.init(target, copy_chunker_params_from=source)
+        elif previous is not None and agency.id in previous.agencies:
+            # What the medium's last verified state holds (signed by this host, checked):
+            # "new" is new since then, and restic need not open the medium once more.
+            before = {s.id for s in previous.agencies[agency.id].snapshots}
         else:
             try:
                 before = {s.original or s.id for s in rt.restic.snapshots(target)}
