@@ -151,7 +151,6 @@ def test_a_medium_pulled_mid_export_is_never_marked_verified_and_the_next_export
     done = bench.workspace.cli("--json", "media", "export", "--agency", "planning", "--to",
                                str(bench.medium), "--label", "disk-full")
     assert done.returncode == 0, done.stderr
-    assert _verify(bench).returncode == 0
     [record] = _catalogue(bench)
     assert record["state"] == "verified"
     held = record["snapshots"]
