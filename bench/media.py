@@ -219,7 +219,8 @@ def run(work_dir: Path) -> list[BenchResult]:
                          f"{mibs / statistics.median(read_s):.0f} MiB/s; every file's "
                          "SHA-256 from the medium (page cache dropped per file), on "
                          f"{readback.WORKERS} threads; CPU time "
-                         f"{statistics.median(station_cpu):.2f} s for {statistics.median(station_s):.2f} s wall (median): the "
+                         f"{statistics.median(station_cpu):.2f} s for "
+                         f"{statistics.median(station_s):.2f} s wall (median): the "
                          "SHA-256 is CPU-bound, so the ratio grows with the load of the "
                          "machine's other work"),
         BenchResult(group=GROUP, name=f"verify at the station (no password), {size}",
