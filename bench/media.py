@@ -223,7 +223,7 @@ def run(work_dir: Path) -> list[BenchResult]:
                          f"{statistics.median(station_s):.2f} s wall (median): the "
                          "SHA-256 is CPU-bound, so the ratio grows with the load of the "
                          "machine's other work"),
-        BenchResult(group=GROUP, name=f"verify at the station (no password), {size}",
+        BenchResult(group=GROUP, name=f"verify at the station against sha256sum, {size}",
                     unit="s", samples=station_s, baseline=sum_s,
                     baseline_name="sha256sum of the same files, cold",
                     note="not judged (the goal is on the raw read above): what hashing the "
