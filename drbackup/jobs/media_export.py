@@ -238,7 +238,20 @@ def _export(rt: Runtime, agencies: list[AgencyConfig], medium: Path, label: str,
             "bytes_written": sum(f.size for f in written.values())})
     return ExportOutcome(label, str(medium), exports, len(written),
                          sum(f.size for f in written.values()), len(all_files),
-                         manifest.total_bytes, checked, time.monotonic() - started)
+                         manifest.total_bytes, checked, time.monotonic() - started,
+                         _on_host_disk(rt, medium))
+
+
+def _on_host_disk(rt: Runtime, medium: Path) -> list[str]:
+    """A note when the "medium" is a plain directory on the state directory's file system:
+    the mount point of a medium that was not mounted (or was pulled before the export) is
+    such a directory, and the copy then sits on this host's disk."""
+    state_dir = rt.config.daemon.state_dir
+    if os.path.ismount(medium) or os.stat(medium).st_dev != os.stat(state_dir).st_dev:
+        return []
+    return [f"{medium} is not a mount point and is on the file system of this host's state "
+            "directory: the copy is on this host's disk, not on a removable medium (was the "
+            "medium mounted?)"]
 
 
 def _identity(medium: Path) -> tuple[int, int, int]:

@@ -9,6 +9,7 @@ tested here: test_media_roundtrip.py and test_media_interrupted.py use real imag
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -57,6 +58,8 @@ def test_export_meets_daemon_backups_of_the_same_agency(tmp_path: Path, restic_b
             exported = ws.cli("--json", "media", "export", "--agency", "planning", "--to",
                               str(medium), *label)
             assert exported.returncode == 0, exported.stdout + exported.stderr
+            # A plain directory of the host's disk: the export says so (a medium not mounted).
+            assert "not a mount point" in json.loads(exported.stdout)["notes"][0]
             if _overlapping(ws):
                 break
         met = _overlapping(ws)
