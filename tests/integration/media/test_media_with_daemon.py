@@ -66,9 +66,11 @@ def test_export_meets_daemon_backups_of_the_same_agency(tmp_path: Path, restic_b
     finally:
         stop.set()
         daemon.stop()
-    backups = [r for r in runs(ws) if r["result"] != "running"]
-    assert all(r["result"] in ("success", "warning") for r in backups), [
-        (r["result"], r["error"]) for r in backups if r["result"] not in ("success", "warning")]
+    # The backups that met an export all succeeded; none failed (one the daemon's stop cut
+    # short may be recorded interrupted).
+    assert all(r["result"] in ("success", "warning") for r in _overlapping(ws))
+    failed = [(r["result"], r["error"]) for r in runs(ws) if r["result"] == "failed"]
+    assert not failed, failed
     assert all(r["result"] == "success" for r in runs(ws, job="media-export"))
     verified = ws.cli("media", "verify", str(medium))  # with the password: restic check too
     assert verified.returncode == 0, verified.stdout + verified.stderr
