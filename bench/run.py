@@ -55,6 +55,8 @@ REGISTRY: list[tuple[str, str, str]] = [
      "bench.guard:run"),
     ("replication", "cross-credential replication (source through rclone) vs same-key "
      "restic copy of the same snapshots", "bench.replication:run"),
+    ("media", "offline media: export vs cp -r, verify vs a raw read of the same files",
+     "bench.media:run"),
 ]
 
 

@@ -78,6 +78,8 @@ class Invoker:
         options: tuple[str, ...] = (),
     ) -> ProcessResult:
         own_ca = (target.ca_file,) if target is not None and target.ca_file else ()
+        if target is not None and target.no_lock and "--no-lock" not in options:
+            options = ("--no-lock", *options)
         cmd = argv.command(self.settings.binary, args, json_output=json_output,
                            limit_upload_kib=target.limit_upload_kib if target else None,
                            limit_download_kib=limit_download_kib or (

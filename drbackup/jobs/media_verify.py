@@ -57,8 +57,8 @@ def inspect_medium(medium_path: Path, trusted: Ed25519PublicKey, *, state: State
     checked: list[str] = []
     if restic is not None and not problems:
         for agency_id in sorted(set(manifest.agencies) & set(agencies)):
-            result = restic.check(medium_target(medium, agencies[agency_id], manifest.label),
-                                  read_data=True)
+            result = restic.check(medium_target(medium, agencies[agency_id], manifest.label,
+                                                read_only=True), read_data=True)
             checked.append(agency_id)
             if not result.ok:
                 problems.append(f"agency {agency_id}: restic check of the medium's repository "
