@@ -80,3 +80,8 @@ def test_rule_files_of_the_example_config_exist() -> None:
     assert federate["honor_labels"] is True
     assert '{__name__=~"drbackup_.*"}' in federate["params"]["match[]"]
     assert all("host" in group["labels"] for group in federate["static_configs"])
+
+
+def test_city_rules_read_only_exported_metrics() -> None:
+    names = set(re.findall(r"\bdrbackup_[a-z0-9_]*[a-z0-9]\b", RULES.read_text()))
+    assert names and sorted(names - set(METRICS)) == []
