@@ -49,6 +49,7 @@ PARALLELISM = 2  # daemon.max_concurrent_jobs, its default
 class Storm:
     waits: list[float]                  # per source: change -> its snapshot finished
     durations: list[float]              # per snapshot of the storm: started -> finished
+    slot_idle: float                    # seconds a slot stood free while snapshots waited
     first_round_ok: bool                # every agency served within the first agencies + P
     write_seconds: float                # how long writing every change took
 
@@ -200,8 +201,62 @@ def storm(work: Path, agencies: int, state_db: Path) -> Storm:
         position.setdefault(row[1], index)
     return Storm(waits=[r[4] - changed_at for r in storm_rows],
                  durations=[r[4] - r[3] for r in storm_rows],
+                 slot_idle=_slot_idle([(r[3], r[4]) for r in storm_rows]),
                  first_round_ok=max(position.values()) < agencies + PARALLELISM,
                  write_seconds=written)
+
+
+def _slot_idle(runs: list[tuple[float, float]]) -> float:
+    """Replays the storm's snapshots on PARALLELISM slots in start order: the total time a
+    slot was free before the next snapshot started (dispatch and recording overhead)."""
+    ordered = sorted(runs)
+    free = [ordered[0][0]] * PARALLELISM
+    idle = 0.0
+    for started, finished in ordered:
+        free.sort()
+        idle += max(0.0, started - free[0])
+        free[0] = max(free[0], finished)
+    return idle
+
+
+def loop_cost(work: Path, agencies: int, passes: int = 400) -> float:
+    """CPU of the daemon's main loop at idle, in % of one core at its 4 passes a second: the
+    real Daemon (in this process) with agencies x SOURCES unwatched sources and an empty queue,
+    each pass a tick of every source, the status beat and the status report."""
+    from drbackup.config.models import Config
+    from drbackup.daemon.notify import Notifier
+    from drbackup.daemon.supervisor import TICK_SECONDS, Daemon
+    from drbackup.daemon.watcher import WatchFaults
+
+    work.mkdir(parents=True, exist_ok=True)
+    password = password_file(work)
+    config = Config.model_validate({
+        "daemon": {"state_dir": str(work / "state"), "cache_dir": str(work / "cache"),
+                   "metrics_listen": "127.0.0.1:0"},
+        "agencies": [{"id": _agency(a), "password_file": str(password), "rpo": "24h",
+                      "sources": [{"id": f"source-{s}", "kind": "directory",
+                                   "paths": [str(work)], "watch": False}
+                                  for s in range(SOURCES)]} for a in range(agencies)],
+    })
+    daemon = Daemon(work / "c.toml", config, notifier=Notifier({}), faults=WatchFaults())
+    daemon._start()
+    try:
+        daemon.queue.stop_accepting()  # idle: drop the start-up backups, run nothing
+        now = time.time()
+        cpu = time.process_time()
+        for index in range(passes):
+            moment = now + index * TICK_SECONDS
+            daemon._tick(moment)
+            daemon.status.beat()
+            daemon._report(moment)
+        used = time.process_time() - cpu
+    finally:
+        if daemon.watcher is not None:
+            daemon.watcher.stop()
+        if daemon.metrics is not None:
+            daemon.metrics.stop()
+        daemon._runtime().close()
+    return 100 * used / (passes * TICK_SECONDS)
 
 
 def measure(work: Path, agencies: int, *, idle: float, scrapes: int, storms: int,
@@ -261,7 +316,7 @@ def _per_agency(value: float, base: float, agencies: int) -> float:
     return (value - base) / max(1, agencies - 1)
 
 
-def results(base: Figures, fleet: Figures) -> list[BenchResult]:
+def results(base: Figures, fleet: Figures, loop: dict[int, list[float]]) -> list[BenchResult]:
     n = fleet.agencies
     group = f"one daemon, {n} agencies x {SOURCES} sources (local store, small trees)"
     baseline = f"1 agency x {SOURCES} sources"
@@ -287,16 +342,21 @@ def results(base: Figures, fleet: Figures) -> list[BenchResult]:
     ]
     if fleet.storms:
         storms = fleet.storms
-        slack = statistics.median(s.list_scheduling_bound / s.round_robin_bound for s in storms)
         out += [
             BenchResult(group, "every source changes at once: longest wait until its snapshot",
                         "s", [s.longest for s in storms],
                         baseline=[s.round_robin_bound for s in storms],
-                        baseline_name="strict round-robin bound",
-                        goal=round(slack, 3), goal_text=f"ratio ≤ {slack:.3f}",
+                        baseline_name="strict round-robin bound", goal=1.05,
+                        goal_text="ratio ≤ 1.05",
                         note="baseline: debounce + sum of the storm's snapshot durations / "
-                             f"{PARALLELISM} slots; the goal allows list scheduling's "
-                             f"(1 - 1/{PARALLELISM}) x longest snapshot on top"),
+                             f"{PARALLELISM} slots. Above it: the tail of list scheduling (up "
+                             f"to (1 - 1/{PARALLELISM}) x the longest snapshot, median "
+                             f"{statistics.median(max(s.durations) for s in storms):.2f} s) "
+                             "and the slots' idle time between snapshots (next row)"),
+            BenchResult(group, "every source changes at once: slot idle time while snapshots "
+                        "waited (sum over the storm)", "s", [s.slot_idle for s in storms],
+                        note="dispatch and recording overhead between one snapshot's end and "
+                             "the next one's start, summed over both slots"),
             BenchResult(group, "every source changes at once: median wait", "s",
                         [statistics.median(s.waits) for s in storms]),
             BenchResult(group, "snapshot duration during the storm (median)", "s",
@@ -310,6 +370,13 @@ def results(base: Figures, fleet: Figures) -> list[BenchResult]:
     # Extrapolation: linear in agencies from the two daemons measured.
     target = 500
     extra = f"extrapolated to {target} agencies x {SOURCES} sources"
+    loop_group = "the daemon's main loop at idle (in-process, tick + status report)"
+    for count, samples in sorted(loop.items()):
+        out.append(BenchResult(
+            loop_group, f"{count} agencies x {SOURCES} sources: CPU at 4 passes/s", "%",
+            samples, note="measured the same way before the scheduler found agencies by id "
+                          "(commit c140378; the tick scanned the config once per source): "
+                          "11.5 % at 500 agencies, 0.46 % at 60" if count == max(loop) else ""))
 
     def linear(value: float, base_value: float) -> float:
         return base_value + _per_agency(value, base_value, n) * (target - 1)
@@ -348,7 +415,9 @@ def run(work_dir: Path) -> list[BenchResult]:
                    restic=restic)
     fleet = measure(work_dir / "fleet", agencies, idle=idle, scrapes=scrapes, storms=storms,
                     restic=restic)
-    return results(base, fleet)
+    loop = {count: [loop_cost(work_dir / f"loop-{count}-{i}", count) for i in range(3)]
+            for count in (agencies, max(agencies, round(500 * scale())))}
+    return results(base, fleet, loop)
 
 
 def main(argv: list[str] | None = None) -> int:
