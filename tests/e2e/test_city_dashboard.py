@@ -86,11 +86,6 @@ def _host(root: Path, name: str, restic_binary: str, template: Path) -> Workspac
     return ws
 
 
-def _values(prometheus: PrometheusServer, expr: str, *keys: str) -> dict[tuple[str, ...], float]:
-    return {tuple(r["metric"].get(k, "") for k in keys): float(r["value"][1])
-            for r in prometheus.query(expr)}
-
-
 def test_city_dashboard_over_federated_daemons(tmp_path: Path, restic_binary: str,
                                                prometheus: PrometheusServer) -> None:
     check = subprocess.run(["promtool", "check", "config", str(FEDERATION)],
@@ -131,7 +126,7 @@ def test_city_dashboard_over_federated_daemons(tmp_path: Path, restic_binary: st
         verdict = dashboard_queries()["Agencies × verdict, worst first [A]"]
 
         def verdicts() -> dict[str, float]:
-            return {k[0]: v for k, v in _values(city, verdict, "agency").items()}
+            return {k[0]: v for k, v in _by(city.query(verdict), "agency").items()}
         before_stop = {**EXPECTED, "archives": GOOD}
         wait_for(lambda: verdicts() == before_stop, 90,
                  f"the city verdicts before host-c stops ({before_stop})")
