@@ -20,6 +20,7 @@ from drbackup.config.models import (
     Config,
     DaemonConfig,
     GuardConfig,
+    RestoreTarget,
     RetentionConfig,
     Source,
     StoreConfig,
@@ -128,6 +129,10 @@ def render_example() -> str:
         lines.append("")
         lines.append("  [[agencies.sources]]")
         lines += _fields(model, "  ", overrides={"kind": kind, "id": _source_id(kind)})
+    lines.append("")
+    lines += _comment(Config.model_fields["restore_targets"].description or "", "")
+    lines.append("[[restore_targets]]")
+    lines += _fields(RestoreTarget, overrides={"kind": "postgres"})
     return "\n".join(lines) + "\n"
 
 
