@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from drbackup.config.models.base import AbsolutePath, Identifier, StrictModel
 
@@ -43,16 +43,6 @@ class RestoreTarget(StrictModel):
             "PGPASSFILE or defaults file, never on the command line. Unset: peer/trust "
             "authentication."),
         examples=["/etc/drbackup/standby-pg.password"])
-    maintenance_database: str = Field(
-        "postgres",
-        description="PostgreSQL: the database connected to for creating the target database.")
-
-    @model_validator(mode="after")
-    def _kind_fields(self) -> RestoreTarget:
-        if self.kind != "postgres" and self.maintenance_database != "postgres":
-            raise ValueError("maintenance_database is for kind = \"postgres\" only")
-        return self
-
     @property
     def server_port(self) -> int:
         return self.port if self.port is not None else DEFAULT_PORTS[self.kind]
