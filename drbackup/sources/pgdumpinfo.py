@@ -11,6 +11,7 @@ replaced by the restore target's."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
 from collections.abc import Callable, Mapping
@@ -257,10 +258,8 @@ def read_dump_info(pg_restore: str, env: Mapping[str, str],
             process.wait()
             raise
         finally:
-            try:
+            with contextlib.suppress(BrokenPipeError, OSError):
                 process.stdin.close()
-            except (BrokenPipeError, OSError):
-                pass
         try:
             returncode = process.wait(timeout)
         except Exception:  # noqa: BLE001 - a hung pg_restore: stopped, then reported

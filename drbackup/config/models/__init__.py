@@ -42,6 +42,7 @@ __all__ = [
     "HOST_NAME", "IDENTIFIER", "LOCAL_INSTANCE", "LOCAL_STORE", "SAME_SERVER", "AbsolutePath",
     "AgencyConfig", "ByteSize", "Config", "DaemonConfig", "DirectorySource", "DrillTarget",
     "DumpSourceBase", "DumpdirSource", "GuardConfig", "HostName", "Identifier", "MysqlSource",
-    "OfflineConfig", "PostgresSource", "RestoreTarget", "RetentionConfig", "Schedule", "Source", "SourceBase",
-    "SqliteSource", "StoreConfig", "StrictModel", "VerifyConfig", "is_host_name", "is_identifier",
+    "OfflineConfig", "PostgresSource", "RestoreTarget", "RetentionConfig", "Schedule", "Source",
+    "SourceBase", "SqliteSource", "StoreConfig", "StrictModel", "VerifyConfig", "is_host_name",
+    "is_identifier",
 ]
