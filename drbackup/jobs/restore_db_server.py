@@ -14,7 +14,6 @@ file the source kinds write (drbackup/sources/dumps.py PrivateDir), never argv o
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from drbackup.sources.postgres import (
 log = logging.getLogger(__name__)
 
 Feed = Callable[[IO[bytes]], None]
+DROPPED_HINT = "the database {name!r} this restore had created was dropped again"
 DbSource = TypeVar("DbSource", PostgresSource, MysqlSource)
 
 
@@ -139,26 +139,25 @@ def restore_postgres_onto(source: PostgresSource, into: str, feed: Feed, inspect
                 if statements:
                     conn.psql(admin, "\n".join(statements) + "\n")
                 applied = len(statements)
-        except BaseException:
-            if created:
-                _drop_pg(conn, admin, name)
+        except BaseException as exc:
+            if created and _drop_pg(conn, admin, name) and isinstance(exc, DumpError):
+                exc.hint = f"{DROPPED_HINT.format(name=name)}; {exc.hint}"
             raise
         return ServerRestoreResult(done.database, created or done.created, applied)
     finally:
         conn.cleanup()
 
 
-def _drop_pg(conn: PgConnection, admin: str, name: str) -> None:
-    """Drop the database this restore created (its failure is logged, the restore's error is
-    the one reported)."""
+def _drop_pg(conn: PgConnection, admin: str, name: str) -> bool:
+    """Drop the database this restore created; False (logged) when that failed too: the
+    restore's own error is the one reported."""
     try:
         conn.psql(admin, f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE);")
     except DumpError as exc:
         log.error("the database %r created by the failed restore could not be dropped: %s",
                   name, exc.message, extra={"event": "restore_cleanup_failed"})
-    else:
-        log.info("the database %r created by the failed restore was dropped", name,
-                 extra={"event": "restore_created_dropped"})
+        return False
+    return True
 
 
 def restore_mysql_onto(source: MysqlSource, into: str, feed: Feed, *, overwrite: bool,
@@ -173,12 +172,17 @@ def restore_mysql_onto(source: MysqlSource, into: str, feed: Feed, *, overwrite:
                                   f"schema_name = {mysql.quote_literal(into)};"))
         try:
             done = mysql.restore_mysql(source, into, feed, overwrite=overwrite, clean=clean)
-        except BaseException:
+        except BaseException as exc:
             if not existed:
-                with contextlib.suppress(DumpError):
+                try:
                     conn.query(f"DROP DATABASE IF EXISTS {mysql.quote_ident(into)};")
-                    log.info("the database %r created by the failed restore was dropped", into,
-                             extra={"event": "restore_created_dropped"})
+                except DumpError as failed:
+                    log.error("the database %r created by the failed restore could not be "
+                              "dropped: %s", into, failed.message,
+                              extra={"event": "restore_cleanup_failed"})
+                else:
+                    if isinstance(exc, DumpError):
+                        exc.hint = f"{DROPPED_HINT.format(name=into)}; {exc.hint}"
             raise
         return ServerRestoreResult(done.database, done.created)
     finally:
