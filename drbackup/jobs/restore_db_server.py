@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, TypeVar
 
 from drbackup.config.models import MysqlSource, PostgresSource, RestoreTarget
@@ -68,7 +69,7 @@ def retarget(source: DbSource, target: RestoreTarget) -> DbSource:
         return source.model_copy(update={
             "dsn": dsn, "password_file": target.password_file, "passfile": None,
             "service_file": None, "all": False})
-    socket = target.host if target.host.startswith("/") else None
+    socket = Path(target.host) if target.host.startswith("/") else None
     return source.model_copy(update={
         "host": "localhost" if socket else target.host, "port": target.server_port,
         "socket": socket, "user": target.user, "password_file": target.password_file})
