@@ -104,7 +104,12 @@ def restore_postgres_onto(source: PostgresSource, into: str, feed: Feed, inspect
     extra = [*(["--no-owner"] if no_owner else []),
              *(["--no-privileges"] if no_privileges else [])]
     if dump_format == FORMAT_SQL:
-        done = restore_postgres(source, into, feed, dump_format=dump_format,
+        conn = connect(source)
+        try:
+            me = conn.psql(dsn_with_database(source.dsn, "postgres"), "SELECT current_user;")[0]
+        finally:
+            conn.cleanup()
+        done = restore_postgres(source, into, _without_role(feed, me), dump_format=dump_format,
                                 overwrite=overwrite, clean=clean)
         return ServerRestoreResult(done.database, done.created)
     conn = connect(source)
@@ -147,6 +152,50 @@ def restore_postgres_onto(source: PostgresSource, into: str, feed: Feed, inspect
         return ServerRestoreResult(done.database, created or done.created, applied)
     finally:
         conn.cleanup()
+
+
+class _RoleLinesDropped:
+    """A sink dropping the globals dump's `CREATE ROLE me;` / `ALTER ROLE me ...` lines (one
+    line each in pg_dumpall's output): replayed, they would give the role drbackup restores as
+    the source server's password and attributes, and lock the rest of the restore out."""
+
+    def __init__(self, sink: IO[bytes], role: str) -> None:
+        self._sink = sink
+        names = {quote_ident(role).encode(), *([role.encode()] if role.isidentifier() else [])}
+        self._prefixes = tuple(f"{verb} ROLE ".encode() + name + end for verb in ("CREATE", "ALTER")
+                               for name in names for end in (b" ", b";"))
+        self._pending = b""
+        self.dropped = 0
+
+    def write(self, data: bytes) -> int:
+        lines = (self._pending + bytes(data)).split(b"\n")
+        self._pending = lines.pop()
+        for line in lines:
+            if line.startswith(self._prefixes):
+                self.dropped += 1
+                continue
+            self._sink.write(line + b"\n")
+        return len(data)
+
+    def flush(self) -> None:
+        self._sink.flush()
+
+    def finish(self) -> None:
+        if self._pending and not self._pending.startswith(self._prefixes):
+            self._sink.write(self._pending)
+        self._pending = b""
+
+
+def _without_role(feed: Feed, role: str) -> Feed:
+    def filtered(sink: IO[bytes]) -> None:
+        stream = _RoleLinesDropped(sink, role)
+        feed(stream)  # type: ignore[arg-type]  # write/flush is all a feed uses
+        stream.finish()
+        if stream.dropped:
+            log.warning("the globals dump's %d statement(s) changing role %r, the one this "
+                        "restore connects as, were left out", stream.dropped, role,
+                        extra={"event": "restore_globals_own_role_kept"})
+    return filtered
 
 
 def _drop_pg(conn: PgConnection, admin: str, name: str) -> bool:

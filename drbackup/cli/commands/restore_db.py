@@ -1,4 +1,4 @@
-"""drbackup restore-db --agency A --source S [--snapshot ID|latest] --into TARGET
+"""drbackup restore-db --agency A --source S [--snapshot ID|latest] --into TARGET | --all-databases
 [--target NAME | --target-host H [--target-port P] --target-user U --target-password-file F]
 [--no-owner] [--no-privileges]"""
 
@@ -15,10 +15,21 @@ from pydantic import ValidationError
 from drbackup.cli.context import CliContext
 from drbackup.cli.output import human_bytes
 from drbackup.config.loader import check_secret_file
-from drbackup.config.models import RestoreTarget
+from drbackup.config.models import (
+    AgencyConfig,
+    MysqlSource,
+    PostgresSource,
+    RestoreTarget,
+    Source,
+)
 from drbackup.config.models.restore_targets import ad_hoc_target
 from drbackup.errors import TargetRefusedError, UsageError
 from drbackup.jobs.restore_db import refuse_secret_target, restore_database
+from drbackup.jobs.restore_db_all import (
+    DatabaseResult,
+    plan_all_databases,
+    restore_all_databases,
+)
 
 
 class _Once(argparse.Action):
@@ -38,6 +49,9 @@ def register(commands: Any) -> None:
     parser.add_argument("--agency", required=True)
     parser.add_argument("--source", required=True)
     parser.add_argument("--snapshot", default="latest", help="snapshot id or 'latest'")
+    parser.add_argument("--all-databases", action="store_true",
+                        help="every database of the source's snapshots, each under its own "
+                             "name: the globals (roles) first, one failure not stopping the rest")
     parser.add_argument("--database", action=_Once,
                         help="which database of a source with all = true (tag database=)")
     parser.add_argument("--into", metavar="TARGET",
@@ -125,6 +139,8 @@ def restore_db_now(ctx: CliContext) -> int:
         problem = check_secret_file("--target-password-file", target.password_file)
         if problem is not None:
             raise UsageError(str(problem), "give a readable file of mode 0600")
+    if ctx.args.all_databases:
+        return _restore_all_databases(ctx, agency, source, target)
     if target is None and not into:
         raise UsageError("--into is needed without a target server",
                          "name the database or file to restore into")
@@ -147,3 +163,44 @@ def restore_db_now(ctx: CliContext) -> int:
                      + "".join(f", {path}" for path in outcome.moved_aside[1:]))
     ctx.out.result(outcome)
     return 0
+
+
+def _restore_all_databases(ctx: CliContext, agency: AgencyConfig, source: Source,
+                           target: RestoreTarget | None) -> int:
+    """Render each database's result as it comes and the summary; exit: the first failure's."""
+    args = ctx.args
+    for flag, given in (("--into", args.into), ("--database", args.database),
+                        ("--snapshot", args.snapshot != "latest")):
+        if given:
+            raise UsageError(f"{flag} applies to one database, not to --all-databases",
+                             "restore that database on its own with --database")
+    if not isinstance(source, PostgresSource | MysqlSource):
+        raise UsageError(f"--all-databases is for postgres and mysql sources, not {source.kind}",
+                         "restore it with --into")
+    _confirm(ctx)
+    plan = plan_all_databases(ctx.runtime, agency, source, store_name=args.store)
+    for problem in plan.refused:
+        ctx.out.error(f"skipped: {problem}")
+    where = f" on {target.describe()}" if target is not None else ""
+
+    def show(result: DatabaseResult) -> None:
+        if result.ok:
+            ctx.out.line(f"database {result.database}: restored into {result.into}{where}"
+                         f"{' (created)' if result.created else ''}: "
+                         f"{human_bytes(result.bytes)} in {result.seconds:.1f}s")
+        else:
+            ctx.out.error(f"database {result.database}: {result.error}")
+        ctx.out.result(result)
+
+    outcome = restore_all_databases(
+        ctx.runtime, agency, source, plan, target=target, overwrite=args.overwrite,
+        clean=args.clean, no_owner=args.no_owner, no_privileges=args.no_privileges,
+        store_name=args.store, on_result=show)
+    failed = outcome.failed
+    ctx.out.line(f"restored {len(outcome.results) - len(failed)} of {len(outcome.results)} "
+                 f"database(s) of {agency.id}/{source.id}{where} in {outcome.seconds:.1f}s"
+                 + (f"; failed: {', '.join(failed)}" if failed else ""))
+    ctx.out.result({"event": "total", "agency": agency.id, "source": source.id,
+                    "server": outcome.server, "databases": len(outcome.results),
+                    "failed": failed, "seconds": round(outcome.seconds, 3)})
+    return outcome.exit_code
