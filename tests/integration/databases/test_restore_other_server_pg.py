@@ -5,11 +5,12 @@ privileges, database settings, a role setting, a comment) is backed up from serv
 restored onto server B.
 
 One test walks the disaster in order, as a DBA would meet it: B has none of the dump's roles
-(refused early, in one line, nothing created); --no-owner --no-privileges restores anyway; with
-the roles restored, a restoring user that may not take them over fails and leaves no database
-behind (but keeps one that existed); the full restore through a named [[restore_targets]] entry
-gives back the same schema, rows, sequences, large objects and the database's owner and
-settings."""
+(refused early, in one line, nothing created); --no-owner --no-privileges restores anyway;
+--all-databases through a named [[restore_targets]] entry replays the globals first and gives
+back the same schema, rows, sequences, large objects and the database's owner and settings,
+while one database it cannot restore does not stop the others (#17 item 8); a restoring user
+that may not take the dump's roles over fails and leaves no database behind (but keeps one
+that existed)."""
 
 # ruff: noqa: S608 - test SQL built from our own generated names
 
@@ -142,12 +143,19 @@ def test_disaster_restore_onto_another_postgres_server(
     want_properties = database_properties(a, name)
     assert want_rows["app.permits"].startswith("3000:") and "," in want_rows["large_objects"]
 
+    extra = f"extra_{tag}"  # a second database of the server, small
+    a.psql(f"CREATE DATABASE {extra}")
+    a.psql("CREATE TABLE notes (id int PRIMARY KEY, body text); "
+           "INSERT INTO notes SELECT g, '备忘 ' || g FROM generate_series(1, 50) g", extra)
+    others = a.query("SELECT string_agg(datname, ',') FROM pg_database WHERE NOT datistemplate "
+                     f"AND datname NOT IN ('{name}', '{extra}')").split(",")
+
     workspace.add_agency("records")
     a_password = workspace.secret_file("a.password", a.password + "\n")
     b_password = workspace.secret_file("b.password", b.password + "\n")
     weak_password = workspace.secret_file("weak.password", f"w-{tag}\n")
-    workspace.add_source("records", "db", "postgres", dsn=a.dsn(name),
-                         password_file=str(a_password))
+    workspace.add_source("records", "db", "postgres", dsn=a.dsn("postgres"), all=True,
+                         exclude_databases=others, min_size=100, password_file=str(a_password))
     workspace.config["restore_targets"] = [
         {"name": "standby", "kind": "postgres", "host": "127.0.0.1", "port": b.port,
          "user": "postgres", "password_file": str(b_password)},
@@ -159,9 +167,10 @@ def test_disaster_restore_onto_another_postgres_server(
     on_b = ["--target-host", "127.0.0.1", "--target-port", str(b.port), "--target-user",
             "postgres", "--target-password-file", str(b_password)]
     restore = ["restore-db", "--agency", "records", "--source", "db", "--yes"]
+    server = f"postgres@127.0.0.1:{b.port}"
 
     # 1. B has none of the dump's roles: refused before anything changes, in one line.
-    refused = workspace.cli(*restore, *on_b)
+    refused = workspace.cli(*restore, "--database", name, *on_b)
     assert refused.returncode == ExitCode.DB_RESTORE_REFUSED, refused.stderr
     [line] = refused.stderr.strip().splitlines()
     assert "restore globals first or use --no-owner --no-privileges" in line
@@ -170,9 +179,9 @@ def test_disaster_restore_onto_another_postgres_server(
 
     # 2. Without owners and grants the restore goes through as the target's user.
     plain = f"plain_{tag}"
-    done = workspace.cli(*restore, *on_b, "--into", plain, "--no-owner", "--no-privileges",
-                         check=True)
-    assert f"into {plain} on postgres@127.0.0.1:{b.port} (created)" in done.stdout
+    done = workspace.cli(*restore, "--database", name, *on_b, "--into", plain, "--no-owner",
+                         "--no-privileges", check=True)
+    assert f"into {plain} on {server} (created)" in done.stdout
     bare = ("--no-owner", "--no-privileges")
     assert schema_dump(b, plain, *bare) == schema_dump(a, name, *bare)
     assert contents(b, plain) == want_rows
@@ -180,31 +189,44 @@ def test_disaster_restore_onto_another_postgres_server(
     assert "search_path=app, registry, public" in settings and "work_mem=8MB" in settings
     assert reader not in settings  # a role setting needs the role: left out with --no-owner
 
-    # 3. The globals are back (the roles exist), but the restoring user may not hand objects
-    # to them: pg_restore fails, and the database drbackup created is dropped again...
-    b.psql(f"CREATE ROLE {owner} NOLOGIN; CREATE ROLE {reader} NOLOGIN; "
-           f"CREATE ROLE {restorer} LOGIN CREATEDB PASSWORD 'w-{tag}';")
-    failed = workspace.cli(*restore, "--target", "weak")
+    # 3. Everything at once through the named target (#17 item 8): the globals first (so the
+    # roles exist), then each database; one that cannot be restored (B already has a
+    # non-empty database of that name) does not stop the others.
+    b.psql(f"CREATE DATABASE {extra}")
+    b.psql("CREATE TABLE local_only (id int)", extra)
+    every = workspace.cli(*restore, "--all-databases", "--target", "standby")
+    assert every.returncode == ExitCode.TARGET_REFUSED, every.stderr
+    assert f"database _globals: restored into postgres on {server}" in every.stdout
+    assert f"database {name}: restored into {name} on {server} (created)" in every.stdout
+    assert f"database {extra}: database {extra!r} exists and is not empty" in every.stderr
+    assert (f"restored 2 of 3 database(s) of records/db on {server}" in every.stdout
+            and f"failed: {extra}" in every.stdout)
+    assert schema_dump(b, name) == want_schema
+    assert contents(b, name) == want_rows
+    assert database_properties(b, name) == want_properties
+    assert b.query("SELECT count(*) FROM local_only", extra) == "0"  # untouched
+    # The globals held server A's postgres role and password: left out, B's still works.
+    assert "changing role 'postgres'" in every.stderr
+    assert b.query("SELECT current_user") == "postgres"
+
+    # 4. A restoring user that may not hand objects to the dump's roles: pg_restore fails,
+    # and the database drbackup created is dropped again...
+    b.psql(f"CREATE ROLE {restorer} LOGIN CREATEDB PASSWORD 'w-{tag}'")
+    weak = [*restore, "--database", name, "--target", "weak"]
+    failed = workspace.cli(*weak, "--into", f"weak_{tag}")
     assert failed.returncode == ExitCode.DUMP_FAILED, failed.stderr
     assert f"OWNER TO {owner}" in failed.stderr and "was dropped again" in failed.stderr
-    assert name not in databases(b)
+    assert f"weak_{tag}" not in databases(b)
     # ...while a database that existed before is left in place.
     b.psql(f"CREATE DATABASE kept_{tag} OWNER {restorer}")
-    failed = workspace.cli(*restore, "--target", "weak", "--into", f"kept_{tag}")
+    failed = workspace.cli(*weak, "--into", f"kept_{tag}")
     assert failed.returncode == ExitCode.DUMP_FAILED, failed.stderr
     assert f"OWNER TO {owner}" in failed.stderr and "dropped" not in failed.stderr
     assert f"kept_{tag}" in databases(b)
 
-    # 4. The full restore through the named target: everything comes back.
-    done = workspace.cli(*restore, "--target", "standby", check=True)
-    assert f"into {name} on postgres@127.0.0.1:{b.port} (created)" in done.stdout
-    assert schema_dump(b, name) == want_schema
-    assert contents(b, name) == want_rows
-    assert database_properties(b, name) == want_properties
-
     text = (workspace.state_dir / "state.db").read_bytes()
     assert b.password.encode() not in text and f"w-{tag}".encode() not in text
     restores = runs(workspace.state_dir, agency="records", source="db", job="restore-db")
-    assert [r.result for r in restores].count("success") == 2
-    assert all(r.details.get("server") == f"postgres@127.0.0.1:{b.port}" for r in restores
-               if r.result == "success")
+    assert [r.result for r in restores].count("success") == 3
+    assert {r.details.get("server") for r in restores} == {
+        server, f"{restorer}@127.0.0.1:{b.port}"}
