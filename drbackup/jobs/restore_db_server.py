@@ -109,7 +109,7 @@ def restore_postgres_onto(source: PostgresSource, into: str, feed: Feed, inspect
             me = conn.psql(dsn_with_database(source.dsn, "postgres"), "SELECT current_user;")[0]
         finally:
             conn.cleanup()
-        done = restore_postgres(source, into, _without_role(feed, me), dump_format=dump_format,
+        done = restore_postgres(source, into, without_role(feed, me), dump_format=dump_format,
                                 overwrite=overwrite, clean=clean)
         return ServerRestoreResult(done.database, done.created)
     conn = connect(source)
@@ -186,7 +186,7 @@ class _RoleLinesDropped:
         self._pending = b""
 
 
-def _without_role(feed: Feed, role: str) -> Feed:
+def without_role(feed: Feed, role: str) -> Feed:
     def filtered(sink: IO[bytes]) -> None:
         stream = _RoleLinesDropped(sink, role)
         feed(stream)  # type: ignore[arg-type]  # write/flush is all a feed uses

@@ -120,11 +120,14 @@ def test_restore_onto_another_mariadb_server(
     assert failed.returncode == ExitCode.DUMP_FAILED, failed.stderr
     assert "dropped" not in failed.stderr and f"kept_{tag}" in schemata(b)
 
-    # The full restore onto B, named on the command line; the password only in a file.
-    done = workspace.cli(*restore, "--target-host", "127.0.0.1", "--target-port", str(b.port),
-                         "--target-user", DB_TEST_USER, "--target-password-file",
-                         str(b_password), check=True)
-    assert f"into {name} on {DB_TEST_USER}@127.0.0.1:{b.port} (created)" in done.stdout
+    # The full restore onto B, named on the command line (the password only in a file), as
+    # --all-databases (#17 item 8): every database the source's snapshots hold, here one.
+    done = workspace.cli(*restore, "--all-databases", "--target-host", "127.0.0.1",
+                         "--target-port", str(b.port), "--target-user", DB_TEST_USER,
+                         "--target-password-file", str(b_password), check=True)
+    server = f"{DB_TEST_USER}@127.0.0.1:{b.port}"
+    assert f"database {name}: restored into {name} on {server} (created)" in done.stdout
+    assert f"restored 1 of 1 database(s) of records/db on {server}" in done.stdout
     assert full_dump(b, name) == want_dump
     assert programs(b, name) == want_programs
     assert b.password.encode() not in (workspace.state_dir / "state.db").read_bytes()

@@ -5,7 +5,9 @@ refused when mixed or incomplete."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import IO
 
 import pytest
 import tomli_w
@@ -15,7 +17,7 @@ from drbackup.config.loader import ConfigInvalid, parse_config
 from drbackup.config.models import MysqlSource, PostgresSource, RestoreTarget
 from drbackup.config.models.sources import dsn_has_password
 from drbackup.errors import ExitCode, NotFoundError, UsageError
-from drbackup.jobs.restore_db_server import refuse_dsn_with_target, retarget
+from drbackup.jobs.restore_db_server import without_role, refuse_dsn_with_target, retarget
 
 
 def _secret(path: Path, mode: int = 0o600) -> Path:
@@ -110,3 +112,43 @@ def test_a_sqlite_source_is_not_restored_onto_a_server(
                  "--target-host", "db-c", "--target-user", "u", "--into", "/tmp/x.sqlite"])
     assert code == ExitCode.USAGE
     assert "not restored onto a server" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    (["--into", "x"], "--into applies to one database"),
+    (["--database", "permits"], "--database applies to one database"),
+    (["--snapshot", "abcd1234"], "--snapshot applies to one database"),
+])
+def test_all_databases_refuses_options_of_one_database(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], expected: str
+        ) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(config_text(tmp_path, [pg_target(tmp_path)]))
+    code = main(["--config", str(path), "restore-db", "--agency", "records", "--source", "db",
+                 "--all-databases", "--target", "standby", "--yes", *extra])
+    assert code == ExitCode.USAGE
+    assert expected in capsys.readouterr().err
+
+
+def test_a_globals_replay_leaves_the_connecting_role_alone() -> None:
+    """pg_dumpall's lines for the role the restore connects as (its password, its SUPERUSER)
+    never reach psql: replayed, they would lock the rest of --all-databases out."""
+    globals_sql = (b"CREATE ROLE postgres;\nALTER ROLE postgres WITH SUPERUSER LOGIN PASSWORD "
+                   b"'SCRAM-SHA-256$a';\nCREATE ROLE postgres_reader;\nALTER ROLE "
+                   b"postgres_reader WITH NOLOGIN;\nCREATE ROLE \"Re Store\";\n"
+                   b"ALTER ROLE \"Re Store\" WITH PASSWORD 'x';\nGRANT postgres_reader TO "
+                   b"postgres;\n")
+
+    def feed(sink: IO[bytes]) -> None:
+        for index in range(0, len(globals_sql), 7):  # lines split across writes
+            sink.write(globals_sql[index:index + 7])
+
+    for role, kept in (("postgres", b"CREATE ROLE postgres_reader;\nALTER ROLE postgres_reader "
+                        b"WITH NOLOGIN;\nCREATE ROLE \"Re Store\";\nALTER ROLE \"Re Store\" WITH "
+                        b"PASSWORD 'x';\nGRANT postgres_reader TO postgres;\n"),
+                       ("Re Store", globals_sql.replace(
+                           b"CREATE ROLE \"Re Store\";\nALTER ROLE \"Re Store\" WITH PASSWORD "
+                           b"'x';\n", b""))):
+        out = io.BytesIO()
+        without_role(feed, role)(out)
+        assert out.getvalue() == kept
