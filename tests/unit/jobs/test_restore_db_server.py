@@ -17,7 +17,7 @@ from drbackup.config.loader import ConfigInvalid, parse_config
 from drbackup.config.models import MysqlSource, PostgresSource, RestoreTarget
 from drbackup.config.models.sources import dsn_has_password
 from drbackup.errors import ExitCode, NotFoundError, UsageError
-from drbackup.jobs.restore_db_server import without_role, refuse_dsn_with_target, retarget
+from drbackup.jobs.restore_db_server import refuse_dsn_with_target, retarget, without_role
 
 
 def _secret(path: Path, mode: int = 0o600) -> Path:
