@@ -8,9 +8,14 @@ dump of A. A restore that fails drops the database it created, never one that ex
 from __future__ import annotations
 
 import subprocess
+import sys
 import uuid
+from pathlib import Path
+
+import pytest
 
 from drbackup.errors import ExitCode
+from tests.support.kits import printed_signer
 from tests.support.servers import DB_TEST_USER, MariaDBServer
 from tests.support.workspace import Workspace
 
@@ -131,3 +136,46 @@ def test_restore_onto_another_mariadb_server(
     assert full_dump(b, name) == want_dump
     assert programs(b, name) == want_programs
     assert b.password.encode() not in (workspace.state_dir / "state.db").read_bytes()
+
+
+@pytest.mark.slow
+def test_a_host_opened_from_the_recovery_kit_restores_onto_the_standby(
+        workspace: Workspace, tmp_path: Path, mariadb_server: MariaDBServer,
+        mariadb_server_b: MariaDBServer) -> None:
+    """The kit carries the database source and the restore target with its password: a fresh
+    host with only the kit and the identity key runs restore-db --target onto B."""
+    a, b = mariadb_server, mariadb_server_b
+    name = f"kit_{uuid.uuid4().hex[:8]}"
+    a.sql(f"CREATE DATABASE `{name}`")
+    a.sql(SCHEMA, name)
+    want = full_dump(a, name)
+    workspace.add_agency("records")
+    workspace.add_source("records", "db", "mysql", database=name, host="127.0.0.1",
+                         port=a.port, user=DB_TEST_USER, password_file=str(
+                             workspace.secret_file("a.password", a.password + "\n")))
+    workspace.config["restore_targets"] = [
+        {"name": "standby", "kind": "mysql", "host": "127.0.0.1", "port": b.port,
+         "user": DB_TEST_USER,
+         "password_file": str(workspace.secret_file("b.password", b.password + "\n"))}]
+    workspace.cli("repo", "init", check=True)
+    workspace.cli("backup", "--agency", "records", check=True)
+    keys, kits, opened = tmp_path / "keys", tmp_path / "kits", tmp_path / "opened"
+    workspace.cli("recovery-kit", "keygen", "--out", str(keys / "identity"), check=True)
+    workspace.cli("recovery-kit", "create", "--recipient", str(keys / "identity.pub"),
+                  "--out", str(kits), check=True)
+    workspace.cli("recovery-kit", "open", "--identity", str(keys / "identity"), "--kit",
+                  str(kits / "drbackup-recovery-kit-all.kit"), "--out", str(opened),
+                  "--signer-fingerprint",
+                  printed_signer(kits / "drbackup-recovery-kit-all.txt"), check=True)
+    config = (opened / "drbackup.toml").read_text()
+    assert "[[restore_targets]]" in config and a.password not in config
+    carried = opened / "db-passwords" / "standby.password"
+    assert b.password not in config and carried.read_text() == b.password + "\n"
+    assert carried.stat().st_mode & 0o777 == 0o600
+    env = {**workspace.env(), "DRBACKUP_CONFIG": str(opened / "drbackup.toml")}
+    done = subprocess.run(
+        [sys.executable, "-m", "drbackup", "restore-db", "--agency", "records", "--source", "db",
+         "--target", "standby", "--yes"], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"into {name} on {DB_TEST_USER}@127.0.0.1:{b.port} (created)" in done.stdout
+    assert full_dump(b, name) == want
