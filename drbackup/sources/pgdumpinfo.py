@@ -31,7 +31,7 @@ _CREATE_OPTIONS = frozenset({"TEMPLATE", "ENCODING", "LOCALE_PROVIDER", "LOCALE"
                              "COLLATION_VERSION"})
 _TOKEN = re.compile(r"""
     (?P<quoted>"(?:[^"]|"")*")
-  | (?P<string>[Ee]?'(?:[^']|'')*')
+  | (?P<string>(?<![A-Za-z0-9_$])[Ee]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*')
   | (?P<word>[A-Za-z_][A-Za-z0-9_$]*)
   | (?P<number>\d+(?:\.\d+)?)
   | (?P<other>\S)
@@ -81,9 +81,27 @@ def split_statements(sql: str) -> list[str]:
             i = n if end < 0 else end + 1
             current.append(" ")
             continue
+        if sql.startswith("/*", i):  # a block comment (PostgreSQL nests them)
+            depth, end = 1, i + 2
+            while end < n and depth:
+                if sql.startswith("/*", end):
+                    depth, end = depth + 1, end + 2
+                elif sql.startswith("*/", end):
+                    depth, end = depth - 1, end + 2
+                else:
+                    end += 1
+            current.append(" ")
+            i = end
+            continue
         if char in "'\"":
+            # E'...' strings take backslash escapes: E'\'' is one quote, not the end.
+            escapes = char == "'" and i > 0 and sql[i - 1] in "Ee" and (
+                i < 2 or not (sql[i - 2].isalnum() or sql[i - 2] in "_$"))
             end = i + 1
             while end < n:
+                if escapes and sql[end] == "\\":
+                    end += 2
+                    continue
                 if sql[end] == char:
                     if end + 1 < n and sql[end + 1] == char:
                         end += 2
@@ -164,6 +182,18 @@ class DumpInfo:
                 | (frozenset() if no_privileges else self.privilege_roles))
 
 
+def plain_statement(toks: list[Token]) -> bool:
+    """Whether a statement lexes the same for any reader: no E'' string, backslash, dollar
+    quote, psql variable (:name) or comment. pg_dump writes database statements this way
+    (standard_conforming_strings on); one that is not is not replayed by drbackup."""
+    for tok in toks:
+        if tok.kind == "string" and (tok.text[0] in "Ee" or "\\" in tok.text):
+            return False
+        if tok.kind == "other" and tok.text in {"\\", "$", ":"}:
+            return False
+    return True
+
+
 def _cut(statement: str, tok: Token, group: str) -> DatabaseStatement:
     return DatabaseStatement(group, statement[:tok.start], statement[tok.end:])
 
@@ -180,11 +210,12 @@ def parse_dump_sql(sql: str) -> DumpInfo:
         words = [t.keyword for t in toks]
         if len(toks) < 3:
             continue
+        plain = plain_statement(toks)
         if words[:2] == ["CREATE", "DATABASE"] and database is None:
             database = toks[2].name
             create_options = _create_options(toks[3:])
             continue
-        on_database = (database is not None and len(toks) > 3
+        on_database = (plain and database is not None and len(toks) > 3
                        and any(words[i] == "DATABASE" and toks[i + 1].name == database
                                for i in range(len(toks) - 1)))
         if words[:2] == ["ALTER", "ROLE"] and "IN" in words and on_database:
@@ -208,14 +239,14 @@ def parse_dump_sql(sql: str) -> DumpInfo:
             continue
         if words[-3:-1] == ["OWNER", "TO"] and toks[-1].keyword not in _PSEUDO_ROLES:
             owners.add(toks[-1].name)
-            if words[:2] == ["ALTER", "DATABASE"] and toks[2].name == database:
+            if words[:2] == ["ALTER", "DATABASE"] and toks[2].name == database and plain:
                 db_statements.append(_cut(statement, toks[2], "owner"))
             continue
-        if words[:2] == ["ALTER", "DATABASE"] and database is not None and (
+        if words[:2] == ["ALTER", "DATABASE"] and plain and database is not None and (
                 toks[2].name == database):
             db_statements.append(_cut(statement, toks[2], "setting"))
             continue
-        if words[:3] == ["COMMENT", "ON", "DATABASE"] and database is not None and (
+        if words[:3] == ["COMMENT", "ON", "DATABASE"] and plain and database is not None and (
                 toks[3].name == database):
             db_statements.append(_cut(statement, toks[3], "setting"))
     return DumpInfo(database, create_options, frozenset(owners), frozenset(grantees),
@@ -230,7 +261,8 @@ def _create_options(toks: list[Token]) -> str:
         key, equals, value = toks[index], toks[index + 1], toks[index + 2]
         if equals.text != "=":
             break
-        if key.keyword in _CREATE_OPTIONS and value.kind in {"string", "word", "number"}:
+        if key.keyword in _CREATE_OPTIONS and value.kind in {"string", "word", "number"} and (
+                plain_statement([value])):
             parts.append(f"{key.keyword} = {value.text}")
         index += 3
     return " ".join(parts)

@@ -94,3 +94,21 @@ def test_the_missing_roles_line_names_them_and_the_way_out() -> None:
     assert "restore globals first or use --no-owner --no-privileges" in line
     only_grants = missing_roles_error({"viewer"}, info, "x", no_owner=True, no_privileges=False)
     assert "restore globals first or use --no-privileges" in only_grants.one_line()
+
+
+def test_statements_that_would_lex_differently_are_not_taken() -> None:
+    """A crafted dump cannot smuggle SQL past the splitter into the statements drbackup replays:
+    an E'' string (backslash escapes), a block comment hiding a quote, a psql variable."""
+    crafted = (
+        "CREATE DATABASE d WITH TEMPLATE = template0 LOCALE = E'\\';' ENCODING = 'UTF8';\n"
+        "COMMENT ON DATABASE d IS E'\\'; DROP DATABASE other; --';\n"
+        "ALTER DATABASE d SET search_path TO /* ' */ 'a';\n"
+        "ALTER DATABASE d SET work_mem TO :'x';\n"
+        "ALTER DATABASE d SET search_path TO '; DROP DATABASE other; --';\n")
+    info = parse_dump_sql(crafted)
+    assert info.create_options == "TEMPLATE = template0 ENCODING = 'UTF8'"
+    assert [s.for_database('"n"') for s in info.database_statements] == [
+        "ALTER DATABASE \"n\" SET search_path TO   'a';",  # the comment dropped
+        "ALTER DATABASE \"n\" SET search_path TO '; DROP DATABASE other; --';"]
+    assert split_statements("SELECT /* ; */ E'\\';x' ;SELECT 2") == ["SELECT   E'\\';x'",
+                                                                       "SELECT 2"]
