@@ -30,7 +30,7 @@ from drbackup.jobs.restore_db_server import (
     retarget,
 )
 from drbackup.jobs.runtime import Runtime
-from drbackup.jobs.tags import tag_id
+from drbackup.jobs.tags import tag_id, tag_values
 from drbackup.sources.dumps import CountingSink
 
 log = logging.getLogger(__name__)
@@ -156,9 +156,13 @@ def restore_database(rt: Runtime, agency: AgencyConfig, source: Source | str,
                 no_privileges=no_privileges, where=server or "the source's server")
             into_name, created, properties = pg.database, pg.created, pg.properties
         elif isinstance(source, MysqlSource):
+            from drbackup.sources.mysql import recorded_charset
+
             my = restore_mysql_onto(
                 source if target is None else retarget(source, target),
-                target_text, feed, overwrite=overwrite, clean=clean)
+                target_text, feed, overwrite=overwrite, clean=clean,
+                charset=recorded_charset(tag_values(chosen, "charset"),
+                                         tag_values(chosen, "collation")))
             into_name, created = my.database, my.created
         else:
             from drbackup.sources.sqlite import restore_sqlite

@@ -211,9 +211,11 @@ def _drop_pg(conn: PgConnection, admin: str, name: str) -> bool:
 
 
 def restore_mysql_onto(source: MysqlSource, into: str, feed: Feed, *, overwrite: bool,
-                       clean: bool) -> ServerRestoreResult:
-    """Replay a MariaDB/MySQL dump onto the server `source` names; a database that did not
-    exist before is dropped again when the replay fails.
+                       clean: bool, charset: mysql.DatabaseCharset | None = None
+                       ) -> ServerRestoreResult:
+    """Replay a MariaDB/MySQL dump onto the server `source` names, a database it creates made
+    with the dump's recorded `charset`; a database that did not exist before is dropped again
+    when the replay fails.
 
     Raises TargetRefusedError, DumpError."""
     conn = mysql.connect(source)
@@ -221,7 +223,8 @@ def restore_mysql_onto(source: MysqlSource, into: str, feed: Feed, *, overwrite:
         existed = bool(conn.query("SELECT 1 FROM information_schema.schemata WHERE "  # noqa: S608
                                   f"schema_name = {mysql.quote_literal(into)};"))
         try:
-            done = mysql.restore_mysql(source, into, feed, overwrite=overwrite, clean=clean)
+            done = mysql.restore_mysql(source, into, feed, overwrite=overwrite, clean=clean,
+                                       charset=charset)
         except BaseException as exc:
             if not existed:
                 try:

@@ -19,6 +19,7 @@ from drbackup.config.models.base import (
     is_identifier,
 )
 from drbackup.config.models.daemon import DaemonConfig
+from drbackup.config.models.fleet import FleetConfig
 from drbackup.config.models.guard import GuardConfig
 from drbackup.config.models.offline import OfflineConfig
 from drbackup.config.models.restore_targets import RestoreTarget
@@ -41,8 +42,9 @@ from drbackup.config.units import ByteSize
 __all__ = [
     "HOST_NAME", "IDENTIFIER", "LOCAL_INSTANCE", "LOCAL_STORE", "SAME_SERVER", "AbsolutePath",
     "AgencyConfig", "ByteSize", "Config", "DaemonConfig", "DirectorySource", "DrillTarget",
-    "DumpSourceBase", "DumpdirSource", "GuardConfig", "HostName", "Identifier", "MysqlSource",
-    "OfflineConfig", "PostgresSource", "RestoreTarget", "RetentionConfig", "Schedule", "Source",
+    "DumpSourceBase", "DumpdirSource", "FleetConfig", "GuardConfig", "HostName", "Identifier",
+    "MysqlSource", "OfflineConfig", "PostgresSource", "RestoreTarget", "RetentionConfig",
+    "Schedule", "Source",
     "SourceBase", "SqliteSource", "StoreConfig", "StrictModel", "VerifyConfig", "is_host_name",
     "is_identifier",
 ]

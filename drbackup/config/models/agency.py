@@ -17,6 +17,7 @@ from drbackup.config.models.base import (
     StrictModel,
 )
 from drbackup.config.models.daemon import DaemonConfig
+from drbackup.config.models.fleet import FleetConfig
 from drbackup.config.models.guard import GuardConfig
 from drbackup.config.models.offline import OfflineConfig
 from drbackup.config.models.restore_targets import RestoreTarget
@@ -154,6 +155,16 @@ class AgencyConfig(StrictModel):
         ),
     )
 
+    required_level: int | None = Field(
+        None, ge=1, le=6,
+        description=(
+            "The GB/T 20988 level this agency must meet (the city's classification of it). "
+            "Its published summary (drbackup fleet) is failing while the measured level is "
+            "lower; a city inventory given to 'drbackup fleet report --expect' overrides it. "
+            "Unset: any measured level counts as meeting."),
+        examples=[2],
+    )
+
     maintenance_host: HostName | None = Field(
         None,
         description=(
@@ -197,6 +208,10 @@ class Config(StrictModel):
         ),
     )
     agencies: list[AgencyConfig] = Field(default_factory=list)
+    fleet: FleetConfig = Field(
+        default_factory=FleetConfig,
+        description="The signed status summary published for the city's report ([fleet]).",
+    )
     restore_targets: list[RestoreTarget] = Field(
         default_factory=list,
         description=(
