@@ -43,6 +43,7 @@ class ExitCode(IntEnum):
     REPLICATION_CUT = 28  # a copy stopped by its replica's time window (#18): resumes next run
     MAINTENANCE_REFUSED = 29  # forget/prune/check: another host owns the agency's maintenance
     FLEET_NOT_ALL_GOOD = 30  # fleet report (#20): an agency not meeting, unknown, unprotected
+    DB_RESTORE_REFUSED = 31  # restore-db (#17): the target server lacks what the dump needs
     INTERRUPTED = 130
 
 
@@ -114,6 +115,13 @@ class MaintenanceRefusedError(DrBackupError):
     or the repository's maintenance claims, say so). Nothing ran in the repository."""
 
     exit_code = ExitCode.MAINTENANCE_REFUSED
+
+
+class DbRestoreRefusedError(DrBackupError):
+    """restore-db refused before anything changed: the target server lacks what the dump
+    needs (e.g. the roles owning its objects). Nothing was created or restored."""
+
+    exit_code = ExitCode.DB_RESTORE_REFUSED
 
 
 # One table of S3 errors for both doors to S3 (#15 item 5): restic's stderr (engine/classify.py)

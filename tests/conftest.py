@@ -107,6 +107,29 @@ def mariadb_server() -> Iterator[MariaDBServer]:
         server.destroy()
 
 
+@pytest.fixture(scope="session")
+def postgres_server_b() -> Iterator[PostgresServer]:
+    """A second PostgreSQL cluster: the "other server" restores go onto (the disaster case).
+    Started only by the tests that ask for it."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(scope="session")
+def mariadb_server_b() -> Iterator[MariaDBServer]:
+    """A second MariaDB: the "other server" restores go onto. Started only when asked for."""
+    server = MariaDBServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
 @pytest.fixture
 def prometheus(tmp_path: Path) -> Iterator[PrometheusServer]:
     """A real Prometheus, not yet started: the test calls .start(targets, rule_files)."""

@@ -21,6 +21,7 @@ from drbackup.config.models import (
     DaemonConfig,
     FleetConfig,
     GuardConfig,
+    RestoreTarget,
     RetentionConfig,
     Source,
     StoreConfig,
@@ -133,6 +134,10 @@ def render_example() -> str:
         lines.append("")
         lines.append("  [[agencies.sources]]")
         lines += _fields(model, "  ", overrides={"kind": kind, "id": _source_id(kind)})
+    lines.append("")
+    lines += _comment(Config.model_fields["restore_targets"].description or "", "")
+    lines.append("[[restore_targets]]")
+    lines += _fields(RestoreTarget, overrides={"kind": "postgres"})
     return "\n".join(lines) + "\n"
 
 

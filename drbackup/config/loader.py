@@ -137,6 +137,9 @@ def _secret_files(config: Config) -> Iterator[tuple[str, Path]]:
                 value = getattr(source, key, None)
                 if isinstance(value, Path):
                     yield f"agencies[{index}].sources[{number}].{key}", value
+    for index, target in enumerate(config.restore_targets):
+        if target.password_file is not None:
+            yield f"restore_targets[{index}].password_file", target.password_file
 
 
 def _source_paths(config: Config) -> Iterator[tuple[str, Path]]:

@@ -23,7 +23,7 @@ from drbackup.engine.environment import restic_env_file
 from drbackup.errors import ConfigError, TargetRefusedError
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.tags import contained
-from drbackup.recovery import qrparts
+from drbackup.recovery import kit_databases, qrparts
 from drbackup.recovery.sealing import (
     BEGIN,
     Identity,
@@ -93,12 +93,11 @@ def build_payload(config: Config, agencies: list[AgencyConfig], *, include_s3_cr
             # are found by their snapshots' tags (restore --all-sources).
             **({"maintenance_host": agency.maintenance_host} if agency.maintenance_host
                else {}),
-            "sources": [{"id": s.id, "kind": s.kind,
-                         "paths": [str(p) for p in getattr(s, "paths", [])]}
-                        for s in agency.sources],
+            "sources": [kit_databases.source_entry(s) for s in agency.sources],
         })
     return {"format": PAYLOAD_FORMAT, "version": PAYLOAD_VERSION, "created": created,
-            "host": config.host_name(), "stores": stores, "agencies": entries}
+            "host": config.host_name(), "stores": stores, "agencies": entries,
+            "restore_targets": kit_databases.targets_payload(config)}
 
 
 def remote_kit_file(config: Config, agencies: list[AgencyConfig], name: str) -> str:
@@ -309,14 +308,18 @@ def render_config(payload: dict[str, Any], out_dir: Path) -> tuple[str, list[str
             lines.append(f"maintenance_host = {_toml(agency['maintenance_host'])}")
         lines.append("")
         for source in agency["sources"]:
+            if source.get("kind") in ("postgres", "mysql"):  # restore-db --target onto a standby
+                lines += kit_databases.database_source_lines(source)
+                continue
             if source.get("kind") != "directory" or not source.get("paths"):
-                continue  # other kinds need their own settings; restore-db documents them
+                continue  # sqlite, dumpdir: `drbackup restore` finds them by their tags
             lines += ["[[agencies.sources]]",
                       f"id = {_toml(source['id'])}",
                       'kind = "directory"',
                       f"paths = {_toml(list(source['paths']))}",
                       "watch = false", ""]
-    return "\n".join(lines), missing
+    targets, missing_targets = kit_databases.restore_target_lines(payload, out_dir)
+    return "\n".join(lines + targets), missing + missing_targets
 
 
 def render_restic_env(payload: dict[str, Any], out_dir: Path) -> dict[str, str]:
@@ -416,6 +419,9 @@ def open_kit(kit: Path, identity: Identity, out_dir: Path, *, signer: str | None
         for agency in payload["agencies"]:
             _secret(contained(temp / "passwords", f"{agency['id']}.password"),
                     agency["password"] + "\n")
+        for name, body in kit_databases.restore_target_secrets(payload).items():
+            (temp / kit_databases.PASSWORDS_DIR).mkdir(mode=0o700, exist_ok=True)
+            _secret(contained(temp / kit_databases.PASSWORDS_DIR, name), body)
         for name, store in payload["stores"].items():
             creds = store.get("credentials")
             if isinstance(creds, dict):

@@ -22,6 +22,7 @@ from drbackup.config.models.daemon import DaemonConfig
 from drbackup.config.models.fleet import FleetConfig
 from drbackup.config.models.guard import GuardConfig
 from drbackup.config.models.offline import OfflineConfig
+from drbackup.config.models.restore_targets import RestoreTarget
 from drbackup.config.models.sources import (
     LOCAL_INSTANCE,
     SAME_SERVER,
@@ -42,7 +43,8 @@ __all__ = [
     "HOST_NAME", "IDENTIFIER", "LOCAL_INSTANCE", "LOCAL_STORE", "SAME_SERVER", "AbsolutePath",
     "AgencyConfig", "ByteSize", "Config", "DaemonConfig", "DirectorySource", "DrillTarget",
     "DumpSourceBase", "DumpdirSource", "FleetConfig", "GuardConfig", "HostName", "Identifier",
-    "MysqlSource", "OfflineConfig", "PostgresSource", "RetentionConfig", "Schedule", "Source",
+    "MysqlSource", "OfflineConfig", "PostgresSource", "RestoreTarget", "RetentionConfig",
+    "Schedule", "Source",
     "SourceBase", "SqliteSource", "StoreConfig", "StrictModel", "VerifyConfig", "is_host_name",
     "is_identifier",
 ]

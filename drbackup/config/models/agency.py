@@ -20,6 +20,7 @@ from drbackup.config.models.daemon import DaemonConfig
 from drbackup.config.models.fleet import FleetConfig
 from drbackup.config.models.guard import GuardConfig
 from drbackup.config.models.offline import OfflineConfig
+from drbackup.config.models.restore_targets import RestoreTarget
 from drbackup.config.models.sources import Source
 from drbackup.config.models.stores import StoreConfig
 from drbackup.config.units import ByteSize, Duration
@@ -211,6 +212,12 @@ class Config(StrictModel):
         default_factory=FleetConfig,
         description="The signed status summary published for the city's report ([fleet]).",
     )
+    restore_targets: list[RestoreTarget] = Field(
+        default_factory=list,
+        description=(
+            "Database servers restore-db --target NAME restores onto (the disaster case: "
+            "another server than the source's)."),
+    )
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:
@@ -229,6 +236,10 @@ class Config(StrictModel):
                         f"{name!r} (known: {known})"
                     )
         self._check_nested_stores()
+        names = [target.name for target in self.restore_targets]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise ValueError(f"restore_targets[{index}].name: {name!r} is used twice")
         return self
 
     def _check_nested_stores(self) -> None:
@@ -271,6 +282,14 @@ class Config(StrictModel):
         """Whether this host's config makes it the agency's maintenance owner (the repository
         may still name another: drbackup/jobs/maintenance.py)."""
         return agency.maintenance_host in (None, self.host_name())
+
+    def restore_target(self, name: str) -> RestoreTarget:
+        for target in self.restore_targets:
+            if target.name == name:
+                return target
+        known = ", ".join(t.name for t in self.restore_targets) or "none"
+        raise NotFoundError(f"no restore target {name!r} in the config",
+                            f"known restore targets: {known} ([[restore_targets]])")
 
     def agency(self, agency_id: str) -> AgencyConfig:
         for agency in self.agencies:

@@ -234,7 +234,11 @@ def test_restore_db_client_reads_no_host_file_and_defines_nothing_as_root(
                                 "--into", into[0], "--yes")
         assert refused.returncode != 0
         assert "Traceback" not in refused.stderr and secret not in refused.stderr
-        assert mariadb_server.query("SELECT COUNT(*) FROM loot", into[0]) == "0"
+        # The database the failed restore created is dropped again (#17 item 7): nothing of
+        # the replay, loaded or not, stays behind.
+        assert "was dropped again" in refused.stderr
+        assert mariadb_server.query("SELECT COUNT(*) FROM information_schema.schemata WHERE "
+                                    f"schema_name = '{into[0]}'") == "0"
 
         workspace.cli("restore-db", "--agency", "planning", "--source", "definer",
                       "--into", into[1], "--yes", check=True)
@@ -342,11 +346,15 @@ def test_restore_db_drops_objects_a_dump_hid_from_the_definer_rewrite_and_fails(
         assert "defined 2 object(s) as another user despite the DEFINER rewrite" in result.stderr
         assert "view nbe_view as root@localhost" in result.stderr
         assert "procedure prep_proc as root@localhost" in result.stderr
+        # Nothing stays defined as root: the objects were dropped, and with them the database
+        # the failed restore had created (#17 item 7).
+        assert "was dropped again" in result.stderr
         left = mariadb_server.query(
-            "SELECT COUNT(*) FROM information_schema.views WHERE table_schema = DATABASE() "
-            "UNION ALL SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema "
-            "= DATABASE()", into).split()
-        assert left == ["0", "0"]
+            "SELECT COUNT(*) FROM information_schema.views WHERE table_schema = "
+            f"'{into}' UNION ALL SELECT COUNT(*) FROM information_schema.routines WHERE "
+            f"routine_schema = '{into}' UNION ALL SELECT COUNT(*) FROM "
+            f"information_schema.schemata WHERE schema_name = '{into}'").split()
+        assert left == ["0", "0", "0"]
     finally:
         mariadb_server.drop_database(into)
 
