@@ -82,7 +82,8 @@ class Invoker:
                            limit_upload_kib=target.limit_upload_kib if target else None,
                            limit_download_kib=limit_download_kib or (
                                target.limit_download_kib if target else None),
-                           cacerts=own_ca + cacerts, options=options)
+                           cacerts=own_ca + cacerts, options=options,
+                           no_lock=bool(target and target.read_only))
         env = self.env(target)
         if env_extra:
             env.update(env_extra)
