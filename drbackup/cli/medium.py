@@ -10,7 +10,6 @@ from typing import Any
 from drbackup.cli.context import CliContext
 from drbackup.config.models import AgencyConfig
 from drbackup.errors import UsageError
-from drbackup.jobs.media_read import open_medium
 
 
 def add_arguments(parser: Any) -> None:
@@ -37,6 +36,8 @@ def open_if_asked(ctx: CliContext, agencies: list[AgencyConfig], *,
         if getattr(args, flag, None):
             raise UsageError(f"--from-media and --{flag.replace('_', '-')} exclude each other",
                              "a restore reads one place: give one of them")
+    from drbackup.jobs.media_read import open_medium  # cryptography only with --from-media
+
     opening = open_medium(ctx.runtime, args.from_media, agencies, public_key=args.public_key,
                           only_present=only_present)
     medium = opening.medium

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 from drbackup.config.models import AgencyConfig, Config, StoreConfig
 from drbackup.engine import RepoTarget, Restic, ResticSettings
 from drbackup.media.layout import repository
-from drbackup.media.opened import OpenedMedium
 from drbackup.state import StateDB
 from drbackup.state.health import record_store_health
 from drbackup.store import S3Location, read_credentials_file
 from drbackup.store.errors import StoreError
 
 if TYPE_CHECKING:
+    from drbackup.media.opened import OpenedMedium  # cryptography: loaded only for a medium
     from drbackup.store import S3Store, StoreHealth
 
 STATE_FILE = "state.db"
