@@ -24,7 +24,8 @@ def add_arguments(parser: Any) -> None:
 def open_if_asked(ctx: CliContext, agencies: list[AgencyConfig], *,
                   only_present: bool = False) -> str | None:
     """With --from-media: check the medium, switch the runtime to it, say so; returns the name
-    the jobs record as the store ("medium:LABEL"). None without --from-media.
+    the jobs record as the store ("media:LABEL", as media export does). None without
+    --from-media.
 
     Raises UsageError when combined with --store/--from-replica, and open_medium's errors."""
     args = ctx.args
@@ -58,4 +59,4 @@ def _when(timestamp: float) -> str:
 
 def where(store: str) -> str:
     """How a message names what a job read: "store NAME", or "medium LABEL"."""
-    return f"medium {store[7:]}" if store.startswith("medium:") else f"store {store}"
+    return f"medium {store[6:]}" if store.startswith("media:") else f"store {store}"

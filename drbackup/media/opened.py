@@ -70,7 +70,7 @@ class OpenedMedium:
     def store_name(self) -> str:
         """What jobs record and show as the store: a medium is not a store of the config (a
         store id cannot hold ':', so this never names one)."""
-        return f"medium:{self.manifest.label}"
+        return f"media:{self.manifest.label}"
 
     def require_agency(self, agency: str) -> None:
         if agency not in self.agencies:
