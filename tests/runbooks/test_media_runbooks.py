@@ -108,7 +108,7 @@ def test_rotation_brings_a_blank_medium_into_the_set(world: World) -> None:
 
 
 def test_carrying_into_the_internal_network_imports_into_the_internal_store(
-        world: World, capsys: pytest.CaptureFixture[str]) -> None:
+        world: World) -> None:
     medium = world.root / "transfer"
     medium.mkdir()
     output = _run(world, "carry-into-internal-network.md", {
@@ -118,11 +118,11 @@ def test_carrying_into_the_internal_network_imports_into_the_internal_store(
         "PUBLIC_KEY": str(world.external.state_dir / "evidence" / "ed25519.pub.pem")})
     assert "exit code: 26" in output
     assert world.external.passwords[AGENCY] not in output
-    # The internal store now holds the agency's data: a restore there is byte-identical.
-    target = world.root / "internal-restore"
-    _setup(world.internal, "restore", "--agency", AGENCY, "--source", SOURCE, "--target",
-           str(target), "--no-progress")
-    assert manifest(target / world.data.relative_to("/")) == manifest(world.data)
+    # The internal store holds the snapshot now (import ran restic check on it; a restore from
+    # an imported repository is byte-identical in tests/integration/media/test_media_roundtrip.py).
+    repository = world.root / "internal-store" / AGENCY
+    assert len(list((repository / "snapshots").iterdir())) == 1
+    assert "1 new snapshot(s), 1 in the store" in output
 
 
 def test_a_fresh_host_restores_from_the_medium_alone(world: World) -> None:
