@@ -36,6 +36,7 @@ class World:
     read_only: bool
     copy: Path  # a writable copy of the medium, to damage
     fresh: Path  # the fresh host's config, written by recovery-kit open
+    exporter: Path  # the exporting host's config (its state holds the guard's verdicts)
     password: str
     printout: str
     snapshots: list[str]  # the manifest's snapshot ids (the source's)
@@ -94,7 +95,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, restic_binary: str) -> Itera
                str(kit), "--out", str(opened), "--signer-fingerprint",
                printed_signer(kit.with_suffix(".txt")))
         with read_only(medium, root / "ro") as (view, is_read_only):
-            yield World(root, data, view, is_read_only, copy, opened / "drbackup.toml",
+            yield World(root, data, view, is_read_only, copy, opened / "drbackup.toml", config,
                         external.passwords[AGENCY], kit.with_suffix(".txt").read_text(),
                         [s["id"] for s in manifest_of(medium)["report"]["agencies"][AGENCY]
                          ["snapshots"]])
@@ -137,6 +138,20 @@ def test_all_sources_and_last_clean_combine_with_a_medium(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "restored 1 of 1 sources" in result.stdout
     assert manifest(base / SOURCE / world.data.relative_to("/")) == manifest(world.data)
+
+
+def test_last_clean_on_the_exporting_host_finds_the_clean_snapshot_by_its_original(
+        world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    """The exporting host's guard judged the source snapshot; the medium holds its copy (another
+    id, naming it as `original`): --last-clean takes that copy, its store gone."""
+    target = world.root / "last-clean"
+    result = _here(capsys, world.exporter, "restore", "--from-media", str(world.medium),
+                   "--agency", AGENCY, "--source", SOURCE, "--last-clean", "--target",
+                   str(target), "--no-progress")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"last clean snapshot {world.snapshots[0][:8]}" in result.stdout
+    assert "its copy" in result.stdout and "in store 'media:safe-a'" in result.stdout
+    assert manifest(target / world.data.relative_to("/")) == manifest(world.data)
 
 
 def _one_line(result: subprocess.CompletedProcess[str]) -> str:
