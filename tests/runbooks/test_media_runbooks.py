@@ -96,7 +96,7 @@ def _run(world: World, name: str, extra: dict[str, str]) -> str:
     return result.stdout
 
 
-def test_rotation_brings_a_blank_medium_into_the_set(world: World) -> None:
+def _rotation_brings_a_blank_medium_into_the_set(world: World) -> None:
     medium = world.root / "safe-b"
     medium.mkdir()
     output = _run(world, "rotate-offline-media.md", {
@@ -107,7 +107,7 @@ def test_rotation_brings_a_blank_medium_into_the_set(world: World) -> None:
     assert not (medium / "drbackup-media.incomplete").exists()
 
 
-def test_carrying_into_the_internal_network_imports_into_the_internal_store(
+def _carrying_into_the_internal_network_imports_into_the_internal_store(
         world: World) -> None:
     medium = world.root / "transfer"
     medium.mkdir()
@@ -125,7 +125,7 @@ def test_carrying_into_the_internal_network_imports_into_the_internal_store(
     assert "1 new snapshot(s), 1 in the store" in output
 
 
-def test_a_fresh_host_restores_from_the_medium_alone(world: World) -> None:
+def _a_fresh_host_restores_from_the_medium_alone(world: World) -> None:
     """The stores are gone; the fresh host has the kit, the identity key and the medium."""
     store = world.root / "external-store"
     gone = store.with_name("external-store.gone")
@@ -145,3 +145,11 @@ def test_a_fresh_host_restores_from_the_medium_alone(world: World) -> None:
     assert "from medium safe-a into" in output
     assert world.external.passwords[AGENCY] not in output
     assert manifest(target / SOURCE / world.data.relative_to("/")) == manifest(world.data)
+
+
+def test_the_offline_media_runbooks_rotate_carry_across_and_restore(world: World) -> None:
+    """In the order of a year: rotations, transfers to the internal network, then the bad day.
+    One test, so pytest-xdist builds the world once (it splits a module's tests over workers)."""
+    _rotation_brings_a_blank_medium_into_the_set(world)
+    _carrying_into_the_internal_network_imports_into_the_internal_store(world)
+    _a_fresh_host_restores_from_the_medium_alone(world)

@@ -101,7 +101,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, restic_binary: str) -> Itera
                          ["snapshots"]])
 
 
-def test_a_fresh_host_with_the_kit_restores_from_a_read_only_medium(
+def _fresh_host_with_the_kit_restores_from_a_read_only_medium(
         world: World, capsys: pytest.CaptureFixture[str]) -> None:
     # The kit's printout says how, with the exact command.
     assert (f"drbackup restore --from-media /media/MEDIUM --agency {AGENCY} --all-sources "
@@ -129,7 +129,7 @@ def test_a_fresh_host_with_the_kit_restores_from_a_read_only_medium(
         assert not list((world.medium / "agencies" / AGENCY / "repo" / "locks").iterdir())
 
 
-def test_all_sources_and_last_clean_combine_with_a_medium(
+def _all_sources_and_last_clean_combine_with_a_medium(
         world: World, capsys: pytest.CaptureFixture[str]) -> None:
     """A fresh host has no guard verdicts: --last-clean takes each source's latest (no freeze)."""
     base = world.root / "all"
@@ -140,7 +140,7 @@ def test_all_sources_and_last_clean_combine_with_a_medium(
     assert manifest(base / SOURCE / world.data.relative_to("/")) == manifest(world.data)
 
 
-def test_last_clean_on_the_exporting_host_finds_the_clean_snapshot_by_its_original(
+def _last_clean_on_the_exporting_host_finds_the_clean_snapshot_by_its_original(
         world: World, capsys: pytest.CaptureFixture[str]) -> None:
     """The exporting host's guard judged the source snapshot; the medium holds its copy (another
     id, naming it as `original`): --last-clean takes that copy, its store gone."""
@@ -160,7 +160,7 @@ def _one_line(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def test_an_incomplete_medium_is_refused_with_27(world: World, tmp_path: Path,
+def _an_incomplete_medium_is_refused_with_27(world: World, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     medium = copy_medium(world.copy, tmp_path / "pulled")
     (medium / "drbackup-media.incomplete").write_text("export started\n")
@@ -176,7 +176,7 @@ def test_an_incomplete_medium_is_refused_with_27(world: World, tmp_path: Path,
     assert not (tmp_path / "t").exists()
 
 
-def test_an_altered_or_foreign_medium_is_refused_with_26(world: World, tmp_path: Path,
+def _an_altered_or_foreign_medium_is_refused_with_26(world: World, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]
                                                         ) -> None:
     medium = copy_medium(world.copy, tmp_path / "added")
@@ -207,7 +207,7 @@ def test_an_altered_or_foreign_medium_is_refused_with_26(world: World, tmp_path:
     assert not (tmp_path / "t").exists()
 
 
-def test_without_a_known_key_it_reads_and_says_the_signature_was_not_checked(
+def _without_a_known_key_it_reads_and_says_the_signature_was_not_checked(
         world: World, tmp_path: Path, restic_binary: str,
         capsys: pytest.CaptureFixture[str]) -> None:
     bare = Workspace(tmp_path / "bare")
@@ -221,3 +221,21 @@ def test_without_a_known_key_it_reads_and_says_the_signature_was_not_checked(
     both = _here(capsys, bare.config_path, "restore", "--from-media", str(world.medium),
                  "--from-replica", "x", "--agency", AGENCY, "--source", SOURCE)
     assert both.returncode != 0 and "exclude each other" in _one_line(both)
+
+
+# Two tests, not six: each module-scoped world costs a backup, a kit and an export, and pytest-xdist
+# hands a module's tests to different workers (each then builds the world again).
+def test_a_fresh_host_reads_and_restores_a_read_only_medium(
+        world: World, tmp_path: Path, restic_binary: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    _fresh_host_with_the_kit_restores_from_a_read_only_medium(world, capsys)
+    _all_sources_and_last_clean_combine_with_a_medium(world, capsys)
+    _last_clean_on_the_exporting_host_finds_the_clean_snapshot_by_its_original(world, capsys)
+    _without_a_known_key_it_reads_and_says_the_signature_was_not_checked(
+        world, tmp_path, restic_binary, capsys)
+
+
+def test_an_incomplete_altered_or_foreign_medium_is_refused_before_restic_reads_it(
+        world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _an_incomplete_medium_is_refused_with_27(world, tmp_path / "27", capsys)
+    _an_altered_or_foreign_medium_is_refused_with_26(world, tmp_path / "26", capsys)
