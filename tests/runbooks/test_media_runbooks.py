@@ -7,6 +7,7 @@ bind-mounted read-only where the kernel allows it."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -37,7 +38,6 @@ class World:
     data: Path
     kit: Path
     identity: Path
-    safe: Path  # a medium exported in the set-up, as if taken from the safe
 
 
 def _setup(ws: Workspace, *args: str) -> None:
@@ -60,10 +60,6 @@ def world(tmp_path_factory: pytest.TempPathFactory, restic_binary: str) -> Itera
     _setup(external, "recovery-kit", "keygen", "--out", str(keys / "identity"))
     _setup(external, "recovery-kit", "create", "--recipient", str(keys / "identity.pub"),
            "--out", str(kits), "--no-upload")
-    safe = root / "safe-a"
-    safe.mkdir()
-    _setup(external, "media", "export", "--agency", AGENCY, "--to", str(safe), "--label",
-           "safe-a", "--location", "safe 1")
     internal = Workspace(root / "internal")
     internal.config["daemon"]["restic"] = restic_binary
     internal.config["stores"]["local"] = {"path": str(root / "internal-store")}
@@ -72,7 +68,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, restic_binary: str) -> Itera
     internal.add_directory_source(AGENCY, SOURCE, [data])
     internal.write()
     yield World(root, external, internal, data, kits / "drbackup-recovery-kit-all.kit",
-                keys / "identity", safe)
+                keys / "identity")
 
 
 def _run(world: World, name: str, extra: dict[str, str]) -> str:
@@ -97,12 +93,13 @@ def _run(world: World, name: str, extra: dict[str, str]) -> str:
 
 
 def _rotation_brings_a_blank_medium_into_the_set(world: World) -> None:
-    medium = world.root / "safe-b"
+    medium = world.root / "safe-a"
     medium.mkdir()
     output = _run(world, "rotate-offline-media.md", {
-        "MEDIUM": str(medium), "LABEL": "safe-b", "WHERE": "safe 2",
+        "MEDIUM": str(medium), "LABEL": "safe-a", "WHERE": "safe 2",
         "DRBACKUP_CONFIG": str(world.external.config_path)})
-    assert "planning: 1 verified medium/media, the rotation set is 2" in output
+    assert "planning: 0 verified medium/media, the rotation set is 2" in output
+    assert re.search(r"^safe-a\s+planning\s+1\s+verified\s", output, re.M), output
     assert (medium / "drbackup-media.json").is_file()
     assert not (medium / "drbackup-media.incomplete").exists()
 
@@ -134,7 +131,8 @@ def _a_fresh_host_restores_from_the_medium_alone(world: World) -> None:
     work.mkdir()
     target = work / "restore-target"
     try:
-        with read_only(world.safe, work / "medium") as (medium, is_read_only):
+        # The medium the rotation put in the safe.
+        with read_only(world.root / "safe-a", work / "medium") as (medium, is_read_only):
             print(f"medium read-only: {is_read_only}")
             output = _run(world, "restore-from-offline-medium.md", {
                 "MEDIUM": str(medium), "KIT": str(world.kit), "IDENTITY": str(world.identity),
