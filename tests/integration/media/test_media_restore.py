@@ -203,18 +203,15 @@ def _without_a_known_key_it_reads_and_says_the_signature_was_not_checked(
     assert both.returncode != 0 and "exclude each other" in _one_line(both)
 
 
-# Two tests, not six: each module-scoped world costs a backup, a kit and an export, and pytest-xdist
-# hands a module's tests to different workers (each then builds the world again).
-def test_a_fresh_host_reads_and_restores_a_read_only_medium(
+# One test, not six: the module-scoped world costs a backup, a kit and an export (restic's key
+# derivation at each init is most of it), and pytest-xdist hands a module's tests to different
+# workers, each of which would build the world again.
+def test_a_fresh_host_reads_a_read_only_medium_and_refuses_a_bad_one(
         world: World, tmp_path: Path, restic_binary: str,
         capsys: pytest.CaptureFixture[str]) -> None:
     _fresh_host_with_the_kit_restores_from_a_read_only_medium(world, capsys)
     _last_clean_on_the_exporting_host_finds_the_clean_snapshot_by_its_original(world, capsys)
     _without_a_known_key_it_reads_and_says_the_signature_was_not_checked(
         world, tmp_path, restic_binary, capsys)
-
-
-def test_an_incomplete_altered_or_foreign_medium_is_refused_before_restic_reads_it(
-        world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _an_incomplete_medium_is_refused_with_27(world, tmp_path / "27", capsys)
     _an_altered_or_foreign_medium_is_refused_with_26(world, tmp_path / "26", capsys)
