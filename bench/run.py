@@ -55,6 +55,11 @@ REGISTRY: list[tuple[str, str, str]] = [
      "bench.guard:run"),
     ("replication", "cross-credential replication (source through rclone) vs same-key "
      "restic copy of the same snapshots", "bench.replication:run"),
+    ("media", "offline media: export vs cp -r, verify vs a raw read of the same files",
+     "bench.media:run"),
+    ("fleet_scale", "one daemon with 60 agencies x 3 sources: start-up, idle RSS/CPU, scrape "
+     "p99, fairness when every source changes at once; extrapolated to 500 agencies",
+     "bench.fleet_scale:run"),
 ]
 
 

@@ -42,6 +42,7 @@ class ExitCode(IntEnum):
     MEDIA_INCOMPLETE = 27  # offline medium (#19): an export to it did not finish
     REPLICATION_CUT = 28  # a copy stopped by its replica's time window (#18): resumes next run
     MAINTENANCE_REFUSED = 29  # forget/prune/check: another host owns the agency's maintenance
+    FLEET_NOT_ALL_GOOD = 30  # fleet report (#20): an agency not meeting, unknown, unprotected
     INTERRUPTED = 130
 
 

@@ -33,7 +33,7 @@ VERB_MODULES: dict[str, str] = {
     "status": "status", "ls": "browse", "find": "browse", "recovery-kit": "recovery_kit",
     "store": "store", "replicate": "replicate", "forget": "retention", "prune": "retention",
     "metrics": "metrics", "unlock": "unlock", "guard": "guard", "media": "media",
-    "maintenance": "maintenance",
+    "maintenance": "maintenance", "fleet": "fleet",
 }
 # Global options that take a value: the word after them is not the verb.
 _VALUED_OPTIONS = {"--config", "--log-format"}

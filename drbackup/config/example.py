@@ -19,6 +19,7 @@ from drbackup.config.models import (
     AgencyConfig,
     Config,
     DaemonConfig,
+    FleetConfig,
     GuardConfig,
     RetentionConfig,
     Source,
@@ -97,6 +98,10 @@ def render_example() -> str:
     lines = [HEADER.rstrip("\n"), ""]
     lines.append("[daemon]")
     lines += _fields(DaemonConfig)
+    lines.append("")
+    lines += _comment(Config.model_fields["fleet"].description or "", "")
+    lines.append("[fleet]")
+    lines += _fields(FleetConfig)
     lines.append("")
     lines += _comment(Config.model_fields["stores"].description or "", "")
     lines.append("[stores.offsite]")

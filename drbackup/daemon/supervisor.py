@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from drbackup.config import Config, load_config
 from drbackup.config.schedule import ParsedSchedule, parse_schedule
 from drbackup.config.unit import read_only_problem
+from drbackup.daemon.fleet import FleetPublisher
 from drbackup.daemon.instance import InstanceLock
 from drbackup.daemon.live import LiveStatus
 from drbackup.daemon.notify import Notifier
@@ -81,6 +82,7 @@ class Daemon:
             config, self.queue, wake=self._wake.set, runtime=self._runtime,
             repositories=self.repositories, submit_task=self._submit_task,
             stop_requested=lambda: self._stop_requested)
+        self.fleet = FleetPublisher(self.queue, self._runtime)  # the signed summary (#20)
         self.live: LiveStatus | None = None
         self.metrics: MetricsServer | None = None
         self.watcher: Watcher | None = None
@@ -266,6 +268,7 @@ class Daemon:
         now = time.time()
         self.sources.apply(config, old, first=first, now=now)
         self._apply_tasks(config, now)
+        self.fleet.apply(config, now, first=first)
 
     def _apply_tasks(self, config: Config, now: float) -> None:
         wanted: dict[tuple[str, str, str], TaskSlot] = {}
@@ -297,6 +300,7 @@ class Daemon:
 
     def _tick(self, now: float) -> None:
         self.sources.tick(now)
+        self.fleet.tick(now, self.config)
         for task_slot in self._tasks.values():
             if now >= task_slot.next_scheduled:
                 self._submit_task(task_slot.task, task_slot.agency, task_slot.store, "schedule")

@@ -22,16 +22,12 @@ Argv = tuple[str, ...]
 
 def command(binary: str, args: Sequence[str], *, json_output: bool = True,
             limit_upload_kib: int | None = None, limit_download_kib: int | None = None,
-            cacerts: Sequence[Path] = (), options: Sequence[str] = (),
-            no_lock: bool = False) -> list[str]:
+            cacerts: Sequence[Path] = (), options: Sequence[str] = ()) -> list[str]:
     """The whole command line: binary, global options, then the verb's words. A CA file is a
-    path, never a secret; restic adds each --cacert to the roots it trusts. no_lock: restic's
-    --no-lock, for a read-only repository (reading verbs only)."""
+    path, never a secret; restic adds each --cacert to the roots it trusts."""
     argv = [binary]
     if json_output:
         argv.append("--json")
-    if no_lock:
-        argv.append("--no-lock")
     if limit_upload_kib:
         argv += ["--limit-upload", str(limit_upload_kib)]
     if limit_download_kib and "--limit-download" not in args:

@@ -78,12 +78,13 @@ class Invoker:
         options: tuple[str, ...] = (),
     ) -> ProcessResult:
         own_ca = (target.ca_file,) if target is not None and target.ca_file else ()
+        if target is not None and target.no_lock and "--no-lock" not in options:
+            options = ("--no-lock", *options)
         cmd = argv.command(self.settings.binary, args, json_output=json_output,
                            limit_upload_kib=target.limit_upload_kib if target else None,
                            limit_download_kib=limit_download_kib or (
                                target.limit_download_kib if target else None),
-                           cacerts=own_ca + cacerts, options=options,
-                           no_lock=bool(target and target.read_only))
+                           cacerts=own_ca + cacerts, options=options)
         env = self.env(target)
         if env_extra:
             env.update(env_extra)

@@ -65,10 +65,9 @@ class RepoTarget:
     limit_upload_kib: int | None = None  # restic --limit-upload (KiB/s), from the store config
     limit_download_kib: int | None = None  # restic --limit-download (KiB/s), from the store config
     ca_file: Path | None = None  # a private CA for the store's TLS (restic --cacert)
-    # A repository that must not be written to, e.g. on a medium mounted read-only (#19):
-    # restic's global --no-lock, so reading verbs (snapshots, ls, restore, check) take no lock
-    # file (restic 0.18 retries a lock it cannot write for minutes). Only for reading verbs.
-    read_only: bool = False
+    # Read without taking restic's lock (restic --no-lock): a repository on a read-only medium
+    # (#19), where writing the lock file fails. Only for repositories that are only read.
+    no_lock: bool = False
 
     @property
     def display(self) -> str:

@@ -389,11 +389,17 @@ class Restic:
     def copy(self, source: RepoTarget, destination: RepoTarget,
              snapshot_ids: Sequence[str] = (), *, timeout: timedelta | None = None) -> None:
         """Copy snapshots (all when none named) from source to destination. restic copy has no
-        JSON output: callers confirm the result with snapshots() on the destination."""
+        JSON output: callers confirm the result with snapshots() on the destination.
+        A no_lock source is read without restic's lock (restic's global --no-lock applies to
+        the --from-repo side of copy only; the destination is always locked)."""
+        if destination.no_lock:
+            raise ResticError(f"restic copy cannot write to {destination.display} without "
+                              "its lock", "open the destination with its lock")
         with source_access(source, destination) as access:
+            options = (("--no-lock",) if source.no_lock else ()) + access.options
             result = self._run(destination, argv.copy_args(snapshot_ids), json_output=False,
                                env_extra=access.env, pass_fds=access.pass_fds,
-                               cacerts=access.cacerts, options=access.options,
+                               cacerts=access.cacerts, options=options,
                                timeout=timeout, lock_retry=True,
                                limit_download_kib=source.limit_download_kib)
         if result.timed_out and timeout is not None:

@@ -9,10 +9,11 @@ The envelope is an evidence envelope (format drbackup-evidence/1) whose report i
     {"format": "drbackup-fleet-summary/1", "host": ..., "agency": ..., "sequence": <int>,
      "published_at": <unix seconds>, "valid_seconds": <float>, "drbackup_version": ...,
      "verdict": "good"|"failing"|"unknown", "level_met": <int|null>, "level_required": ...,
-     "sources": [...], "replicas": [...], "guard": {...}|null, "offline_copy": null}
+     "sources": [...], "replicas": [...], "guard_frozen": bool|null,
+     "offline_copy": {...}|null, "findings": [...]}
 Only ids, times, figures and short fixed finding codes: no password, no file name, nothing a
-reader of the bucket could not already see in the evidence. `offline_copy` stays null until
-offline media (#19) records where an offline copy exists.
+reader of the bucket could not already see in the evidence. `offline_copy` is null when the
+agency has no [agencies.offline]; otherwise the figures of the media catalogue (#19).
 """
 
 from __future__ import annotations
@@ -30,7 +31,23 @@ VERDICTS = ("good", "failing", "unknown")
 FINDINGS = frozenset({"no-good-backup", "rpo-breached", "never-drilled", "drill-failed",
                       "drill-suspect", "rto-over", "never-checked", "check-failed",
                       "guard-frozen", "replica-lagging"})
-_HOST = re.compile(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?")
+# Findings that make a verdict "failing"; the others only inform (never-checked) or leave it
+# "unknown" when nothing was measured yet (never-drilled: no level can be met).
+FAILING_FINDINGS = frozenset({"no-good-backup", "rpo-breached", "drill-failed", "drill-suspect",
+                              "rto-over", "check-failed", "guard-frozen", "replica-lagging"})
+_HOST = re.compile(r"[a-z0-9]([a-z0-9._-]{0,251}[a-z0-9])?")
+_OFFLINE_NUMBERS = ("age_seconds", "max_age_seconds", "newest_snapshot_at")
+
+
+def verdict_of(findings: list[str], level_met: int | None, level_required: int | None) -> str:
+    """good / failing / unknown from an agency's finding codes and levels."""
+    if FAILING_FINDINGS.intersection(findings):
+        return "failing"
+    if level_met is None:
+        return "unknown"
+    if level_required is not None and level_met < level_required:
+        return "failing"
+    return "good"
 
 
 def is_host_name(value: object) -> bool:
@@ -72,7 +89,9 @@ class AgencySummary:
     sources: list[SourceStatus]
     replicas: list[ReplicaStatus] = field(default_factory=list)
     guard_frozen: bool | None = None  # None: the guard is not configured
-    offline_copy: dict[str, Any] | None = None  # hook for #19 (offline media); absent for now
+    # {"met": bool, "verified_media": int, "newest_snapshot_at": float|None, "age_seconds":
+    # float|None, "max_age_seconds": float|None}; None: no [agencies.offline]
+    offline_copy: dict[str, Any] | None = None
     findings: list[str] = field(default_factory=list)
 
     def to_report(self) -> dict[str, Any]:
@@ -108,6 +127,20 @@ def _codes(value: object, what: str) -> list[str]:
     if not isinstance(value, list) or not all(v in FINDINGS for v in value):
         raise MalformedSummary(f"{what} holds an unknown finding")
     return [str(v) for v in value]
+
+
+def _offline(value: object) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"met", "verified_media",
+                                                      *_OFFLINE_NUMBERS}:
+        raise MalformedSummary("offline_copy is not an offline-copy record")
+    media = value["verified_media"]
+    if not isinstance(value["met"], bool) or isinstance(media, bool) \
+            or not isinstance(media, int) or media < 0:
+        raise MalformedSummary("offline_copy is not an offline-copy record")
+    return {"met": value["met"], "verified_media": media,
+            **{k: _number(value[k], f"offline_copy.{k}") for k in _OFFLINE_NUMBERS}}
 
 
 def parse_summary(report: dict[str, Any]) -> AgencySummary:
@@ -154,9 +187,7 @@ def parse_summary(report: dict[str, Any]) -> AgencySummary:
     frozen = report.get("guard_frozen")
     if frozen is not None and not isinstance(frozen, bool):
         raise MalformedSummary("guard_frozen is not a flag")
-    offline = report.get("offline_copy")
-    if offline is not None and not isinstance(offline, dict):
-        raise MalformedSummary("offline_copy is not an object")
+    offline = _offline(report.get("offline_copy"))
     return AgencySummary(
         host=host, agency=agency, sequence=sequence,
         published_at=_number(report.get("published_at"), "published_at",

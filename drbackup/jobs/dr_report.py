@@ -10,7 +10,11 @@ the agency's data).
 
 The offline copy of 3-2-1-1-0 (#19) comes from the media catalogue: met when the agency has
 [agencies.offline] and a verified medium whose newest snapshot is within its max_age; otherwise
-the report says which of the three it lacks (a configured agency's lack is also a finding)."""
+the report says which of the three it lacks (a configured agency's lack is also a finding).
+On the other side of the gap, the drills and checks done where the data lives come in on the
+media with the snapshots (media import records them): `evidence_from_media` lists the newest
+of each kind per source. They are the other host's evidence, shown as such: they do not count
+as this host's drills for the GB/T 20988 level."""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.tags import is_snapshot_id
 from drbackup.state import RunRecord
 from drbackup.state import guard as records
-from drbackup.state.media import VERIFIED, media
+from drbackup.state.media import VERIFIED, imported_evidence, media
 from drbackup.verify.levels import GBT_20988_LEVELS, Measured, highest_level_met
 
 REPORT_FORMAT = "drbackup-report/1"
@@ -87,6 +91,21 @@ class OfflineCopy:
 
 
 @dataclass(frozen=True)
+class MediaEvidence:
+    """A drill or check done on the host the medium came from (its signed report imported)."""
+    kind: str  # drill | check
+    source: str | None
+    sub_kind: str | None  # files | db, or the check's kind
+    verdict: str | None
+    finished_at: str | None
+    host: str
+    rto_estimate_seconds: float | None
+    medium: str
+    report: str  # its file name under <state_dir>/reports/<agency>/
+    key_id: str
+
+
+@dataclass(frozen=True)
 class AgencyReport:
     agency: str
     store: str
@@ -102,6 +121,7 @@ class AgencyReport:
     host: str = ""
     maintenance_host: str = ""
     maintains_here: bool = True
+    evidence_from_media: list[MediaEvidence] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -247,6 +267,19 @@ def offline_copy(rt: Runtime, agency: AgencyConfig, now: float) -> OfflineCopy:
     return OfflineCopy(True, reason, len(verified), when, age, limit)
 
 
+def evidence_from_media(rt: Runtime, agency: AgencyConfig) -> list[MediaEvidence]:
+    """The newest imported drill per source and kind, and the newest imported check."""
+    newest: dict[tuple[str, str | None, str | None], MediaEvidence] = {}
+    for item in imported_evidence(rt.state, agency.id):  # newest first
+        key = (item.kind, item.source, item.sub_kind)
+        if key not in newest:
+            newest[key] = MediaEvidence(
+                item.kind, item.source, item.sub_kind, item.verdict,
+                None if item.finished_at is None else utc_iso(item.finished_at), item.host,
+                item.rto_estimate_seconds, item.label, item.name, item.key_id)
+    return sorted(newest.values(), key=lambda e: (e.kind, e.source or "", e.sub_kind or ""))
+
+
 def agency_report(rt: Runtime, agency: AgencyConfig, now: float) -> AgencyReport:
     sources = [source_report(rt, agency, s.id, s.kind, now) for s in agency.sources]
     checks = [r for r in rt.state.runs(agency=agency.id, job="check", limit=200)
@@ -284,7 +317,7 @@ def agency_report(rt: Runtime, agency: AgencyConfig, now: float) -> AgencyReport
         next_data_subset=f"{next_subset(rt, agency, agency.store)}/{total}",
         sources=sources, gbt_20988=agency_level, findings=findings, offline_copy=offline,
         host=role.host, maintenance_host=role.repository_owner or role.maintenance_host,
-        maintains_here=role.maintains_here)
+        maintains_here=role.maintains_here, evidence_from_media=evidence_from_media(rt, agency))
 
 
 def build_report(rt: Runtime, agencies: list[AgencyConfig], now: float | None = None

@@ -21,9 +21,14 @@ from drbackup.verify.evidence import load_public_key
 LOCK_FILE = "media.lock"
 
 
-def medium_target(medium: Path, agency: AgencyConfig, label: str = "") -> RepoTarget:
+def medium_target(medium: Path, agency: AgencyConfig, label: str = "", *,
+                  read_only: bool = False) -> RepoTarget:
+    """The agency's repository on the medium. read_only: opened without restic's lock, so a
+    medium mounted read-only (or behind a one-way import device) can be checked and copied
+    from; verify and import never write to the medium they read."""
     return RepoTarget(str(repository(medium, agency.id)), agency.password_file,
-                      label=f"{agency.id}@medium{':' + label if label else ''}")
+                      label=f"{agency.id}@medium{':' + label if label else ''}",
+                      no_lock=read_only)
 
 
 def medium_root(path: Path) -> Path:

@@ -33,7 +33,7 @@ from drbackup.jobs.media_common import media_lock, medium_root, medium_target
 from drbackup.jobs.recording import RecordedRun, recorded_run
 from drbackup.jobs.runtime import Runtime
 from drbackup.media.errors import MediaIncompleteError, MediaInvalidError
-from drbackup.media.layout import MANIFEST, MAX_FILE_BYTES, PUBLIC_KEY, reports
+from drbackup.media.layout import INCOMPLETE, MANIFEST, MAX_FILE_BYTES, PUBLIC_KEY, reports
 from drbackup.media.manifest import (
     AgencyEntry,
     FileEntry,
@@ -158,6 +158,7 @@ def _export(rt: Runtime, agencies: list[AgencyConfig], medium: Path, label: str,
     destinations = {a.id: (a.offline.destination if a.offline else "internal")
                     for a in agencies}
     mark_incomplete(medium, f"export by {rt.hostname} of {label} started {time.time():.0f}")
+    identity = _identity(medium)
     exports: list[AgencyExport] = []
     entries: dict[str, AgencyEntry] = dict(previous.agencies) if previous else {}
     newest: dict[str, float | None] = {}
@@ -169,6 +170,10 @@ def _export(rt: Runtime, agencies: list[AgencyConfig], medium: Path, label: str,
         if initialized:
             os.makedirs(Path(target.url).parent, exist_ok=True)
             rt.restic.init(target, copy_chunker_params_from=source)
+        elif previous is not None and agency.id in previous.agencies:
+            # What the medium's last verified state holds (signed by this host, checked):
+            # "new" is new since then, and restic need not open the medium once more.
+            before = {s.id for s in previous.agencies[agency.id].snapshots}
         else:
             try:
                 before = {s.original or s.id for s in rt.restic.snapshots(target)}
@@ -184,6 +189,7 @@ def _export(rt: Runtime, agencies: list[AgencyConfig], medium: Path, label: str,
         entries[agency.id] = AgencyEntry(sequence, tuple(snaps))
         exports.append(AgencyExport(agency.id, sequence, [s.id for s in snaps],
                                     [s.id for s in snaps if s.id not in before], initialized))
+    _still_there(medium, identity)
     # Read-back: every file of the exported agencies from the medium itself.
     files, problems = inventory(medium, agencies={a.id for a in agencies}, cold=True)
     if problems:
@@ -210,13 +216,16 @@ def _export(rt: Runtime, agencies: list[AgencyConfig], medium: Path, label: str,
     written = {p: f for p, f in files.items() if old_files.get(p) != f}
     manifest = Manifest(label, rt.hostname, _one_destination(destinations), time.time(),
                         entries, all_files)
+    _still_there(medium, identity)  # the read-back read the medium, not what replaced it
     write_durably(medium / PUBLIC_KEY, public_pem(key.public_key))
     write_manifest(medium, manifest, key)
     again = read_manifest(medium, key.public_key)  # the manifest itself, read back
     if again.files != all_files:
         raise VerifyFailedError("the manifest read back from the medium differs from the one "
                                 "written", "the medium is faulty; use another one")
+    _still_there(medium, identity)
     clear_incomplete(medium)
+    _still_there(medium, identity, marker=False)
     verified_at = time.time()
     for export in exports:
         record_medium(rt.state, MediumRecord(
@@ -229,7 +238,44 @@ def _export(rt: Runtime, agencies: list[AgencyConfig], medium: Path, label: str,
             "bytes_written": sum(f.size for f in written.values())})
     return ExportOutcome(label, str(medium), exports, len(written),
                          sum(f.size for f in written.values()), len(all_files),
-                         manifest.total_bytes, checked, time.monotonic() - started)
+                         manifest.total_bytes, checked, time.monotonic() - started,
+                         _on_host_disk(rt, medium))
+
+
+def _on_host_disk(rt: Runtime, medium: Path) -> list[str]:
+    """A note when the "medium" is a plain directory on the state directory's file system:
+    the mount point of a medium that was not mounted (or was pulled before the export) is
+    such a directory, and the copy then sits on this host's disk."""
+    state_dir = rt.config.daemon.state_dir
+    if os.path.ismount(medium) or os.stat(medium).st_dev != os.stat(state_dir).st_dev:
+        return []
+    return [f"{medium} is not a mount point and is on the file system of this host's state "
+            "directory: the copy is on this host's disk, not on a removable medium (was the "
+            "medium mounted?)"]
+
+
+def _identity(medium: Path) -> tuple[int, int, int]:
+    """(device of the medium, device and inode of the marker just written on it)."""
+    marker = os.stat(medium / INCOMPLETE, follow_symlinks=False)
+    return os.stat(medium).st_dev, marker.st_dev, marker.st_ino
+
+
+def _still_there(medium: Path, identity: tuple[int, int, int], *, marker: bool = True) -> None:
+    """Raises MEDIA_INCOMPLETE when the medium's path no longer leads to the medium the export
+    began on. A medium pulled (or lazily unmounted) mid-export leaves its mount point as an
+    empty directory of the host's disk: restic and the read-back would go on there, and a
+    complete, verified copy would be written to the host instead of the medium."""
+    try:
+        device = os.stat(medium).st_dev
+        found = os.stat(medium / INCOMPLETE, follow_symlinks=False) if marker else None
+    except FileNotFoundError:
+        device, found = -1, None
+    if device != identity[0] or (marker and (
+            found is None or (found.st_dev, found.st_ino) != identity[1:])):
+        raise DrBackupError(
+            f"the medium at {medium} went away during the export (pulled out or unmounted)",
+            "plug it in again and run the same export: the medium is marked incomplete and "
+            "the next export completes it", exit_code=ExitCode.MEDIA_INCOMPLETE)
 
 
 def _one_destination(destinations: dict[str, str]) -> str:

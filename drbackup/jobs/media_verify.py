@@ -4,7 +4,7 @@ password (its config on this host), restic's own check of that agency's reposito
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -57,10 +57,8 @@ def inspect_medium(medium_path: Path, trusted: Ed25519PublicKey, *, state: State
     checked: list[str] = []
     if restic is not None and not problems:
         for agency_id in sorted(set(manifest.agencies) & set(agencies)):
-            # --no-lock: the station may have the medium mounted read-only (#19 §4)
-            target = replace(medium_target(medium, agencies[agency_id], manifest.label),
-                             read_only=True)
-            result = restic.check(target, read_data=True)
+            result = restic.check(medium_target(medium, agencies[agency_id], manifest.label,
+                                                read_only=True), read_data=True)
             checked.append(agency_id)
             if not result.ok:
                 problems.append(f"agency {agency_id}: restic check of the medium's repository "

@@ -18,6 +18,7 @@ from drbackup.engine import FindHit, LsNode, RestoreSummary, Snapshot
 from drbackup.engine.restic import ProgressCallback
 from drbackup.errors import DrBackupError, ExitCode, NotFoundError, TargetRefusedError, UsageError
 from drbackup.jobs.recording import recorded_run
+from drbackup.jobs.restore_dropdump import unpack_directory_dumps
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.snapshot_catalogue import repository_snapshots
 from drbackup.jobs.tags import (
@@ -238,6 +239,7 @@ def restore_snapshot(rt: Runtime, agency: AgencyConfig, snapshot: Snapshot, targ
         seconds = time.monotonic() - started
         if not dry_run and is_dump_snapshot(snapshot):
             _private_dump_files(snapshot, target_dir)
+            unpack_directory_dumps(snapshot, target_dir)  # a pg_dump -Fd comes back as one
         run.finish("warning" if summary.errors else "success",
                    error="; ".join(summary.errors[:5]) or None,
                    details={"snapshot_id": snapshot.id, "target": str(target_dir),

@@ -23,7 +23,7 @@ from drbackup.errors import NotFoundError, TargetRefusedError, UsageError
 from drbackup.jobs.recording import recorded_run
 from drbackup.jobs.restore import list_snapshots, pick_snapshot
 from drbackup.jobs.runtime import Runtime
-from drbackup.jobs.tags import tag_id
+from drbackup.jobs.tags import tag_id, tag_values
 from drbackup.sources.dumps import CountingSink
 
 log = logging.getLogger(__name__)
@@ -124,9 +124,11 @@ def restore_database(rt: Runtime, agency: AgencyConfig, source: Source | str,
                                   overwrite=overwrite, clean=clean)
             into_name, created = pg.database, pg.created
         elif isinstance(source, MysqlSource):
-            from drbackup.sources.mysql import restore_mysql
+            from drbackup.sources.mysql import recorded_charset, restore_mysql
 
-            my = restore_mysql(source, target_text, feed, overwrite=overwrite, clean=clean)
+            my = restore_mysql(source, target_text, feed, overwrite=overwrite, clean=clean,
+                               charset=recorded_charset(tag_values(chosen, "charset"),
+                                                        tag_values(chosen, "collation")))
             into_name, created = my.database, my.created
         else:
             from drbackup.sources.sqlite import restore_sqlite

@@ -93,7 +93,7 @@ class Runtime:
         if self.medium is not None:
             self.medium.require_agency(agency.id)
             return RepoTarget(str(repository(self.medium.root, agency.id)), agency.password_file,
-                              label=f"{agency.id}@medium {self.medium.label}", read_only=True)
+                              label=f"{agency.id}@medium {self.medium.label}", no_lock=True)
         name = store_name or agency.store
         store = self.store_config(name)
         label = f"{agency.id}@{name}"

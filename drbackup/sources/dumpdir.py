@@ -4,7 +4,8 @@ it up once, and remembers it (state kv) so the next run does not take it again.
 
 Per-file mode streams each file through the dump guard (`python -m drbackup.sources.dumpdir`)
 which fails, so restic makes no snapshot, if the file changes while it is read: a half-written
-file can never become a snapshot."""
+file can never become a snapshot. A pg_dump directory-format dump (a directory holding toc.dat)
+is taken as one dump, streamed as a tar (drbackup/sources/pgdirdump.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from drbackup.errors import SourceMissingError
 from drbackup.sources.base import BackupPlan, DumpError, PlanContext
 from drbackup.sources.dumps import PrivateDir, dump_plan, python_module
 from drbackup.sources.nofollow import Identity, entry_refusal, open_selected, refuse_links
+from drbackup.sources.pgdirdump import DirSummary, inspect_directory, stream_directory
 
 MARKER_SUFFIX = ".done"
 CHUNK = 1 << 20
@@ -38,6 +40,7 @@ class DropFile:
     dev: int = 0
     ino: int = 0
     blocks: int = 0  # st_blocks: allocated 512-byte blocks
+    directory: bool = False  # a pg_dump -Fd directory: size, mtime and blocks of its files
 
     @property
     def fingerprint(self) -> str:
@@ -72,12 +75,23 @@ def memory_key(agency: str, source: str, name: str) -> str:
     return f"dumpdir:{agency}:{source}:{name}"
 
 
+def _directory_dump(path: Path) -> tuple[DropFile | None, str | None]:
+    summary, why = inspect_directory(path)
+    if summary is None:
+        return None, why
+    return DropFile(path, summary.size, summary.mtime_ns, summary.dev, summary.ino,
+                    summary.blocks, directory=True), None
+
+
 def _lstat(path: Path) -> DropFile | None:
-    """The entry as it is, links not followed; None when gone or not a single-link file."""
+    """The entry as it is, links not followed; None when gone or not a single-link file (or
+    a directory dump fit to be taken)."""
     try:
         info = os.lstat(path)
     except OSError:
         return None
+    if stat.S_ISDIR(info.st_mode):
+        return _directory_dump(path)[0]
     if entry_refusal(info) is not None:
         return None
     return DropFile(path, info.st_size, info.st_mtime_ns, info.st_dev, info.st_ino,
@@ -139,12 +153,19 @@ def select_files(source: DumpdirSource, *, now: float | None = None) -> Selectio
             info = entry.stat(follow_symlinks=False)
         except OSError:
             continue
-        reason = entry_refusal(info) or name_refusal(name)
+        is_dir = stat.S_ISDIR(info.st_mode)
+        reason = (None if is_dir else entry_refusal(info)) or name_refusal(name)
+        found: DropFile | None = None
+        if reason is None and is_dir:
+            found, reason = _directory_dump(Path(entry.path))
+            if found is not None and not source.per_file:
+                reason = ("is a pg_dump directory-format dump, taken with per_file = true "
+                          "only")
         if reason is not None:
             selection.skipped.append(Skipped(name, reason))
             continue
-        seen = DropFile(Path(entry.path), info.st_size, info.st_mtime_ns, info.st_dev,
-                        info.st_ino, info.st_blocks)
+        seen = found or DropFile(Path(entry.path), info.st_size, info.st_mtime_ns,
+                                 info.st_dev, info.st_ino, info.st_blocks)
         if source.marker:
             if not _marker_present(source.path, name):
                 continue
@@ -234,12 +255,18 @@ def plan_dumpdir(source: DumpdirSource, context: PlanContext) -> list[BackupPlan
     if source.per_file:
         workdir = PrivateDir("drbackup-dumpdir-")
         for index, item in enumerate(files):
-            command = python_module("drbackup.sources.dumpdir", str(item.path), str(item.size),
-                                    str(item.mtime_ns), str(item.dev), str(item.ino))
+            command = python_module("drbackup.sources.dumpdir",
+                                    *(["--directory"] if item.directory else []),
+                                    str(item.path), str(item.size), str(item.mtime_ns),
+                                    str(item.dev), str(item.ino))
+            # A directory dump becomes one tar file in the snapshot, and says so in its name.
             plan = dump_plan(command, workdir=workdir, name=f"file{index}", min_size=item.size,
-                             timeout=source.timeout, stdin_filename=item.path.name, env={},
-                             tags=[f"file={item.path.name}", "format=file"],
-                             label=f"dump file {item.path.name}")
+                             timeout=source.timeout,
+                             stdin_filename=item.path.name + (".tar" if item.directory else ""),
+                             env={}, tags=[f"file={item.path.name}",
+                                           "format=directory" if item.directory else "format=file"],
+                             label=f"dump {'directory' if item.directory else 'file'} "
+                                   f"{item.path.name}")
             plan.after_success.append(_remember_one(remember, item))
             plans.append(plan)
         plans[-1].cleanup.append(workdir.cleanup)
@@ -299,11 +326,17 @@ def stream_file(path: Path, expected: DropFile, out: IO[bytes], err: IO[str]) ->
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    directory = bool(args) and args[0] == "--directory"
+    if directory:
+        args = args[1:]
     if len(args) != 5:
-        print("usage: python -m drbackup.sources.dumpdir FILE SIZE MTIME_NS DEV INO",
-              file=sys.stderr)
+        print("usage: python -m drbackup.sources.dumpdir [--directory] FILE SIZE MTIME_NS DEV "
+              "INO", file=sys.stderr)
         return 2
     size, mtime_ns, dev, ino = (int(a) for a in args[1:])
+    if directory:
+        return stream_directory(Path(args[0]), DirSummary(size, mtime_ns, dev, ino, 0),
+                                sys.stdout.buffer, sys.stderr)
     expected = DropFile(Path(args[0]), size, mtime_ns, dev, ino)
     return stream_file(Path(args[0]), expected, sys.stdout.buffer, sys.stderr)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,10 @@ from drbackup.sources.mysqlreplay import (
 )
 
 FORMAT_SQL = "sql"
+# Character set and collation names of MariaDB/MySQL: letters, digits, underscores. Read back
+# from a snapshot's tags (written by whoever holds the agency's repository password) they are
+# checked against this before they reach any SQL.
+_CHARSET_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +103,79 @@ def connect(source: MysqlSource) -> MyConnection:
     return MyConnection(source, workdir, str(path))
 
 
+@dataclass(frozen=True)
+class DatabaseCharset:
+    """A database's default character set and collation: the dump has no CREATE DATABASE, so
+    they are recorded beside it (the snapshot's charset= and collation= tags) and a restore
+    creates the database with them."""
+
+    charset: str
+    collation: str
+
+    def tags(self) -> list[str]:
+        return [f"charset={self.charset}", f"collation={self.collation}"]
+
+    def clause(self) -> str:
+        """` CHARACTER SET x COLLATE y` for CREATE DATABASE (names checked when made)."""
+        return f" CHARACTER SET {self.charset} COLLATE {self.collation}"
+
+    @classmethod
+    def of(cls, charset: str, collation: str) -> DatabaseCharset | None:
+        """The pair when both are plain names, else None."""
+        if _CHARSET_NAME.fullmatch(charset) and _CHARSET_NAME.fullmatch(collation):
+            return cls(charset, collation)
+        return None
+
+
+def recorded_charset(charsets: Sequence[str], collations: Sequence[str]
+                     ) -> DatabaseCharset | None:
+    """The character set a snapshot recorded (the values of its charset= and collation= tags);
+    None when it recorded none (a snapshot made before drbackup recorded it).
+
+    Raises TargetRefusedError when the tags are not one valid name each (forged tags)."""
+    if not charsets and not collations:
+        return None
+    found = (DatabaseCharset.of(charsets[0], collations[0])
+             if len(charsets) == 1 and len(collations) == 1 else None)
+    if found is None:
+        shown = ", ".join(f"{v[:40]!r}" for v in [*charsets, *collations][:4])
+        raise TargetRefusedError(
+            f"the snapshot's charset=/collation= tags are not one plain name each ({shown})",
+            "drbackup writes one of each, letters, digits and _ only: check who wrote the "
+            "snapshot; nothing was restored")
+    return found
+
+
+def database_charset(conn: MyConnection, database: str) -> DatabaseCharset | None:
+    """The database's default character set and collation; None when it does not exist.
+    Raises DumpError when the server cannot be asked."""
+    rows = conn.query(
+        "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM "  # noqa: S608
+        f"information_schema.SCHEMATA WHERE SCHEMA_NAME = {quote_literal(database)};")
+    if not rows:
+        return None
+    charset, _, collation = rows[0].partition("\t")
+    return DatabaseCharset.of(charset, collation)
+
+
 def plan_mysql(source: MysqlSource) -> list[BackupPlan]:
+    """The dump of the source's database, tagged with its character set and collation.
+
+    Raises DumpError when the server cannot be asked for them (it could not be dumped
+    either)."""
     conn = connect(source)
+    try:
+        charset = database_charset(conn, source.database)
+    except BaseException:
+        conn.cleanup()
+        raise
     command = [conn.dump_binary(), f"--defaults-extra-file={conn.defaults_file}",
                "--single-transaction", "--routines", "--events", "--triggers",
                "--hex-blob", "--default-character-set=utf8mb4", "--", source.database]
     plan = dump_plan(command, workdir=conn.workdir, name="db", min_size=source.min_size,
                      timeout=source.timeout, stdin_filename=f"{source.database}.sql", env={},
-                     tags=[f"database={source.database}", f"format={FORMAT_SQL}"],
+                     tags=[f"database={source.database}", f"format={FORMAT_SQL}",
+                           *(charset.tags() if charset else [])],
                      label=f"dump of database {source.database!r}")
     plan.cleanup.append(conn.cleanup)
     return [plan]
@@ -186,6 +256,7 @@ def _refuse_foreign_definers(replayer: MyConnection, into: str) -> None:
 class MyRestoreResult:
     database: str
     created: bool
+    charset: DatabaseCharset | None = None  # what the database was (re)created with
 
 
 def sandbox_args(client: str) -> tuple[str, ...]:
@@ -201,10 +272,11 @@ def sandbox_args(client: str) -> tuple[str, ...]:
 
 def restore_mysql(source: MysqlSource, into: str, feed: Callable[[IO[bytes]], None], *,
                   overwrite: bool = False, clean: bool = False,
-                  extra_args: Sequence[str] = (), replay_as: MysqlSource | None = None
-                  ) -> MyRestoreResult:
-    """Replay a SQL dump streamed by `feed` into database `into` (created when missing; with
-    clean, dropped and created anew) as `replay_as` (default: the source's own user).
+                  extra_args: Sequence[str] = (), replay_as: MysqlSource | None = None,
+                  charset: DatabaseCharset | None = None) -> MyRestoreResult:
+    """Replay a SQL dump streamed by `feed` into database `into` (created when missing, with
+    the dump's recorded `charset`; with clean, dropped and created anew with the character set
+    it had) as `replay_as` (default: the source's own user).
 
     The client runs in --sandbox mode when it has it, local infile off, without capabilities,
     the dump's DEFINER clauses made CURRENT_USER; `extra_args` go to it too. Raises
@@ -227,11 +299,22 @@ def restore_mysql(source: MysqlSource, into: str, feed: Callable[[IO[bytes]], No
                     "restore into a new database name, or pass --overwrite (with --clean to "
                     "drop it first)")
             if clean:
-                conn.query(f"DROP DATABASE {quote_ident(into)}; "
-                           f"CREATE DATABASE {quote_ident(into)};")
+                # In place: the database keeps the character set it has (not the server's
+                # default, which a bare CREATE DATABASE would give it).
+                charset = database_charset(conn, into) or charset
+                conn.query(f"DROP DATABASE {quote_ident(into)}; CREATE DATABASE "
+                           f"{quote_ident(into)}{charset.clause() if charset else ''};")
                 created = True
+            else:
+                charset = database_charset(conn, into)
         else:
-            conn.query(f"CREATE DATABASE {quote_ident(into)};")
+            if charset is None:
+                log.warning(
+                    "restore-db into %r: the snapshot recorded no character set (made before "
+                    "drbackup recorded it): the database gets the server's default; check it "
+                    "with SHOW CREATE DATABASE", into, extra={"event": "restore_no_charset"})
+            conn.query(f"CREATE DATABASE {quote_ident(into)}"
+                       f"{charset.clause() if charset else ''};")
             created = True
         replayer = conn if replay_as is None else connect(replay_as)
         try:
@@ -250,6 +333,6 @@ def restore_mysql(source: MysqlSource, into: str, feed: Callable[[IO[bytes]], No
         finally:
             if replayer is not conn:
                 replayer.cleanup()
-        return MyRestoreResult(into, created)
+        return MyRestoreResult(into, created, charset)
     finally:
         conn.cleanup()

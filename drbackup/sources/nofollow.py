@@ -18,8 +18,8 @@ from pathlib import Path
 from drbackup.config.links import LINK_HINT, link_problem, symlink_component
 from drbackup.errors import SourceMissingError
 
-__all__ = ["LINK_HINT", "Identity", "entry_refusal", "link_problem", "open_selected",
-           "refuse_links", "symlink_component"]
+__all__ = ["LINK_HINT", "Identity", "entry_refusal", "link_problem", "open_directory",
+           "open_entry", "open_selected", "refuse_links", "symlink_component"]
 
 def refuse_links(source_id: str, what: str, path: Path) -> None:
     """Raises SourceMissingError when any component of path is a symlink (checked at backup
@@ -75,6 +75,29 @@ def open_selected(path: Path, expected: Identity) -> int:
             raise OSError(0, "it is no longer the file that was selected (replaced since)")
         if info.st_nlink > 1:
             raise OSError(0, "it has gained a hard link since it was selected")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_directory(path: Path) -> int:
+    """A read-only descriptor of the directory `path` itself, never of what a symlink there
+    points to (a pg_dump -Fd dump in a drop folder). Raises OSError."""
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+
+def open_entry(directory_fd: int, name: str) -> int:
+    """A read-only descriptor of the regular, single-link file `name` inside the directory
+    `directory_fd`, opened without following a symlink or blocking on a fifo. Raises OSError
+    (with a clear strerror when it is something else)."""
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY,
+                 dir_fd=directory_fd)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            raise OSError(0, "it is no longer a single-link regular file")
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)

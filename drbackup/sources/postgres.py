@@ -26,6 +26,7 @@ from drbackup.sources.dumps import (
     read_password_file,
     run_tool,
 )
+from drbackup.sources.pgglobals import warn_before_replay
 from drbackup.sources.sqlreplay import replay_sql
 
 GLOBALS = "_globals"
@@ -207,6 +208,7 @@ def restore_postgres(source: PostgresSource, into: str, feed: Callable[[IO[bytes
         target_dsn, name = _target_dsn(source, into)
         admin_dsn = dsn_with_database(target_dsn, "postgres")
         if dump_format == FORMAT_SQL:
+            feed = warn_before_replay(lambda sql: conn.psql(admin_dsn, sql), feed)
             replay_sql(conn.tool("psql"), ["-d", admin_dsn], conn.child_env(), feed,
                        what="psql (globals)")
             return PgRestoreResult(name, created=False)

@@ -335,6 +335,23 @@ class StateDB:
                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
                 "updated_at = excluded.updated_at", (key, value, time.time()))
 
+    def increment_value(self, key: str, *, floor: int = 0) -> int:
+        """Store and return max(the integer at `key` + 1, floor), atomically across processes
+        (the daemon and a one-shot CLI may both count). A missing or non-integer value counts
+        as 0."""
+        with self._transaction() as conn:
+            row = conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+            try:
+                current = int(row[0]) if row else 0
+            except (TypeError, ValueError):
+                current = 0
+            value = max(current + 1, floor)
+            conn.execute(
+                "INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
+                "updated_at = excluded.updated_at", (key, str(value), time.time()))
+        return value
+
     def values_with_prefix(self, prefix: str) -> dict[str, str]:
         """Every kv value whose key starts with `prefix` (an indexed range scan)."""
         rows = self._query("SELECT key, value FROM kv WHERE key >= ? AND key < ?",

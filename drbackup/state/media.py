@@ -1,6 +1,7 @@
 """Offline media records (#19): the catalogue (what each medium written here holds, when it was
 last written and verified, where it is kept), the sequence number per agency per destination,
-and the imports done on this side of the gap (replay protection). Plain values in and out; the
+the imports done on this side of the gap (replay protection), and the evidence reports those
+imports carried (the drills done where the data lives). Plain values in and out; the
 jobs are drbackup/jobs/media_export.py and media_import.py."""
 
 from __future__ import annotations
@@ -103,3 +104,50 @@ def record_import(state: StateDB, *, agency: str, key_id: str, destination: str,
                          "label, imported_at, snapshots) VALUES (?, ?, ?, ?, ?, ?, ?)",
                          (agency, key_id, destination, sequence, label, imported_at,
                           json.dumps(snapshots)))])
+
+
+@dataclass(frozen=True)
+class ImportedEvidence:
+    """A signed evidence report carried across on a medium, as its fields read."""
+    agency: str
+    name: str  # the report's file name under <state_dir>/reports/<agency>/
+    kind: str  # drill | check | guard
+    source: str | None
+    sub_kind: str | None  # the drill kind (files | db) or the check kind
+    verdict: str | None
+    finished_at: float | None
+    host: str  # where the drill or check ran
+    rto_estimate_seconds: float | None
+    key_id: str  # of the key that signed it
+    label: str  # the medium it came on
+    imported_at: float
+
+
+_EVIDENCE = ("agency, name, kind, source, sub_kind, verdict, finished_at, host, "
+             "rto_estimate_seconds, key_id, label, imported_at")
+
+
+def record_evidence(state: StateDB, evidence: list[ImportedEvidence]) -> None:
+    """Record imported reports; one already recorded (same agency and name) is replaced."""
+    if evidence:
+        state.write([(f"INSERT OR REPLACE INTO media_evidence ({_EVIDENCE}) VALUES "  # noqa: S608
+                      "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      (e.agency, e.name, e.kind, e.source, e.sub_kind, e.verdict,
+                       e.finished_at, e.host, e.rto_estimate_seconds, e.key_id, e.label,
+                       e.imported_at)) for e in evidence])
+
+
+def imported_evidence(state: StateDB, agency: str) -> list[ImportedEvidence]:
+    """The agency's imported reports, newest first."""
+    rows = state.read(f"SELECT {_EVIDENCE} FROM media_evidence WHERE agency = ? "  # noqa: S608
+                      "ORDER BY finished_at DESC, name DESC", (agency,))
+
+    def number(value: object) -> float | None:
+        return None if value is None else float(str(value))
+
+    def text(value: object) -> str | None:
+        return None if value is None else str(value)
+
+    return [ImportedEvidence(str(r[0]), str(r[1]), str(r[2]), text(r[3]), text(r[4]),
+                             text(r[5]), number(r[6]), str(r[7]), number(r[8]), str(r[9]),
+                             str(r[10]), float(str(r[11]))) for r in rows]

@@ -112,4 +112,23 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX media_imports_by_agency ON media_imports (agency, key_id, destination);
     """,
+    # Evidence reports imported from media (#19 §3): the drills and checks done where the data
+    # lives (the other side of the gap), signed there, so this side's report can show them.
+    """
+    CREATE TABLE media_evidence (
+        agency TEXT NOT NULL,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        source TEXT,
+        sub_kind TEXT,
+        verdict TEXT,
+        finished_at REAL,
+        host TEXT NOT NULL,
+        rto_estimate_seconds REAL,
+        key_id TEXT NOT NULL,
+        label TEXT NOT NULL,
+        imported_at REAL NOT NULL,
+        PRIMARY KEY (agency, name)
+    );
+    """,
 ]

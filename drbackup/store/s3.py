@@ -167,9 +167,15 @@ class S3Store:
         self.call(f"put {key}", lambda: self._client.put_object(
             Bucket=self.bucket, Key=key, Body=body))
 
-    def get_bytes(self, key: str) -> bytes:
+    def get_bytes(self, key: str, *, max_bytes: int | None = None) -> bytes:
+        """The object's content; with max_bytes, at most its first max_bytes + 1 bytes (a
+        reader of hostile objects learns that one is too large without downloading it)."""
         def fetch() -> bytes:
-            response = self._client.get_object(Bucket=self.bucket, Key=key)
+            if max_bytes is None:
+                response = self._client.get_object(Bucket=self.bucket, Key=key)
+            else:
+                response = self._client.get_object(Bucket=self.bucket, Key=key,
+                                                   Range=f"bytes=0-{max_bytes}")
             return response["Body"].read()
         return self.call(f"get {key}", fetch)
 
@@ -180,6 +186,18 @@ class S3Store:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 keys += [item["Key"] for item in page.get("Contents", []) if "Key" in item]
             return keys
+        return self.call(f"list {prefix}", collect)
+
+    def list_prefixes(self, prefix: str) -> list[str]:
+        """The "directories" right under prefix (a listing with delimiter '/'): one entry per
+        agency under a store's prefix, without listing any repository object."""
+        def collect() -> list[str]:
+            found: list[str] = []
+            paginator = self._client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, Delimiter="/"):
+                found += [item["Prefix"] for item in page.get("CommonPrefixes", [])
+                          if "Prefix" in item]
+            return found
         return self.call(f"list {prefix}", collect)
 
 

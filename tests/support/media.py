@@ -96,3 +96,42 @@ def read_only(medium: Path, at: Path) -> Iterator[tuple[Path, bool]]:
         yield at, True
     finally:
         _run("umount", "-l", str(at))
+
+
+def replug(mountpoint: Path, fs: str) -> bool:
+    """The pulled medium plugged in again: its image (made by `medium`) mounted anew at the
+    same mount point, after what was written into the bare mount point meanwhile is removed
+    (a real host would have it on its own disk). False when it cannot be mounted."""
+    image = mountpoint.parent / f"medium-{fs}.img"
+    for entry in list(mountpoint.iterdir()):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    return _run("mount", "-o", "loop", str(image), str(mountpoint)).returncode == 0
+
+
+@contextmanager
+def read_only_copy(content: Path, root: Path, size_mib: int = 96) -> Iterator[Path]:
+    """The medium's content on an ext4 image (mkfs.ext4 -d) loop-mounted read-only, as a
+    one-way import device or a write-protected disk presents it. Skips the test (saying why)
+    where no loop device can be mounted."""
+    import pytest
+
+    root.mkdir(parents=True, exist_ok=True)
+    image, mountpoint = root / "read-only.img", root / "ro"
+    mountpoint.mkdir(exist_ok=True)
+    with image.open("wb") as handle:
+        handle.truncate(size_mib * 1024 * 1024)
+    made = _run("mkfs.ext4", "-q", "-F", "-d", str(content), str(image))
+    mounted = made if made.returncode != 0 else _run(
+        "mount", "-o", "loop,ro", str(image), str(mountpoint))
+    if mounted.returncode != 0:
+        image.unlink(missing_ok=True)
+        pytest.skip(f"no read-only loop mount here: {mounted.stderr.strip()[:200]}")
+    try:
+        yield mountpoint
+    finally:
+        _run("umount", "-l", str(mountpoint))
+        _detach(image)
+        image.unlink(missing_ok=True)

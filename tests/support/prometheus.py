@@ -35,16 +35,20 @@ class PrometheusServer:
             "/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
 
     def start(self, targets: list[str], rule_files: list[Path], *, job: str = "drbackup") -> None:
-        binary = self.binary()
-        if binary is None:
-            raise RuntimeError("prometheus is not installed (Debian package 'prometheus')")
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        config = {
+        self.start_config({
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s",
                        "evaluation_interval": "1s"},
             "rule_files": [str(p) for p in rule_files],
             "scrape_configs": [{"job_name": job, "static_configs": [{"targets": targets}]}],
-        }
+        })
+
+    def start_config(self, config: dict[str, Any]) -> None:
+        """Start with a whole configuration (e.g. an example file with its targets replaced;
+        rule_files given as absolute paths)."""
+        binary = self.binary()
+        if binary is None:
+            raise RuntimeError("prometheus is not installed (Debian package 'prometheus')")
+        self.workdir.mkdir(parents=True, exist_ok=True)
         config_path = self.workdir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config))
         log = (self.workdir / "prometheus.log").open("ab")

@@ -33,8 +33,9 @@ ALLOWED: dict[str, set[str]] = {
     # read-back; pure (no restic, no state)
     "guard": {"errors"},  # pure signals and verdict (#16): reads files; no config, store, restic
     "fleet": {"config", "errors", "verify"},  # #20: the summary model, signing rules; pure
-    "jobs": {"config", "engine", "errors", "fleet", "guard", "logs", "media", "sources", "state",
-             "store", "verify"},
+    # (root): drbackup.__version__, which the published fleet summary carries (#20)
+    "jobs": {"(root)", "config", "engine", "errors", "fleet", "guard", "logs", "media", "sources",
+             "state", "store", "verify"},
     "recovery": {"config", "engine", "errors", "jobs", "store", "verify"},  # kits: evidence key,
     # and plain restic's settings file (engine.environment) for the break-glass runbook
     "metrics": {"(root)", "config", "errors", "state"},

@@ -65,6 +65,8 @@ def export_cmd(ctx: CliContext) -> int:
                  f"({human_bytes(outcome.bytes_written)}), {outcome.files_total} in all "
                  f"({human_bytes(outcome.bytes_total)}), read back and verified "
                  f"(restic check {outcome.check}) in {outcome.seconds:.1f}s")
+    for note in outcome.notes:
+        ctx.out.line(f"warning: {note}")
     ctx.out.result(outcome)
     return 0
 

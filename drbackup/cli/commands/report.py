@@ -64,6 +64,14 @@ def report_now(ctx: CliContext) -> int:
         if offline is not None:
             ctx.out.line(f"  offline copy (3-2-1-1-0): {'met' if offline.met else 'NOT MET'}: "
                          f"{offline.reason}")
+        for item in agency.evidence_from_media:
+            what = f"{item.kind} {item.sub_kind or ''}".strip() + (
+                f" of {item.source}" if item.source else "")
+            rto = (f", RTO est. {item.rto_estimate_seconds:.0f}s"
+                   if item.rto_estimate_seconds is not None else "")
+            ctx.out.line(f"  from medium {item.medium} (done on {item.host}, where the data "
+                         f"lives): {what}: {item.verdict or '?'} at "
+                         f"{(item.finished_at or '?')[:19]}{rto}")
         for finding in agency.findings:
             ctx.out.line(f"  finding: {finding}")
         for blocker in level.next_level_blockers[:5]:

@@ -19,6 +19,7 @@ from drbackup.config.models.base import (
     is_identifier,
 )
 from drbackup.config.models.daemon import DaemonConfig
+from drbackup.config.models.fleet import FleetConfig
 from drbackup.config.models.guard import GuardConfig
 from drbackup.config.models.offline import OfflineConfig
 from drbackup.config.models.sources import (
@@ -40,7 +41,8 @@ from drbackup.config.units import ByteSize
 __all__ = [
     "HOST_NAME", "IDENTIFIER", "LOCAL_INSTANCE", "LOCAL_STORE", "SAME_SERVER", "AbsolutePath",
     "AgencyConfig", "ByteSize", "Config", "DaemonConfig", "DirectorySource", "DrillTarget",
-    "DumpSourceBase", "DumpdirSource", "GuardConfig", "HostName", "Identifier", "MysqlSource",
-    "OfflineConfig", "PostgresSource", "RetentionConfig", "Schedule", "Source", "SourceBase",
-    "SqliteSource", "StoreConfig", "StrictModel", "VerifyConfig", "is_host_name", "is_identifier",
+    "DumpSourceBase", "DumpdirSource", "FleetConfig", "GuardConfig", "HostName", "Identifier",
+    "MysqlSource", "OfflineConfig", "PostgresSource", "RetentionConfig", "Schedule", "Source",
+    "SourceBase", "SqliteSource", "StoreConfig", "StrictModel", "VerifyConfig", "is_host_name",
+    "is_identifier",
 ]

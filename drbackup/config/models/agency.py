@@ -17,6 +17,7 @@ from drbackup.config.models.base import (
     StrictModel,
 )
 from drbackup.config.models.daemon import DaemonConfig
+from drbackup.config.models.fleet import FleetConfig
 from drbackup.config.models.guard import GuardConfig
 from drbackup.config.models.offline import OfflineConfig
 from drbackup.config.models.sources import Source
@@ -153,6 +154,16 @@ class AgencyConfig(StrictModel):
         ),
     )
 
+    required_level: int | None = Field(
+        None, ge=1, le=6,
+        description=(
+            "The GB/T 20988 level this agency must meet (the city's classification of it). "
+            "Its published summary (drbackup fleet) is failing while the measured level is "
+            "lower; a city inventory given to 'drbackup fleet report --expect' overrides it. "
+            "Unset: any measured level counts as meeting."),
+        examples=[2],
+    )
+
     maintenance_host: HostName | None = Field(
         None,
         description=(
@@ -196,6 +207,10 @@ class Config(StrictModel):
         ),
     )
     agencies: list[AgencyConfig] = Field(default_factory=list)
+    fleet: FleetConfig = Field(
+        default_factory=FleetConfig,
+        description="The signed status summary published for the city's report ([fleet]).",
+    )
 
     @model_validator(mode="after")
     def _cross_references(self) -> Config:

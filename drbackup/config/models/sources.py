@@ -258,7 +258,8 @@ class DumpdirSource(SourceBase):
     drill_postgres_dsn: str | None = Field(
         None,
         description=(
-            "Restore drills of the folder's PostgreSQL dumps (pg_dump custom or plain format): "
+            "Restore drills of the folder's PostgreSQL dumps (pg_dump custom, tar, directory or "
+            "plain SQL, optionally gzipped, told from their content): "
             "the server (DSN without password) where a throwaway database is created, "
             "restored into, checked and dropped. Unset: no database drill for this source. "
             "Give it a role with CREATEDB, not a superuser: the folder's dumps are the agency's "

@@ -86,6 +86,7 @@ class DumpJob(Generic[S]):
     instance: LocalInstance | None  # the drill's local instance, None: the source's server
     entry: Fields  # the dump's entry in the report, filled in by the RestoreDump
     record: DrillRecord
+    snapshot: Snapshot | None = None  # the snapshot the dump came from (its tags)
 
 
 # Restore and check one dump; returns the seconds the restore took.
@@ -264,7 +265,8 @@ def _db_drill_body(rt: Runtime, agency: AgencyConfig, source: S, restore: Restor
             entry: Fields = {"snapshot_id": snapshot.id, "dump": path, "database": database,
                              "bytes": counter.count, "drill_target": target}
             seconds_restore = restore(DumpJob(rt, agency, source, dump_file, path, database,
-                                              scratch, run_id, index, instance, entry, record))
+                                              scratch, run_id, index, instance, entry, record,
+                                              snapshot))
             total_bytes += counter.count
             total_seconds += time.monotonic() - started
             entry["seconds"] = round(seconds_restore, 3)

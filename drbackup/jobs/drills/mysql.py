@@ -34,6 +34,7 @@ from drbackup.jobs.drills.database import (
     sql_tables,
 )
 from drbackup.jobs.runtime import Runtime
+from drbackup.jobs.tags import tag_values
 from drbackup.sources import mysql as my
 from drbackup.sources.base import DumpError
 from drbackup.verify.instance import LocalInstance
@@ -91,8 +92,14 @@ def _restore_dump(job: DumpJob[MysqlSource]) -> float:
         with pending:
             try:
                 replay = _replay_user(admin, name, entry, instance)
-                my.restore_mysql(server, name, lambda sink: copy_dump(dump, sink),
-                                 replay_as=replay)
+                # The scratch database gets the dumped database's character set, as a
+                # restore does (#17 item 2).
+                charset = None if job.snapshot is None else my.recorded_charset(
+                    tag_values(job.snapshot, "charset"), tag_values(job.snapshot, "collation"))
+                done = my.restore_mysql(server, name, lambda sink: copy_dump(dump, sink),
+                                        replay_as=replay, charset=charset)
+                if done.charset is not None:
+                    entry["charset"] = f"{done.charset.charset}/{done.charset.collation}"
                 checker = admin if replay is None else my.connect(replay)
                 conn = checker
                 seconds = time.monotonic() - started

@@ -4,9 +4,11 @@
 - postgres sources: the latest snapshot of each database the source dumps, restored with
   pg_restore into `drbackup_drill_<run>_<n>_<random>` on the source's own server (the source's user
   needs CREATEDB);
-- dumpdir sources with `drill_postgres_dsn`: the newest dump file of the latest snapshot
-  (pg_dump custom format, recognised by its PGDMP header, or plain SQL), restored into a
-  throwaway database on that server.
+- dumpdir sources with `drill_postgres_dsn`: the newest dump file of the latest snapshot, its
+  format told from its content (custom, tar, directory, plain SQL, or gzip of one:
+  drbackup/sources/dumpformat.py), restored into a throwaway database on that server with
+  pg_restore (custom, tar, directory) or psql (plain); any other content fails the drill as an
+  "unsupported format", which is not a damaged dump.
 With `drill_target = "local-instance"` the dumps go into a throwaway PostgreSQL started for the
 drill instead; the restore never runs as its superuser, and a plain dump naming privileged or
 built-in roles is refused.
@@ -45,6 +47,13 @@ from drbackup.jobs.drills.database import (
 )
 from drbackup.jobs.runtime import Runtime
 from drbackup.sources.base import DumpError
+from drbackup.sources.dumpformat import (
+    PG_RESTORE_FORMAT,
+    PLAIN,
+    PreparedDump,
+    UnsupportedFormatError,
+    prepare,
+)
 from drbackup.sources.dumps import run_tool
 from drbackup.sources.postgres import (
     PgConnection,
@@ -82,7 +91,7 @@ def drill_postgres(rt: Runtime, agency: AgencyConfig, source: Source, trigger: s
     if not isinstance(source, PostgresSource | DumpdirSource):
         raise TypeError(f"a PostgreSQL drill needs a postgres or dumpdir source, not "
                         f"{source.kind!r}")
-    return run_db_drill(rt, agency, source, _restore_dump, trigger=trigger)
+    return run_db_drill(rt, agency, source, restore_dump, trigger=trigger)
 
 
 # -- the throwaway database ------------------------------------------------------------------
@@ -232,7 +241,7 @@ def _prepare_instance_database(admin: PgConnection, admin_dsn: str, name: str,
 # -- the drill of one dump -------------------------------------------------------------------
 
 
-def _restore_dump(job: DumpJob[PgDrillSource]) -> float:
+def restore_dump(job: DumpJob[PgDrillSource]) -> float:
     """Restore one dump into a scratch database and check it (database.RestoreDump)."""
     rt, agency, source, dump, instance = job.rt, job.agency, job.source, job.dump, job.instance
     entry, record = job.entry, job.record
@@ -250,9 +259,19 @@ def _restore_dump(job: DumpJob[PgDrillSource]) -> float:
     label = job.database or Path(job.path).name
     started = time.monotonic()
     try:
-        with open(dump, "rb") as probe:
-            custom = probe.read(5) == b"PGDMP"
-        entry["format"] = "custom" if custom else "sql"
+        try:
+            prepared = _prepare(job)
+        except UnsupportedFormatError as exc:
+            record.fail(f"{label}: {exc.message} ({exc.hint})")
+            entry["format"] = "unsupported"
+            entry["verdict"] = "fail"
+            return time.monotonic() - started
+        except DumpError as exc:
+            dump_does_not_restore(exc, label, entry, record)
+            return time.monotonic() - started
+        entry["format"] = prepared.format.name
+        custom = prepared.format.archive != PLAIN  # an archive pg_restore reads
+        dump = prepared.path
         try:
             expected = toc_tables(conn, dump) if custom else sql_tables(dump)
         except DumpError as exc:
@@ -268,9 +287,11 @@ def _restore_dump(job: DumpJob[PgDrillSource]) -> float:
                     _prepare_instance_database(admin, admin_dsn, name,
                                                [] if custom else sql_roles(dump))
                 if custom:
-                    restore_postgres(pg_source, name, lambda sink: copy_dump(dump, sink),
-                                     extra_args=() if instance is None
-                                     else _PG_INSTANCE_RESTORE_ARGS)
+                    # pg_restore reads the archive from its file (a directory dump cannot
+                    # come through stdin): named after the options, nothing on stdin.
+                    restore_postgres(pg_source, name, lambda _sink: None, extra_args=(
+                        *(() if instance is None else _PG_INSTANCE_RESTORE_ARGS),
+                        f"--format={PG_RESTORE_FORMAT[prepared.format.archive]}", str(dump)))
                 else:
                     if instance is None:
                         conn.psql(admin_dsn, f"CREATE DATABASE {quote_ident(name)} "
@@ -295,6 +316,16 @@ def _restore_dump(job: DumpJob[PgDrillSource]) -> float:
         conn.cleanup()
         if admin is not conn:
             admin.cleanup()
+
+
+def _prepare(job: DumpJob[PgDrillSource]) -> PreparedDump:
+    """The fetched dump in the shape its restore tool reads (gunzipped, a directory dump
+    unpacked), in the drill's scratch directory. Postgres sources' own dumps are custom.
+
+    Raises UnsupportedFormatError, DumpError (damaged gzip or tar, no room)."""
+    workdir = job.scratch / f"dump-{job.index}.prepared"
+    workdir.mkdir(mode=0o700)
+    return prepare(job.dump, workdir, Path(job.path).name)
 
 
 def _check_postgres(conn: PgConnection, dsn: str, source: PgDrillSource,

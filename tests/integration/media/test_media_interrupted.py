@@ -1,8 +1,9 @@
-"""An export that does not end (#19 §1): the medium fills up, or the exporting process is
-killed with SIGKILL half-way. Neither leaves a medium marked verified that is not: `verify`
-says incomplete (exit 27), the catalogue does not call it verified, and the next export
-completes it. One real ext4 image for the module (a plain directory where no loop device can
-be had, with a warning saying so)."""
+"""An export that does not end (#19 §1): the medium fills up, the exporting process is
+killed with SIGKILL half-way, or the medium is pulled out (lazily unmounted) mid-copy. None
+leaves a medium marked verified that is not: `verify` says incomplete (exit 27), the
+catalogue does not call it verified, and the next export completes it. One real ext4 image
+for the module (a plain directory where no loop device can be had, with a warning saying
+so)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.media import medium as mounted_medium
+from tests.support.media import pull, replug
 from tests.support.offsite import small_tree
 from tests.support.tinyfs import fill
 from tests.support.workspace import Workspace
@@ -110,3 +112,46 @@ def test_an_export_killed_half_way_is_marked_incomplete_and_completed_next_time(
     assert _verify(bench).returncode == 0
     [record] = _catalogue(bench)
     assert record["state"] == "verified" and len(record["snapshots"]) == 2  # type: ignore[arg-type]
+
+
+def test_a_medium_pulled_mid_export_is_never_marked_verified_and_the_next_export_completes(
+        bench: Bench) -> None:
+    """umount -l during restic copy: the mount point is at once the host's empty directory,
+    where restic and the read-back would carry on. Runs after the tests above, on the same
+    medium (which then holds a verified copy: the pulled export must not replace it)."""
+    if not bench.what.startswith("ext4"):
+        pytest.skip(f"the medium is a {bench.what}: nothing to unmount")
+    (bench.data / "pulled.bin").write_bytes(os.urandom(6 * 1024 * 1024))
+    bench.workspace.cli("backup", "--agency", "planning", check=True)
+    before = {m["label"]: m for m in _catalogue(bench)}
+    bench.workspace.write()
+    process = subprocess.Popen(
+        [*bench.workspace.cli_argv(), "media", "export", "--agency", "planning", "--to",
+         str(bench.medium), "--label", "disk-full"], env=bench.workspace.env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    marker = bench.medium / "drbackup-media.incomplete"
+    deadline = time.monotonic() + 60
+    while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # into restic copy
+    pull(bench.medium)
+    _, stderr = process.communicate(timeout=300)
+    print(f"the pulled export said: {stderr.strip()}")
+    assert process.returncode != 0, "the export said done on a pulled medium"
+    assert "Traceback" not in stderr and "error:" in stderr, stderr
+    held_before = before.get("disk-full", {}).get("snapshots", [])
+    previous = [str(s) for s in held_before] if isinstance(held_before, list) else []
+    after = {m["label"]: m for m in _catalogue(bench)}
+    # The catalogue has at most the copy verified before, not the one that did not finish.
+    assert after.get("disk-full", {}).get("state") != "verified" or \
+        after["disk-full"]["snapshots"] == previous
+    assert replug(bench.medium, "ext4"), "cannot mount the medium's image again"
+    verified = _verify(bench)
+    assert verified.returncode == 27, verified.stdout + verified.stderr
+    done = bench.workspace.cli("--json", "media", "export", "--agency", "planning", "--to",
+                               str(bench.medium), "--label", "disk-full")
+    assert done.returncode == 0, done.stderr
+    [record] = _catalogue(bench)
+    assert record["state"] == "verified"
+    held = record["snapshots"]
+    assert isinstance(held, list) and set(previous) < {str(s) for s in held}

@@ -19,6 +19,7 @@ import jsonschema
 import pytest
 
 from tests.support.media import medium as mounted_medium
+from tests.support.media import read_only_copy
 from tests.support.mediaworld import (
     Sides,
     copy_medium,
@@ -51,6 +52,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, s3_server: MotoServer, iam_s
     bucket = f"media-{os.getpid()}-{root.name[-6:].replace('_', '')}".lower()
     external, data = external_host(root, s3_server, bucket)
     public_key = external.state_dir / "evidence" / "ed25519.pub.pem"
+    # A restore drill where the data lives: its signed report travels on the medium (§3).
+    external.cli("verify", "--agency", "planning", "--kind", "files", check=True)
     with mounted_medium(root / "medium", "exfat") as (medium, what):
         first = export(external, medium, "--label", "disk-a")
         older = copy_medium(medium, root / "older")
@@ -177,13 +180,33 @@ def test_tampered_medium_is_refused_by_verify_and_import(world: World, tmp_path:
 
 def test_import_into_a_second_store_with_other_credentials(world: World, tmp_path: Path
                                                            ) -> None:
+    """From the medium mounted read-only (a one-way import device, a write-protected disk):
+    restic reads it without its lock; into the internal store with its own credentials;
+    the drill report carried on the medium shows in the internal side's report."""
     internal = world.sides.internal
-    # Replay refused before anything: an older medium imported after the newer one.
-    first = internal.cli("--json", "media", "import", str(world.medium), "--agency", "planning")
+    with read_only_copy(world.medium, tmp_path / "device") as device:
+        with pytest.raises(OSError):  # it really is read-only
+            (device / "probe").write_bytes(b"")
+        checked = internal.cli("media", "verify", str(device))  # with the password here
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "planning: sequence 2, 2 snapshot(s) (restic check passed)" in checked.stdout
+        first = internal.cli("--json", "media", "import", str(device), "--agency", "planning")
     assert first.returncode == 0, first.stderr
     outcome = json.loads(first.stdout)
     assert outcome["initialized"] is True and len(outcome["copied"]) == 2
-    assert outcome["store_snapshots"] == 2
+    assert outcome["store_snapshots"] == 2 and outcome["reports"] >= 1
+    report = internal.cli("--json", "report", "--agency", "planning")
+    assert report.returncode == 0, report.stderr
+    document = json.loads(report.stdout)
+    schema = Path(__file__).resolve().parents[3] / "docs" / "schemas" / "report.schema.json"
+    jsonschema.validate(document, json.loads(schema.read_text()))
+    [drill] = [e for e in document["agencies"][0]["evidence_from_media"] if e["kind"] == "drill"]
+    assert drill["source"] == "documents" and drill["verdict"] == "pass"
+    assert drill["medium"] == "disk-a" and drill["host"] != "" and drill["finished_at"]
+    text = internal.cli("report", "--agency", "planning")
+    assert "from medium disk-a (done on" in text.stdout and "drill files of documents: pass" \
+        in text.stdout, text.stdout
+    # Replays refused: the same medium again, an older one after the newer.
     again = internal.cli("media", "import", str(world.medium), "--agency", "planning")
     assert again.returncode == 26 and "replayed or older medium" in again.stderr
     older = internal.cli("media", "import", str(world.older), "--agency", "planning")

@@ -186,7 +186,7 @@ TARGET = RepoTarget("s3:http://127.0.0.1:9/bucket/agency", Path("/etc/drbackup/a
 SOURCE = RepoTarget("/srv/primary", Path("/etc/drbackup/primary.pw"), label="agency@local")
 # A repository on a medium mounted read-only (#19): restic must not try to write a lock.
 MEDIUM = RepoTarget("/media/usb/agencies/agency/repo", Path("/etc/drbackup/agency.pw"),
-                    label="agency@medium", read_only=True)
+                    label="agency@medium", no_lock=True)
 BIN = "/opt/restic"
 Call = tuple[list[str], dict[str, str]]
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from drbackup.fleet.summary import AgencySummary, SourceStatus, parse_summary
+import pytest
+
+from drbackup.fleet.summary import AgencySummary, MalformedSummary, SourceStatus, parse_summary
 from drbackup.fleet.trust import Keyring, Trust, judge
 from drbackup.verify.evidence import EvidenceKey, public_pem
 
@@ -93,7 +95,14 @@ def test_signed_but_hostile_ids_are_malformed(tmp_path: Path) -> None:
     assert judge(b"{}", ring, now=NOW).trust is Trust.MALFORMED
 
 
-def test_offline_copy_hook_is_absent_until_offline_media_lands() -> None:
+def test_offline_copy_is_null_or_an_exact_record_of_figures() -> None:
     report = _summary().to_report()
     assert report["offline_copy"] is None
     assert parse_summary(report).offline_copy is None
+    record = {"met": True, "verified_media": 2, "newest_snapshot_at": NOW - 86400,
+              "age_seconds": 86400.0, "max_age_seconds": 7 * 86400.0}
+    assert parse_summary(report | {"offline_copy": record}).offline_copy == record
+    for hostile in ({**record, "label": "/media/usb-secret"}, {**record, "met": "yes"},
+                    {**record, "age_seconds": "1d"}, [record]):
+        with pytest.raises(MalformedSummary):
+            parse_summary(report | {"offline_copy": hostile})

@@ -117,3 +117,14 @@ def test_owner_tokens_tell_a_reused_pid_and_a_reboot_from_a_live_process() -> No
     assert not owner_alive(f"{boot}:{pid}:{int(started) + 1}")      # the pid was reused
     assert not owner_alive(f"another-boot:{pid}:{started}")          # the host rebooted
     assert owner_alive("not an owner token")                          # unknown: not proven dead
+
+
+def test_increment_value_counts_from_a_floor_and_never_back(tmp_path: Path) -> None:
+    db = StateDB(tmp_path / "state.db")
+    assert db.increment_value("counter") == 1
+    assert db.increment_value("counter") == 2
+    assert db.increment_value("counter", floor=100) == 100
+    assert db.increment_value("counter", floor=50) == 101
+    db.set_value("counter", "garbage")
+    assert db.increment_value("counter") == 1
+    db.close()
