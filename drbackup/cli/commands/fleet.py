@@ -3,7 +3,8 @@
 `publish` signs this host's summary of every agency and writes it into the agency's stores
 (the daemon does it on [fleet] publish_schedule and after every verdict change).
 `report` reads every host's summaries from the stores with read-only credentials, judges them
-against a keyring of trusted host keys and prints the city table. Its exit code: the store's
+against a keyring of trusted host keys and prints the city table (`--html FILE`: the same
+report as one self-contained page, cli/fleet_html.py). Its exit code: the store's
 (7/8/9) when a store could not be read, else 30 (FLEET_NOT_ALL_GOOD) unless every agency meets
 its level and every file read is trusted, else 0."""
 
