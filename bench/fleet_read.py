@@ -62,6 +62,8 @@ class Phase:
     server_bytes: int  # response body bytes the server sent, for one report
     agencies: int
     verdicts: dict[str, int]
+    list_seconds: float = 0.0  # one delimiter listing of the bucket's agencies, median
+    get_seconds: float = 0.0  # one GET of a summary, median
 
 
 def _config(work: Path, server: MeteredMotoServer, host: str | None,
@@ -119,7 +121,23 @@ def _history(server: MeteredMotoServer, agencies: list[str], objects: int) -> No
                               Key=f"{agency}/data/{index:02x}/{index:064x}")
 
 
-def _measure(office: Path, server: MeteredMotoServer, ring: Path, repeat: int) -> Phase:
+def _probe(server: MeteredMotoServer, key: str) -> tuple[float, float]:
+    """The server's own latency for the report's two kinds of request: the agencies' listing,
+    and one summary's GET (medians of 9), to tell the server's cost from the reader's."""
+    client = server.client()
+    lists, gets = [], []
+    for _ in range(9):
+        started = time.perf_counter()
+        client.list_objects_v2(Bucket=BUCKET, Delimiter="/")
+        lists.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        gets.append(time.perf_counter() - started)
+    return statistics.median(lists), statistics.median(gets)
+
+
+def _measure(office: Path, server: MeteredMotoServer, ring: Path, repeat: int, *,
+             cli: bool = True) -> Phase:
     rt = _runtime(office)
     keyring = Keyring.load(ring)
     try:
@@ -135,22 +153,27 @@ def _measure(office: Path, server: MeteredMotoServer, ring: Path, repeat: int) -
         logged, _ = read_log(server.log_path, start)
     finally:
         rt.close()
+    list_seconds, get_seconds = _probe(server, read.files[0].key)
+    verdicts: dict[str, int] = {}
+    for agency in report.agencies:
+        verdicts[agency.verdict] = verdicts.get(agency.verdict, 0) + 1
+    phase = Phase(seconds, 0.0, read, len(logged), sum(r.bytes for r in logged),
+                  len(report.agencies), verdicts, list_seconds, get_seconds)
+    if not cli:
+        return phase
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "drbackup", "--config", str(office), "--json",
                            "fleet", "report", "--keyring", str(ring)],
                           capture_output=True, text=True, check=False)
-    cli = time.perf_counter() - started
     assert done.returncode in (0, 30), done.stderr
     assert len(json.loads(done.stdout)["agencies"]) == len(report.agencies)
-    verdicts: dict[str, int] = {}
-    for agency in report.agencies:
-        verdicts[agency.verdict] = verdicts.get(agency.verdict, 0) + 1
-    return Phase(seconds, cli, read, len(logged), sum(r.bytes for r in logged),
-                 len(report.agencies), verdicts)
+    phase.cli_seconds = time.perf_counter() - started
+    return phase
 
 
 def measure(work: Path, hosts: int, per_host: int, rounds: int, evidence: int,
-            repeat: int) -> tuple[Phase, Phase]:
+            repeat: int) -> tuple[Phase, Phase, Phase]:
+    """The report with half the hosts published, with all, and with all after the history."""
     server = MeteredMotoServer(work / "moto")
     server.workdir.mkdir(parents=True, exist_ok=True)
     server.start()
@@ -169,14 +192,16 @@ def measure(work: Path, hosts: int, per_host: int, rounds: int, evidence: int,
             rt = _runtime(_config(work / f"host-{h}", server, f"host-{h}", agencies))
             runtimes.append(rt)
             (ring / f"host-{h}.pem").write_bytes(public_pem(evidence_key(rt).public_key))
-        _publish_all(runtimes)
         office = _config(work / "office", server, None, [])
+        _publish_all(runtimes[: hosts // 2])
+        half = _measure(office, server, ring, repeat, cli=False)
+        _publish_all(runtimes[hosts // 2:])
         first = _measure(office, server, ring, repeat)
         for _ in range(rounds):
             _publish_all(runtimes)
         _history(server, names, evidence)
         later = _measure(office, server, ring, repeat)
-        return first, later
+        return half, first, later
     finally:
         for rt in runtimes:
             rt.close()
@@ -187,9 +212,11 @@ def _per(phase: Phase, value: float) -> float:
     return value / phase.agencies
 
 
-def results(first: Phase, later: Phase, hosts: int, per_host: int, rounds: int,
+def results(half: Phase, first: Phase, later: Phase, hosts: int, per_host: int, rounds: int,
             evidence: int) -> list[BenchResult]:
     agencies = first.agencies
+    t_half, t_first = statistics.median(half.seconds), statistics.median(first.seconds)
+    slope = (t_first - t_half) / max(1, agencies - half.agencies)  # seconds per agency
     size = f"{hosts} hosts x {per_host} agencies x {SOURCES} sources"
     history = (f"after {rounds} more publications per host (versioned bucket) and "
                f"{evidence} drill reports + {evidence} packs per agency")
@@ -200,7 +227,12 @@ def results(first: Phase, later: Phase, hosts: int, per_host: int, rounds: int,
                     note=f"{agencies} agencies, {first.read.requests} requests, verdicts "
                          f"{first.verdicts}; median of {len(first.seconds)}"),
         BenchResult(GROUP, f"fleet report, {history}", "s", later.seconds,
-                    note=f"{later.read.requests} requests"),
+                    note=f"{later.read.requests} requests, the same; the time is the server's: "
+                         f"moto's delimiter listing walks every key under the prefix (one "
+                         f"listing {first.list_seconds * 1000:.0f} -> "
+                         f"{later.list_seconds * 1000:.0f} ms, one GET "
+                         f"{first.get_seconds * 1000:.1f} -> {later.get_seconds * 1000:.1f} ms "
+                         "as a bare client sees them); an S3 index does not"),
         BenchResult(GROUP, "`drbackup --json fleet report` (subprocess, start-up included)", "s",
                     [first.cli_seconds, later.cli_seconds],
                     note="first and after the history: one run each"),
@@ -222,8 +254,17 @@ def results(first: Phase, later: Phase, hosts: int, per_host: int, rounds: int,
                     [_per(first, first.server_bytes), _per(later, later.server_bytes)],
                     note=f"server log: {first.server_requests} then {later.server_requests} "
                          "requests; first, then after the history"),
+        BenchResult(GROUP, f"fleet report of {half.agencies} agencies ({hosts // 2} hosts), "
+                           "in process", "s", half.seconds,
+                    note=f"{half.read.requests} requests: the point the per-agency slope is "
+                         "measured from"),
         BenchResult(GROUP, f"extrapolated: fleet report of {TARGET_AGENCIES} agencies "
-                           "(one host each), in process", "s",
+                           "(one host each), in process, from the per-agency slope", "s",
+                    [t_first + slope * (TARGET_AGENCIES - agencies)],
+                    note=f"{t_half:.2f} s at {half.agencies}, {t_first:.2f} s at {agencies}: "
+                         f"{slope * 1000:.1f} ms per agency; an agency on 2 hosts adds one GET"),
+        BenchResult(GROUP, f"extrapolated: fleet report of {TARGET_AGENCIES} agencies "
+                           "(one host each), in process, per request", "s",
                     [per_request * requests_500],
                     note=f"linear in requests: {per_request * 1000:.2f} ms per request "
                          f"measured x {requests_500} requests; "
@@ -238,8 +279,8 @@ def run(work_dir: Path) -> list[BenchResult]:
     full = scale() >= 1
     hosts, per_host = 6, 10
     rounds, evidence, repeat = (20, 50, 7) if full else (3, 5, 3)
-    first, later = measure(work_dir, hosts, per_host, rounds, evidence, repeat)
-    return results(first, later, hosts, per_host, rounds, evidence)
+    half, first, later = measure(work_dir, hosts, per_host, rounds, evidence, repeat)
+    return results(half, first, later, hosts, per_host, rounds, evidence)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,10 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     import shutil
 
     shutil.rmtree(args.work, ignore_errors=True)
-    first, later = measure(args.work, args.hosts, args.agencies, args.rounds, args.evidence,
-                           args.repeat)
-    for result in results(first, later, args.hosts, args.agencies, args.rounds,
-                          args.evidence):
+    phases = measure(args.work, args.hosts, args.agencies, args.rounds, args.evidence,
+                     args.repeat)
+    for result in results(*phases, args.hosts, args.agencies, args.rounds, args.evidence):
         print(f"{result.name}: {statistics.median(result.samples):.4g} {result.unit} "
               f"{result.note}")
     return 0
