@@ -25,9 +25,6 @@ from drbackup.verify.evidence import EvidenceKey, public_pem
 from tests.support import chromium
 from tests.support.workspace import Workspace
 
-pytestmark = pytest.mark.skipif(chromium.binary() is None,
-                                reason="no headless Chromium (scripts/setup.sh installs it)")
-
 HOSTILE_VERSION = "<script>document.title='pwned'</script>"  # 36 chars: a valid version
 HOSTILE_NAME = "<img src=x onerror=\"document.title='pwned'\"><script>x()</script>"
 
