@@ -234,7 +234,8 @@ def results(half: Phase, first: Phase, later: Phase, hosts: int, per_host: int, 
                          f"fleet/ listing {first.list_seconds * 1000:.0f} -> "
                          f"{later.list_seconds * 1000:.0f} ms, one GET "
                          f"{first.get_seconds * 1000:.1f} -> {later.get_seconds * 1000:.1f} ms "
-                         "as a bare client sees them); an S3 index lists a prefix without walking the rest"),
+                         "as a bare client sees them); an S3 index lists a prefix without "
+                         "walking the rest"),
         BenchResult(GROUP, "`drbackup --json fleet report` (subprocess, start-up included)", "s",
                     [first.cli_seconds, later.cli_seconds],
                     note="first and after the history: one run each"),
