@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 
@@ -64,11 +65,12 @@ def refuse_secret_target(into: str | Path) -> None:
 
 
 def choose_db_snapshot(rt: Runtime, agency: AgencyConfig, source: Source, snapshot: str = "latest",
-                       *, database: str | None = None, store_name: str | None = None
-                       ) -> Snapshot:
-    """The snapshot to restore: by id or "latest", of `database` when the source holds several.
+                       *, database: str | None = None, store_name: str | None = None,
+                       at: datetime | None = None) -> Snapshot:
+    """The snapshot to restore: by id or "latest" (with `at`: the newest taken at or before
+    it), of `database` when the source holds several.
 
-    Raises NotFoundError when none matches or the choice is ambiguous."""
+    Raises NotFoundError when none matches (none that old) or the choice is ambiguous."""
     snapshots = list_snapshots(rt, agency, source.id, store_name=store_name)
     if database is not None:
         snapshots = [s for s in snapshots if tag_id(s, "database") == database]
@@ -79,7 +81,7 @@ def choose_db_snapshot(rt: Runtime, agency: AgencyConfig, source: Source, snapsh
                 f"source {source.id!r} holds several databases ({', '.join(names)})",
                 "name one with --database")
         snapshots = [s for s in snapshots if tag_id(s, "database") != "_globals"] or snapshots
-    return pick_snapshot(snapshots, snapshot)
+    return pick_snapshot(snapshots, snapshot, at=at)
 
 
 def restore_database(rt: Runtime, agency: AgencyConfig, source: Source | str,

@@ -224,7 +224,7 @@ def restore_mysql_onto(source: MysqlSource, into: str, feed: Feed, *, overwrite:
                                   f"schema_name = {mysql.quote_literal(into)};"))
         try:
             done = mysql.restore_mysql(source, into, feed, overwrite=overwrite, clean=clean,
-                                       charset=charset)
+                                       charset=charset, extra_args=source.restore_args)
         except BaseException as exc:
             if not existed:
                 try:
