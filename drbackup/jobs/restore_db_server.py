@@ -137,11 +137,13 @@ def restore_postgres_onto(source: PostgresSource, into: str, feed: Feed, inspect
         else:
             target_dsn, name = dsn_with_database(source.dsn, into), into
         admin = dsn_with_database(target_dsn, "postgres")
-        info = read_dump_info(conn.tool("pg_restore"), conn.child_env(), inspect)
+        head = _HeadCopy()
+        info = read_dump_info(conn.tool("pg_restore"), conn.child_env(),
+                              head.recording(inspect) if selection else inspect)
         use_list = None
         if selection:
             listing = read_dump_head([conn.tool("pg_restore"), "--list", "--verbose"],
-                                     conn.child_env(), inspect)
+                                     conn.child_env(), head.replay or inspect)
             chosen = select_entries(parse_listing(listing), selection)
             lists = PrivateDir("drbackup-pglist-")
             cleanups.append(lists.cleanup)
@@ -181,6 +183,45 @@ def restore_postgres_onto(source: PostgresSource, into: str, feed: Feed, inspect
         conn.cleanup()
         for cleanup in cleanups:
             cleanup()
+
+
+class _HeadCopy:
+    """The bytes of a dump pg_restore read for its table of contents (and a little more), kept
+    in memory up to LIMIT so a second look at the table of contents (the partial restore's
+    listing) needs no second `restic dump`; a larger head is streamed again."""
+
+    LIMIT = 64 << 20
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._sink: IO[bytes] | None = None
+        self.replay: Feed | None = None
+
+    def write(self, data: bytes) -> int:
+        if self._size <= self.LIMIT:
+            self._chunks.append(bytes(data))
+            self._size += len(data)
+        assert self._sink is not None
+        return self._sink.write(data)
+
+    def flush(self) -> None:
+        assert self._sink is not None
+        self._sink.flush()
+
+    def _write_copy(self, out: IO[bytes]) -> None:
+        out.write(b"".join(self._chunks))
+
+    def recording(self, inspect: Feed) -> Feed:
+        def recorded(sink: IO[bytes]) -> None:
+            self._sink = sink
+            try:
+                inspect(self)  # type: ignore[arg-type]  # write/flush is all a feed uses
+            finally:
+                self._sink = None
+                if self._size <= self.LIMIT:
+                    self.replay = self._write_copy
+        return recorded
 
 
 class _RoleLinesDropped:

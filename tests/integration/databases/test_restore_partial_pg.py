@@ -12,7 +12,10 @@ twice (module-scoped) by a source whose dump_args leave out one table's data.
   `--at` before the first backup is refused in one line;
 - `dump_args = ["--exclude-table-data=public.audit_log"]` has its effect: the table comes
   back empty;
-- a table the dump does not have is refused in one line before any database is created."""
+- a table the dump does not have is refused in one line before any database is created.
+
+One restore goes through the CLI (--table, --at); the others call restore_database in-process
+(one CLI start fewer each)."""
 
 # ruff: noqa: S608 - test SQL built from our own generated names
 
@@ -28,7 +31,7 @@ import pytest
 
 from drbackup.config import load_config
 from drbackup.config.models import AgencyConfig
-from drbackup.errors import ExitCode
+from drbackup.errors import NotFoundError
 from drbackup.jobs.backup import run_backup
 from drbackup.jobs.repository import init_repository
 from drbackup.jobs.restore_db import PartialSelection, restore_database
@@ -168,17 +171,18 @@ def test_table_restore_new_database_then_in_place_and_at_picks_the_older(
     # In place, the bad day: the table was dropped from the live database.
     before = schema_dump(server, world.database, "-t", "public.customers")
     server.psql("DROP TABLE public.customers", world.database)
-    workspace.cli(*restore, "--table", "customers", "--into", world.database, "--overwrite",
-                  check=True)
+    restore_database(world.rt, world.agency, "db", into=world.database, overwrite=True,
+                     selection=PartialSelection.of(tables=["customers"]))
     assert schema_dump(server, world.database, "-t", "public.customers") == before
     assert rows(server, world.database, "public.customers") == world.newer["public.customers"]
     assert rows(server, world.database, "sales.orders") == world.newer["sales.orders"]
     # Before the first backup: nothing to pick, in one line.
-    early = workspace.cli(*restore, "--table", "customers", "--at",
-                          world.first.replace(year=2000).isoformat(), "--into", into)
-    assert early.returncode == ExitCode.NOT_FOUND, early.stderr
-    [line] = early.stderr.strip().splitlines()
-    assert "no snapshot at or before 2000-" in line
+    with pytest.raises(NotFoundError) as early:
+        restore_database(world.rt, world.agency, "db", into=into,
+                         at=world.first.replace(year=2000),
+                         selection=PartialSelection.of(tables=["customers"]))
+    assert "no snapshot at or before 2000-" in early.value.message
+    assert "\n" not in early.value.message
 
 
 def test_dump_args_take_effect_and_unknown_names_are_refused_before_anything(
@@ -191,13 +195,10 @@ def test_dump_args_take_effect_and_unknown_names_are_refused_before_anything(
     assert rows(server, into, "public.audit_log").startswith("0:")
     assert rows(server, world.database, "public.audit_log").startswith("100:")
     missing = world.new_name()
-    refused = world.workspace.cli("restore-db", "--agency", "records", "--source", "db",
-                                  "--table", "sales.nothing", "--into", missing, "--yes")
-    assert refused.returncode == ExitCode.NOT_FOUND, refused.stderr
-    [line] = refused.stderr.strip().splitlines()
+    with pytest.raises(NotFoundError) as refused:
+        restore_database(world.rt, world.agency, "db", into=missing,
+                         selection=PartialSelection.of(tables=["sales.nothing"]))
+    line = refused.value.message
     assert "the dump has no table 'sales.nothing'" in line and "sales.orders" in line
+    assert "\n" not in line
     assert missing not in server.query("SELECT string_agg(datname, ' ') FROM pg_database")
-    bad = world.workspace.cli("restore-db", "--agency", "records", "--source", "db",
-                              "--table", "orders; DROP TABLE x", "--into", missing, "--yes")
-    assert bad.returncode == ExitCode.USAGE
-    assert "is not a plain name" in bad.stderr.strip()
