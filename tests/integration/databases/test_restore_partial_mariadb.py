@@ -2,9 +2,9 @@
 small database (two tables joined by a foreign key, a trigger, a view, a routine, a third table
 whose data dump_args leave out), backed up once (module-scoped).
 
-- `--table permits --table notes` gives back exactly those tables: their `SHOW CREATE TABLE`
-  and per-table row md5 equal to the source's, the trigger with them; no other table, view or
-  routine;
+- `--table permits --table notes` gives back exactly those tables: their `SHOW CREATE TABLE`,
+  `mariadb-dump --skip-dump-date` and per-table row md5 equal to the source's, the trigger with
+  them; no other table, view or routine; in place, a dropped table comes back the same;
 - `dump_args = ["--ignore-table-data=DB.audit"]` has its effect: the table comes back empty;
 - a table the dump does not have fails the restore in one line and the database it created is
   dropped; `--schema` is refused for MariaDB in one line."""
@@ -13,6 +13,7 @@ whose data dump_args leave out), backed up once (module-scoped).
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -62,6 +63,17 @@ def _columns(server: MariaDBServer, database: str, table: str) -> str:
     return server.query("SELECT GROUP_CONCAT(CONCAT('`', COLUMN_NAME, '`') ORDER BY "
                         "ORDINAL_POSITION) FROM information_schema.COLUMNS WHERE "
                         f"TABLE_SCHEMA = '{database}' AND TABLE_NAME = '{table}'")
+
+
+def table_dump(server: MariaDBServer, database: str, *tables: str) -> str:
+    """`mariadb-dump --skip-dump-date` of the tables (structure, rows, triggers), without the
+    header lines naming the database."""
+    done = subprocess.run(
+        ["mariadb-dump", f"--defaults-extra-file={server.defaults_file()}", "--skip-dump-date",
+         "--triggers", "--hex-blob", database, *tables],
+        capture_output=True, text=True, check=True)
+    return "\n".join(line for line in done.stdout.splitlines()
+                     if not line.startswith(("-- Host:", "-- MariaDB dump")))
 
 
 def objects(server: MariaDBServer, database: str) -> set[str]:
@@ -123,8 +135,18 @@ def test_table_restore_gives_back_exactly_those_tables_and_dump_args_take_effect
     # --ignore-table-data: the table is there, its rows are not.
     assert rows(server, into, "audit").startswith("0:")
     assert rows(server, world.database, "audit").startswith("2:")
+    assert table_dump(server, into, "permits", "notes") == table_dump(
+        server, world.database, "permits", "notes")
     server.sql("INSERT INTO notes VALUES (3, 2, '  trimmed  ')", into)
     assert server.query("SELECT body FROM notes WHERE id = 3", into) == "trimmed"
+    # In place, the bad day: a table was dropped from the live database.
+    before = table_dump(server, world.database, "notes")
+    server.sql("DROP TABLE notes", world.database)
+    restore_database(world.rt, world.agency, "db", into=world.database, overwrite=True,
+                     selection=PartialSelection.of(tables=["notes"]))
+    assert table_dump(server, world.database, "notes") == before
+    assert rows(server, world.database, "other") == "1:" + server.query(
+        "SELECT MD5(JSON_ARRAY(7))")
 
 
 def test_a_missing_table_fails_and_drops_the_database_it_created(world: World) -> None:
