@@ -14,7 +14,10 @@ The dump is cut by the comment headers mysqldump writes before each part:
     -- Final view structure for view `v`
 
 The head of the dump before the first header (the session settings: character set, time zone,
-FOREIGN_KEY_CHECKS=0) is kept; so is everything from a named table's headers to the next header.
+FOREIGN_KEY_CHECKS=0) is kept while it holds only comments and SET lines; so is everything from
+a named table's headers to the next header. A dump without headers (made with --skip-comments
+or --compact) thus passes nothing but its settings, and the restore fails naming the tables it
+did not find, instead of replaying the whole dump over the target.
 A header is a whole line of its own; only the first MAX_HEADER bytes of a line are held to tell,
 the rest of a long line (an extended INSERT) streams through: memory stays bounded. The kept
 sections are replayed by the same hardened client as a whole dump (drbackup/sources/
@@ -32,6 +35,13 @@ from drbackup.sources.base import DumpError
 MAX_HEADER = 1024
 _TABLE_HEADER = re.compile(
     rb"-- (?:Table structure|Dumping data) for table `((?:[^`\n]|``){1,256})`\r?\n?")
+# What the head of a dump holds before its first section: comments, blank lines and session
+# settings (plain or in versioned comments), nothing that changes data. Any other line there
+# (a dump made without its headers, --skip-comments or --compact) ends the head: what follows
+# is left out rather than replayed whole over the target.
+_HEAD_LINE = re.compile(
+    rb"(?:--[^\n]*|\s*|/\*!\d{5} SET [^\n]*\*/ ?;|/\*M!\d{6}\\- enable the sandbox mode \*/ ?"
+    rb"|SET [^\n]*;)\r?\n?")
 _OTHER_HEADER = re.compile(
     rb"-- (?:Temporary table structure for view|Final view structure for view|Dumping events "
     rb"for database|Dumping routines for database|Dumping data for table|Table structure for "
@@ -45,6 +55,7 @@ class TableSections:
         self._sink = sink
         self._tables = frozenset(tables)
         self._keep = True  # the head of the dump
+        self._in_head = True  # no section header seen yet
         self._head = b""  # the start of the current line, until it is told
         self._passing = False  # inside a long line already told
         self.seen: set[str] = set()
@@ -62,6 +73,8 @@ class TableSections:
             elif newline < 0:
                 self._head += view[pos:stop]
                 if len(self._head) > MAX_HEADER:  # too long to be a header
+                    if self._in_head:
+                        self._keep = False  # nor a session setting of the dump's head
                     self._emit(self._head)
                     self._head, self._passing = b"", True
             else:
@@ -83,14 +96,18 @@ class TableSections:
             self._sink.write(data)
 
     def _line(self, line: bytes) -> None:
+        if self._in_head and self._keep and not _HEAD_LINE.fullmatch(line):
+            self._keep = False  # not a session setting: a dump without section headers
         if line.startswith(b"-- "):
             table = _TABLE_HEADER.fullmatch(line)
             if table is not None:
+                self._in_head = False
                 name = table.group(1).replace(b"``", b"`").decode("utf-8", "replace")
                 self._keep = name in self._tables
                 if self._keep:
                     self.seen.add(name)
             elif _OTHER_HEADER.match(line):
+                self._in_head = False
                 self._keep = False
         self._emit(line)
 

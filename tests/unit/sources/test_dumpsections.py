@@ -101,3 +101,13 @@ def test_a_named_table_the_dump_lacks_fails_after_the_replay() -> None:
     assert failed.value.message.startswith("the dump has no table 'zz'")
     assert "the other table(s) named were restored: a" in failed.value.hint
     OnlyTables(lambda sink: None, []).check()  # nothing named, nothing missing
+
+
+def test_a_dump_without_headers_passes_only_its_settings_never_the_whole_dump() -> None:
+    headless = b"\n".join(line for line in DUMP.split(b"\n")
+                          if not line.startswith(b"--")) + b"\n"
+    kept, seen = cut(headless, ["a"], 3)
+    assert seen == set()
+    assert kept.startswith(b"/*M!999999\\- enable the sandbox mode */\n")
+    assert b"FOREIGN_KEY_CHECKS=0" in kept
+    assert b"DROP TABLE" not in kept and b"INSERT" not in kept and b"CREATE" not in kept
