@@ -70,11 +70,17 @@ def refuse_secret_target(into: str | Path) -> None:
                          DSN_PASSWORD_HINT + "; give --into without the password")
 
 
-def refuse_selection(source: Source, selection: PartialSelection | None) -> None:
+def refuse_selection(source: Source, selection: PartialSelection | None, *,
+                     clean: bool = False) -> None:
     """What --schema/--table cannot mean for a source kind, refused in one line before
     anything runs."""
     if not selection:
         return
+    if isinstance(source, MysqlSource) and clean:
+        raise UsageError("--clean drops and re-creates the whole MariaDB/MySQL database, not "
+                         "only the tables named with --table",
+                         "leave out --clean and pass --overwrite: the dump's own DROP TABLE "
+                         "IF EXISTS replaces each named table")
     if isinstance(source, SqliteSource):
         raise UsageError("a SQLite snapshot is restored whole: --schema/--table do not apply",
                          "restore it into a new file with --into and copy the table from "
@@ -140,7 +146,7 @@ def restore_database(rt: Runtime, agency: AgencyConfig, source: Source | str,
         refuse_dsn_with_target(target_text)
     elif not target_text:
         raise TargetRefusedError("no restore target given", "pass --into")
-    refuse_selection(source, selection)
+    refuse_selection(source, selection, clean=clean)
     rt.restic.require_supported()
     chosen = snapshot if isinstance(snapshot, Snapshot) else choose_db_snapshot(
         rt, agency, source, snapshot, database=database, store_name=store_name, at=at)

@@ -38,6 +38,8 @@ def test_sqlite_and_mariadb_schemas_are_refused() -> None:
         with pytest.raises(UsageError, match="holds one database and no schemas"):
             refuse_selection(my, selection)
     refuse_selection(my, TABLE)
+    with pytest.raises(UsageError, match="--clean drops and re-creates the whole"):
+        refuse_selection(my, TABLE, clean=True)  # it would drop the tables not named
     pg = PostgresSource.model_validate({"id": "p", "kind": "postgres", "dsn": "dbname=p"})
     refuse_selection(pg, PartialSelection.of(schemas=["app"], tables=["app.permits"]))
 
