@@ -138,17 +138,22 @@ def world(tmp_path_factory: pytest.TempPathFactory, restic_binary: str,
         rt.close()
 
 
-def test_schema_restore_gives_back_exactly_that_schema(world: World) -> None:
+def test_schema_restore_gives_back_exactly_that_schema_and_dump_args_take_effect(
+        world: World) -> None:
     server, into = world.server, world.new_name()
     done = restore_database(world.rt, world.agency, "db", into=into,
-                            selection=PartialSelection.of(schemas=["sales"]))
-    assert done.created and done.only == "schema sales"
+                            selection=PartialSelection.of(schemas=["sales"],
+                                                          tables=["audit_log"]))
+    assert done.created and done.only == "schema sales, table audit_log"
     assert schema_dump(server, into, "-n", "sales") == schema_dump(
         server, world.database, "-n", "sales")
     for table in ("sales.orders", "sales.lines"):
         assert rows(server, into, table) == world.newer[table]
     assert relations(server, into) == {"sales.orders", "sales.orders_id_seq", "sales.lines",
-                                       "sales.urgent"}
+                                       "sales.urgent", "public.audit_log"}
+    # dump_args --exclude-table-data=public.audit_log: the table is there, its rows are not.
+    assert rows(server, into, "public.audit_log").startswith("0:")
+    assert rows(server, world.database, "public.audit_log").startswith("100:")
     # The trigger and its function came back working.
     server.psql("UPDATE sales.orders SET note = 'y' WHERE id = 1", into)
     assert server.query("SELECT changed FROM sales.orders WHERE id = 1", into) == "2"
@@ -185,16 +190,8 @@ def test_table_restore_new_database_then_in_place_and_at_picks_the_older(
     assert "\n" not in early.value.message
 
 
-def test_dump_args_take_effect_and_unknown_names_are_refused_before_anything(
-        world: World) -> None:
-    server, into = world.server, world.new_name()
-    done = restore_database(world.rt, world.agency, "db", into=into,
-                            selection=PartialSelection.of(tables=["audit_log"]))
-    assert done.created
-    # --exclude-table-data=public.audit_log: the table is there, its rows are not.
-    assert rows(server, into, "public.audit_log").startswith("0:")
-    assert rows(server, world.database, "public.audit_log").startswith("100:")
-    missing = world.new_name()
+def test_a_name_the_dump_lacks_is_refused_before_anything(world: World) -> None:
+    server, missing = world.server, world.new_name()
     with pytest.raises(NotFoundError) as refused:
         restore_database(world.rt, world.agency, "db", into=missing,
                          selection=PartialSelection.of(tables=["sales.nothing"]))
