@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 PASSWORDS_DIR = "db-passwords"
 # What a database source's entry in the kit holds: where its server was and what it dumped;
 # never a password file (that is this host's), bin_dir or socket (host-specific).
-_PG_KEYS = ("dsn", "all", "exclude_databases", "globals")
-_MY_KEYS = ("database", "host", "port", "user")
+# dump_args / restore_args are validated again (their allow-list) when the kit is opened.
+_PG_KEYS = ("dsn", "all", "exclude_databases", "globals", "dump_args", "restore_args")
+_MY_KEYS = ("database", "host", "port", "user", "dump_args", "restore_args")
 
 
 def source_entry(source: Source) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import drbackup.children as children
 from drbackup.config.models import MysqlSource
 from drbackup.errors import TargetRefusedError
 from drbackup.sources.base import BackupPlan, DumpError
+from drbackup.sources.dbargv import mariadb_dump_argv
 from drbackup.sources.dumps import (
     PrivateDir,
     dump_plan,
@@ -169,9 +170,7 @@ def plan_mysql(source: MysqlSource) -> list[BackupPlan]:
     except BaseException:
         conn.cleanup()
         raise
-    command = [conn.dump_binary(), f"--defaults-extra-file={conn.defaults_file}",
-               "--single-transaction", "--routines", "--events", "--triggers",
-               "--hex-blob", "--default-character-set=utf8mb4", "--", source.database]
+    command = mariadb_dump_argv(conn.dump_binary(), conn.defaults_file, source, source.database)
     plan = dump_plan(command, workdir=conn.workdir, name="db", min_size=source.min_size,
                      timeout=source.timeout, stdin_filename=f"{source.database}.sql", env={},
                      tags=[f"database={source.database}", f"format={FORMAT_SQL}",

@@ -55,7 +55,8 @@ def register(commands: Any) -> None:
                              "judge come back from before the agency's retention freeze")
     parser.add_argument("--at", metavar="TIME",
                         help='newest snapshot at or before TIME, e.g. "2026-11-20 14:00" '
-                             '(local time; add "UTC", a zone name or an offset for another zone)')
+                             '(local time; add "UTC", a zone name or an offset for another zone) '
+                             'or "2h ago"')
     parser.add_argument("--target", type=Path,
                         help="directory to restore into (original paths are recreated below it); "
                              "default: ./drbackup-restore-AGENCY-SOURCE-SNAPSHOT")

@@ -30,7 +30,8 @@ def config(tmp_path: Path) -> str:
         "agencies": [{"id": "records", "password_file": str(_secret(tmp_path / "r.pw", "rp\n")),
                       "sources": [
             {"id": "permits", "kind": "postgres", "dsn": "postgresql://backup@db-a/permits",
-             "password_file": str(_secret(tmp_path / "a.pw", "source-secret\n"))},
+             "password_file": str(_secret(tmp_path / "a.pw", "source-secret\n")),
+             "dump_args": ["--no-comments"], "restore_args": ["--no-tablespaces"]},
             {"id": "licences", "kind": "mysql", "database": "licences", "host": "db-m",
              "user": "backup"}]}],
         "restore_targets": [
@@ -58,6 +59,7 @@ def test_the_opened_kit_config_holds_the_db_sources_and_targets(tmp_path: Path) 
     pg, my = agency.source("permits"), agency.source("licences")
     assert isinstance(pg, PostgresSource) and pg.dsn == "postgresql://backup@db-a/permits"
     assert pg.password_file is None
+    assert (pg.dump_args, pg.restore_args) == (["--no-comments"], ["--no-tablespaces"])
     assert isinstance(my, MysqlSource) and (my.host, my.database) == ("db-m", "licences")
     standby = opened.restore_target("standby")
     assert standby.password_file == out / "db-passwords" / "standby.password"
@@ -69,6 +71,7 @@ def test_the_opened_kit_config_holds_the_db_sources_and_targets(tmp_path: Path) 
     lambda p: p["restore_targets"][0].update(name="../../etc"),
     lambda p: p["restore_targets"][0].update(password="a\nb"),
     lambda p: p["agencies"][0]["sources"][0].update(dsn="postgresql://u:pw@db/x"),
+    lambda p: p["agencies"][0]["sources"][0].update(restore_args=["--dbname=other"]),
 ])
 def test_a_kit_entry_that_does_not_validate_is_refused(tmp_path: Path, damage: object) -> None:
     source_config = parse_config(config(tmp_path), tmp_path / "c.toml")
