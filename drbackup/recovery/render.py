@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from drbackup.engine.environment import restic_env_file
-from drbackup.recovery import offline
+from drbackup.recovery import kit_databases, offline
 from drbackup.store import S3Location
 
 
@@ -57,14 +57,18 @@ def render_config(payload: dict[str, Any], out_dir: Path) -> tuple[str, list[str
         lines.append("")
         lines += offline.config_lines(agency, out_dir)
         for source in agency["sources"]:
+            if source.get("kind") in ("postgres", "mysql"):  # restore-db --target onto a standby
+                lines += kit_databases.database_source_lines(source)
+                continue
             if source.get("kind") != "directory" or not source.get("paths"):
-                continue  # other kinds need their own settings; restore-db documents them
+                continue  # sqlite, dumpdir: `drbackup restore` finds them by their tags
             lines += ["[[agencies.sources]]",
                       f"id = {_toml(source['id'])}",
                       'kind = "directory"',
                       f"paths = {_toml(list(source['paths']))}",
                       "watch = false", ""]
-    return "\n".join(lines), missing
+    targets, missing_targets = kit_databases.restore_target_lines(payload, out_dir)
+    return "\n".join(lines + targets), missing + missing_targets
 
 
 def render_restic_env(payload: dict[str, Any], out_dir: Path) -> dict[str, str]:

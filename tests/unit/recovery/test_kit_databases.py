@@ -13,8 +13,9 @@ import tomli_w
 
 from drbackup.config.loader import parse_config
 from drbackup.config.models import MysqlSource, PostgresSource
-from drbackup.recovery.kit import build_payload, render_config
+from drbackup.recovery.kit import build_payload
 from drbackup.recovery.kit_databases import restore_target_secrets
+from drbackup.recovery.render import render_config
 from drbackup.recovery.sealing import RecoveryKitError
 
 
