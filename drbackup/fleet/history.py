@@ -16,9 +16,10 @@ backup makes 720 backups a month, and a sample would hide the one gap that breac
 Drills: the newest MAX_DRILLS finished drills in the window, oldest first, each with a fixed
 code and its measured RTO estimate. Only times, figures and codes: no file name, no error text.
 
-Bounded: at most 30 + 30 points of whole seconds (RTO to 0.1 s), under 1.6 KB of JSON per source
-as published; a parsed history must fit MAX_HISTORY_BYTES (4 KB) per source, or the summary is
-malformed."""
+Bounded: at most 30 + 30 points of whole seconds (RTO to 0.1 s), about 1.9 KB of JSON per source
+at most as published (30 drills; ~0.8 KB with the RPO alone); even with the longest numbers
+JSON writes, 30 + 30 points stay under 3 KB, and a parsed history must fit MAX_HISTORY_BYTES
+(4 KB) per source, or the summary is malformed."""
 
 from __future__ import annotations
 
