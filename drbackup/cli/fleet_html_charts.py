@@ -20,6 +20,8 @@ from drbackup.fleet.summary import SourceStatus
 from drbackup.jobs.evidence import utc_iso
 
 WIDTH, HEIGHT = 150, 26
+LEFT = 30  # the label's room; the window is drawn from LEFT to WIDTH
+PLOT = WIDTH - LEFT
 _TOP = 3  # room above the highest point
 COLOURS = {"ok": "#2e7d32", "failed": "#c0392b", "suspect": "#e67e00"}
 
@@ -41,7 +43,7 @@ def _duration(seconds: float | None) -> str:
 
 
 def _x(at: float, start: float, window: float) -> float:
-    return max(0.0, min(float(WIDTH), (at - start) / window * WIDTH))
+    return LEFT + max(0.0, min(float(PLOT), (at - start) / window * PLOT))
 
 
 def _y(value: float, top: float) -> float:
@@ -50,17 +52,18 @@ def _y(value: float, top: float) -> float:
 
 def _target_line(target: float, top: float) -> str:
     y = _y(target, top)
-    return (f'<line class="target" x1="0" x2="{WIDTH}" y1="{y:.1f}" y2="{y:.1f}" '
+    return (f'<line class="target" x1="{LEFT}" x2="{WIDTH}" y1="{y:.1f}" y2="{y:.1f}" '
             'stroke="#000" stroke-width="1" stroke-dasharray="3,2"/>')
 
 
-def _frame(kind: str, source: str, points: int, label: str, body: str) -> str:
+def _frame(kind: str, source: str, points: int, label: str, short: str, body: str) -> str:
     return (f'<svg class="history {kind}" data-history="{kind}" data-source="{_e(source)}" '
             f'data-points="{points}" xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" '
             f'height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
             f'aria-label="{_e(label)}"><title>{_e(label)}</title>'
-            f'<line x1="0" x2="{WIDTH}" y1="{HEIGHT - 0.5}" y2="{HEIGHT - 0.5}" stroke="#999" '
-            f'stroke-width="1"/>{body}</svg>')
+            f'<text x="0" y="{HEIGHT / 2 + 3:.0f}" font-size="9">{_e(short)}</text>'
+            f'<line x1="{LEFT}" x2="{WIDTH}" y1="{HEIGHT - 0.5}" y2="{HEIGHT - 0.5}" '
+            f'stroke="#999" stroke-width="1"/>{body}</svg>')
 
 
 def rpo_chart(source: SourceStatus, history: SourceHistory, published_at: float,
@@ -69,19 +72,19 @@ def rpo_chart(source: SourceStatus, history: SourceHistory, published_at: float,
     window, target = history.window_seconds, source.rpo_target_seconds
     start = published_at - window
     top = max([target, *(p[1] for p in history.rpo)]) * 1.1 or 1.0
-    slice_width = WIDTH / RPO_SLICES
+    slice_width = PLOT / RPO_SLICES
     bars = []
     for end, worst in history.rpo:
         x = _x(end, start, window) - slice_width
         y = _y(worst, top)
         colour = COLOURS["failed"] if worst > target else COLOURS["ok"]
         tip = f"{utc_iso(end)[:10]}: {words['chart_rpo']} {_duration(worst)} / {_duration(target)}"
-        bars.append(f'<rect class="pt rpo-pt" x="{max(0.0, x) + 0.5:.1f}" y="{y:.1f}" '
+        bars.append(f'<rect class="pt rpo-pt" x="{max(LEFT, x) + 0.5:.1f}" y="{y:.1f}" '
                     f'width="{max(1.0, slice_width - 1):.1f}" height="{HEIGHT - 1 - y:.1f}" '
                     f'fill="{colour}"><title>{_e(tip)}</title></rect>')
     label = words["chart_rpo_history"].format(source=source.source)
-    return _frame("rpo", source.source, len(bars), label, "".join(bars) + _target_line(
-        target, top))
+    return _frame("rpo", source.source, len(bars), label, words["chart_rpo"],
+                  "".join(bars) + _target_line(target, top))
 
 
 def drill_chart(source: SourceStatus, history: SourceHistory, published_at: float,
@@ -107,7 +110,7 @@ def drill_chart(source: SourceStatus, history: SourceHistory, published_at: floa
         mark = (f'<line class="limit" x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{HEIGHT}" '
                 'stroke="#555" stroke-width="1" stroke-dasharray="1,2"/>')
     label = words["chart_drill_history"].format(source=source.source)
-    return _frame("drills", source.source, len(dots), label,
+    return _frame("drills", source.source, len(dots), label, words["chart_drill"],
                   mark + _target_line(target, top) + "".join(dots))
 
 

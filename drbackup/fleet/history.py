@@ -24,7 +24,9 @@ JSON writes, 30 + 30 points stay under 3 KB, and a parsed history must fit MAX_H
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 HISTORY_WINDOW_SECONDS = 30 * 86400.0
 RPO_SLICES = 30
@@ -70,7 +72,7 @@ def rpo_points(backup_times: list[float], now: float,
     return points
 
 
-def drill_points(drills: list[tuple[float, str, float | None]]) -> list[list[object]]:
+def drill_points(drills: Sequence[tuple[float, str, float | None]]) -> list[list[object]]:
     """The newest MAX_DRILLS of (finished at, code, RTO estimate), oldest first."""
     newest = sorted(drills, key=lambda d: d[0])[-MAX_DRILLS:]
     return [[float(round(at)), code, None if rto is None else round(float(rto), 1)]
@@ -85,7 +87,7 @@ def _finite(value: object, what: str, low: float, high: float) -> float:
 
 
 def _ordered(times: list[float], what: str) -> None:
-    if any(b < a for a, b in zip(times, times[1:], strict=False)):
+    if any(b < a for a, b in pairwise(times)):
         raise MalformedHistory(f"history {what} are not in time order")
 
 

@@ -19,8 +19,8 @@ from drbackup.cli.fleet_html import RANK, render_html
 from drbackup.cli.fleet_html_text import LANGUAGES, TEXT
 from drbackup.errors import UsageError
 from drbackup.fleet.city import FleetReport, SummaryFile, city_report
-from drbackup.fleet.inventory import ExpectedAgency
 from drbackup.fleet.history import SourceHistory
+from drbackup.fleet.inventory import ExpectedAgency
 from drbackup.fleet.summary import AgencySummary, SourceStatus
 from drbackup.fleet.trust import Keyring
 from drbackup.verify.evidence import EvidenceKey, public_pem
@@ -28,7 +28,8 @@ from drbackup.verify.evidence import EvidenceKey, public_pem
 NOW = 1_800_000_000.0
 EVIL = "<script>alert('x')</script>"
 DAY = 86400.0
-HISTORY = SourceHistory(30 * DAY, [[NOW - 60 - d * DAY, 1800.0 * (d + 1)] for d in range(3, -1, -1)],
+HISTORY = SourceHistory(30 * DAY,
+                        [[NOW - 60 - d * DAY, 1800.0 * (d + 1)] for d in range(3, -1, -1)],
                         [[NOW - 5 * DAY, "ok", 30.0], [NOW - 3 * DAY, "failed", None],
                          [NOW - 1 * DAY, "suspect", 7200.0]])
 
@@ -130,7 +131,7 @@ def test_history_charts_for_rows_with_history_bars_otherwise_own_drill_limit(
         "ok", "failed", "suspect"]
     assert water.count('class="target"') == 2
     limit = re.search(r'<line class="limit" x1="([\d.]+)"', water)
-    assert limit is not None and float(limit.group(1)) == pytest.approx(150 * 27 / 30, abs=0.2)
+    assert limit is not None and float(limit.group(1)) == pytest.approx(30 + 120 * 27 / 30, abs=0.2)
     red = re.findall(r'class="pt rpo-pt"[^>]*fill="([^"]+)"', water)
     assert red == ["#c0392b", "#c0392b", "#2e7d32", "#2e7d32"]  # 2h, 1.5h past 1h; 1h, 30m
     assert TEXT["zh-CN"]["drill_suspect"] in water
