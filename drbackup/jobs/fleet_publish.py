@@ -153,8 +153,8 @@ def source_history(rt: Runtime, agency: AgencyConfig, source: str, now: float
         [(r.finished_at or r.started_at, _drill_code(rt, agency, r), _rto(r)) for r in drills]))
 
 
-def _source_status(rt: Runtime, agency: AgencyConfig, source: SourceReport, now: float
-                   ) -> SourceStatus:
+def _source_status(rt: Runtime, agency: AgencyConfig, source: SourceReport, now: float,
+                   history: bool) -> SourceStatus:
     return SourceStatus(
         source=source.source, kind=source.kind,
         last_good_backup_at=_at(source.last_good_backup.at if source.last_good_backup else None),
@@ -162,7 +162,8 @@ def _source_status(rt: Runtime, agency: AgencyConfig, source: SourceReport, now:
         last_good_drill_at=_at(source.last_good_drill.at if source.last_good_drill else None),
         rto_estimate_seconds=source.rto.measured_seconds,
         rto_target_seconds=source.rto.target_seconds, level_met=source.gbt_20988.level,
-        findings=_source_codes(source), history=source_history(rt, agency, source.source, now))
+        findings=_source_codes(source),
+        history=source_history(rt, agency, source.source, now) if history else None)
 
 
 def _offline(report: AgencyReport, agency: AgencyConfig) -> dict[str, object] | None:
@@ -174,11 +175,13 @@ def _offline(report: AgencyReport, agency: AgencyConfig) -> dict[str, object] | 
             "age_seconds": offline.age_seconds, "max_age_seconds": offline.max_age_seconds}
 
 
-def build_summary(rt: Runtime, agency: AgencyConfig, *, host: str, sequence: int, now: float
-                  ) -> AgencySummary:
-    """One agency's summary from the state database (no restic, no network)."""
+def build_summary(rt: Runtime, agency: AgencyConfig, *, host: str, sequence: int, now: float,
+                  history: bool = True) -> AgencySummary:
+    """One agency's summary from the state database (no restic, no network); without
+    `history` its sources carry none (the verdict-change test needs only the codes, and runs
+    after every job)."""
     report = agency_report(rt, agency, now)
-    sources = [_source_status(rt, agency, s, now) for s in report.sources]
+    sources = [_source_status(rt, agency, s, now, history) for s in report.sources]
     findings = sorted({c for s in sources for c in s.findings})
     if report.maintains_here:
         check = report.last_check
@@ -247,7 +250,8 @@ def verdicts_changed(rt: Runtime, now: float | None = None) -> bool:
             or last.get("failed_uploads"):
         return True  # never published, agencies changed, or a store missed the last one
     host = fleet_host(rt)
-    return any(status_digest(build_summary(rt, a, host=host, sequence=0, now=moment))
+    return any(status_digest(build_summary(rt, a, host=host, sequence=0, now=moment,
+                                           history=False))
                != digests.get(a.id) for a in rt.config.agencies)
 
 
