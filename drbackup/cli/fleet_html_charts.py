@@ -96,7 +96,7 @@ def drill_chart(source: SourceStatus, history: SourceHistory, published_at: floa
     top = max([target, *rtos]) * 1.1 or 1.0
     dots = []
     for at, code, rto in history.drills:
-        assert isinstance(at, float) and isinstance(code, str)
+        assert isinstance(at, int | float) and isinstance(code, str)
         x = _x(at, start, window)
         y = HEIGHT - 3.5 if not isinstance(rto, int | float) else _y(float(rto), top)
         measured = _duration(float(rto)) if isinstance(rto, int | float) else "-"

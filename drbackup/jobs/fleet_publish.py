@@ -272,8 +272,9 @@ def publish_fleet(rt: Runtime, *, now: float | None = None, only_if_changed: boo
     digests: dict[str, str] = {}
     for agency in rt.config.agencies:
         summary = build_summary(rt, agency, host=host, sequence=sequence, now=moment)
+        # Compact: the signature covers the canonical form, not this text's spacing.
         body = (json.dumps(key.sign(summary.to_report()), sort_keys=True, ensure_ascii=False,
-                           allow_nan=False) + "\n").encode()
+                           allow_nan=False, separators=(",", ":")) + "\n").encode()
         uploads = [_upload(rt, agency, store, host, body)
                    for store in (agency.store, *agency.replicas)]
         for upload in uploads:
