@@ -278,7 +278,10 @@ def results(half: Phase, first: Phase, later: Phase, hosts: int, per_host: int, 
                     goal=_per(first, first.read.requests), goal_op="<=",
                     goal_text="unchanged by history"),
         BenchResult(GROUP, "bytes read per agency (summaries' bodies)", "B",
-                    [_per(first, first.read.bytes_read)]),
+                    [_per(first, first.read.bytes_read)],
+                    note=f"{SOURCES} sources per agency, each summary with the full bounded "
+                         "history (30 worst-RPO points and 30 drills per source, "
+                         "fleet/history.py), compact JSON"),
         BenchResult(GROUP, f"bytes read per agency, {history}", "B",
                     [_per(later, later.read.bytes_read)],
                     goal=_per(first, first.read.bytes_read) * 1.01, goal_op="<=",
