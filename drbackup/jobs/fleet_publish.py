@@ -136,16 +136,19 @@ def _rto(run: RunRecord) -> float | None:
     return float(value)
 
 
-def source_history(rt: Runtime, agency: AgencyConfig, source: str, now: float
-                   ) -> SourceHistory:
+def source_history(rt: Runtime, agency: AgencyConfig, source: str, now: float,
+                   last_good_backup_at: float | None = None) -> SourceHistory:
     """The source's bounded history (fleet/history.py) from the state database: its good
-    backups since two windows back (the one before the window opens its first gap) and its
-    finished drills in the window."""
+    backups since two windows back (the one before the window opens its first gap; so does
+    `last_good_backup_at`, dr_report's, when it is older still) and its finished drills in
+    the window."""
     window = HISTORY_WINDOW_SECONDS
     backups = rt.state.runs(agency=agency.id, source=source, job="backup",
                             results=("success", "warning"), since=now - 2 * window,
                             limit=_HISTORY_ROWS)
     times = [r.finished_at or r.started_at for r in backups if r.snapshot_id]
+    if last_good_backup_at is not None:
+        times.append(last_good_backup_at)  # a duplicate adds a gap of 0: harmless
     drills = [r for r in rt.state.runs(agency=agency.id, source=source, job="drill",
                                        since=now - window, limit=200)
               if r.result != "running"]
@@ -155,15 +158,15 @@ def source_history(rt: Runtime, agency: AgencyConfig, source: str, now: float
 
 def _source_status(rt: Runtime, agency: AgencyConfig, source: SourceReport, now: float,
                    history: bool) -> SourceStatus:
+    last_good = _at(source.last_good_backup.at if source.last_good_backup else None)
     return SourceStatus(
-        source=source.source, kind=source.kind,
-        last_good_backup_at=_at(source.last_good_backup.at if source.last_good_backup else None),
+        source=source.source, kind=source.kind, last_good_backup_at=last_good,
         rpo_seconds=source.rpo.measured_seconds, rpo_target_seconds=source.rpo.target_seconds,
         last_good_drill_at=_at(source.last_good_drill.at if source.last_good_drill else None),
         rto_estimate_seconds=source.rto.measured_seconds,
         rto_target_seconds=source.rto.target_seconds, level_met=source.gbt_20988.level,
         findings=_source_codes(source),
-        history=source_history(rt, agency, source.source, now) if history else None)
+        history=source_history(rt, agency, source.source, now, last_good) if history else None)
 
 
 def _offline(report: AgencyReport, agency: AgencyConfig) -> dict[str, object] | None:

@@ -140,4 +140,12 @@ def test_history_from_recorded_runs_worst_rpo_per_day_and_drill_codes(tmp_path: 
     text = (tmp_path / "repos" / "planning" / "fleet" / "host-a.json").read_text()
     assert "/srv/docs" not in text and "differs" not in text and "rename" not in text
     assert len(json.dumps(history)) < 4096
+    # water's only good backup is 70 days old, before the rows read: it still opens the gap.
+    run = rt.state.start_run("backup", "water", source="docs", store="disk",
+                             started_at=now - 70 * day)
+    rt.state.finish_run(run, "success", counts=RunCounts(snapshot_id="b" * 64),
+                        finished_at=now - 70 * day)
+    publish_fleet(rt, now=now)
+    rpo = _read(tmp_path, rt, "water")["sources"][0]["history"]["rpo"]  # type: ignore[index]
+    assert len(rpo) == 30 and rpo[-1][1] == pytest.approx(70 * day, abs=2)
     rt.close()
