@@ -18,13 +18,11 @@ from html import escape
 from drbackup.cli.fleet_html_charts import history_charts
 from drbackup.cli.fleet_html_text import LANGUAGES, TEXT
 from drbackup.fleet.city import AgencyRow, FleetReport, HostRow
-from drbackup.fleet.history import HISTORY_WINDOW_SECONDS
 from drbackup.jobs.evidence import utc_iso
 
 # The verdicts in the report's own order (fleet/city.py _ORDER): the rank the JS sorts by.
 RANK = {"unprotected": 0, "not-meeting": 1, "unknown": 2, "meeting": 3}
 DEFAULT_DRILL_LIMIT = 8 * 86400.0  # agencies.verify_max_age's default
-HISTORY_DAYS = round(HISTORY_WINDOW_SECONDS / 86400)
 
 _CSS = """
 *{box-sizing:border-box}
@@ -226,7 +224,7 @@ def _table(report: FleetReport, words: dict[str, str], drill_limit: float) -> st
             f'</button><button type="button" data-sort="agency" hidden>'
             f'{_e(words["sort_agency"])}</button>')
     bodies = "".join(_agency_body(a, words, drill_limit) for a in report.agencies)
-    note = words["chart_note"].format(limit=duration(drill_limit), days=HISTORY_DAYS)
+    note = words["chart_note"].format(limit=duration(drill_limit))
     return (f'<section id="agencies"><h2>{_e(words["table"])}{sort}</h2>'
             f'<table id="city" data-sorted="verdict"><thead><tr>{cells}</tr></thead>{bodies}'
             f'</table><p class="note" id="chart-note">{_e(note)}</p></section>')

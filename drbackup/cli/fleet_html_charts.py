@@ -82,7 +82,7 @@ def rpo_chart(source: SourceStatus, history: SourceHistory, published_at: float,
         bars.append(f'<rect class="pt rpo-pt" x="{max(LEFT, x) + 0.5:.1f}" y="{y:.1f}" '
                     f'width="{max(1.0, slice_width - 1):.1f}" height="{HEIGHT - 1 - y:.1f}" '
                     f'fill="{colour}"><title>{_e(tip)}</title></rect>')
-    label = words["chart_rpo_history"].format(source=source.source)
+    label = words["chart_rpo_history"].format(source=source.source, window=_duration(window))
     return _frame("rpo", source.source, len(bars), label, words["chart_rpo"],
                   "".join(bars) + _target_line(target, top))
 
@@ -109,7 +109,7 @@ def drill_chart(source: SourceStatus, history: SourceHistory, published_at: floa
         x = _x(published_at - limit, start, window)
         mark = (f'<line class="limit" x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{HEIGHT}" '
                 'stroke="#555" stroke-width="1" stroke-dasharray="1,2"/>')
-    label = words["chart_drill_history"].format(source=source.source)
+    label = words["chart_drill_history"].format(source=source.source, window=_duration(window))
     return _frame("drills", source.source, len(dots), label, words["chart_drill"],
                   mark + _target_line(target, top) + "".join(dots))
 

@@ -7,8 +7,8 @@ Shape, in a source of the summary (absent or null from an older drbackup: "no hi
                 "rpo": [[<slice end, unix s>, <worst RPO in the slice, s>], ...],
                 "drills": [[<finished, unix s>, "ok"|"failed"|"suspect", <RTO s>|null], ...]}
 
-RPO over time: the window before publication is cut into RPO_SLICES equal slices (1 day each for
-the 30-day window); each point is the worst RPO (the age of the newest good backup) anywhere in
+RPO over time: the window before publication ([fleet] history_window, 30 days by default) is cut
+into RPO_SLICES equal slices (a day each for 30 days); each point is the worst RPO (the age of the newest good backup) anywhere in
 its slice: the gap between two consecutive good backups when the second falls in it, and the
 age at the slice's end (the last slice ends at publication: the age then). A slice before the
 first good backup ever has no point. Worst per slice, not a sample of backup times: an hourly
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-HISTORY_WINDOW_SECONDS = 30 * 86400.0
+HISTORY_WINDOW_SECONDS = 30 * 86400.0  # [fleet] history_window's default
 RPO_SLICES = 30
 MAX_DRILLS = 30
 MAX_HISTORY_BYTES = 4096
@@ -104,7 +104,7 @@ def parse_history(value: object, published_at: float) -> SourceHistory | None:
         raise MalformedHistory("history is not plain JSON") from None
     if size > MAX_HISTORY_BYTES:
         raise MalformedHistory(f"history of {size} bytes, more than {MAX_HISTORY_BYTES}")
-    window = _finite(value["window_seconds"], "window", 3600.0, 366 * 86400.0)
+    window = _finite(value["window_seconds"], "window", 86400.0, 366 * 86400.0)
     first, last = published_at - window - _SLACK, published_at + _SLACK
     rpo, drills = value["rpo"], value["drills"]
     if not isinstance(rpo, list) or len(rpo) > RPO_SLICES \

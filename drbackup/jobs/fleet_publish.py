@@ -26,7 +26,6 @@ from drbackup import __version__
 from drbackup.config.models import AgencyConfig
 from drbackup.errors import ConfigError, DrBackupError, ExitCode
 from drbackup.fleet.history import (
-    HISTORY_WINDOW_SECONDS,
     SourceHistory,
     drill_points,
     rpo_points,
@@ -142,7 +141,7 @@ def source_history(rt: Runtime, agency: AgencyConfig, source: str, now: float,
     backups since two windows back (the one before the window opens its first gap; so does
     `last_good_backup_at`, dr_report's, when it is older still) and its finished drills in
     the window."""
-    window = HISTORY_WINDOW_SECONDS
+    window = rt.config.fleet.history_window.total_seconds()
     backups = rt.state.runs(agency=agency.id, source=source, job="backup",
                             results=("success", "warning"), since=now - 2 * window,
                             limit=_HISTORY_ROWS)

@@ -82,7 +82,7 @@ def test_the_page_is_self_contained_escaped_and_worst_first(tmp_path: Path, lang
     order = re.findall(r'<tbody class="[^"]+" data-agency="([^"]+)"', page)
     assert order == ["harbour", "water", "planning"]  # unprotected, not meeting, meeting
     assert f'<html lang="{lang}">' in page and TEXT[lang]["title"] in page
-    assert escape(TEXT[lang]["chart_note"].format(limit="8.0d", days=30)) in page
+    assert escape(TEXT[lang]["chart_note"].format(limit="8.0d")) in page
     assert "@page{size:A4" in page and "@media print" in page
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from drbackup.config.models import AgencyConfig, Config, DaemonConfig, StoreConfig
+from drbackup.config.models import AgencyConfig, Config, DaemonConfig, FleetConfig, StoreConfig
 from drbackup.fleet.trust import Keyring, Trust, judge
 from drbackup.jobs.fleet_publish import SEQUENCE_KEY, publish_fleet, verdicts_changed
 from drbackup.jobs.runtime import Runtime
@@ -149,3 +149,24 @@ def test_history_from_recorded_runs_worst_rpo_per_day_and_drill_codes(tmp_path: 
     rpo = _read(tmp_path, rt, "water")["sources"][0]["history"]["rpo"]  # type: ignore[index]
     assert len(rpo) == 30 and rpo[-1][1] == pytest.approx(70 * day, abs=2)
     rt.close()
+
+
+def test_a_configured_history_window(tmp_path: Path) -> None:
+    rt = _runtime(tmp_path)
+    config = rt.config.model_copy(update={"fleet": FleetConfig(history_window="7d")})
+    rt.close()
+    rt = Runtime.create(config)
+    now = time.time()
+    run = rt.state.start_run("backup", "planning", source="docs", store="disk",
+                             started_at=now - 10 * 86400)
+    rt.state.finish_run(run, "success", counts=RunCounts(snapshot_id="a" * 64),
+                        finished_at=now - 10 * 86400)
+    publish_fleet(rt, now=now)
+    history = _read(tmp_path, rt, "planning")["sources"][0]["history"]  # type: ignore[index]
+    assert history["window_seconds"] == 7 * 86400 and len(history["rpo"]) == 30
+    assert history["rpo"][0] == [round(now - 7 * 86400 + 7 * 86400 / 30),
+                                 round(3 * 86400 + 7 * 86400 / 30)]
+    rt.close()
+    for bad in ("12h", "400d"):
+        with pytest.raises(ValueError, match="history_window"):
+            FleetConfig(history_window=bad)
