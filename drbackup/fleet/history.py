@@ -8,16 +8,17 @@ Shape, in a source of the summary (absent or null from an older drbackup: "no hi
                 "drills": [[<finished, unix s>, "ok"|"failed"|"suspect", <RTO s>|null], ...]}
 
 RPO over time: the window before publication ([fleet] history_window, 30 days by default) is cut
-into RPO_SLICES equal slices (a day each for 30 days); each point is the worst RPO (the age of the newest good backup) anywhere in
-its slice: the gap between two consecutive good backups when the second falls in it, and the
-age at the slice's end (the last slice ends at publication: the age then). A slice before the
-first good backup ever has no point. Worst per slice, not a sample of backup times: an hourly
-backup makes 720 backups a month, and a sample would hide the one gap that breached the RPO.
+into RPO_SLICES equal slices (a day each for 30 days); each point is the worst RPO (the age of the
+newest good backup) anywhere in its slice: the gap between two consecutive good backups when the
+second falls in it, and the age at the slice's end (the last slice ends at publication: the age
+then). A slice before the first good backup ever has no point. Worst per slice, not a sample of
+backup times: an hourly backup makes 720 backups a month, and a sample would hide the one gap that
+breached the RPO.
 Drills: the newest MAX_DRILLS finished drills in the window, oldest first, each with a fixed
 code and its measured RTO estimate. Only times, figures and codes: no file name, no error text.
 
-Bounded: at most 30 + 30 points of whole seconds (RTO to 0.1 s), about 1.9 KB of JSON per source
-at most as published (30 drills; ~0.8 KB with the RPO alone); even with the longest numbers
+Bounded: at most 30 + 30 points of whole seconds (RTO to 0.1 s), about 1.3 KB of compact JSON per
+source at most as published (30 drills; ~0.6 KB with the RPO alone); even with the longest numbers
 JSON writes, 30 + 30 points stay under 3 KB, and a parsed history must fit MAX_HISTORY_BYTES
 (4 KB) per source, or the summary is malformed."""
 
