@@ -101,7 +101,7 @@ def parse_history(value: object, published_at: float) -> SourceHistory | None:
         raise MalformedHistory("history is not a history record")
     try:
         size = len(json.dumps(value, allow_nan=False).encode())
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         raise MalformedHistory("history is not plain JSON") from None
     if size > MAX_HISTORY_BYTES:
         raise MalformedHistory(f"history of {size} bytes, more than {MAX_HISTORY_BYTES}")
