@@ -13,12 +13,15 @@ repository-pack-sized objects are written per agency (what years of drills and b
 the report is measured again and must read the same requests and bytes per agency.
 
 The hosts publish with publish_fleet (the job `drbackup fleet publish` and the daemon run) from
-prepared state: the agencies were never backed up, so their summaries carry the no-good-backup
-and never-drilled findings with null figures; a summary of a drilled agency has the same fields
-with numbers instead (a few dozen bytes more). The report is build_fleet_report in process
-(what the CLI calls, timed without the interpreter's start-up) and, once per phase, the CLI as
-a subprocess (wall time, start-up included). The extrapolation to 500 agencies is linear in
-the requests: 1 + agencies + agencies x hosts-per-agency, each a small GET or listing.
+prepared state: `history_days` (31) days of recorded runs per source, a good backup every 12
+hours and a passed drill (with its RTO estimate) every day, so every summary carries the full
+bounded history (fleet/history.py: 30 worst-RPO points and 30 drills per source), the largest a
+genuine summary gets. `--history-days 0` publishes never-backed-up agencies instead (no-good-
+backup and never-drilled findings, null figures, empty history): the smallest. The report is
+build_fleet_report in process (what the CLI calls, timed without the interpreter's start-up)
+and, once per phase, the CLI as a subprocess (wall time, start-up included). The extrapolation
+to 500 agencies is linear in the requests: 1 + agencies + agencies x hosts-per-agency, each a
+small GET or listing.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from drbackup.jobs.evidence import evidence_key
 from drbackup.jobs.fleet_publish import publish_fleet
 from drbackup.jobs.fleet_report import ReadResult, build_fleet_report
 from drbackup.jobs.runtime import Runtime
+from drbackup.state import RunCounts
 from drbackup.verify.evidence import public_pem
 from tests.support.servers import TEST_ACCESS_KEY, TEST_SECRET_KEY
 
@@ -99,6 +103,31 @@ def _config(work: Path, server: MeteredMotoServer, host: str | None,
 
 def _runtime(path: Path) -> Runtime:
     return Runtime.create(parse_config(path.read_text(), path))
+
+
+def _seed_history(rt: Runtime, days: int, now: float) -> int:
+    """Record `days` of runs for every source of the host: a good backup every 12 h, a passed
+    drill a day (RTO estimate 30-60 s). Returns the runs recorded."""
+    recorded = 0
+    for agency in rt.config.agencies:
+        for source in agency.sources:
+            for half_day in range(2 * days, 0, -1):
+                at = now - half_day * 43200.0
+                run = rt.state.start_run("backup", agency.id, source=source.id,
+                                         store=agency.store, started_at=at - 60)
+                rt.state.finish_run(run, "success", counts=RunCounts(snapshot_id="a" * 64),
+                                    finished_at=at)
+                recorded += 1
+                if half_day % 2:
+                    continue
+                run = rt.state.start_run("drill", agency.id, source=source.id,
+                                         store=agency.store, started_at=at + 600)
+                rt.state.finish_run(run, "success", counts=RunCounts(snapshot_id="a" * 64),
+                                    details={"verdict": "pass", "snapshot_id": "a" * 64,
+                                             "rto_estimate_seconds": 30 + half_day % 31},
+                                    finished_at=at + 660)
+                recorded += 1
+    return recorded
 
 
 def _publish_all(hosts: list[Runtime]) -> None:
@@ -174,7 +203,7 @@ def _measure(office: Path, server: MeteredMotoServer, ring: Path, repeat: int, *
 
 
 def measure(work: Path, hosts: int, per_host: int, rounds: int, evidence: int,
-            repeat: int) -> tuple[Phase, Phase, Phase]:
+            repeat: int, history_days: int = 31) -> tuple[Phase, Phase, Phase]:
     """The report with half the hosts published, with all, and with all after the history."""
     server = MeteredMotoServer(work / "moto")
     server.workdir.mkdir(parents=True, exist_ok=True)
@@ -193,6 +222,7 @@ def measure(work: Path, hosts: int, per_host: int, rounds: int, evidence: int,
             names += agencies
             rt = _runtime(_config(work / f"host-{h}", server, f"host-{h}", agencies))
             runtimes.append(rt)
+            _seed_history(rt, history_days, time.time())
             (ring / f"host-{h}.pem").write_bytes(public_pem(evidence_key(rt).public_key))
         office = _config(work / "office", server, None, [])
         _publish_all(runtimes[: hosts // 2])
@@ -248,7 +278,10 @@ def results(half: Phase, first: Phase, later: Phase, hosts: int, per_host: int, 
                     goal=_per(first, first.read.requests), goal_op="<=",
                     goal_text="unchanged by history"),
         BenchResult(GROUP, "bytes read per agency (summaries' bodies)", "B",
-                    [_per(first, first.read.bytes_read)]),
+                    [_per(first, first.read.bytes_read)],
+                    note=f"{SOURCES} sources per agency, each summary with the full bounded "
+                         "history (30 worst-RPO points and 30 drills per source, "
+                         "fleet/history.py), compact JSON"),
         BenchResult(GROUP, f"bytes read per agency, {history}", "B",
                     [_per(later, later.read.bytes_read)],
                     goal=_per(first, first.read.bytes_read) * 1.01, goal_op="<=",
@@ -293,13 +326,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--evidence", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--history-days", type=int, default=31)
     parser.add_argument("--work", type=Path, default=Path("/tmp/drbackup-fleet-read"))
     args = parser.parse_args(argv)
     import shutil
 
     shutil.rmtree(args.work, ignore_errors=True)
     phases = measure(args.work, args.hosts, args.agencies, args.rounds, args.evidence,
-                     args.repeat)
+                     args.repeat, args.history_days)
     for result in results(*phases, args.hosts, args.agencies, args.rounds, args.evidence):
         print(f"{result.name}: {statistics.median(result.samples):.4g} {result.unit} "
               f"{result.note}")

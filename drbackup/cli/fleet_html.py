@@ -15,6 +15,7 @@ import base64
 import hashlib
 from html import escape
 
+from drbackup.cli.fleet_html_charts import history_charts
 from drbackup.cli.fleet_html_text import LANGUAGES, TEXT
 from drbackup.fleet.city import AgencyRow, FleetReport, HostRow
 from drbackup.jobs.evidence import utc_iso
@@ -50,6 +51,7 @@ tbody.meeting td.v{background:#b9e2be}
 .name{color:#444;font-size:11px}
 button{font:inherit;font-size:11px;margin-left:6px}
 .note{color:#555;font-size:11px}
+.hist{margin:0 0 2px}.hist svg{display:block}.src{font-size:9px;color:#444}
 @page{size:A4 landscape;margin:10mm}
 @media print{body{margin:0;font-size:8pt}button{display:none}
  tbody{break-inside:avoid}th{background:#eee!important}
@@ -129,10 +131,17 @@ def _bar(y: int, label: str, measured: float | None, target: float | None,
 
 
 def _chart(row: HostRow, words: dict[str, str], drill_limit: float) -> str:
+    """The row's history charts when its summary carries history, else bars of now against
+    target. The drill-age limit is the agency's own when its summary carries it."""
+    limit = row.verify_max_age_seconds or drill_limit
+    if row.published_at is not None:
+        charts = history_charts(row.sources, row.published_at, limit, words)
+        if charts is not None:
+            return charts
     bars = [_bar(0, words["chart_rpo"], row.rpo_seconds, row.rpo_target_seconds, words),
             _bar(13, words["chart_rto"], row.rto_estimate_seconds, row.rto_target_seconds,
                  words),
-            _bar(26, words["chart_drill"], row.last_good_drill_age_seconds, drill_limit, words)]
+            _bar(26, words["chart_drill"], row.last_good_drill_age_seconds, limit, words)]
     return ('<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="152" height="38" '
             f'viewBox="0 0 152 38" role="img">{"".join(bars)}</svg>')
 

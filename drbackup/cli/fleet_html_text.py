@@ -35,11 +35,24 @@ TEXT: dict[str, dict[str, str]] = {
         "col_drill": "Last good drill age",
         "col_replicas": "Replicas (lag)",
         "col_published": "Summary age",
-        "col_chart": "Now vs target",
+        "col_chart": "History / now vs target",
         "no_host": "no host publishes this agency",
-        "chart_note": ("This report carries current figures only, no history: each bar shows "
-                       "the measured value against its target (the mark); red when past it. "
-                       "Drill age is drawn against a limit of {limit} (--drill-limit)."),
+        "chart_note": ("Charts: where a host publishes history, per source the worst RPO of "
+                       "each of 30 equal slices of its history window, a day each with the "
+                       "default 30 days (bars, red past the target: the "
+                       "dashed line) and its drills (dots: green ok, red failed, orange "
+                       "suspect; height the measured RTO against its target, the dashed "
+                       "line; on the baseline when none was measured; the dotted mark: the "
+                       "drill-age limit). A host without history (an older drbackup) shows "
+                       "bars of now against target (the mark), red past it. Drill age is "
+                       "drawn against the agency's own limit (verify_max_age) when its "
+                       "summary carries it, else {limit} (--drill-limit)."),
+        "chart_rpo_history": "{source}: worst RPO per slice of the last {window}",
+        "chart_drill_history": "{source}: drills of the last {window}, RTO against target",
+        "no_history": "no history published",
+        "drill_ok": "drill ok",
+        "drill_failed": "drill failed",
+        "drill_suspect": "drill of a suspect snapshot",
         "chart_rpo": "RPO",
         "chart_rto": "RTO",
         "chart_drill": "Drill",
@@ -94,10 +107,21 @@ TEXT: dict[str, dict[str, str]] = {
         "col_drill": "最近成功演练距今",
         "col_replicas": "副本（延迟）",
         "col_published": "摘要距今",
-        "col_chart": "现值与目标",
+        "col_chart": "历史 / 现值与目标",
         "no_host": "没有主机发布该单位的摘要",
-        "chart_note": ("本报告只含当前数值，没有历史：每条柱表示实测值与目标（刻线）之比，"
-                       "超过目标时为红色。演练距今以 {limit} 为限（--drill-limit）。"),
+        "chart_note": ("图表：主机发布历史时，按数据源显示其历史窗口（默认 30 天，每段一天）"
+                       "30 个等分段中每段最差的 RPO（柱，"
+                       "超过目标——虚线——时为红色）及其演练（点：绿色成功，红色失败，橙色"
+                       "可疑；高度为实测 RTO 与目标虚线之比；未测得 RTO 时位于底线；点线标记："
+                       "演练时限）。未发布历史的主机（较旧的 drbackup）显示现值与目标（刻线）"
+                       "之比的柱，超过时为红色。演练距今以该单位自己的时限（verify_max_age）"
+                       "为限（摘要中带有时），否则以 {limit} 为限（--drill-limit）。"),
+        "chart_rpo_history": "{source}：最近 {window} 内每段最差 RPO",
+        "chart_drill_history": "{source}：最近 {window} 的演练，RTO 与目标",
+        "no_history": "未发布历史",
+        "drill_ok": "演练成功",
+        "drill_failed": "演练失败",
+        "drill_suspect": "演练了可疑快照",
         "chart_rpo": "RPO",
         "chart_rto": "RTO",
         "chart_drill": "演练",

@@ -80,8 +80,9 @@ class HostRow:
     guard_frozen: bool | None
     offline_copy: dict[str, object] | None
     findings: list[str]
-    sources: list[SourceStatus]
+    sources: list[SourceStatus]  # each with its bounded history (fleet/history.py), if any
     drbackup_version: str | None
+    verify_max_age_seconds: float | None = None  # the agency's drill-age limit, if published
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,8 @@ def _host_row(host: str, copies: list[tuple[SummaryFile, Judged]], now: float,
         last_good_drill_age_seconds=None if drill_age is None else round(drill_age, 1),
         replicas=[{"store": r.store, "lag_seconds": r.lag_seconds} for r in s.replicas],
         guard_frozen=s.guard_frozen, offline_copy=s.offline_copy, findings=s.findings,
-        sources=s.sources, drbackup_version=s.drbackup_version)
+        sources=s.sources, drbackup_version=s.drbackup_version,
+        verify_max_age_seconds=s.verify_max_age_seconds)
 
 
 def _agency_row(agency: str, rows: list[HostRow], expected: ExpectedAgency | None

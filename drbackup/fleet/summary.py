@@ -10,7 +10,11 @@ The envelope is an evidence envelope (format drbackup-evidence/1) whose report i
      "published_at": <unix seconds>, "valid_seconds": <float>, "drbackup_version": ...,
      "verdict": "good"|"failing"|"unknown", "level_met": <int|null>, "level_required": ...,
      "sources": [...], "replicas": [...], "guard_frozen": bool|null,
-     "offline_copy": {...}|null, "findings": [...]}
+     "offline_copy": {...}|null, "findings": [...], "verify_max_age_seconds": <float>}
+Each source may carry "history" (fleet/history.py: worst RPO per day and the drills of the last
+30 days, bounded to 4 KB); `verify_max_age_seconds` is the agency's drill-age limit. Both are
+optional, so the format stays /1: a summary of an older drbackup, without them, parses as
+"no history" and "limit unknown".
 Only ids, times, figures and short fixed finding codes: no password, no file name, nothing a
 reader of the bucket could not already see in the evidence. `offline_copy` is null when the
 agency has no [agencies.offline]; otherwise the figures of the media catalogue (#19).
@@ -23,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from drbackup.config.models import is_identifier
+from drbackup.fleet.history import MalformedHistory, SourceHistory, parse_history
 
 FORMAT = "drbackup-fleet-summary/1"
 FLEET_DIR = "fleet"
@@ -67,6 +72,7 @@ class SourceStatus:
     rto_target_seconds: float
     level_met: int | None
     findings: list[str] = field(default_factory=list)
+    history: SourceHistory | None = None  # None: published by a drbackup without history
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,7 @@ class AgencySummary:
     # float|None, "max_age_seconds": float|None}; None: no [agencies.offline]
     offline_copy: dict[str, Any] | None = None
     findings: list[str] = field(default_factory=list)
+    verify_max_age_seconds: float | None = None  # the agency's drill-age limit; None: unknown
 
     def to_report(self) -> dict[str, Any]:
         return {"format": FORMAT, **asdict(self)}
@@ -143,6 +150,20 @@ def _offline(value: object) -> dict[str, Any] | None:
             **{k: _number(value[k], f"offline_copy.{k}") for k in _OFFLINE_NUMBERS}}
 
 
+def _history(value: object, published_at: float) -> SourceHistory | None:
+    try:
+        return parse_history(value, published_at)
+    except MalformedHistory as exc:
+        raise MalformedSummary(str(exc)) from None
+
+
+def _limit(value: object) -> float | None:
+    limit = _number(value, "verify_max_age_seconds")
+    if limit is not None and not 0 < limit <= 10 * 366 * 86400:
+        raise MalformedSummary("verify_max_age_seconds is not a duration")
+    return limit
+
+
 def parse_summary(report: dict[str, Any]) -> AgencySummary:
     """The summary in a verified report; every id checked (it came from a store).
 
@@ -162,8 +183,12 @@ def parse_summary(report: dict[str, Any]) -> AgencySummary:
     version = report.get("drbackup_version")
     if not isinstance(version, str) or len(version) > 40:
         raise MalformedSummary("drbackup_version is not a version")
+    published_at = _number(report.get("published_at"), "published_at", optional=False) or 0.0
     sources: list[SourceStatus] = []
-    for raw in report.get("sources") or []:
+    raw_sources = report.get("sources") or []
+    if not isinstance(raw_sources, list):
+        raise MalformedSummary("sources is not a list of sources")
+    for raw in raw_sources:
         if not isinstance(raw, dict) or not is_identifier(raw.get("source")) \
                 or not is_identifier(raw.get("kind")):
             raise MalformedSummary("a source is not a valid id")
@@ -178,7 +203,8 @@ def parse_summary(report: dict[str, Any]) -> AgencySummary:
             rto_target_seconds=_number(raw.get("rto_target_seconds"), "rto target",
                                        optional=False) or 0.0,
             level_met=_level(raw.get("level_met"), "source level"),
-            findings=_codes(raw.get("findings", []), "source findings")))
+            findings=_codes(raw.get("findings", []), "source findings"),
+            history=_history(raw.get("history"), published_at)))
     replicas: list[ReplicaStatus] = []
     for raw in report.get("replicas") or []:
         if not isinstance(raw, dict) or not is_identifier(raw.get("store")):
@@ -190,12 +216,12 @@ def parse_summary(report: dict[str, Any]) -> AgencySummary:
     offline = _offline(report.get("offline_copy"))
     return AgencySummary(
         host=host, agency=agency, sequence=sequence,
-        published_at=_number(report.get("published_at"), "published_at",
-                             optional=False) or 0.0,
+        published_at=published_at,
         valid_seconds=_number(report.get("valid_seconds"), "valid_seconds",
                               optional=False) or 0.0,
         drbackup_version=version, verdict=str(verdict),
         level_met=_level(report.get("level_met"), "level_met"),
         level_required=_level(report.get("level_required"), "level_required"),
         sources=sources, replicas=replicas, guard_frozen=frozen, offline_copy=offline,
-        findings=_codes(report.get("findings", []), "findings"))
+        findings=_codes(report.get("findings", []), "findings"),
+        verify_max_age_seconds=_limit(report.get("verify_max_age_seconds")))

@@ -69,7 +69,7 @@ def judge(body: bytes, keyring: Keyring, *, now: float,
         return Judged(Trust.MALFORMED, None, None, "summary larger than any genuine one")
     try:
         envelope = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # [[[[... nested past the limit
         return Judged(Trust.MALFORMED, None, None, "not JSON")
     if not isinstance(envelope, dict) or envelope.get("format") != ENVELOPE_FORMAT \
             or not isinstance(envelope.get("report"), dict) \

@@ -25,6 +25,11 @@ from datetime import datetime
 from drbackup import __version__
 from drbackup.config.models import AgencyConfig
 from drbackup.errors import ConfigError, DrBackupError, ExitCode
+from drbackup.fleet.history import (
+    SourceHistory,
+    drill_points,
+    rpo_points,
+)
 from drbackup.fleet.summary import (
     AgencySummary,
     ReplicaStatus,
@@ -33,14 +38,18 @@ from drbackup.fleet.summary import (
     summary_key,
     verdict_of,
 )
-from drbackup.jobs.dr_report import AgencyReport, SourceReport, agency_report
+from drbackup.jobs.dr_report import AgencyReport, SourceReport, agency_report, drilled_suspect
 from drbackup.jobs.evidence import evidence_key
 from drbackup.jobs.replicate import last_replication_status
 from drbackup.jobs.runtime import Runtime
+from drbackup.state import RunRecord
 from drbackup.state import guard as guard_records
 from drbackup.store import S3Location
 
 log = logging.getLogger(__name__)
+# Rows read per source and publication for the history: a backup every 10 minutes over the
+# window and the one before it; beyond, the oldest slices are drawn from fewer backups.
+_HISTORY_ROWS = 9000
 SEQUENCE_KEY = "fleet:sequence"
 LAST_KEY = "fleet:last_publish"
 
@@ -113,15 +122,50 @@ def _source_codes(source: SourceReport) -> list[str]:
     return codes
 
 
-def _source_status(source: SourceReport) -> SourceStatus:
+def _drill_code(rt: Runtime, agency: AgencyConfig, run: RunRecord) -> str:
+    if run.details.get("verdict") not in ("pass", "warning"):
+        return "failed"
+    return "suspect" if drilled_suspect(rt, agency.id, run) is not None else "ok"
+
+
+def _rto(run: RunRecord) -> float | None:
+    value = run.details.get("rto_estimate_seconds")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e9:
+        return None  # not a figure drbackup records: leave it out rather than be malformed
+    return float(value)
+
+
+def source_history(rt: Runtime, agency: AgencyConfig, source: str, now: float,
+                   last_good_backup_at: float | None = None) -> SourceHistory:
+    """The source's bounded history (fleet/history.py) from the state database: its good
+    backups since two windows back (the one before the window opens its first gap; so does
+    `last_good_backup_at`, dr_report's, when it is older still) and its finished drills in
+    the window."""
+    window = rt.config.fleet.history_window.total_seconds()
+    backups = rt.state.runs(agency=agency.id, source=source, job="backup",
+                            results=("success", "warning"), since=now - 2 * window,
+                            limit=_HISTORY_ROWS)
+    times = [r.finished_at or r.started_at for r in backups if r.snapshot_id]
+    if last_good_backup_at is not None:
+        times.append(last_good_backup_at)  # a duplicate adds a gap of 0: harmless
+    drills = [r for r in rt.state.runs(agency=agency.id, source=source, job="drill",
+                                       since=now - window, limit=200)
+              if r.result != "running"]
+    return SourceHistory(window, rpo_points(times, now, window), drill_points(
+        [(r.finished_at or r.started_at, _drill_code(rt, agency, r), _rto(r)) for r in drills]))
+
+
+def _source_status(rt: Runtime, agency: AgencyConfig, source: SourceReport, now: float,
+                   history: bool) -> SourceStatus:
+    last_good = _at(source.last_good_backup.at if source.last_good_backup else None)
     return SourceStatus(
-        source=source.source, kind=source.kind,
-        last_good_backup_at=_at(source.last_good_backup.at if source.last_good_backup else None),
+        source=source.source, kind=source.kind, last_good_backup_at=last_good,
         rpo_seconds=source.rpo.measured_seconds, rpo_target_seconds=source.rpo.target_seconds,
         last_good_drill_at=_at(source.last_good_drill.at if source.last_good_drill else None),
         rto_estimate_seconds=source.rto.measured_seconds,
         rto_target_seconds=source.rto.target_seconds, level_met=source.gbt_20988.level,
-        findings=_source_codes(source))
+        findings=_source_codes(source),
+        history=source_history(rt, agency, source.source, now, last_good) if history else None)
 
 
 def _offline(report: AgencyReport, agency: AgencyConfig) -> dict[str, object] | None:
@@ -133,11 +177,13 @@ def _offline(report: AgencyReport, agency: AgencyConfig) -> dict[str, object] | 
             "age_seconds": offline.age_seconds, "max_age_seconds": offline.max_age_seconds}
 
 
-def build_summary(rt: Runtime, agency: AgencyConfig, *, host: str, sequence: int, now: float
-                  ) -> AgencySummary:
-    """One agency's summary from the state database (no restic, no network)."""
+def build_summary(rt: Runtime, agency: AgencyConfig, *, host: str, sequence: int, now: float,
+                  history: bool = True) -> AgencySummary:
+    """One agency's summary from the state database (no restic, no network); without
+    `history` its sources carry none (the verdict-change test needs only the codes, and runs
+    after every job)."""
     report = agency_report(rt, agency, now)
-    sources = [_source_status(s) for s in report.sources]
+    sources = [_source_status(rt, agency, s, now, history) for s in report.sources]
     findings = sorted({c for s in sources for c in s.findings})
     if report.maintains_here:
         check = report.last_check
@@ -163,7 +209,8 @@ def build_summary(rt: Runtime, agency: AgencyConfig, *, host: str, sequence: int
         verdict=verdict_of(findings, level, agency.required_level), level_met=level,
         level_required=agency.required_level, sources=sources, replicas=replicas,
         guard_frozen=frozen if agency.guard.enabled else None,
-        offline_copy=_offline(report, agency), findings=findings)
+        offline_copy=_offline(report, agency), findings=findings,
+        verify_max_age_seconds=agency.verify_max_age.total_seconds())
 
 
 def status_digest(summary: AgencySummary) -> str:
@@ -205,7 +252,8 @@ def verdicts_changed(rt: Runtime, now: float | None = None) -> bool:
             or last.get("failed_uploads"):
         return True  # never published, agencies changed, or a store missed the last one
     host = fleet_host(rt)
-    return any(status_digest(build_summary(rt, a, host=host, sequence=0, now=moment))
+    return any(status_digest(build_summary(rt, a, host=host, sequence=0, now=moment,
+                                           history=False))
                != digests.get(a.id) for a in rt.config.agencies)
 
 
@@ -226,8 +274,9 @@ def publish_fleet(rt: Runtime, *, now: float | None = None, only_if_changed: boo
     digests: dict[str, str] = {}
     for agency in rt.config.agencies:
         summary = build_summary(rt, agency, host=host, sequence=sequence, now=moment)
+        # Compact: the signature covers the canonical form, not this text's spacing.
         body = (json.dumps(key.sign(summary.to_report()), sort_keys=True, ensure_ascii=False,
-                           allow_nan=False) + "\n").encode()
+                           allow_nan=False, separators=(",", ":")) + "\n").encode()
         uploads = [_upload(rt, agency, store, host, body)
                    for store in (agency.store, *agency.replicas)]
         for upload in uploads:

@@ -220,6 +220,16 @@ def test_city_report_shows_every_agency_verdict_and_never_counts_untrusted_good(
     assert planning["rpo_target_seconds"] == 86400 and planning["rpo_seconds"] > 0
     assert planning["rto_estimate_seconds"] is not None
     assert planning["last_good_drill_age_seconds"] >= 0
+    # The history of those real runs, and each agency's own drill-age limit.
+    history = planning["sources"][0]["history"]
+    assert len(history["rpo"]) == 1 and history["rpo"][0][1] >= planning["rpo_seconds"] - 1
+    assert [(code, rto) for _, code, rto in history["drills"]] == [
+        ("ok", round(planning["sources"][0]["rto_estimate_seconds"], 1))]
+    assert [d[1] for d in rows[("permits", "host-a")]["sources"][0]["history"]["drills"]] == [
+        "failed"]
+    assert planning["verify_max_age_seconds"] == 8 * 86400
+    assert rows[("parks", STOPPED)]["sources"][0]["history"] == {
+        "window_seconds": 30 * 86400, "rpo": [], "drills": []}  # never backed up
 
     # Bounded by agencies x hosts: one listing of agencies, one per agency, one GET a file.
     rt = Runtime.create(load_config(office.config_path))

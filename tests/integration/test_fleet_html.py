@@ -20,6 +20,7 @@ import pytest
 
 from drbackup.cli.fleet_html import RANK, duration, verdict_label
 from drbackup.errors import ExitCode
+from drbackup.fleet.history import SourceHistory
 from drbackup.fleet.summary import AgencySummary, ReplicaStatus, SourceStatus, summary_key
 from drbackup.verify.evidence import EvidenceKey, public_pem
 from tests.support import chromium
@@ -31,7 +32,7 @@ HOSTILE_NAME = "<img src=x onerror=\"document.title='pwned'\"><script>x()</scrip
 
 def _summary(host: str, agency: str, now: float, *, sequence: int, level: int | None = 1,
              findings: list[str] | None = None, age: float = 60, rpo: float = 600,
-             version: str = "0.1.0") -> AgencySummary:
+             version: str = "0.1.0", history: bool = False) -> AgencySummary:
     verdict = "failing" if findings and findings != ["never-drilled"] else (
         "unknown" if level is None else "good")
     return AgencySummary(
@@ -40,8 +41,19 @@ def _summary(host: str, agency: str, now: float, *, sequence: int, level: int | 
         level_required=1, sources=[SourceStatus(
             "docs", "directory", now - rpo, rpo, 3600.0,
             None if level is None else now - 7200, None if level is None else 40.0, 14400.0,
-            level, findings or [])],
-        replicas=[ReplicaStatus("dr", 120.0)], findings=findings or [])
+            level, findings or [], _history(now, rpo) if history else None)],
+        replicas=[ReplicaStatus("dr", 120.0)], findings=findings or [],
+        verify_max_age_seconds=3 * 86400.0 if history else None)
+
+
+def _history(now: float, rpo: float) -> SourceHistory:
+    """A month of history: the worst RPO of each day (one day past the target), and drills."""
+    days = [[float(round(now - d * 86400)), 4000.0 if d == 12 else rpo]
+            for d in range(29, -1, -1)]
+    drills: list[list[object]] = [[float(round(now - d * 86400)), code, rto]
+                                  for d, code, rto in ((20, "ok", 35.0), (9, "suspect", 40.0),
+                                                       (2, "failed", None))]
+    return SourceHistory(30 * 86400.0, days, drills)
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +67,12 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             for n in ("host-a", "host-b", "host-c", "rogue")}
     files = [
         (keys["host-a"], _summary("host-a", "planning", now, sequence=50,
-                                  version=HOSTILE_VERSION)),
+                                  version=HOSTILE_VERSION, history=True)),
         (keys["host-a"], _summary("host-a", "water", now, sequence=50)),
         (keys["host-a"], _summary("host-a", "parks", now, sequence=50, level=None,
                                   findings=["never-drilled"])),
         (keys["host-b"], _summary("host-b", "water", now, sequence=70,
-                                  findings=["drill-failed"], rpo=7200)),
+                                  findings=["drill-failed"], rpo=7200, history=True)),
         (keys["host-b"], _summary("host-b", "transit", now, sequence=70)),
         (keys["host-c"], _summary("host-c", "schools", now, sequence=30, age=5000)),
         (keys["rogue"], _summary("host-b", "museum", now, sequence=99)),
@@ -116,7 +128,16 @@ class _Page(HTMLParser):
         elif tag == "tr" and "data-host" in a and self.groups:
             self.groups[-1]["rows"].append({"host": a["data-host"],
                                             "verdict": a.get("data-host-verdict"),
-                                            "trust": a.get("data-trust"), "cells": {}})
+                                            "trust": a.get("data-trust"), "cells": {},
+                                            "charts": []})
+        elif tag == "svg" and "data-history" in a and self.groups:
+            # A history chart: what it says it draws, and the points it does draw.
+            self.groups[-1]["rows"][-1]["charts"].append(
+                {"kind": a["data-history"], "source": a["data-source"],
+                 "declared": int(a["data-points"]), "drawn": 0})
+        elif "pt" in a.get("class", "").split() and self.groups \
+                and self.groups[-1]["rows"] and self.groups[-1]["rows"][-1]["charts"]:
+            self.groups[-1]["rows"][-1]["charts"][-1]["drawn"] += 1
         elif tag == "td" and self.groups and self.groups[-1]["rows"]:
             row = self.groups[-1]["rows"][-1]
             name = a.get("class", "").split(" ")[-1] if a.get("class") else ""
@@ -192,6 +213,18 @@ def test_the_page_shows_the_json_rows_and_runs_clean_in_chromium(
             assert cells["drill"] == duration(host["last_good_drill_age_seconds"])
             assert cells["level"] == (f"{host['level_met'] or '-'} / "
                                       f"{host['level_required'] or '-'}")
+            # History charts (RPO, drills) for each source with history, as many points
+            # drawn as the JSON holds; none (the bars) for a row without.
+            expected = [(kind, src["source"], len(src["history"][kind]))
+                        for src in host["sources"] if src["history"]
+                        for kind in ("rpo", "drills")]
+            assert [(c["kind"], c["source"], c["drawn"]) for c in row["charts"]] == expected
+            assert all(c["declared"] == c["drawn"] for c in row["charts"])
+    with_history = [(a["agency"], h["host"]) for a in report["agencies"] for h in a["hosts"]
+                    if any(s["history"] for s in h["sources"])]
+    assert with_history == [("water", "host-b"), ("planning", "host-a")]
+    assert all(h["verify_max_age_seconds"] == 3 * 86400.0 for a in report["agencies"]
+               for h in a["hosts"] if (a["agency"], h["host"]) in with_history)
     museum = next(g for g in shown.groups if g["agency"] == "museum")["rows"][0]
     assert museum["trust"] == "unknown-key" and museum["cells"]["rpo"] == "- / -"
     # The summary first, its counts those of the JSON.

@@ -55,8 +55,9 @@ def register(commands: Any) -> None:
     report.add_argument("--lang", choices=LANGUAGES, default="en",
                         help="language of the HTML page (default en)")
     report.add_argument("--drill-limit", metavar="DURATION", default=None,
-                        help="the drill age the HTML page's charts draw as the limit "
-                             "(default 8d, agencies.verify_max_age's default)")
+                        help="the drill-age limit the HTML page draws for an agency whose "
+                             "summary does not carry its own verify_max_age (default 8d, "
+                             "its default)")
     report.set_defaults(handler=report_cmd)
 
 

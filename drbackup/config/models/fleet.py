@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from drbackup.config.models.base import Schedule, StrictModel
 from drbackup.config.units import Duration
@@ -29,3 +29,17 @@ class FleetConfig(StrictModel):
             "one as stale (the host stopped, or cannot reach the store). Keep it a few times "
             "publish_schedule's interval."),
     )
+    history_window: Duration = Field(
+        timedelta(days=30),
+        description=(
+            "How far back each source's history in the summary reaches (the city report's "
+            "charts): the worst RPO of each of 30 equal slices of it, and its newest 30 drills. "
+            "From 1d to 366d."),
+    )
+
+    @field_validator("history_window")
+    @classmethod
+    def _window(cls, value: timedelta) -> timedelta:
+        if not timedelta(days=1) <= value <= timedelta(days=366):
+            raise ValueError("history_window must be from 1d to 366d")
+        return value

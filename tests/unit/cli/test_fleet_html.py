@@ -1,6 +1,7 @@
 """The HTML city report, pure: both languages complete, nothing external, hostile text escaped,
 worst first without JS, the CSP hashes those of the page's own style and script, the charts'
-"current figures only" note, --drill-limit and an unwritable target refused."""
+note, history charts for rows with history (bars without), each agency's own drill-age limit,
+--drill-limit and an unwritable target refused."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import base64
 import hashlib
 import json
 import re
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from drbackup.cli.fleet_html import RANK, render_html
 from drbackup.cli.fleet_html_text import LANGUAGES, TEXT
 from drbackup.errors import UsageError
 from drbackup.fleet.city import FleetReport, SummaryFile, city_report
+from drbackup.fleet.history import SourceHistory
 from drbackup.fleet.inventory import ExpectedAgency
 from drbackup.fleet.summary import AgencySummary, SourceStatus
 from drbackup.fleet.trust import Keyring
@@ -24,6 +27,11 @@ from drbackup.verify.evidence import EvidenceKey, public_pem
 
 NOW = 1_800_000_000.0
 EVIL = "<script>alert('x')</script>"
+DAY = 86400.0
+HISTORY = SourceHistory(30 * DAY,
+                        [[NOW - 60 - d * DAY, 1800.0 * (d + 1)] for d in range(3, -1, -1)],
+                        [[NOW - 5 * DAY, "ok", 30.0], [NOW - 3 * DAY, "failed", None],
+                         [NOW - 1 * DAY, "suspect", 7200.0]])
 
 
 def _report(tmp_path: Path) -> FleetReport:
@@ -32,17 +40,20 @@ def _report(tmp_path: Path) -> FleetReport:
     ring.mkdir()
     (ring / "a.pem").write_bytes(public_pem(key.public_key))
 
-    def file(agency: str, findings: list[str], version: str = "0.1.0") -> SummaryFile:
+    def file(agency: str, findings: list[str], version: str = "0.1.0",
+             history: SourceHistory | None = None, limit: float | None = None) -> SummaryFile:
         summary = AgencySummary(
             host="host-a", agency=agency, sequence=5, published_at=NOW - 60,
             valid_seconds=3600, drbackup_version=version,
             verdict="failing" if findings else "good", level_met=1, level_required=None,
             sources=[SourceStatus("docs", "directory", NOW - 600, 600.0, 3600.0, NOW - 7200,
-                                  30.0, 3600.0, 1, findings)], findings=findings)
+                                  30.0, 3600.0, 1, findings, history)], findings=findings,
+            verify_max_age_seconds=limit)
         body = json.dumps(key.sign(summary.to_report())).encode()
         return SummaryFile("city", f"{agency}/fleet/host-a.json", agency, "host-a", body)
 
-    files = [file("planning", [], version=EVIL[:40]), file("water", ["rpo-breached"])]
+    files = [file("planning", [], version=EVIL[:40], limit=2 * 86400.0),
+             file("water", ["rpo-breached"], history=HISTORY, limit=3 * 86400.0)]
     return city_report(files, Keyring.load(ring), now=NOW, stores=["city"],
                        expected=[ExpectedAgency("harbour", None, EVIL),
                                  ExpectedAgency("planning", None, None)])
@@ -71,7 +82,7 @@ def test_the_page_is_self_contained_escaped_and_worst_first(tmp_path: Path, lang
     order = re.findall(r'<tbody class="[^"]+" data-agency="([^"]+)"', page)
     assert order == ["harbour", "water", "planning"]  # unprotected, not meeting, meeting
     assert f'<html lang="{lang}">' in page and TEXT[lang]["title"] in page
-    assert TEXT[lang]["chart_note"].format(limit="8.0d") in page
+    assert escape(TEXT[lang]["chart_note"].format(limit="8.0d")) in page
     assert "@page{size:A4" in page and "@media print" in page
 
 
@@ -99,3 +110,33 @@ def test_drill_limit_and_an_unwritable_target(tmp_path: Path) -> None:
     write_html(tmp_path / "city.html", "<p>")
     assert (tmp_path / "city.html").read_text() == "<p>"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def _row(page: str, agency: str) -> str:
+    found = re.search(rf'<tbody[^>]* data-agency="{agency}".*?</tbody>', page, re.S)
+    assert found is not None
+    return found.group(0)
+
+
+def test_history_charts_for_rows_with_history_bars_otherwise_own_drill_limit(
+        tmp_path: Path) -> None:
+    page = render_html(_report(tmp_path), lang="zh-CN", drill_limit_seconds=8 * DAY)
+    water, planning = _row(page, "water"), _row(page, "planning")
+    # water publishes history: one RPO bar per point, one dot per drill, coloured by code;
+    # the target lines; the agency's own 3-day limit as the mark, 27/30 of the way along.
+    assert re.findall(r'data-history="(\w+)" data-source="docs" data-points="(\d+)"',
+                      water) == [("rpo", "4"), ("drills", "3")]
+    assert water.count('class="pt rpo-pt"') == 4
+    assert [c for c in re.findall(r'class="pt drill-pt drill-(\w+)"', water)] == [
+        "ok", "failed", "suspect"]
+    assert water.count('class="target"') == 2
+    limit = re.search(r'<line class="limit" x1="([\d.]+)"', water)
+    assert limit is not None and float(limit.group(1)) == pytest.approx(30 + 120 * 27 / 30, abs=0.2)
+    red = re.findall(r'class="pt rpo-pt"[^>]*fill="([^"]+)"', water)
+    assert red == ["#c0392b", "#c0392b", "#2e7d32", "#2e7d32"]  # 2h, 1.5h past 1h; 1h, 30m
+    assert TEXT["zh-CN"]["drill_suspect"] in water
+    # planning publishes none (as an older drbackup): the bars, drawn against its own 2-day
+    # limit: the drill-age bar's mark at 2d of a scale of max(2h, 2d) * 1.1.
+    assert "data-history" not in planning and planning.count("<rect") == 3
+    marks = re.findall(r'<line x1="([\d.]+)"', planning)
+    assert float(marks[2]) == pytest.approx(40 + 110 / 1.1, abs=0.2)

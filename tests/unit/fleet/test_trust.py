@@ -93,6 +93,7 @@ def test_signed_but_hostile_ids_are_malformed(tmp_path: Path) -> None:
         assert judged.trust is Trust.MALFORMED, field
     assert judge(b"\xff not json", ring, now=NOW).trust is Trust.MALFORMED
     assert judge(b"{}", ring, now=NOW).trust is Trust.MALFORMED
+    assert judge(b"[" * 200_000, ring, now=NOW).trust is Trust.MALFORMED  # no RecursionError
 
 
 def test_offline_copy_is_null_or_an_exact_record_of_figures() -> None:

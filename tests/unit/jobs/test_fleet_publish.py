@@ -9,11 +9,14 @@ import json
 import time
 from pathlib import Path
 
-from drbackup.config.models import AgencyConfig, Config, DaemonConfig, StoreConfig
+import pytest
+
+from drbackup.config.models import AgencyConfig, Config, DaemonConfig, FleetConfig, StoreConfig
 from drbackup.fleet.trust import Keyring, Trust, judge
 from drbackup.jobs.fleet_publish import SEQUENCE_KEY, publish_fleet, verdicts_changed
 from drbackup.jobs.runtime import Runtime
 from drbackup.state import RunCounts
+from drbackup.state import guard as guard_records
 from drbackup.verify.evidence import KEY_DIR, PUBLIC_KEY_FILE
 
 
@@ -87,3 +90,83 @@ def test_the_sequence_never_goes_back_even_with_a_new_state_database(tmp_path: P
     rebuilt = _runtime(tmp_path, state="state-rebuilt")
     assert publish_fleet(rebuilt).sequence > first  # counts on from the wall clock (ms)
     rebuilt.close()
+
+
+def test_history_from_recorded_runs_worst_rpo_per_day_and_drill_codes(tmp_path: Path) -> None:
+    """Backups and drills recorded at known times over 40 days: the published history is the
+    worst RPO of each day (the 3-day gap shows), the drills of the window with their codes and
+    RTOs (a drill of a suspect snapshot is "suspect"), no file name and no error text; the
+    agency's drill-age limit; and it stays within its byte bound."""
+    rt = _runtime(tmp_path)
+    now = time.time()
+    day = 86400.0
+    backups = [now - d * day for d in range(40, 12, -1)] + [now - d * day for d in (9, 8, 0.5)]
+    for at in backups:
+        run = rt.state.start_run("backup", "planning", source="docs", store="disk",
+                                 started_at=at - 60)
+        rt.state.finish_run(run, "success", counts=RunCounts(snapshot_id="a" * 64),
+                            finished_at=at)
+    failed = rt.state.start_run("backup", "planning", source="docs", store="disk",
+                                started_at=now - 5 * day)
+    rt.state.finish_run(failed, "failed", error="cannot read /srv/docs/secret.doc",
+                        finished_at=now - 5 * day)  # a failed backup is no good backup
+    for at, verdict, snapshot, rto in ((now - 35 * day, "pass", "a" * 64, 5.0),  # outside
+                                       (now - 20 * day, "pass", "a" * 64, 41.26),
+                                       (now - 10 * day, "fail", "a" * 64, None),
+                                       (now - 2 * day, "pass", "c" * 64, 50.0)):
+        run = rt.state.start_run("drill", "planning", source="docs", store="disk",
+                                 started_at=at - 30)
+        details: dict[str, object] = {"verdict": verdict, "snapshot_id": snapshot}
+        if rto is not None:
+            details["rto_estimate_seconds"] = rto
+        rt.state.finish_run(run, "success" if verdict == "pass" else "failed",
+                            counts=RunCounts(snapshot_id=snapshot), details=details,
+                            error=None if verdict == "pass" else "restore of /srv/docs differs",
+                            finished_at=at)
+    guard_records.record_verdict(rt.state, guard_records.NewVerdict(
+        "planning", "docs", "c" * 64, None, guard_records.SUSPECT, None, ["mass-rename"],
+        ["mass rename"], {}))
+    publish_fleet(rt, now=now)
+    report = _read(tmp_path, rt, "planning")
+    assert report["verify_max_age_seconds"] == 8 * day
+    history = report["sources"][0]["history"]  # type: ignore[index]
+    assert history["window_seconds"] == 30 * day and len(history["rpo"]) == 30
+    worst = [seconds for _, seconds in history["rpo"]]
+    assert worst[0] == pytest.approx(day, abs=2)  # daily backups
+    assert worst[19] == pytest.approx(3 * day, abs=2)  # 10 days ago: 3 days since day 13
+    assert max(worst) == worst[-1] == pytest.approx(7.5 * day, abs=2)  # day 8 to half a day
+    assert [(round((now - at) / day), code, rto) for at, code, rto in history["drills"]] == [
+        (20, "ok", 41.3), (10, "failed", None), (2, "suspect", 50.0)]
+    text = (tmp_path / "repos" / "planning" / "fleet" / "host-a.json").read_text()
+    assert "/srv/docs" not in text and "differs" not in text and "rename" not in text
+    assert len(json.dumps(history)) < 4096
+    # water's only good backup is 70 days old, before the rows read: it still opens the gap.
+    run = rt.state.start_run("backup", "water", source="docs", store="disk",
+                             started_at=now - 70 * day)
+    rt.state.finish_run(run, "success", counts=RunCounts(snapshot_id="b" * 64),
+                        finished_at=now - 70 * day)
+    publish_fleet(rt, now=now)
+    rpo = _read(tmp_path, rt, "water")["sources"][0]["history"]["rpo"]  # type: ignore[index]
+    assert len(rpo) == 30 and rpo[-1][1] == pytest.approx(70 * day, abs=2)
+    rt.close()
+
+
+def test_a_configured_history_window(tmp_path: Path) -> None:
+    rt = _runtime(tmp_path)
+    config = rt.config.model_copy(update={"fleet": FleetConfig(history_window="7d")})
+    rt.close()
+    rt = Runtime.create(config)
+    now = time.time()
+    run = rt.state.start_run("backup", "planning", source="docs", store="disk",
+                             started_at=now - 10 * 86400)
+    rt.state.finish_run(run, "success", counts=RunCounts(snapshot_id="a" * 64),
+                        finished_at=now - 10 * 86400)
+    publish_fleet(rt, now=now)
+    history = _read(tmp_path, rt, "planning")["sources"][0]["history"]  # type: ignore[index]
+    assert history["window_seconds"] == 7 * 86400 and len(history["rpo"]) == 30
+    assert history["rpo"][0] == [round(now - 7 * 86400 + 7 * 86400 / 30),
+                                 round(3 * 86400 + 7 * 86400 / 30)]
+    rt.close()
+    for bad in ("12h", "400d"):
+        with pytest.raises(ValueError, match="history_window"):
+            FleetConfig(history_window=bad)
