@@ -316,7 +316,7 @@ def mirror(source: RepositoryFiles, repository: Path) -> MirrorOutcome:
         _fsync_dirs((repository / r).parent for r in todo)
     stale = sorted(r for r in held if r not in listed)  # leftover temporary files too
     for relative in stale:
-        (repository / relative).unlink()
+        (repository / relative).unlink(missing_ok=True)  # a temporary name reused now
     _fsync_dirs((repository / r).parent for r in stale)
     expected = {r: expected_hash(r) or written.get(r, FileEntry(0, "")).sha256
                 for r in listed}
