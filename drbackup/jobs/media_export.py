@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from drbackup.config.models import AgencyConfig
+from drbackup.engine import Snapshot
 from drbackup.errors import DrBackupError, ExitCode, TargetRefusedError, VerifyFailedError
 from drbackup.jobs.evidence import evidence_key
 from drbackup.jobs.media_common import media_lock, medium_root, medium_target
@@ -146,15 +147,25 @@ def _source_files(rt: Runtime, agency: AgencyConfig) -> RepositoryFiles:
     return S3Repository(s3, S3Location.parse(store.url).child(agency.id).prefix)
 
 
-def _mirror_agency(rt: Runtime, agency: AgencyConfig, medium: Path) -> MirrorOutcome:
+def _mirror_agency(rt: Runtime, agency: AgencyConfig, medium: Path
+                   ) -> tuple[MirrorOutcome, list[Snapshot] | None]:
     """Listing and copy under this host's repository-files lock: this host's forget and
-    prune wait for it (another host's prune shows as a file gone: SourceChanged)."""
+    prune wait for it (another host's prune shows as a file gone: SourceChanged). Beside the
+    copy, restic lists the source's snapshots (the files mirrored are the same: the
+    manifest's snapshot details come from there, and opening the medium costs one restic
+    run less); None when that list lacks a mirrored snapshot (forgotten meanwhile)."""
     rt.check_store(agency.store)
     source = _source_files(rt, agency)
-    with repository_files_lock(rt.config.daemon.state_dir, agency.id, agency.store,
-                               exclusive=False, what="media export",
-                               wait=rt.config.daemon.lock_wait.total_seconds()):
-        return mirror(source, repository(medium, agency.id))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="media-snapshots") as pool:
+        listed = pool.submit(rt.restic.snapshots, rt.target(agency))
+        with repository_files_lock(rt.config.daemon.state_dir, agency.id, agency.store,
+                                   exclusive=False, what="media export",
+                                   wait=rt.config.daemon.lock_wait.total_seconds()):
+            outcome = mirror(source, repository(medium, agency.id))
+        by_id = {s.id: s for s in listed.result()}
+    if not set(outcome.snapshot_ids) <= set(by_id):
+        return outcome, None
+    return outcome, [by_id[i] for i in outcome.snapshot_ids]
 
 
 @dataclass(frozen=True)
@@ -164,17 +175,21 @@ class _ResticSide:
     checked: str
 
 
-def _restic_side(rt: Runtime, agencies: list[AgencyConfig], medium: Path, label: str
-                 ) -> _ResticSide:
-    """restic's view of the medium's repositories: the snapshots (for the manifest) and its
-    check (--read-data, or the configured subset). Without restic's lock: nothing else
-    writes the medium, and a lock file coming and going would race the read-back's walk."""
+def _restic_side(rt: Runtime, agencies: list[AgencyConfig], medium: Path, label: str,
+                 known: dict[str, list[Snapshot] | None]) -> _ResticSide:
+    """restic's view of the medium's repositories: its check (--read-data, or the configured
+    subset), and the snapshots for the manifest when the source's list did not have them
+    all. Without restic's lock: nothing else writes the medium, and a lock file coming and
+    going would race the read-back's walk."""
     snapshots: dict[str, list[SnapshotEntry]] = {}
     newest: dict[str, float | None] = {}
     checked = "read-data"
     for agency in agencies:
         target = medium_target(medium, agency, label, read_only=True)
-        found = sorted(rt.restic.snapshots(target), key=lambda s: s.time)
+        found = known.get(agency.id)
+        if found is None:
+            found = rt.restic.snapshots(target)
+        found = sorted(found, key=lambda s: s.time)
         snapshots[agency.id] = [SnapshotEntry(s.original or s.id, s.time.isoformat(),
                                               tuple(s.paths), tuple(s.tags), s.hostname)
                                 for s in found]
@@ -191,7 +206,7 @@ def _restic_side(rt: Runtime, agencies: list[AgencyConfig], medium: Path, label:
     return _ResticSide(snapshots, newest, checked)
 
 
-def _read_back_problems(medium: Path, files: dict[str, FileEntry],
+def read_back_problems(medium: Path, files: dict[str, FileEntry],
                         mirrored: dict[str, MirrorOutcome], previous: Manifest | None
                         ) -> list[str]:
     """Every mirrored file read back from the medium against the hash it must have (its
@@ -205,8 +220,9 @@ def _read_back_problems(medium: Path, files: dict[str, FileEntry],
             if found is None:
                 problems.append(f"{prefix}{relative}: missing after the copy")
             elif found.sha256 != sha256:
-                problems.append(f"{prefix}{relative}: altered (read back differs from what "
-                                "was written)")
+                problems.append(f"{prefix}{relative}: altered (read back, its SHA-256 is not "
+                                "its name: damaged in the agency's repository or on the "
+                                "medium; 'drbackup verify --kind check --read-data' tells)")
                 (medium / prefix / relative).unlink(missing_ok=True)
         config = prefix + "config"
         held = previous.files.get(config) if previous else None
@@ -260,6 +276,7 @@ def _export(rt: Runtime, agencies: list[AgencyConfig], medium: Path, label: str,
     carried: list[str] = []
     sequences: dict[str, int] = {}
     befores: dict[str, set[str]] = {}
+    known: dict[str, list[Snapshot] | None] = {}
     for agency in agencies:
         repo = repository(medium, agency.id)
         if previous is not None and agency.id in previous.agencies:
@@ -269,7 +286,8 @@ def _export(rt: Runtime, agencies: list[AgencyConfig], medium: Path, label: str,
             before = {e.name for e in os.scandir(repo / "snapshots")} \
                 if (repo / "snapshots").is_dir() else set()
         befores[agency.id] = before
-        mirrored[agency.id] = outcome = _mirror_agency(rt, agency, medium)
+        outcome, known[agency.id] = _mirror_agency(rt, agency, medium)
+        mirrored[agency.id] = outcome
         carried += _carry_reports(rt, agency, medium)
         sequences[agency.id] = sequence = next_sequence(rt.state, agency.id,
                                                         destinations[agency.id])
@@ -284,9 +302,9 @@ def _export(rt: Runtime, agencies: list[AgencyConfig], medium: Path, label: str,
     # lists and checks the medium's repositories beside it (one waits on the medium, the
     # other on the CPU).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="media-restic") as pool:
-        restic_side = pool.submit(_restic_side, rt, agencies, medium, label)
+        restic_side = pool.submit(_restic_side, rt, agencies, medium, label, known)
         files, odd = inventory(medium, agencies={a.id for a in agencies}, cold=True)
-        problems = [p.line() for p in odd] + _read_back_problems(medium, files, mirrored,
+        problems = [p.line() for p in odd] + read_back_problems(medium, files, mirrored,
                                                                  previous)
         if problems:
             restic_side.cancel()

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from drbackup.errors import DrBackupError, ExitCode
+from drbackup.errors import ExitCode
+from drbackup.jobs.media_export import read_back_problems
 from drbackup.jobs.media_mirror import (
     COPY_ORDER,
     LocalRepository,
@@ -24,6 +25,7 @@ from drbackup.jobs.media_mirror import (
     restic_name,
 )
 from drbackup.jobs.repo_files_lock import RepositoryFilesBusy, repository_files_lock
+from drbackup.media.readback import inventory
 
 
 def _put(repo: Path, kind: str, body: bytes) -> str:
@@ -126,13 +128,22 @@ def test_a_file_gone_between_listing_and_copy_stops_the_mirror(tmp_path: Path) -
     assert not list((tmp_path / "medium" / "repo" / "snapshots").iterdir())
 
 
-def test_a_source_file_not_matching_its_name_stops_the_mirror(tmp_path: Path) -> None:
+def test_a_file_not_matching_its_name_is_found_by_the_read_back_and_removed(tmp_path: Path
+                                                                           ) -> None:
+    """The mirror does not hash what it copies (the names are the hashes); the export's
+    read-back does, and removes the file so that the next export writes it again."""
     source, files = _repository(tmp_path)
     index = next(r for r in sorted(files) if r.startswith("index/"))
-    (source / index).write_bytes(b"X" + files[index][1:])
-    with pytest.raises(DrBackupError) as raised:
-        mirror(LocalRepository(source), tmp_path / "medium" / "repo")
-    assert raised.value.exit_code == ExitCode.VERIFY_FAILED and "damaged" in raised.value.message
+    (source / index).write_bytes(b"X" + files[index][1:])  # damaged in the store
+    medium = tmp_path / "medium"
+    outcome = mirror(LocalRepository(source), medium / "agencies" / "planning" / "repo")
+    read, odd = inventory(medium, agencies={"planning"}, cold=False)
+    problems = read_back_problems(medium, read, {"planning": outcome}, None)
+    assert not odd and problems == [f"agencies/planning/repo/{index}: altered (read back, its "
+                                    "SHA-256 is not its name: damaged in the agency's "
+                                    "repository or on the medium; 'drbackup verify --kind "
+                                    "check --read-data' tells)"]
+    assert not (medium / "agencies" / "planning" / "repo" / index).exists()
 
 
 def test_links_and_foreign_names_in_the_source_are_not_followed_or_copied(tmp_path: Path
