@@ -220,6 +220,13 @@ def run(work_dir: Path) -> list[BenchResult]:
         BenchResult(group=GROUP, name=f"export onto a blank medium, {size}", unit="s",
                     samples=export_s, baseline=copy_s, baseline_name="cp -r + sync",
                     goal=EXPORT_GOAL, goal_text=f"ratio ≤ {EXPORT_GOAL}", note=where),
+        BenchResult(group=GROUP, name=f"export: its copy phase alone (the mirror), {size}",
+                    unit="s", samples=[p.get("mirror", 0.0) for p in phases],
+                    baseline=copy_s, baseline_name="cp -r + sync",
+                    note="not judged: the copy part of the export above (every file "
+                         "written to a temporary name, fsync'd, renamed), without the "
+                         "read-back and restic's check of the medium that the export adds "
+                         "before it calls the medium verified"),
         BenchResult(group=GROUP, name=f"verify at the station (no password), {size}",
                     unit="s", samples=station_s, baseline=read_s,
                     baseline_name="cat > /dev/null, cold", goal=VERIFY_GOAL,
