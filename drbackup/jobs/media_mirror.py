@@ -130,15 +130,33 @@ class LocalRepository:
                     found[relative] = entry.stat(follow_symlinks=False).st_size
         return found
 
-    def read(self, relative: str, sink: Callable[[bytes | memoryview], None]) -> int:
+    def _open(self, relative: str) -> int:
         try:
             fd = os.open(self.root / relative, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
             raise _gone(relative) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise _gone(relative)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        return fd
+
+    def send(self, relative: str, out: int) -> int:
+        """Copy the file into the open file `out` inside the kernel (sendfile: no bytes pass
+        through this process; as fast as `cp` where reading, hashing and writing in Python
+        were not)."""
+        fd = self._open(relative)
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise _gone(relative)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            total = 0
+            while sent := os.sendfile(out, fd, None, 1 << 30):
+                total += sent
+            return total
+        finally:
+            os.close(fd)
+
+    def read(self, relative: str, sink: Callable[[bytes | memoryview], None]) -> int:
+        fd = self._open(relative)
+        try:
             buffer = _buffer()
             view = memoryview(buffer)
             total = 0
@@ -250,7 +268,9 @@ def _copy_file(source: RepositoryFiles, relative: str, size: int, repository: Pa
             view = view[os.write(fd, view):]
 
     try:
-        count = source.read(relative, sink)
+        send = getattr(source, "send", None)
+        count = send(relative, fd) if digest is None and send is not None \
+            else source.read(relative, sink)
         os.fsync(fd)
     finally:
         os.close(fd)

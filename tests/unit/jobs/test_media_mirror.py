@@ -62,10 +62,17 @@ class Recording(LocalRepository):
         self.read_order: list[str] = []
         self.before = before
 
-    def read(self, relative: str, sink: Callable[[bytes | memoryview], None]) -> int:
+    def _note(self, relative: str) -> None:
         if self.before is not None:
             self.before(relative)
         self.read_order.append(relative)
+
+    def send(self, relative: str, out: int) -> int:
+        self._note(relative)
+        return super().send(relative, out)
+
+    def read(self, relative: str, sink: Callable[[bytes | memoryview], None]) -> int:
+        self._note(relative)
         return super().read(relative, sink)
 
 
