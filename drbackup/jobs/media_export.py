@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,53 +147,29 @@ def _source_files(rt: Runtime, agency: AgencyConfig) -> RepositoryFiles:
     return S3Repository(s3, S3Location.parse(store.url).child(agency.id).prefix)
 
 
-def _mirror_agency(rt: Runtime, agency: AgencyConfig, medium: Path
-                   ) -> tuple[MirrorOutcome, list[Snapshot] | None]:
+def _mirror_agency(rt: Runtime, agency: AgencyConfig, medium: Path, beside: Executor
+                   ) -> tuple[MirrorOutcome, Future[list[Snapshot]]]:
     """Listing and copy under this host's repository-files lock: this host's forget and
     prune wait for it (another host's prune shows as a file gone: SourceChanged). Beside the
-    copy, restic lists the source's snapshots (the files mirrored are the same: the
-    manifest's snapshot details come from there, and opening the medium costs one restic
-    run less); None when that list lacks a mirrored snapshot (forgotten meanwhile)."""
+    copy (on `beside`), restic lists the source's snapshots: the snapshot files mirrored are
+    the same, so the manifest's snapshot details come from there, and the medium is opened
+    by restic once (its check), not twice."""
     rt.check_store(agency.store)
     source = _source_files(rt, agency)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="media-snapshots") as pool:
-        listed = pool.submit(rt.restic.snapshots, rt.target(agency))
-        with repository_files_lock(rt.config.daemon.state_dir, agency.id, agency.store,
-                                   exclusive=False, what="media export",
-                                   wait=rt.config.daemon.lock_wait.total_seconds()):
-            outcome = mirror(source, repository(medium, agency.id))
-        by_id = {s.id: s for s in listed.result()}
-    if not set(outcome.snapshot_ids) <= set(by_id):
-        return outcome, None
-    return outcome, [by_id[i] for i in outcome.snapshot_ids]
+    listed = beside.submit(rt.restic.snapshots, rt.target(agency))
+    with repository_files_lock(rt.config.daemon.state_dir, agency.id, agency.store,
+                               exclusive=False, what="media export",
+                               wait=rt.config.daemon.lock_wait.total_seconds()):
+        return mirror(source, repository(medium, agency.id)), listed
 
 
-@dataclass(frozen=True)
-class _ResticSide:
-    snapshots: dict[str, list[SnapshotEntry]]
-    newest: dict[str, float | None]
-    checked: str
-
-
-def _restic_side(rt: Runtime, agencies: list[AgencyConfig], medium: Path, label: str,
-                 known: dict[str, list[Snapshot] | None]) -> _ResticSide:
-    """restic's view of the medium's repositories: its check (--read-data, or the configured
-    subset), and the snapshots for the manifest when the source's list did not have them
-    all. Without restic's lock: nothing else writes the medium, and a lock file coming and
-    going would race the read-back's walk."""
-    snapshots: dict[str, list[SnapshotEntry]] = {}
-    newest: dict[str, float | None] = {}
+def _check_media(rt: Runtime, agencies: list[AgencyConfig], medium: Path, label: str) -> str:
+    """restic check of the medium's repositories (--read-data, or the configured subset);
+    what it read. Without restic's lock: nothing else writes the medium, and a lock file
+    coming and going would race the read-back's walk."""
     checked = "read-data"
     for agency in agencies:
         target = medium_target(medium, agency, label, read_only=True)
-        found = known.get(agency.id)
-        if found is None:
-            found = rt.restic.snapshots(target)
-        found = sorted(found, key=lambda s: s.time)
-        snapshots[agency.id] = [SnapshotEntry(s.original or s.id, s.time.isoformat(),
-                                              tuple(s.paths), tuple(s.tags), s.hostname)
-                                for s in found]
-        newest[agency.id] = found[-1].time.timestamp() if found else None
         subset = agency.offline.read_data_subset if agency.offline else None
         checked = subset or "read-data"
         result = rt.restic.check(target, read_data=subset is None, read_data_subset=subset)
@@ -203,7 +179,23 @@ def _restic_side(rt: Runtime, agencies: list[AgencyConfig], medium: Path, label:
                                     "the medium is marked incomplete; if a prune ran on the "
                                     "source meanwhile, run the same export again; otherwise "
                                     "use another medium")
-    return _ResticSide(snapshots, newest, checked)
+    return checked
+
+
+def _snapshot_entries(rt: Runtime, agency: AgencyConfig, medium: Path, label: str,
+                      mirrored: MirrorOutcome, listed: Future[list[Snapshot]]
+                      ) -> tuple[list[SnapshotEntry], float | None]:
+    """The mirrored snapshots' details from the source's list; from the medium itself when
+    that list lacks one (forgotten on another host after the copy)."""
+    by_id = {s.id: s for s in listed.result()}
+    if set(mirrored.snapshot_ids) <= set(by_id):
+        found = [by_id[i] for i in mirrored.snapshot_ids]
+    else:
+        found = rt.restic.snapshots(medium_target(medium, agency, label, read_only=True))
+    found.sort(key=lambda s: s.time)
+    entries = [SnapshotEntry(s.original or s.id, s.time.isoformat(), tuple(s.paths),
+                             tuple(s.tags), s.hostname) for s in found]
+    return entries, (found[-1].time.timestamp() if found else None)
 
 
 def read_back_problems(medium: Path, files: dict[str, FileEntry],
@@ -276,52 +268,51 @@ def _export(rt: Runtime, agencies: list[AgencyConfig], medium: Path, label: str,
     carried: list[str] = []
     sequences: dict[str, int] = {}
     befores: dict[str, set[str]] = {}
-    known: dict[str, list[Snapshot] | None] = {}
-    for agency in agencies:
-        repo = repository(medium, agency.id)
-        if previous is not None and agency.id in previous.agencies:
-            # What the medium's last verified state holds (signed by this host, checked).
-            before = {s.id for s in previous.agencies[agency.id].snapshots}
-        else:
-            before = {e.name for e in os.scandir(repo / "snapshots")} \
-                if (repo / "snapshots").is_dir() else set()
-        befores[agency.id] = before
-        outcome, known[agency.id] = _mirror_agency(rt, agency, medium)
-        mirrored[agency.id] = outcome
-        carried += _carry_reports(rt, agency, medium)
-        sequences[agency.id] = sequence = next_sequence(rt.state, agency.id,
-                                                        destinations[agency.id])
-        record_medium(rt.state, MediumRecord(
-            label, agency.id, destinations[agency.id], sequence, WRITING, time.time(), None,
-            location, outcome.snapshot_ids, 0, 0, None))
-        exports.append(AgencyExport(agency.id, sequence, outcome.snapshot_ids,
-                                    [i for i in outcome.snapshot_ids if i not in before],
-                                    not outcome.had_config))
-    _still_there(medium, identity)
-    # Read-back: every file of the exported agencies from the medium itself, while restic
-    # lists and checks the medium's repositories beside it (one waits on the medium, the
-    # other on the CPU).
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="media-restic") as pool:
-        restic_side = pool.submit(_restic_side, rt, agencies, medium, label, known)
+    listed: dict[str, Future[list[Snapshot]]] = {}
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="media-restic") as beside:
+        for agency in agencies:
+            repo = repository(medium, agency.id)
+            if previous is not None and agency.id in previous.agencies:
+                # What the medium's last verified state holds (signed by this host, checked).
+                before = {s.id for s in previous.agencies[agency.id].snapshots}
+            else:
+                before = {e.name for e in os.scandir(repo / "snapshots")} \
+                    if (repo / "snapshots").is_dir() else set()
+            befores[agency.id] = before
+            mirrored[agency.id], listed[agency.id] = _mirror_agency(rt, agency, medium, beside)
+            outcome = mirrored[agency.id]
+            carried += _carry_reports(rt, agency, medium)
+            sequences[agency.id] = sequence = next_sequence(rt.state, agency.id,
+                                                            destinations[agency.id])
+            record_medium(rt.state, MediumRecord(
+                label, agency.id, destinations[agency.id], sequence, WRITING, time.time(),
+                None, location, outcome.snapshot_ids, 0, 0, None))
+        _still_there(medium, identity)
+        # Read-back: every file of the exported agencies from the medium itself, while
+        # restic checks the medium's repositories beside it (one waits on the medium, the
+        # other on the CPU).
+        checking = beside.submit(_check_media, rt, agencies, medium, label)
         files, odd = inventory(medium, agencies={a.id for a in agencies}, cold=True)
         problems = [p.line() for p in odd] + read_back_problems(medium, files, mirrored,
                                                                  previous)
         if problems:
-            restic_side.cancel()
             raise VerifyFailedError(f"the medium holds {problems[0]}",
                                     "the medium is marked incomplete; run the same export "
                                     "again, and use another medium if it happens again")
-        side = restic_side.result()
+        checked = checking.result()
+        newest: dict[str, float | None] = {}
+        for agency in agencies:
+            snaps, newest[agency.id] = _snapshot_entries(rt, agency, medium, label,
+                                                         mirrored[agency.id], listed[agency.id])
+            entries[agency.id] = AgencyEntry(sequences[agency.id], tuple(snaps))
+            ids = [s.id for s in snaps]
+            exports.append(AgencyExport(agency.id, sequences[agency.id], ids,
+                                        [i for i in ids if i not in befores[agency.id]],
+                                        not mirrored[agency.id].had_config))
     too_big = [p for p, f in files.items() if f.size > MAX_FILE_BYTES]
     if too_big:
         raise VerifyFailedError(f"{too_big[0]} is over 4 GiB, more than vfat/exFAT media hold",
                                 "lower restic's pack size of the source repository")
-    checked, newest = side.checked, side.newest
-    exports = [AgencyExport(e.agency, e.sequence, [s.id for s in side.snapshots[e.agency]],
-                            [s.id for s in side.snapshots[e.agency]
-                             if s.id not in befores[e.agency]], e.initialized) for e in exports]
-    for agency in agencies:
-        entries[agency.id] = AgencyEntry(sequences[agency.id], tuple(side.snapshots[agency.id]))
     old_files = previous.files if previous else {}
     exported = {a.id for a in agencies}
     kept = {p: f for p, f in old_files.items() if p.split("/")[1] not in exported}
