@@ -94,8 +94,9 @@ def test_a_prune_elsewhere_between_listing_and_copy_fails_the_export_and_the_nex
     host.workspace.cli("backup", "--agency", "planning", check=True)
 
     def prune_elsewhere() -> None:  # plain restic: another host, not held by this one's lock
-        done = restic(host.password, host.repo, "forget", "--keep-last", "1", "--prune",
-                      "--max-unused", "0", cache=host.cache)
+        # --retry-lock: the export's `restic snapshots` of the source may hold its lock.
+        done = restic(host.password, host.repo, "--retry-lock", "1m", "forget", "--keep-last",
+                      "1", "--prune", "--max-unused", "0", cache=host.cache)
         assert done.returncode == 0, done.stderr
 
     monkeypatch.setattr(media_export, "_source_files",
