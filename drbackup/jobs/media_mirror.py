@@ -212,6 +212,14 @@ def _gone(relative: str) -> SourceChanged:
         "incomplete and the next export completes it")
 
 
+def _grown(relative: str, size: int, count: int | None = None) -> SourceChanged:
+    read = f"{count} when read" if count is not None else "more when read"
+    return SourceChanged(f"the agency's repository changed during the export: {relative} "
+                         f"was {size} bytes when listed, {read}", "run the same export "
+                         "again: the medium is marked incomplete and the next export "
+                         "completes it")
+
+
 @dataclass(frozen=True)
 class MirrorOutcome:
     written: dict[str, FileEntry]  # relative to the repository: what was copied now
@@ -260,7 +268,13 @@ def _copy_file(source: RepositoryFiles, relative: str, size: int, repository: Pa
     want = expected_hash(relative)
     digest = hashlib.sha256() if want is None else None
 
+    written = 0
+
     def sink(piece: bytes | memoryview) -> None:
+        nonlocal written
+        written += len(piece)
+        if written > size:  # a store serving more than it listed does not fill the medium
+            raise _grown(relative, size)
         if digest is not None:
             digest.update(piece)
         view = memoryview(piece)
@@ -276,10 +290,7 @@ def _copy_file(source: RepositoryFiles, relative: str, size: int, repository: Pa
         os.close(fd)
     if count != size:
         # restic never rewrites a file; config is rewritten only by a new repository.
-        raise SourceChanged(f"the agency's repository changed during the export: {relative} "
-                            f"was {size} bytes when listed, {count} when read",
-                            "run the same export again: the medium is marked incomplete and "
-                            "the next export completes it")
+        raise _grown(relative, size, count)
     os.replace(tmp, target)
     return FileEntry(count, digest.hexdigest() if digest is not None else str(want))
 
