@@ -19,6 +19,7 @@ from drbackup.jobs.media_export import read_back_problems
 from drbackup.jobs.media_mirror import (
     COPY_ORDER,
     LocalRepository,
+    S3Repository,
     SourceChanged,
     kind_of,
     mirror,
@@ -195,3 +196,44 @@ def test_this_hosts_prune_waits_for_an_export_and_the_other_way_round(tmp_path: 
     busy = pytest.raises(RepositoryFilesBusy, match="a forget or prune changes")
     with _lock(tmp_path, "local", True), busy, _lock(tmp_path, "local", False):
         pass
+
+
+class FakeStore:
+    """What S3Repository uses of the store's door: a listing with sizes, a streamed get."""
+
+    def __init__(self, objects: dict[str, bytes], *, serve_more: bool = False):
+        self.objects = objects
+        self.serve_more = serve_more
+
+    def list_sizes(self, prefix: str) -> dict[str, int]:
+        return {k: len(v) for k, v in self.objects.items() if k.startswith(prefix)}
+
+    def stream(self, key: str, sink: Callable[[bytes], None], *, chunk: int = 1 << 20) -> int:
+        body = self.objects[key] + (b"more" * 1000 if self.serve_more else b"")
+        for start in range(0, len(body), 7):
+            sink(body[start:start + 7])
+        return len(body)
+
+
+def _objects(files: dict[str, bytes], prefix: str) -> dict[str, bytes]:
+    objects = {f"{prefix}/{k}": v for k, v in files.items()}
+    objects[f"{prefix}/fleet/host-a.json"] = b"{}"  # published beside the repository
+    objects[f"{prefix}/locks/{'cd' * 32}"] = b"a lock"
+    objects[f"{prefix}/configuration"] = b"not restic's"
+    objects[f"{prefix}-other/config"] = b"another agency's"
+    return objects
+
+
+def test_an_s3_repository_is_listed_per_kind_and_streamed(tmp_path: Path) -> None:
+    _, files = _repository(tmp_path)
+    store = FakeStore(_objects(files, "city/planning"))
+    medium = tmp_path / "medium" / "repo"
+    outcome = mirror(S3Repository(store, "city/planning"), medium)  # type: ignore[arg-type]
+    assert _tree(medium) == files and set(outcome.written) == set(files)
+
+
+def test_an_s3_object_larger_than_listed_is_not_written_on(tmp_path: Path) -> None:
+    _, files = _repository(tmp_path)
+    store = FakeStore(_objects(files, "planning"), serve_more=True)
+    with pytest.raises(SourceChanged, match="bytes when listed, more when read"):
+        mirror(S3Repository(store, "planning"), tmp_path / "medium" / "repo")  # type: ignore[arg-type]
