@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -38,6 +38,7 @@ from drbackup.errors import ConfigError, DrBackupError, ExitCode
 from drbackup.jobs.guard import require_unfrozen
 from drbackup.jobs.maintenance import is_claim, require_configured_owner, require_owner
 from drbackup.jobs.recording import recorded_run
+from drbackup.jobs.repo_files_lock import repository_files_lock
 from drbackup.jobs.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,14 @@ def _maintenance_errors(rt: Runtime, store_name: str) -> Iterator[None]:
         raise error from None
 
 
+def _apart_from_media(rt: Runtime, agency: AgencyConfig, store: str, what: str
+                      ) -> AbstractContextManager[None]:
+    """forget and prune delete files a media export of this host may be mirroring
+    (jobs/repo_files_lock.py): they wait for it as restic waits for a lock."""
+    return repository_files_lock(rt.config.daemon.state_dir, agency.id, store, exclusive=True,
+                                 wait=rt.config.daemon.lock_wait.total_seconds(), what=what)
+
+
 def run_retention(rt: Runtime, agency: AgencyConfig, *, dry_run: bool = False,
                   trigger: str = "cli", store_name: str | None = None) -> RetentionOutcome:
     """Plan, then (unless dry_run) forget exactly the planned snapshots by id and confirm they
@@ -212,8 +221,9 @@ def run_retention(rt: Runtime, agency: AgencyConfig, *, dry_run: bool = False,
             if not dry_run and plan.remove:
                 target = rt.target(agency, name, maintenance=True)
                 # By id, with no policy: restic removes exactly these and evaluates nothing else.
-                rt.restic.forget(target, ForgetPolicy(), group_by=GROUP_BY,
-                                 snapshot_ids=plan.remove_ids)
+                with _apart_from_media(rt, agency, name, "forget"):
+                    rt.restic.forget(target, ForgetPolicy(), group_by=GROUP_BY,
+                                     snapshot_ids=plan.remove_ids)
                 remaining = {s.id for s in rt.restic.snapshots(target)}
                 still = [i for i in plan.remove_ids if i in remaining]
                 if still:
@@ -244,7 +254,8 @@ def run_prune(rt: Runtime, agency: AgencyConfig, *, trigger: str = "cli",
             rt.restic.require_supported()
             require_owner(rt, agency, name, "prune")
             rt.check_store(name)
-            rt.restic.prune(rt.target(agency, name, maintenance=True))
+            with _apart_from_media(rt, agency, name, "prune"):
+                rt.restic.prune(rt.target(agency, name, maintenance=True))
         seconds = time.monotonic() - started
         run.finish("success", details={"seconds": seconds})
     return PruneOutcome(run_id, agency.id, name, seconds)

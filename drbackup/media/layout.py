@@ -6,8 +6,9 @@ vfat/exFAT file system refuses, so a medium survives any file system a USB disk 
                                          that did not end leaves it, and verify says so
     <medium>/drbackup-media.pub.pem      the exporting host's public key (identification only:
                                          trust comes from --public-key or the local key)
-    <medium>/agencies/<agency>/repo/     a restic repository (local backend: lowercase hex names,
-                                         packs of a few MiB, no symlinks, permissions ignored)
+    <medium>/agencies/<agency>/repo/     the agency's restic repository, mirrored file for file
+                                         (jobs/media_mirror.py: lowercase hex names, packs of a
+                                         few MiB, no symlinks, permissions ignored)
     <medium>/agencies/<agency>/reports/  signed evidence reports carried across
 """
 

@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any
 from drbackup.store.credentials import S3Credentials, read_credentials_file
 from drbackup.store.errors import (
     BucketMissing,
+    ObjectMissing,
     StoreAccessDenied,
     StoreCredentialsRejected,
     StoreError,
@@ -37,6 +38,7 @@ __all__ = [
     "BootstrapReport",
     "BucketMissing",
     "FeatureStatus",
+    "ObjectMissing",
     "ObjectVersion",
     "S3Credentials",
     "S3Location",

@@ -29,3 +29,9 @@ class StoreFeatureMissing(StoreError):
     """The server lacks a feature we asked for (Object Lock, versioning...)."""
 
     exit_code = ExitCode.STORE_ACCESS
+
+
+class ObjectMissing(StoreError):
+    """An object listed a moment ago is gone (deleted in between: a prune on another host)."""
+
+    exit_code = ExitCode.STORE_ACCESS

@@ -24,6 +24,7 @@ from drbackup.errors import S3_ACCESS_DENIED, S3_BUCKET_MISSING, S3_CREDENTIALS_
 from drbackup.store.credentials import S3Credentials
 from drbackup.store.errors import (
     BucketMissing,
+    ObjectMissing,
     StoreAccessDenied,
     StoreCredentialsRejected,
     StoreError,
@@ -187,6 +188,44 @@ class S3Store:
                 keys += [item["Key"] for item in page.get("Contents", []) if "Key" in item]
             return keys
         return self.call(f"list {prefix}", collect)
+
+    def list_sizes(self, prefix: str) -> dict[str, int]:
+        """Every object under prefix with its size (one listing, paginated)."""
+        def collect() -> dict[str, int]:
+            found: dict[str, int] = {}
+            paginator = self._client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    if "Key" in item:
+                        found[item["Key"]] = int(item.get("Size", 0))
+            return found
+        return self.call(f"list {prefix}", collect)
+
+    def stream(self, key: str, sink: Callable[[bytes], None], *, chunk: int = 1 << 20,
+               max_bytes: int | None = None) -> int:
+        """The object's content handed to `sink` piece by piece, never held whole; returns
+        its size. With max_bytes, stops (StoreError) at an object larger than announced: a
+        hostile store cannot make a reader write without end."""
+        def fetch() -> int:
+            try:
+                body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "NoSuchKey":
+                    raise ObjectMissing(f"store {self.name!r}: {key} is gone",
+                                        "it was deleted after it was listed") from None
+                raise
+            total = 0
+            try:
+                while piece := body.read(chunk):
+                    total += len(piece)
+                    if max_bytes is not None and total > max_bytes:
+                        raise StoreError(f"store {self.name!r}: {key} is larger than listed",
+                                         "the store changed during the read; run it again")
+                    sink(piece)
+            finally:
+                body.close()
+            return total
+        return self.call(f"get {key}", fetch)
 
     def list_prefixes(self, prefix: str) -> list[str]:
         """The "directories" right under prefix (a listing with delimiter '/'): one entry per

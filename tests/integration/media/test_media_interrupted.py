@@ -98,7 +98,7 @@ def test_an_export_killed_half_way_is_marked_incomplete_and_completed_next_time(
     deadline = time.monotonic() + 60
     while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    time.sleep(0.3)  # into restic copy
+    time.sleep(0.3)  # into the mirror, the read-back or restic check: before the manifest
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert marker.exists(), "the export ended before it could be killed"
@@ -116,9 +116,10 @@ def test_an_export_killed_half_way_is_marked_incomplete_and_completed_next_time(
 
 def test_a_medium_pulled_mid_export_is_never_marked_verified_and_the_next_export_completes(
         bench: Bench) -> None:
-    """umount -l during restic copy: the mount point is at once the host's empty directory,
-    where restic and the read-back would carry on. Runs after the tests above, on the same
-    medium (which then holds a verified copy: the pulled export must not replace it)."""
+    """umount -l mid-export (copy, read-back or check): the mount point is at once the
+    host's empty directory, where restic and the read-back would carry on. Runs after the
+    tests above, on the same medium (which then holds a verified copy: the pulled export
+    must not replace it)."""
     if not bench.what.startswith("ext4"):
         pytest.skip(f"the medium is a {bench.what}: nothing to unmount")
     (bench.data / "pulled.bin").write_bytes(os.urandom(6 * 1024 * 1024))
@@ -133,7 +134,7 @@ def test_a_medium_pulled_mid_export_is_never_marked_verified_and_the_next_export
     deadline = time.monotonic() + 60
     while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    time.sleep(0.3)  # into restic copy
+    time.sleep(0.3)  # into the mirror, the read-back or restic check: before the manifest
     pull(bench.medium)
     _, stderr = process.communicate(timeout=300)
     print(f"the pulled export said: {stderr.strip()}")

@@ -43,6 +43,8 @@ class World:
     second: dict[str, Any]
     older: Path  # a copy of the medium after the first export (for the replay)
     new_paths: set[str]  # files the second export added to the medium
+    s3: MotoServer  # the external side's store
+    bucket: str
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, s3_server: MotoServer, iam_s
         internal = internal_host(root, iam_s3, f"{bucket}-internal",
                                  external.passwords["planning"], public_key)
         yield World(Sides(external, internal, data, public_key), medium, what, first, second,
-                    older, new_paths)
+                    older, new_paths, s3_server, bucket)
 
 
 def _station(world: World, medium: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -90,6 +92,10 @@ def test_incremental_export_writes_only_what_is_new_and_restores_on_a_fresh_host
     assert second["bytes_written"] == sum(files[p]["size"] for p in world.new_paths)
     assert second["files_total"] == len(files) > second["files_written"]
     assert len(second["agencies"][0]["new_snapshots"]) == 1
+    # The same repository: the second export added packs, index and a snapshot (and reports),
+    # never another config or key.
+    assert {p.split("/")[3] for p in world.new_paths if "/repo/" in p} <= {
+        "data", "index", "snapshots"}
     assert len(second["agencies"][0]["snapshots"]) == 2
     old = manifest_of(world.older)["report"]["files"]
     assert all(files[p] == entry for p, entry in old.items())  # nothing old rewritten
@@ -106,6 +112,27 @@ def test_incremental_export_writes_only_what_is_new_and_restores_on_a_fresh_host
     restored = target / str(world.sides.data).lstrip("/")
     assert {k: v.sha256 for k, v in manifest(restored).items()} == {
         k: v.sha256 for k, v in manifest(world.sides.data).items()}
+
+
+def test_the_medium_holds_the_agencys_own_repository_file_for_file(world: World) -> None:
+    """A mirror, not a copy made by restic: every object of the agency's repository in the
+    store (config, so the same repository id; the key files, so the same password; index,
+    snapshots, packs) is on the medium with the same bytes, and nothing else is."""
+    client = world.s3.client()
+    objects: dict[str, bytes] = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=world.bucket):
+        for item in page.get("Contents", []):
+            key = item["Key"]
+            _, _, relative = key.partition("planning/")
+            if relative.split("/")[0] not in ("config", "data", "index", "keys", "snapshots"):
+                continue  # restic's locks, and the reports drbackup publishes beside
+            objects[relative] = client.get_object(Bucket=world.bucket, Key=key)["Body"].read()
+    repo = world.medium / "agencies" / "planning" / "repo"
+    on_medium = {p.relative_to(repo).as_posix(): p.read_bytes()
+                 for p in repo.rglob("*") if p.is_file() and "locks" not in p.parts}
+    assert {"config"} < set(objects) and any(k.startswith("keys/") for k in objects)
+    assert sorted(on_medium) == sorted(objects)
+    assert all(on_medium[k] == v for k, v in objects.items())
 
 
 def test_report_counts_the_offline_copy_after_the_export(world: World) -> None:
