@@ -99,18 +99,14 @@ def _pattern(pattern: str) -> tuple[re.Pattern[str], bool] | None:
 @dataclass(frozen=True)
 class Excludes:
     """restic's --exclude patterns: the last pattern that matches a path decides (a `!`
-    pattern includes again what an earlier one excluded)."""
+    pattern includes again what an earlier one excluded); an excluded directory is not
+    entered, whatever a later `!` pattern says of its files (as restic does)."""
 
     patterns: tuple[tuple[re.Pattern[str], bool], ...]
 
     @classmethod
     def of(cls, patterns: Sequence[str]) -> Excludes:
         return cls(tuple(p for p in map(_pattern, patterns) if p is not None))
-
-    @property
-    def prunes(self) -> bool:
-        """Whether an excluded directory is skipped whole (no pattern includes again)."""
-        return not any(negated for _, negated in self.patterns)
 
     def __bool__(self) -> bool:
         return bool(self.patterns)
@@ -136,7 +132,6 @@ class Walk:
 
     def files(self) -> Iterator[tuple[str, os.stat_result]]:
         excludes = self.excludes if self.excludes else None
-        prunes = excludes is None or excludes.prunes
         stack: list[tuple[str, int]] = []
         for root in dict.fromkeys(self.roots):
             try:
@@ -164,7 +159,7 @@ class Walk:
                 try:
                     is_dir = entry.is_dir(follow_symlinks=False)
                     if is_dir:
-                        if prunes and excludes is not None and excludes.excluded(path):
+                        if excludes is not None and excludes.excluded(path):
                             continue
                         if self.one_file_system and entry.stat(
                                 follow_symlinks=False).st_dev != device:
