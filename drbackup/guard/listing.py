@@ -10,7 +10,8 @@ repository read and no per-file output of restic. An entry with inode 0 is "unse
 file changed while restic ran, so the walk cannot tell which version restic stored): it
 compares as modified at the next backup.
 
-File: gzip text, a JSON header line, then one line per file:
+File: gzip text (two members: the header, the lines), a JSON header line, then one line per
+file:
 `<size>\\t<look>\\t<mtime_ns>\\t<ctime_ns>\\t<inode>\\t<path>`, the path with backslash, tab,
 newline and carriage return escaped. Written to a temporary file,
 fsynced, renamed: a killed backup leaves the previous listing whole, so the next backup is
@@ -24,7 +25,6 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,22 +89,30 @@ def unescape(text: str) -> str:
     return "".join(out)
 
 
-def _lines(listing: Listing) -> Iterator[str]:
+def _header(listing: Listing) -> bytes:
     header = {"format": FORMAT, "snapshot": listing.snapshot_id, "files": len(listing.entries)}
-    yield json.dumps(header, sort_keys=True) + "\n"
-    for path, entry in listing.entries.items():
-        yield (f"{entry.size}\t{entry.look}\t{entry.mtime}\t{entry.ctime}\t{entry.ino}\t"
-               f"{escape(path)}\n")
+    return (json.dumps(header, sort_keys=True) + "\n").encode()
 
 
-def save(path: Path, listing: Listing) -> None:
-    """Write atomically (temporary file, fsync, rename). Raises OSError."""
+def body(listing: Listing) -> bytes:
+    """The entries' lines as one gzip member. A listing is its header's member followed by
+    this one (RFC 1952 allows several; gzip.decompress reads them all), so the lines can be
+    packed before the snapshot id is known: the guard does it beside restic."""
+    text = "".join(f"{entry.size}\t{entry.look}\t{entry.mtime}\t{entry.ctime}\t{entry.ino}\t"
+                   f"{escape(path)}\n" for path, entry in listing.entries.items())
+    return gzip.compress(text.encode("utf-8", "surrogateescape"), compresslevel=1, mtime=0)
+
+
+def save(path: Path, listing: Listing, *, packed: bytes | None = None) -> None:
+    """Write atomically (temporary file, fsync, rename). `packed`: body(listing), made
+    earlier from these very entries. Raises OSError."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(path.name + ".tmp")
+    lines = body(listing) if packed is None else packed
     try:
         with open(tmp, "wb") as raw:
-            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as packed:
-                packed.write("".join(_lines(listing)).encode("utf-8", "surrogateescape"))
+            raw.write(gzip.compress(_header(listing), compresslevel=1, mtime=0))
+            raw.write(lines)
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, path)

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drbackup.guard import content, indicators
+from drbackup.guard import content, indicators, listing
 from drbackup.guard.listing import ENCRYPTED, NOT_LOOKED, OK, PLAIN, RANDOM, Entry, Listing
 from drbackup.guard.walk import Walk
 
@@ -154,6 +154,8 @@ class Collector:
         self.changed: list[Changed] = []
         self.gone: dict[str, int] = {}
         self.looks: dict[str, content.ContentLook] = {}
+        self.packed: bytes | None = None
+        self._judged = False
         # Files ignored now do not count, though the previous listing may hold them.
         self.signals = Signals(parent_files=sum(
             1 for path in previous.entries if not _ignored(path, self.ignore))
@@ -165,6 +167,10 @@ class Collector:
         self.compare(walk, started_ns=started_ns)
         previous = self.previous.snapshot_id if self.previous else None
         self.sample(limits, f"{previous}:{started_ns}", cancel=cancel)
+        self.judge_sample()
+        # The listing's lines, packed now; finish drops them if restic's summary marks more
+        # files (incompressible).
+        self.packed = listing.body(self.current)
 
     def compare(self, walk: Walk, *, started_ns: int) -> None:
         """The walk against the previous listing: modified (size, mtime, ctime or inode not as
@@ -217,9 +223,7 @@ class Collector:
         s.gone = len(self.gone)
         s.new = sum(1 for i in self.changed if i.path not in previous)
         s.modified = len(self.changed) - s.new
-        # Changed files start unlooked: what is marked encrypted now was so before and is
-        # unchanged (a slow attack's earlier victims).
-        s.prior_encrypted = self.current.count(ENCRYPTED)
+        self.judge_sample()
         self._names(extra_notes, extra_extensions)
         self._renames(self.gone, self.looks)
         self._hits(self.looks)
@@ -301,9 +305,17 @@ class Collector:
             rewritten.update(big)
         s.renames_changed = len(rewritten)
 
-    def _hits(self, looks: dict[str, content.ContentLook]) -> None:
+    def judge_sample(self) -> None:
+        """The sampled files' looks, written into the listing (once)."""
+        if self._judged:
+            return
+        self._judged = True
         s = self.signals
+        # Changed files start unlooked: what is marked encrypted now was so before and is
+        # unchanged (a slow attack's earlier victims).
+        s.prior_encrypted = self.current.count(ENCRYPTED)
         previous = self.previous.entries if self.previous else {}
+        looks = self.looks
         for path, found in looks.items():
             entry = self.current.entries[path]
             before = previous.get(path)
@@ -326,14 +338,18 @@ class Collector:
                     s.random += 1
                 if len(s.examples) < 10:
                     s.examples.append(found.reasons[0] if found.reasons else found.path)
-        unsampled = [i for i in self.changed if i.path not in looks and i.size > 0]
-        compressible: list[Changed] = []
-        for item in unsampled:
+        for item in self.changed:
             before = previous.get(item.path)
-            if before is not None and before.look in (PLAIN, RANDOM):
+            if item.path not in looks and before is not None and before.look in (PLAIN, RANDOM):
                 # Not looked at this time: what the path was stays known, so a later random
                 # version of it is still compared with a plain one.
                 self.current.entries[item.path].look = before.look
+
+    def _hits(self, looks: dict[str, content.ContentLook]) -> None:
+        s = self.signals
+        unsampled = [i for i in self.changed if i.path not in looks and i.size > 0]
+        compressible: list[Changed] = []
+        for item in unsampled:
             known = content.format_for(posixpath.basename(item.path))
             if known and not known[1].random_expected and item.size >= MIN_COMPRESSIBLE_SIZE:
                 compressible.append(item)
@@ -346,6 +362,7 @@ class Collector:
             s.incompressible = len(compressible)
             for item in compressible:
                 self.current.entries[item.path].look = ENCRYPTED
+            self.packed = None
         rest = len(unsampled) - s.incompressible
         share = s.encrypted / s.sampled if s.sampled else 0.0
         # The sample stands for the files it could not reach only when it is clearly hit: a

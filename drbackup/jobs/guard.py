@@ -125,7 +125,7 @@ class GuardSession:
             # After the verdict: a kill in between leaves the older listing, and the next
             # backup sees these changes again rather than never.
             listing.save(listing_path(self.rt, self.agency.id, self.source.id),
-                         collector.current)
+                         collector.current, packed=collector.packed)
         except Exception as exc:  # noqa: BLE001 - the snapshot exists: never fail the backup
             why = exc.one_line() if isinstance(exc, DrBackupError) else (
                 f"{exc.__class__.__name__}: {exc}")

@@ -574,3 +574,27 @@ def test_files_of_a_directory_that_cannot_be_listed_are_asked_one_by_one(
     s = guard.backup()
     # The three left are there (lstat) and unchanged; the deleted one is gone.
     assert (s.files, s.modified, s.new, s.gone) == (len(files) - 1, 0, 0, 1)
+
+
+@pytest.mark.parametrize("texts_random", [False, True])
+def test_the_listing_packed_beside_restic_is_the_one_saved_after_the_verdict(
+        guard: Guard, texts_random: bool) -> None:
+    texts = [_write(guard.root / f"t{i}.txt", f.prose(64 * KiB, seed=i)) for i in range(6)]
+    blob = _write(guard.root / "data" / "records.bin", f.csv_text(300))
+    guard.backup()
+    for i, text in enumerate(texts):
+        text.write_bytes(os.urandom(64 * KiB) if texts_random else f.prose(64 * KiB, seed=50 + i))
+    blob.write_bytes(f.csv_text(310))  # unsampled below: keeps its PLAIN look
+    collector = Collector(guard.previous())
+    limits = SampleLimits(files=0, bytes=32 * MiB, file_bytes=256 * KiB)
+    collector.prepare(Walk([str(guard.root)]), limits, started_ns=time.time_ns() + LATER)
+    assert collector.packed is not None
+    added, packed = guard.restic.summary()
+    s = collector.finish("f" * 64, data_added=added, data_added_packed=packed)
+    # Files marked by restic's summary after the packing: packed again at the save.
+    assert (collector.packed is None) == texts_random == (s.incompressible == len(texts))
+    listing.save(guard.listing_file, collector.current, packed=collector.packed)
+    saved = guard.previous()
+    assert saved is not None and saved.snapshot_id == "f" * 64
+    assert saved.entries == collector.current.entries
+    assert saved.entries[str(blob)].look == PLAIN
