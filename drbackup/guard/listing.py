@@ -38,7 +38,7 @@ _ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 _UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     size: int
     look: str = NOT_LOOKED

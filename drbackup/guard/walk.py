@@ -1,6 +1,7 @@
 """The guard's walk of a directory source, beside restic (#16 item 5): every file restic backs
-up, with what `lstat` says of it, in one `scandir` per directory and one `lstat` per file (the
-directory entry's d_type says "directory" without a call), never following a link. restic's
+up, with what `lstat` says of it, in one `scandir` per directory (opened O_NOFOLLOW) and one
+`lstat` per file relative to it (`fstatat`; the directory entry's d_type says "directory"
+without a call), never following a link. restic's
 exclude patterns and --one-file-system are applied as restic applies them, so the walk names
 the files restic stores without restic printing a line per file (`--verbose=2`, +10-16 % on a
 20,000-file incremental).
@@ -18,6 +19,8 @@ import stat
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _go_class(text: str, start: int) -> tuple[str, int] | None:
@@ -147,27 +150,42 @@ class Walk:
                 return
             directory, device = stack.pop()
             try:
-                with os.scandir(directory) as found:
-                    entries = list(found)
+                # Opened without following a link (one swapped in since its parent was
+                # listed is refused); each file's lstat is then relative to this descriptor.
+                fd = os.open(directory, _DIRECTORY_FLAGS)
             except FileNotFoundError:
                 continue  # gone since its parent was listed
             except (OSError, ValueError):
                 self.unlisted.append(directory)
                 continue
-            for entry in entries:
-                path = entry.path
-                try:
-                    is_dir = entry.is_dir(follow_symlinks=False)
-                    if is_dir:
-                        if excludes is not None and excludes.excluded(path):
-                            continue
-                        if self.one_file_system and entry.stat(
-                                follow_symlinks=False).st_dev != device:
-                            continue  # a mount point: restic keeps it, empty
-                        stack.append((path, device))
-                        continue
+            try:
+                yield from self._entries(fd, directory, device, excludes, stack)
+            finally:
+                os.close(fd)  # also when the caller stops early
+
+    def _entries(self, fd: int, directory: str, device: int, excludes: Excludes | None,
+                 stack: list[tuple[str, int]]) -> Iterator[tuple[str, os.stat_result]]:
+        try:
+            with os.scandir(fd) as found:
+                entries = list(found)
+        except OSError:
+            self.unlisted.append(directory)
+            return
+        prefix = directory.rstrip("/") + "/"
+        for entry in entries:
+            path = prefix + entry.name
+            try:
+                if entry.is_dir(follow_symlinks=False):
                     if excludes is not None and excludes.excluded(path):
                         continue
-                    yield path, entry.stat(follow_symlinks=False)
-                except (OSError, ValueError):
-                    continue  # vanished between the listing and the lstat
+                    if self.one_file_system and entry.stat(
+                            follow_symlinks=False).st_dev != device:
+                        continue  # a mount point: restic keeps it, empty
+                    stack.append((path, device))
+                    continue
+                if excludes is not None and excludes.excluded(path):
+                    continue
+                # fstatat on the directory's descriptor: open until the last one.
+                yield path, entry.stat(follow_symlinks=False)
+            except (OSError, ValueError):
+                continue  # vanished between the listing and the lstat

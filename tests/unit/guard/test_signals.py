@@ -563,14 +563,14 @@ def test_files_of_a_directory_that_cannot_be_listed_are_asked_one_by_one(
     guard.backup()
     minutes = str(guard.root / "minutes")
     files["minutes0"].unlink()
-    real = os.scandir
+    real = os.open
 
-    def scandir(path: str) -> object:
+    def refusing_open(path: str, flags: int, *args: object, **kwargs: object) -> int:
         if str(path) == minutes:
             raise PermissionError(13, "Permission denied", path)
-        return real(path)
+        return real(path, flags, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(os, "open", refusing_open)
     s = guard.backup()
     # The three left are there (lstat) and unchanged; the deleted one is gone.
     assert (s.files, s.modified, s.new, s.gone) == (len(files) - 1, 0, 0, 1)

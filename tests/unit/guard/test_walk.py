@@ -98,15 +98,15 @@ def test_unlistable_directories_are_handed_back(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "share"
     _tree(root)
-    real = os.scandir
     locked = str(root / "docs")
+    real = os.open
 
-    def scandir(path: str) -> object:
+    def refusing_open(path: str, flags: int, *args: object, **kwargs: object) -> int:
         if str(path) == locked:
             raise PermissionError(13, "Permission denied", path)
-        return real(path)
+        return real(path, flags, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(os, "open", refusing_open)
     walk = Walk([str(root)])
     walked = {os.path.relpath(p, root) for p, _ in walk.files()}
     assert walk.unlisted == [locked]
