@@ -137,8 +137,10 @@ def run(work_dir: Path) -> list[BenchResult]:
                 f"the guard read {statistics.median(read) / 2**20:.1f} MiB of the source per "
                 f"backup (median); its walk, comparison and sample took "
                 f"{statistics.median(walk):.2f} s beside restic, and it spent "
-                f"{statistics.median(guard):.2f} s after restic (what was left of the walk, "
-                "verdict, state, listing, signed report); restic runs as without the guard")))
+                f"{statistics.median(guard):.2f} s after restic until its verdict (what was "
+                "left of the walk, the counts that need restic's summary, the rules; then the "
+                "state, the listing and the signed report are written); restic runs as "
+                "without the guard")))
         results.append(BenchResult(
             group=group, name=f"{label}: job with the guard / raw restic", unit="s",
             samples=samples[ON], baseline=samples["restic"]))

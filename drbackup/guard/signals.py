@@ -156,18 +156,24 @@ class Collector:
         self.looks: dict[str, content.ContentLook] = {}
         self.packed: bytes | None = None
         self._judged = False
+        self._counted = False
+        self._new_sizes: dict[str, int] = {}
+        self._pairs: list[tuple[str, str]] = []
+        self._unsampled = 0
+        self._compressible: list[Changed] = []
         # Files ignored now do not count, though the previous listing may hold them.
         self.signals = Signals(parent_files=sum(
             1 for path in previous.entries if not _ignored(path, self.ignore))
             if previous else None)
 
     def prepare(self, walk: Walk, limits: SampleLimits, *, started_ns: int,
-                cancel: threading.Event | None = None) -> None:
-        """Walk, compare, sample: everything that needs no word from restic."""
+                cancel: threading.Event | None = None, extra_notes: Sequence[str] = (),
+                extra_extensions: Sequence[str] = ()) -> None:
+        """Walk, compare, sample, count: everything that needs no word from restic."""
         self.compare(walk, started_ns=started_ns)
         previous = self.previous.snapshot_id if self.previous else None
         self.sample(limits, f"{previous}:{started_ns}", cancel=cancel)
-        self.judge_sample()
+        self._precount(extra_notes, extra_extensions)
         # The listing's lines, packed now; finish drops them if restic's summary marks more
         # files (incompressible).
         self.packed = listing.body(self.current)
@@ -217,17 +223,35 @@ class Collector:
         """Count, with restic's summary. Reads nothing of the source."""
         s = self.signals
         self.current.snapshot_id = snapshot_id
+        s.data_added, s.data_added_packed = data_added, data_added_packed
+        self._precount(extra_notes, extra_extensions)
+        self._renames()
+        self._hits()
+        return s
+
+    def _precount(self, extra_notes: Sequence[str], extra_extensions: Sequence[str]) -> None:
+        """The counts that need no summary (once; beside restic when prepared)."""
+        if self._counted:
+            return
+        self._counted = True
+        s = self.signals
         previous = self.previous.entries if self.previous else {}
         s.files = len(self.current.entries)
-        s.data_added, s.data_added_packed = data_added, data_added_packed
         s.gone = len(self.gone)
         s.new = sum(1 for i in self.changed if i.path not in previous)
         s.modified = len(self.changed) - s.new
         self.judge_sample()
         self._names(extra_notes, extra_extensions)
-        self._renames(self.gone, self.looks)
-        self._hits(self.looks)
-        return s
+        if self.gone:
+            self._new_sizes = {i.path: i.size for i in self.changed if i.path not in previous}
+            self._pairs = indicators.mass_renames(self.gone, self._new_sizes, grow=4096)
+        for item in self.changed:
+            if item.path in self.looks or item.size <= 0:
+                continue
+            self._unsampled += 1
+            known = content.format_for(posixpath.basename(item.path))
+            if known and not known[1].random_expected and item.size >= MIN_COMPRESSIBLE_SIZE:
+                self._compressible.append(item)
 
     def _names(self, extra_notes: Sequence[str], extra_extensions: Sequence[str]) -> None:
         s = self.signals
@@ -283,13 +307,11 @@ class Collector:
             budget -= found.bytes_read
             looks[item.path] = found
 
-    def _renames(self, gone: dict[str, int], looks: dict[str, content.ContentLook]) -> None:
+    def _renames(self) -> None:
         s = self.signals
-        if not gone:
+        if not self.gone:
             return
-        new = {i.path: i.size for i in self.changed if i.path not in (
-            self.previous.entries if self.previous else {})}
-        pairs = indicators.mass_renames(gone, new, grow=4096)
+        new, pairs, looks = self._new_sizes, self._pairs, self.looks
         s.renames = len(pairs)
         targets = {path for _, path in pairs}
         rewritten = {path for path in targets
@@ -300,7 +322,7 @@ class Collector:
         # account for (at most their sizes) came from the renamed ones.
         big = [path for path in targets if new[path] >= MIN_COMPRESSIBLE_SIZE]
         others = sum(i.size for i in self.changed if i.path not in targets)
-        spare = s.data_added - others - TREE_BYTES_PER_FILE * (len(self.changed) + len(gone))
+        spare = s.data_added - others - TREE_BYTES_PER_FILE * (len(self.changed) + len(self.gone))
         if big and spare >= sum(new[path] for path in big) / 2:
             rewritten.update(big)
         s.renames_changed = len(rewritten)
@@ -345,14 +367,9 @@ class Collector:
                 # version of it is still compared with a plain one.
                 self.current.entries[item.path].look = before.look
 
-    def _hits(self, looks: dict[str, content.ContentLook]) -> None:
+    def _hits(self) -> None:
         s = self.signals
-        unsampled = [i for i in self.changed if i.path not in looks and i.size > 0]
-        compressible: list[Changed] = []
-        for item in unsampled:
-            known = content.format_for(posixpath.basename(item.path))
-            if known and not known[1].random_expected and item.size >= MIN_COMPRESSIBLE_SIZE:
-                compressible.append(item)
+        compressible = self._compressible
         changed_bytes = sum(i.size for i in self.changed)
         if compressible and s.data_added >= REWRITTEN_SHARE * changed_bytes and (
                 s.data_added_packed >= INCOMPRESSIBLE * s.data_added) and (
@@ -363,7 +380,7 @@ class Collector:
             for item in compressible:
                 self.current.entries[item.path].look = ENCRYPTED
             self.packed = None
-        rest = len(unsampled) - s.incompressible
+        rest = self._unsampled - s.incompressible
         share = s.encrypted / s.sampled if s.sampled else 0.0
         # The sample stands for the files it could not reach only when it is clearly hit: a
         # few odd files in a sample of hundreds are not multiplied into a false alarm.

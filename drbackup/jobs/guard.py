@@ -74,7 +74,9 @@ class GuardSession:
                         self.source.one_file_system, cancel=self._cancel)
             self.collector.prepare(walk, SampleLimits(config.sample_files, config.sample_bytes,
                                                       config.file_bytes),
-                                   started_ns=self.started_ns, cancel=self._cancel)
+                                   started_ns=self.started_ns, cancel=self._cancel,
+                                   extra_notes=config.extra_notes,
+                                   extra_extensions=config.extra_extensions)
         except Exception as exc:  # noqa: BLE001 - reported by assess: the backup goes on
             self.error = exc
         self.walk_seconds = time.monotonic() - began
