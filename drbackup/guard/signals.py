@@ -9,8 +9,10 @@ a sample of the changed files (at most `sample_files` files and `sample_bytes` b
 `file_bytes` per file) with content.look, which opens without following links and never
 raises: an unreadable or vanished file is counted, not fatal. A file whose ctime is not before
 the backup's start changed while restic ran: the walk cannot tell which version restic stored,
-so it is listed unsettled and compared as modified again at the next backup. `Collector.finish`
-runs once restic's summary is there.
+so it is listed unsettled and compared as modified again at the next backup. (Without that a
+change would still be seen at this backup or the next, as the sample is read after the walk's
+lstat: a version newer than restic's is judged now, an older one differs next time.)
+`Collector.finish` runs once restic's summary is there.
 """
 
 from __future__ import annotations
@@ -48,9 +50,10 @@ UNKNOWN_BYTES = 16 * 1024  # two windows: head and tail
 # Ordinary files also match these; they count only with other signs.
 BROAD_EXTENSIONS = frozenset({".enc"})
 BROAD_NOTES = frozenset({"*_readme.txt"})
-# A file changed this long before the backup's start may still be newer than what restic
-# read (coarse file-system clocks; a file server's clock a little behind this host's).
-UNSETTLED_SLACK_NS = 1_000_000_000
+# A file's ctime may be this much behind the moment it changed (the kernel stamps files with
+# its coarse clock: one tick, 1-10 ms). Not more: a file written just before a backup is
+# settled, or it would be counted twice (modified now, and again at the next backup).
+UNSETTLED_SLACK_NS = 20_000_000
 
 
 @dataclass(frozen=True)
