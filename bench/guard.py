@@ -11,6 +11,7 @@ before each scenario, so every scenario starts from the same history.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import shutil
 import sys
@@ -103,8 +104,9 @@ class World:
 
     def reset(self) -> None:
         """Back to the saved history. The copied files have new inodes and ctimes, which
-        restic takes for modified files: one unguarded backup settles them, and the listing
-        then names that snapshot as the last assessed one (same paths, sizes and looks)."""
+        restic and the guard take for modified files: one unguarded backup settles them for
+        restic, the listing gets their new lstat (same paths, sizes and looks) and names that
+        snapshot as the last assessed one."""
         self.close()
         for part in self.PARTS:
             drop_tree(self.work / part)
@@ -116,6 +118,10 @@ class World:
         saved = listing.load(path)
         assert saved is not None and result.summary.snapshot_id is not None
         saved.snapshot_id = result.summary.snapshot_id
+        for name, entry in saved.entries.items():
+            st = os.lstat(name)
+            assert st.st_size == entry.size, name
+            entry.mtime, entry.ctime, entry.ino = st.st_mtime_ns, st.st_ctime_ns, st.st_ino
         listing.save(path, saved)
 
 
@@ -178,10 +184,11 @@ def detection(work: Path) -> list[BenchResult]:
     history = random.Random(8)
     rt = world.runtime()
     rt.restic.init(rt.target(world.agency))
-    for _ in range(HISTORY):
+    for day in range(HISTORY):
+        if day:  # each day's edits, then its backup: the saved share is what was assessed
+            NORMAL["daily_edits"](world.data, history)
         verdict = world.backup()
         assert not verdict.suspect, f"a normal day was flagged: {verdict.reasons}"
-        NORMAL["daily_edits"](world.data, history)
     world.save()
     count = len(files_of(world.data))
     group = f"Ransomware guard: detection, {count:,} files of real formats after {HISTORY} days"

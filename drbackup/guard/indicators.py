@@ -60,10 +60,29 @@ def _name(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
 
 
+@cache
+def _any_note(extra: tuple[str, ...]) -> re.Pattern[str] | None:
+    """All note globs as one pattern: most names match none, and one match says so (None
+    when the globs' patterns cannot be joined)."""
+    try:
+        return re.compile("|".join(f"(?:{p.pattern})" for _, p in _note_patterns(extra)))
+    except re.error:
+        return None
+
+
+@cache
+def _extensions(extra: tuple[str, ...]) -> frozenset[str]:
+    return shipped().extensions | {_extension(e) for e in extra}
+
+
 def which_note(name: str, extra: Sequence[str] = ()) -> str | None:
     """The ransom-note glob a file name (or the last part of a path) matches, if any."""
     lowered = _name(name).lower()
-    for glob, pattern in _note_patterns(tuple(extra)):
+    extra = tuple(extra)
+    joined = _any_note(extra)
+    if joined is not None and not joined.match(lowered):
+        return None
+    for glob, pattern in _note_patterns(extra):
         if pattern.match(lowered):
             return glob
     return None
@@ -81,7 +100,7 @@ def ransom_extension(name: str, extra: Sequence[str] = ()) -> str | None:
     ext = _extension(suffix)
     if not ext:
         return None
-    if ext in shipped().extensions or ext in {_extension(e) for e in extra}:
+    if ext in _extensions(tuple(extra)):
         return f".{ext}"
     return None
 

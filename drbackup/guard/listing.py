@@ -1,13 +1,19 @@
 """The guard's memory of a source between backups: every file of the last assessed snapshot
-with its size and what its last content look said, kept in the state directory.
+with what `lstat` said of it (size, mtime, ctime, inode) and what its last content look said,
+kept in the state directory.
 
-restic's `backup --verbose=2` names every file of the new snapshot (new, modified, unchanged)
-but not the files that are gone, and gives no size for unchanged ones. The listing of the
-previous assessed snapshot supplies both, so churn (modified + gone), mass deletions, renames
-(gone + new of the same size) and "this path was not random before" cost no repository read.
+The guard walks the source beside restic (drbackup/guard/walk.py) and compares that walk with
+this listing: a file whose size, mtime, ctime or inode differs is modified (restic's own test),
+one not listed is new, a listed one no longer there is gone; so churn (modified + gone), mass
+deletions, renames (gone + new of the same size) and "this path was not random before" cost no
+repository read and no per-file output of restic. An entry with inode 0 is "unsettled" (the
+file changed while restic ran, so the walk cannot tell which version restic stored): it
+compares as modified at the next backup.
 
-File: gzip text, a JSON header line, then one line per file: `<size>\\t<look>\\t<path>`, the
-path with backslash, tab, newline and carriage return escaped. Written to a temporary file,
+File: gzip text (two members: the header, the lines), a JSON header line, then one line per
+file:
+`<size>\\t<look>\\t<mtime_ns>\\t<ctime_ns>\\t<inode>\\t<path>`, the path with backslash, tab,
+newline and carriage return escaped. Written to a temporary file,
 fsynced, renamed: a killed backup leaves the previous listing whole, so the next backup is
 compared with the last assessed state and no change goes unseen.
 """
@@ -19,11 +25,10 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FORMAT = 1
+FORMAT = 2  # 1 (size and look only, read from restic's --verbose=2) is not read
 # What the last content look of a path said (Look.code): not looked at, ok, encrypted, random
 # in a format of unknown randomness, not random in such a format.
 NOT_LOOKED, OK, ENCRYPTED, RANDOM, PLAIN = "", "o", "e", "u", "p"
@@ -33,10 +38,18 @@ _ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 _UNESCAPES = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     size: int
     look: str = NOT_LOOKED
+    mtime: int = 0  # ns
+    ctime: int = 0  # ns
+    ino: int = 0  # 0: unsettled, compares as modified
+
+    def same_file(self, size: int, mtime: int, ctime: int, ino: int) -> bool:
+        """restic's test of an unchanged file: size, mtime, ctime and inode all as listed."""
+        return self.ino == ino and self.size == size and self.mtime == mtime \
+            and self.ctime == ctime and ino != 0
 
 
 @dataclass
@@ -76,21 +89,30 @@ def unescape(text: str) -> str:
     return "".join(out)
 
 
-def _lines(listing: Listing) -> Iterator[str]:
+def _header(listing: Listing) -> bytes:
     header = {"format": FORMAT, "snapshot": listing.snapshot_id, "files": len(listing.entries)}
-    yield json.dumps(header, sort_keys=True) + "\n"
-    for path, entry in listing.entries.items():
-        yield f"{entry.size}\t{entry.look}\t{escape(path)}\n"
+    return (json.dumps(header, sort_keys=True) + "\n").encode()
 
 
-def save(path: Path, listing: Listing) -> None:
-    """Write atomically (temporary file, fsync, rename). Raises OSError."""
+def body(listing: Listing) -> bytes:
+    """The entries' lines as one gzip member. A listing is its header's member followed by
+    this one (RFC 1952 allows several; gzip.decompress reads them all), so the lines can be
+    packed before the snapshot id is known: the guard does it beside restic."""
+    text = "".join(f"{entry.size}\t{entry.look}\t{entry.mtime}\t{entry.ctime}\t{entry.ino}\t"
+                   f"{escape(path)}\n" for path, entry in listing.entries.items())
+    return gzip.compress(text.encode("utf-8", "surrogateescape"), compresslevel=1, mtime=0)
+
+
+def save(path: Path, listing: Listing, *, packed: bytes | None = None) -> None:
+    """Write atomically (temporary file, fsync, rename). `packed`: body(listing), made
+    earlier from these very entries. Raises OSError."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(path.name + ".tmp")
+    lines = body(listing) if packed is None else packed
     try:
         with open(tmp, "wb") as raw:
-            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0) as packed:
-                packed.write("".join(_lines(listing)).encode("utf-8", "surrogateescape"))
+            raw.write(gzip.compress(_header(listing), compresslevel=1, mtime=0))
+            raw.write(lines)
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, path)
@@ -124,12 +146,15 @@ def load(path: Path) -> Listing | None:
         for line in lines[1:]:
             if not line:
                 continue
-            size, look, escaped = line.split("\t", 2)
+            size, look, mtime, ctime, ino, escaped = line.split("\t", 5)
             if look not in LOOK_CODES:
                 raise ListingError(f"{path}: unknown look {look!r}")
-            if not size.isdigit():
-                raise ListingError(f"{path}: bad size {size!r}")
-            listing.entries[unescape(escaped)] = Entry(int(size), look)
+            if not (size.isdigit() and mtime.removeprefix("-").isdigit() and ctime.isdigit()
+                    and ino.isdigit()):
+                raise ListingError(f"{path}: bad size, mtime, ctime or inode in "
+                                   f"{line[:80]!r}")
+            listing.entries[unescape(escaped)] = Entry(int(size), look, int(mtime),
+                                                       int(ctime), int(ino))
     except (ValueError, TypeError) as exc:
         raise ListingError(f"{path}: {exc}") from None
     if len(listing.entries) != header.get("files"):

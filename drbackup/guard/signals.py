@@ -1,11 +1,18 @@
-"""What one backup of a directory source shows, for the verdict: restic's per-file lines
-compared with the previous listing, and a bounded sample of the changed files read back.
+"""What one backup of a directory source shows, for the verdict: the guard's own walk of the
+source compared with the previous listing, a bounded sample of the changed files read back,
+and restic's summary (the bytes it added and what they took in the repository).
 
-`Collector.add` is restic's item callback (engine.ItemCallback): it builds the new listing as
-restic goes and keeps the changed files. `Collector.signals` then reads a sample of those
-files (at most `sample_files` files and `sample_bytes` bytes, `file_bytes` per file) with
-content.look, which opens without following links and never raises: an unreadable or
-vanished file is counted, not fatal.
+`Collector.prepare` runs beside restic (drbackup/jobs/guard.py starts it in a thread when the
+backup starts): it walks the source (drbackup/guard/walk.py), compares every file's lstat with
+the previous listing as restic compares with its parent (size, mtime, ctime, inode), and reads
+a sample of the changed files (at most `sample_files` files and `sample_bytes` bytes,
+`file_bytes` per file) with content.look, which opens without following links and never
+raises: an unreadable or vanished file is counted, not fatal. A file whose ctime is not before
+the backup's start changed while restic ran: the walk cannot tell which version restic stored,
+so it is listed unsettled and compared as modified again at the next backup. (Without that a
+change would still be seen at this backup or the next, as the sample is read after the walk's
+lstat: a version newer than restic's is judged now, an older one differs next time.)
+`Collector.finish` runs once restic's summary is there.
 """
 
 from __future__ import annotations
@@ -15,23 +22,38 @@ import hashlib
 import os
 import posixpath
 import stat
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drbackup.guard import content, indicators
+from drbackup.guard import content, indicators, listing
 from drbackup.guard.listing import ENCRYPTED, NOT_LOOKED, OK, PLAIN, RANDOM, Entry, Listing
+from drbackup.guard.walk import Walk
 
-# A changed file of a format that compresses (text, CSV, source) whose stored bytes are at
-# least this share of its size did not compress: restic stores random data as it is.
+# A backup whose added bytes took at least this share in the repository did not compress:
+# restic stores random data as it is.
 INCOMPRESSIBLE = 0.95
+# ...counted against the unsampled changed files of compressible formats (text, CSV, source)
+# only when restic added about all the changed bytes (not deduplicated: >= this share of
+# their sizes) and those files make at least COMPRESSIBLE_SHARE of them: then plain text
+# among them would have pulled the ratio well below INCOMPRESSIBLE.
+REWRITTEN_SHARE = 0.9
+COMPRESSIBLE_SHARE = 0.5
 MIN_COMPRESSIBLE_SIZE = 4096
+# restic's tree metadata per changed or gone file, allowed for before renamed files count as
+# rewritten by the bytes restic added.
+TREE_BYTES_PER_FILE = 1024
 EXTRAPOLATE_SHARE = 0.25
 HEAD_BYTES = 2048  # below content.MIN_WINDOW: the signature is read, no randomness test
 UNKNOWN_BYTES = 16 * 1024  # two windows: head and tail
 # Ordinary files also match these; they count only with other signs.
 BROAD_EXTENSIONS = frozenset({".enc"})
 BROAD_NOTES = frozenset({"*_readme.txt"})
+# A file's ctime may be this much behind the moment it changed (the kernel stamps files with
+# its coarse clock: one tick, 1-10 ms). Not more: a file written just before a backup is
+# settled, or it would be counted twice (modified now, and again at the next backup).
+UNSETTLED_SLACK_NS = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -42,55 +64,24 @@ class SampleLimits:
 
 
 @dataclass(frozen=True)
-class Item:
-    """A file restic saved or found unchanged (engine.BackupItem, without the engine):
-    `added` the bytes of its chunks new to the repository, `stored` what they took there."""
-
-    action: str
-    path: str
-    added: int
-    stored: int
-
-
-@dataclass(frozen=True)
 class Changed:
-    """A new or modified file: its size (lstat right after restic read it) and restic's
-    figures."""
+    """A new or modified file and its size (lstat of the walk)."""
 
     path: str
     size: int
-    added: int
-    stored: int
 
 
-def _size(path: str, fallback: int) -> int:
+def _lstat(path: str) -> os.stat_result | None:
+    """The file's lstat when it is there and not a directory."""
     try:
-        return os.lstat(path).st_size
-    except (OSError, ValueError):
-        return fallback
-
-
-_UNLISTED: dict[str, bool] = {}
-
-
-def _entries(directory: str) -> dict[str, bool] | None:
-    """The names in a directory, True for those that are not directories; None when it
-    cannot be listed (gone: then every file of it is gone; or unreadable: asked per file)."""
-    try:
-        with os.scandir(directory) as found:
-            return {e.name: not e.is_dir(follow_symlinks=False) for e in found}
-    except FileNotFoundError:
-        return {}
+        st = os.lstat(path)
     except (OSError, ValueError):
         return None
+    return None if stat.S_ISDIR(st.st_mode) else st
 
 
-def _present(path: str) -> bool:
-    """The path exists and is not a directory (lstat, never following a link)."""
-    try:
-        return not stat.S_ISDIR(os.lstat(path).st_mode)
-    except (OSError, ValueError):
-        return False
+def _under(path: str, directories: Sequence[str]) -> bool:
+    return any(path.startswith(d.rstrip("/") + "/") for d in directories)
 
 
 @dataclass
@@ -157,88 +148,113 @@ def _look_code(look: content.ContentLook) -> str:
 
 
 class Collector:
-    """Collects restic's items of one backup against the previous listing."""
+    """One backup's view of a source against the previous listing."""
 
     def __init__(self, previous: Listing | None, *, ignore: Sequence[str] = ()):
         self.previous = previous
         self.ignore = tuple(ignore)
         self.current = Listing(None)
         self.changed: list[Changed] = []
+        self.gone: dict[str, int] = {}
+        self.looks: dict[str, content.ContentLook] = {}
+        self.packed: bytes | None = None
+        self._judged = False
+        self._counted = False
+        self._new_sizes: dict[str, int] = {}
+        self._pairs: list[tuple[str, str]] = []
+        self._unsampled = 0
+        self._compressible: list[Changed] = []
         # Files ignored now do not count, though the previous listing may hold them.
         self.signals = Signals(parent_files=sum(
             1 for path in previous.entries if not _ignored(path, self.ignore))
             if previous else None)
 
-    def add(self, item: Item) -> None:
-        self.add_fields(item.action, item.path, item.added, item.stored)
+    def prepare(self, walk: Walk, limits: SampleLimits, *, started_ns: int,
+                cancel: threading.Event | None = None, extra_notes: Sequence[str] = (),
+                extra_extensions: Sequence[str] = ()) -> None:
+        """Walk, compare, sample, count: everything that needs no word from restic."""
+        self.compare(walk, started_ns=started_ns)
+        previous = self.previous.snapshot_id if self.previous else None
+        self.sample(limits, f"{previous}:{started_ns}", cancel=cancel)
+        self._precount(extra_notes, extra_extensions)
+        # The listing's lines, packed now; finish drops them if restic's summary marks more
+        # files (incompressible).
+        self.packed = listing.body(self.current)
 
-    def add_fields(self, action: str, path: str, added: int, stored: int) -> None:
-        """One of restic's items (once per file of the source: kept lean)."""
-        if self.ignore and _ignored(path, self.ignore):
-            self.signals.ignored += 1
-            return
-        before = self.previous.entries.get(path) if self.previous else None
-        if action == "unchanged":
-            # restic sends no size for an unchanged file: the listing has it. The entry is
-            # shared with the previous listing; only changed files get looks written.
-            self.current.entries[path] = before if before is not None else Entry(
-                _size(path, 0))
-            return
-        size = _size(path, added)
-        self.current.entries[path] = Entry(size)
-        self.changed.append(Changed(path, size, added, stored))
+    def compare(self, walk: Walk, *, started_ns: int) -> None:
+        """The walk against the previous listing: modified (size, mtime, ctime or inode not as
+        listed, or listed unsettled), new, gone. Once per file of the source: kept lean."""
+        s = self.signals
+        previous = self.previous.entries if self.previous else {}
+        current = self.current.entries
+        changed = self.changed
+        ignore = self.ignore
+        unsettled = started_ns - UNSETTLED_SLACK_NS
+
+        def see(path: str, st: os.stat_result) -> None:
+            size, mtime, ctime, ino = st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+            before = previous.get(path)
+            if ctime >= unsettled:
+                ino = 0  # changed while restic ran: compared as modified next time too
+            elif before is not None and before.same_file(size, mtime, ctime, ino):
+                current[path] = before  # shared: only changed files get looks written
+                return
+            current[path] = Entry(size, NOT_LOOKED, mtime, ctime, ino)
+            changed.append(Changed(path, size))
+
+        for path, st in walk.files():
+            if ignore and _ignored(path, ignore):
+                s.ignored += 1
+                continue
+            see(path, st)
+        for path in previous:
+            if path in current or (ignore and _ignored(path, ignore)):
+                continue
+            if walk.unlisted and _under(path, walk.unlisted):
+                # Its directory could not be listed: the file itself is asked.
+                found = _lstat(path)
+                if found is not None:
+                    see(path, found)
+                    continue
+            elif walk.excludes and walk.excludes.excluded(path):
+                continue  # excluded since: restic no longer stores it, not a deletion
+            self.gone[path] = previous[path].size
 
     def finish(self, snapshot_id: str | None, *, data_added: int, data_added_packed: int,
-               limits: SampleLimits, extra_notes: Sequence[str] = (),
+               extra_notes: Sequence[str] = (),
                extra_extensions: Sequence[str] = ()) -> Signals:
-        """Compare, sample, count. Reads at most limits.bytes of the source."""
+        """Count, with restic's summary. Reads nothing of the source."""
         s = self.signals
         self.current.snapshot_id = snapshot_id
-        previous = self.previous.entries if self.previous else {}
-        gone = self._carry_unchanged(previous)
-        s.files = len(self.current.entries)
         s.data_added, s.data_added_packed = data_added, data_added_packed
-        s.gone = len(gone)
-        s.new = sum(1 for i in self.changed if i.path not in previous)
-        s.modified = len(self.changed) - s.new
-        # Changed files start unlooked: what is marked encrypted now was so before and is
-        # unchanged (a slow attack's earlier victims).
-        s.prior_encrypted = self.current.count(ENCRYPTED)
-        self._names(extra_notes, extra_extensions)
-        looks = self._sample(limits, snapshot_id or "")
-        self._renames(gone, looks)
-        self._hits(looks)
+        self._precount(extra_notes, extra_extensions)
+        self._renames()
+        self._hits()
         return s
 
-    def _carry_unchanged(self, previous: dict[str, Entry]) -> dict[str, int]:
-        """Files of the previous listing restic did not name: unchanged ones (their lines are
-        not read when there is a listing: see `wants_unchanged`) are carried over; those no
-        longer there (lstat) are gone. Returns the gone ones with their sizes."""
-        gone: dict[str, int] = {}
-        current = self.current.entries
-        # One scandir per directory instead of one lstat per file (20,000 files: ~200
-        # directory reads); the d_type of the entry says "directory" as lstat would.
-        listed: dict[str, dict[str, bool] | None] = {}
-        for path, entry in previous.items():
-            if path in current or (self.ignore and _ignored(path, self.ignore)):
+    def _precount(self, extra_notes: Sequence[str], extra_extensions: Sequence[str]) -> None:
+        """The counts that need no summary (once; beside restic when prepared)."""
+        if self._counted:
+            return
+        self._counted = True
+        s = self.signals
+        previous = self.previous.entries if self.previous else {}
+        s.files = len(self.current.entries)
+        s.gone = len(self.gone)
+        s.new = sum(1 for i in self.changed if i.path not in previous)
+        s.modified = len(self.changed) - s.new
+        self.judge_sample()
+        self._names(extra_notes, extra_extensions)
+        if self.gone:
+            self._new_sizes = {i.path: i.size for i in self.changed if i.path not in previous}
+            self._pairs = indicators.mass_renames(self.gone, self._new_sizes, grow=4096)
+        for item in self.changed:
+            if item.path in self.looks or item.size <= 0:
                 continue
-            parent, name = posixpath.split(path)
-            names = listed.get(parent, _UNLISTED)
-            if names is _UNLISTED:
-                names = listed[parent] = _entries(parent)
-            # A directory that cannot be listed: the file itself is asked.
-            present = _present(path) if names is None else names.get(name)
-            if not present:
-                gone[path] = entry.size
-            else:
-                current[path] = entry
-        return gone
-
-    @property
-    def wants_unchanged(self) -> bool:
-        """Without a previous listing, restic's lines of unchanged files are the only record
-        of them; with one, they add nothing and cost a Python line each."""
-        return self.previous is None
+            self._unsampled += 1
+            known = content.format_for(posixpath.basename(item.path))
+            if known and not known[1].random_expected and item.size >= MIN_COMPRESSIBLE_SIZE:
+                self._compressible.append(item)
 
     def _names(self, extra_notes: Sequence[str], extra_extensions: Sequence[str]) -> None:
         s = self.signals
@@ -263,17 +279,19 @@ class Collector:
         s.note_names = sorted(names)[:5]
         s.extension_names = sorted(extensions)[:5]
 
-    def _sample(self, limits: SampleLimits, salt: str) -> dict[str, content.ContentLook]:
+    def sample(self, limits: SampleLimits, salt: str, *,
+               cancel: threading.Event | None = None) -> None:
         """Modified files first (an attack rewrites what exists), then new ones, each in a
         reproducible pseudo-random order; within the file and byte budgets."""
         previous = self.previous.entries if self.previous else {}
         candidates = sorted(
             (i for i in self.changed if i.size > 0),
             key=lambda i: (i.path not in previous, _order(i.path, salt)))
-        looks: dict[str, content.ContentLook] = {}
+        looks = self.looks
         budget = limits.bytes
         for item in candidates:
-            if len(looks) >= limits.files or budget <= 0:
+            if len(looks) >= limits.files or budget <= 0 or (
+                    cancel is not None and cancel.is_set()):
                 break
             known = content.format_for(posixpath.basename(item.path))
             per_file = limits.file_bytes
@@ -291,27 +309,38 @@ class Collector:
             found = content.look(Path(item.path), budget=min(per_file, budget))
             budget -= found.bytes_read
             looks[item.path] = found
-        return looks
 
-    def _renames(self, gone: dict[str, int], looks: dict[str, content.ContentLook]) -> None:
+    def _renames(self) -> None:
         s = self.signals
-        if not gone:
+        if not self.gone:
             return
-        new = {i.path: i.size for i in self.changed if i.path not in (
-            self.previous.entries if self.previous else {})}
-        stored = {i.path: i.stored for i in self.changed}
-        pairs = indicators.mass_renames(gone, new, grow=4096)
+        new, pairs, looks = self._new_sizes, self._pairs, self.looks
         s.renames = len(pairs)
+        targets = {path for _, path in pairs}
+        rewritten = {path for path in targets
+                     if path in looks and looks[path].kind == "encrypted"}
         # A rename that kept the bytes adds nothing to the repository (restic deduplicates);
-        # one that rewrote them (encrypted on the way) adds about its size.
-        s.renames_changed = sum(
-            1 for _, path in pairs
-            if (stored.get(path, 0) > 0 and stored[path] >= new[path] // 2) or (
-                path in looks and looks[path].kind == "encrypted"))
+        # renames that rewrote them (encrypted on the way) add about their size. restic's
+        # summary has the bytes added: what the other changed files and the trees cannot
+        # account for (at most their sizes) came from the renamed ones.
+        big = [path for path in targets if new[path] >= MIN_COMPRESSIBLE_SIZE]
+        others = sum(i.size for i in self.changed if i.path not in targets)
+        spare = s.data_added - others - TREE_BYTES_PER_FILE * (len(self.changed) + len(self.gone))
+        if big and spare >= sum(new[path] for path in big) / 2:
+            rewritten.update(big)
+        s.renames_changed = len(rewritten)
 
-    def _hits(self, looks: dict[str, content.ContentLook]) -> None:
+    def judge_sample(self) -> None:
+        """The sampled files' looks, written into the listing (once)."""
+        if self._judged:
+            return
+        self._judged = True
         s = self.signals
+        # Changed files start unlooked: what is marked encrypted now was so before and is
+        # unchanged (a slow attack's earlier victims).
+        s.prior_encrypted = self.current.count(ENCRYPTED)
         previous = self.previous.entries if self.previous else {}
+        looks = self.looks
         for path, found in looks.items():
             entry = self.current.entries[path]
             before = previous.get(path)
@@ -334,19 +363,27 @@ class Collector:
                     s.random += 1
                 if len(s.examples) < 10:
                     s.examples.append(found.reasons[0] if found.reasons else found.path)
-        unsampled = [i for i in self.changed if i.path not in looks and i.size > 0]
-        for item in unsampled:
+        for item in self.changed:
             before = previous.get(item.path)
-            if before is not None and before.look in (PLAIN, RANDOM):
+            if item.path not in looks and before is not None and before.look in (PLAIN, RANDOM):
                 # Not looked at this time: what the path was stays known, so a later random
                 # version of it is still compared with a plain one.
                 self.current.entries[item.path].look = before.look
-            known = content.format_for(posixpath.basename(item.path))
-            if known and not known[1].random_expected and item.added >= MIN_COMPRESSIBLE_SIZE \
-                    and item.stored >= INCOMPRESSIBLE * item.added:
-                s.incompressible += 1
+
+    def _hits(self) -> None:
+        s = self.signals
+        compressible = self._compressible
+        changed_bytes = sum(i.size for i in self.changed)
+        if compressible and s.data_added >= REWRITTEN_SHARE * changed_bytes and (
+                s.data_added_packed >= INCOMPRESSIBLE * s.data_added) and (
+                sum(i.size for i in compressible) >= COMPRESSIBLE_SHARE * changed_bytes):
+            # The changed bytes were nearly all new to the repository, mostly of text-like
+            # formats, and did not compress: those text files are not text any more.
+            s.incompressible = len(compressible)
+            for item in compressible:
                 self.current.entries[item.path].look = ENCRYPTED
-        rest = len(unsampled) - s.incompressible
+            self.packed = None
+        rest = self._unsampled - s.incompressible
         share = s.encrypted / s.sampled if s.sampled else 0.0
         # The sample stands for the files it could not reach only when it is clearly hit: a
         # few odd files in a sample of hundreds are not multiplied into a false alarm.

@@ -178,11 +178,12 @@ def run_backup(rt: Runtime, agency: AgencyConfig, source: Source, *, trigger: st
                         on_progress=on_progress,
                         cwd=plan.cwd,
                         command_env=plan.command_env or None,
-                        on_item=guard.on_item if guard else None,
-                        parent=guard.parent if guard else None,
-                        unchanged_items=guard.unchanged_items if guard else True,
                     )
-                except ResticError as exc:
+                except BaseException as exc:
+                    if guard is not None:
+                        guard.abandon()
+                    if not isinstance(exc, ResticError):
+                        raise
                     if not plan.dump_report or isinstance(exc, ResticInterrupted):
                         raise
                     failure = _dump_failure(plan, exc)

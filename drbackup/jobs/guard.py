@@ -1,6 +1,8 @@
-"""The ransomware guard in a backup (#16): collect restic's per-file lines, sample the changed
-files, judge the snapshot, record the verdict (state, the run's details, a signed evidence
-report in the store) and, for a suspect one, freeze the agency's retention.
+"""The ransomware guard in a backup (#16): beside restic, in a thread started with the backup,
+walk the source, compare it with the last assessed listing and sample the changed files; once
+restic is done, judge the snapshot with restic's summary, record the verdict (state, the run's
+details, a signed evidence report in the store) and, for a suspect one, freeze the agency's
+retention. restic runs as without the guard (no --verbose=2, no per-file output).
 
 The guard never fails a backup: the snapshot exists either way. When the guard itself cannot
 finish (state or listing unwritable), the snapshot stays unassessed, which is never "clean":
@@ -10,16 +12,18 @@ the next backup is compared with the last assessed listing, so its changes are s
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from drbackup.config.models import AgencyConfig, DirectorySource, GuardConfig, Source
-from drbackup.engine import BackupItem, BackupResult
+from drbackup.engine import BackupResult
 from drbackup.errors import DrBackupError, GuardFrozenError
 from drbackup.guard import listing
 from drbackup.guard.signals import Collector, SampleLimits
 from drbackup.guard.verdict import History, Thresholds, assess
+from drbackup.guard.walk import Excludes, Walk
 from drbackup.jobs.evidence import publish_report, report_name, utc_iso
 from drbackup.jobs.runtime import Runtime
 from drbackup.state import guard as records
@@ -42,26 +46,54 @@ def listing_path(rt: Runtime, agency: str, source: str) -> Path:
 
 @dataclass
 class GuardSession:
-    """One backup's guard: `on_item` goes to restic, `assess` runs once the snapshot exists."""
+    """One backup's guard: `start` before restic (the walk and the sample run beside it),
+    `assess` once the snapshot exists, `abandon` when there is none."""
 
     rt: Runtime
     agency: AgencyConfig
-    source: Source
-    collector: Collector
+    source: DirectorySource
+    started_ns: int = 0
+    collector: Collector | None = None
+    error: BaseException | None = None
+    walk_seconds: float = 0.0
+    _thread: threading.Thread | None = None
+    _cancel: threading.Event = field(default_factory=threading.Event)
 
-    @property
-    def parent(self) -> str | None:
-        """restic's parent: the last assessed snapshot, so that what a killed or unassessed
-        backup in between saw is reported again as modified, not as unchanged."""
-        previous = self.collector.previous
-        return previous.snapshot_id if previous else None
+    def start(self) -> None:
+        self.started_ns = time.time_ns()
+        self._thread = threading.Thread(target=self._prepare, name="guard-walk", daemon=True)
+        self._thread.start()
 
-    @property
-    def unchanged_items(self) -> bool:
-        return self.collector.wants_unchanged
+    def _prepare(self) -> None:
+        began = time.monotonic()
+        config = self.agency.guard
+        try:
+            self.collector = Collector(_previous(self.rt, self.agency, self.source),
+                                       ignore=config.ignore)
+            walk = Walk([str(p) for p in self.source.paths], Excludes.of(self.source.exclude),
+                        self.source.one_file_system, cancel=self._cancel)
+            self.collector.prepare(walk, SampleLimits(config.sample_files, config.sample_bytes,
+                                                      config.file_bytes),
+                                   started_ns=self.started_ns, cancel=self._cancel,
+                                   extra_notes=config.extra_notes,
+                                   extra_extensions=config.extra_extensions)
+        except Exception as exc:  # noqa: BLE001 - reported by assess: the backup goes on
+            self.error = exc
+        self.walk_seconds = time.monotonic() - began
 
-    def on_item(self, item: BackupItem) -> None:
-        self.collector.add_fields(item.action, item.path, item.size, item.stored)
+    def abandon(self) -> None:
+        """restic made no snapshot: stop the walk (it reads nothing more)."""
+        self._cancel.set()
+
+    def _collected(self) -> Collector:
+        if self._thread is None:
+            self.start()
+        assert self._thread is not None
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        assert self.collector is not None
+        return self.collector
 
     def assess(self, result: BackupResult, run_id: int) -> records.VerdictRecord | None:
         """Judge and record the snapshot; None when the guard could not (logged)."""
@@ -72,18 +104,22 @@ class GuardSession:
         config = self.agency.guard
         started = time.monotonic()
         try:
-            signals = self.collector.finish(
+            collector = self._collected()
+            waited = time.monotonic() - started
+            signals = collector.finish(
                 snapshot_id, data_added=result.summary.data_added,
                 data_added_packed=result.summary.data_added_packed,
-                limits=SampleLimits(config.sample_files, config.sample_bytes,
-                                    config.file_bytes),
                 extra_notes=config.extra_notes, extra_extensions=config.extra_extensions)
             state = self.rt.state
             churn, assessed = records.history(state, self.agency.id, self.source.id,
                                               config.baseline_backups)
             verdict = assess(signals, thresholds(config), History(
                 churn, assessed, records.allowances(state, self.agency.id, self.source.id)))
-            numbers = {**verdict.numbers, "guard_seconds": round(time.monotonic() - started, 3)}
+            # guard_seconds: after restic (the wait for the walk included); walk_seconds: the
+            # walk, compare and sample, beside restic.
+            numbers = {**verdict.numbers, "guard_seconds": round(time.monotonic() - started, 3),
+                       "walk_seconds": round(self.walk_seconds, 3),
+                       "walk_wait_seconds": round(waited, 3)}
             record = records.record_verdict(state, records.NewVerdict(
                 self.agency.id, self.source.id, snapshot_id, run_id, verdict.verdict,
                 signals.churn, list(verdict.rules), list(verdict.reasons), numbers,
@@ -91,7 +127,7 @@ class GuardSession:
             # After the verdict: a kill in between leaves the older listing, and the next
             # backup sees these changes again rather than never.
             listing.save(listing_path(self.rt, self.agency.id, self.source.id),
-                         self.collector.current)
+                         collector.current, packed=collector.packed)
         except Exception as exc:  # noqa: BLE001 - the snapshot exists: never fail the backup
             why = exc.one_line() if isinstance(exc, DrBackupError) else (
                 f"{exc.__class__.__name__}: {exc}")
@@ -120,19 +156,25 @@ class GuardSession:
                         extra={"agency": self.agency.id})
 
 
-def guard_session(rt: Runtime, agency: AgencyConfig, source: Source) -> GuardSession | None:
-    """The guard of a backup of this source, or None: guard off, or not a directory source
-    (database dumps and drop-folder files are one file per snapshot; see docs/guard.md)."""
-    if not agency.guard.enabled or not isinstance(source, DirectorySource):
-        return None
+def _previous(rt: Runtime, agency: AgencyConfig, source: Source) -> listing.Listing | None:
     path = listing_path(rt, agency.id, source.id)
     try:
-        previous = listing.load(path)
+        return listing.load(path)
     except listing.ListingError as exc:
         log.warning("guard: listing %s unreadable (%s); this backup is compared with nothing",
                     path, exc, extra={"agency": agency.id, "source": source.id})
-        previous = None
-    return GuardSession(rt, agency, source, Collector(previous, ignore=agency.guard.ignore))
+        return None
+
+
+def guard_session(rt: Runtime, agency: AgencyConfig, source: Source) -> GuardSession | None:
+    """The guard of a backup of this source, started (its walk runs from now on), or None:
+    guard off, or not a directory source (database dumps and drop-folder files are one file
+    per snapshot; see docs/guard.md)."""
+    if not agency.guard.enabled or not isinstance(source, DirectorySource):
+        return None
+    session = GuardSession(rt, agency, source)
+    session.start()
+    return session
 
 
 def require_unfrozen(rt: Runtime, agency: AgencyConfig, what: str) -> None:

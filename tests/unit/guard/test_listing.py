@@ -54,7 +54,10 @@ def _header(files: int, fmt: int = listing.FORMAT) -> str:
 
 def test_awkward_paths_round_trip_with_sizes_looks_and_snapshot(tmp_path: Path) -> None:
     looks = sorted(LOOK_CODES)
-    saved = Listing("0123abcd" * 8, {p: Entry(i * 1000 + 1, looks[i % len(looks)])
+    # lstat as listed: an mtime before 1970 is negative; inode 0 is an unsettled file.
+    saved = Listing("0123abcd" * 8, {p: Entry(i * 1000 + 1, looks[i % len(looks)],
+                                              -5 if i == 1 else 1_796_000_000 * 10**9 + i,
+                                              1_796_000_000 * 10**9 + 7 * i, i)
                                      for i, p in enumerate(AWKWARD)})
     target = tmp_path / "guard" / "a" / "docs.listing.gz"
     listing.save(target, saved)
@@ -64,7 +67,7 @@ def test_awkward_paths_round_trip_with_sizes_looks_and_snapshot(tmp_path: Path) 
     # One line per file: nothing in a path breaks the line structure.
     text = gzip.decompress(target.read_bytes()).decode("utf-8", "surrogateescape")
     assert text.count("\n") == len(AWKWARD) + 1
-    assert json.loads(text.split("\n")[0]) == {"files": len(AWKWARD), "format": 1,
+    assert json.loads(text.split("\n")[0]) == {"files": len(AWKWARD), "format": 2,
                                                "snapshot": "0123abcd" * 8}
 
 
@@ -116,21 +119,26 @@ DAMAGED = {
     "truncated gzip": _truncated,
     "deflate stream corrupted": _body_corrupted,
     "gzip crc wrong": _crc_wrong,
-    "not gzip": lambda p: p.write_bytes(b"0\to\t/srv/plain text, not gzip\n"),
+    "not gzip": lambda p: p.write_bytes(b"0\to\t1\t2\t3\t/srv/plain text, not gzip\n"),
     "empty file": lambda p: p.write_bytes(b""),
     "gzip of nothing": lambda p: _raw(p, ""),
-    "header not json": lambda p: _raw(p, "format 1\n1\to\t/f\n"),
+    "header not json": lambda p: _raw(p, "format 1\n1\to\t1\t2\t3\t/f\n"),
     "header not an object": lambda p: _raw(p, "[1, 2]\n"),
-    "another format": lambda p: _raw(p, _header(1, fmt=2) + "1\to\t/f\n"),
-    "header without format": lambda p: _raw(p, '{"files": 1}\n1\to\t/f\n'),
-    "bad escape": lambda p: _raw(p, _header(1) + "1\to\t/srv/bad\\x.txt\n"),
-    "escape cut at the end": lambda p: _raw(p, _header(1) + "1\to\t/srv/ends\\\n"),
-    "unknown look": lambda p: _raw(p, _header(1) + "1\tz\t/f\n"),
-    "size not a number": lambda p: _raw(p, _header(1) + "big\to\t/f\n"),
+    "format 1 (no lstat)": lambda p: _raw(p, _header(1, fmt=1) + "1\to\t/f\n"),
+    "another format": lambda p: _raw(p, _header(1, fmt=3) + "1\to\t1\t2\t3\t/f\n"),
+    "mtime not a number": lambda p: _raw(p, _header(1) + "1\to\t+2\t2\t3\t/f\n"),
+    "inode not a number": lambda p: _raw(p, _header(1) + "1\to\t1\t2\tx\t/f\n"),
+    "header without format": lambda p: _raw(p, '{"files": 1}\n1\to\t1\t2\t3\t/f\n'),
+    "bad escape": lambda p: _raw(p, _header(1) + "1\to\t1\t2\t3\t/srv/bad\\x.txt\n"),
+    "escape cut at the end": lambda p: _raw(p, _header(1) + "1\to\t1\t2\t3\t/srv/ends\\\n"),
+    "unknown look": lambda p: _raw(p, _header(1) + "1\tz\t1\t2\t3\t/f\n"),
+    "size not a number": lambda p: _raw(p, _header(1) + "big\to\t1\t2\t3\t/f\n"),
     "line without tabs": lambda p: _raw(p, _header(1) + "/just/a/path\n"),
-    "fewer files than the header": lambda p: _raw(p, _header(3) + "1\to\t/a\n2\to\t/b\n"),
-    "more files than the header": lambda p: _raw(p, _header(1) + "1\to\t/a\n2\to\t/b\n"),
-    "header without a count": lambda p: _raw(p, '{"format": 1}\n1\to\t/a\n'),
+    "fewer files than the header": lambda p: _raw(p, _header(3) + "1\to\t1\t2\t3\t/a\n"
+                                                  "2\to\t1\t2\t3\t/b\n"),
+    "more files than the header": lambda p: _raw(p, _header(1) + "1\to\t1\t2\t3\t/a\n"
+                                                 "2\to\t1\t2\t3\t/b\n"),
+    "header without a count": lambda p: _raw(p, '{"format": 1}\n1\to\t1\t2\t3\t/a\n'),
     "a directory": lambda p: p.mkdir(),
 }
 

@@ -1,57 +1,55 @@
-"""What one backup of a real directory shows the guard (#16). A small stand-in for restic walks
-the directory as `backup --verbose=2` reports it (new, modified, unchanged with size 0; stored
-bytes after deduplication and compression), the Collector takes those items against the
-previous listing, and the signals are checked against what was done to the files: rewritten
-with random bytes, deleted, renamed, ransom notes dropped."""
+"""What one backup of a real directory shows the guard (#16). The guard's walk of the directory
+is compared with the previous listing (size, mtime, ctime, inode, as restic compares with its
+parent), a sample of the changed files is read, and a small stand-in for restic gives the
+backup's summary (bytes added after deduplication, and what they took after compression); the
+signals are checked against what was done to the files: rewritten with random bytes, deleted,
+renamed, ransom notes dropped."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from hypothesis import strategies as st
 
-from drbackup.guard import listing
+from drbackup.guard import listing, signals
 from drbackup.guard.listing import ENCRYPTED, NOT_LOOKED, OK, PLAIN, RANDOM, Entry, Listing
-from drbackup.guard.signals import HEAD_BYTES, Collector, Item, SampleLimits, Signals
+from drbackup.guard.signals import HEAD_BYTES, Collector, SampleLimits, Signals
 from drbackup.guard.verdict import History, Thresholds, assess
+from drbackup.guard.walk import Excludes, Walk
 from tests.support import formats as f
 from tests.support.fuzz import fuzz_pair
 
 KiB, MiB = f.KiB, f.MiB
 LIMITS = SampleLimits(files=200, bytes=32 * MiB, file_bytes=256 * KiB)
+LATER = 10**10  # ns: a backup that starts 10 s after the files were written (none unsettled)
 
 
 @dataclass
 class FakeRestic:
-    """restic's per-file report of backups of one directory: a file whose bytes are those of
-    the last backup is unchanged (size 0, as restic sends), else new or modified; stored is 0
-    when its bytes are already in the repository (deduplication), else their deflate size."""
+    """restic's summary of backups of one directory: the bytes of files not seen before as
+    they are (data_added, after deduplication), and their deflate size (data_added_packed)."""
 
     root: Path
-    seen: dict[str, bytes] = field(default_factory=dict)
     blobs: set[bytes] = field(default_factory=set)
 
-    def items(self) -> list[Item]:
-        out: list[Item] = []
-        current: dict[str, bytes] = {}
-        for path in sorted(p for p in self.root.rglob("*") if p.is_file() or p.is_symlink()):
-            key = str(path)
-            data = b"" if path.is_symlink() else path.read_bytes()
-            current[key] = data
-            if self.seen.get(key) == data:
-                out.append(Item("unchanged", key, 0, 0))
-                continue
+    def summary(self) -> tuple[int, int]:
+        added = packed = 0
+        for path in sorted(p for p in self.root.rglob("*") if p.is_file() and not
+                           p.is_symlink()):
+            data = path.read_bytes()
             digest = hashlib.sha256(data).digest()
-            stored = 0 if digest in self.blobs else len(zlib.compress(data, 1))
-            out.append(Item("modified" if key in self.seen else "new", key, len(data), stored))
-        self.seen = current
-        self.blobs |= {hashlib.sha256(d).digest() for d in current.values()}
-        return out
+            if digest not in self.blobs:
+                self.blobs.add(digest)
+                added += len(data)
+                packed += len(zlib.compress(data, 1))
+        return added, packed
 
 
 @dataclass
@@ -75,16 +73,22 @@ class Guard:
         return listing.load(self.listing_file)
 
     def backup(self, *, limits: SampleLimits = LIMITS, ignore: tuple[str, ...] = (),
-               items: list[Item] | None = None, previous: Listing | None = None,
-               use_previous: bool = True) -> Signals:
+               previous: Listing | None = None, use_previous: bool = True,
+               excludes: tuple[str, ...] = (), started_ns: int | None = None,
+               after_walk: Callable[[], None] | None = None) -> Signals:
         self.count += 1
         before = previous if previous is not None else (self.previous() if use_previous
                                                         else None)
         collector = Collector(before, ignore=ignore)
-        for item in self.restic.items() if items is None else items:
-            collector.add(item)
-        signals = collector.finish(f"{self.count:08x}", data_added=0, data_added_packed=0,
-                                   limits=limits)
+        self.root.mkdir(parents=True, exist_ok=True)
+        collector.compare(Walk([str(self.root)], Excludes.of(excludes)), started_ns=(
+            time.time_ns() + LATER if started_ns is None else started_ns))
+        if after_walk is not None:
+            after_walk()
+        collector.sample(limits, str(self.count))
+        added, packed = self.restic.summary()
+        signals = collector.finish(f"{self.count:08x}", data_added=added,
+                                   data_added_packed=packed)
         listing.save(self.listing_file, collector.current)
         self.collector = collector
         return signals
@@ -92,6 +96,12 @@ class Guard:
     def current(self) -> Listing:
         assert self.collector is not None
         return self.collector.current
+
+
+def _entry(path: Path, look: str = NOT_LOOKED) -> Entry:
+    """The listing entry of a file as it is now (lstat), settled."""
+    st = path.lstat()
+    return Entry(st.st_size, look, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -131,7 +141,7 @@ def test_first_backup_has_no_parent_and_every_file_is_new(guard: Guard) -> None:
     assert s.unreadable == 0 and s.bytes_read == expected
     saved = guard.previous()
     assert saved is not None and saved.snapshot_id == "00000001"
-    assert saved.entries == {str(p): Entry(p.stat().st_size, OK) for p in files.values()}
+    assert saved.entries == {str(p): _entry(p, OK) for p in files.values()}
 
 
 def test_files_rewritten_with_random_bytes_are_counted_encrypted(guard: Guard) -> None:
@@ -151,11 +161,12 @@ def test_files_rewritten_with_random_bytes_are_counted_encrypted(guard: Guard) -
     assert any("report.docx: not a zip" in e for e in s.examples)
     assert any("letter.txt" in e for e in s.examples)
     now = guard.current()
-    assert now.entries[str(letter)] == Entry(letter_size, ENCRYPTED)
+    assert now.entries[str(letter)] == _entry(letter, ENCRYPTED)
+    assert now.entries[str(letter)].size == letter_size
     assert now.entries[str(report)].look == ENCRYPTED
-    # Unchanged files keep the size and the look of the previous listing (restic sent 0).
+    # Unchanged files keep the entry of the previous listing, look included.
     ledger = files["ledger"]
-    assert now.entries[str(ledger)] == Entry(ledger.stat().st_size, OK)
+    assert now.entries[str(ledger)] == _entry(ledger, OK)
 
 
 def test_files_still_encrypted_from_an_earlier_backup_are_prior_hits(guard: Guard) -> None:
@@ -187,18 +198,16 @@ def test_gone_files_come_from_the_previous_listing(guard: Guard) -> None:
                                              p.is_file()}
 
 
-def test_without_a_previous_listing_nothing_is_gone_and_unchanged_files_are_measured(
+def test_without_a_previous_listing_nothing_is_gone_and_every_file_is_new(
         guard: Guard) -> None:
     files = _office(guard.root)
     guard.backup()
     files["letter"].unlink()
-    # The listing was lost (damaged): restic still has its parent and says "unchanged".
+    # The listing was lost (damaged): nothing to compare with.
     s = guard.backup(use_previous=False)
     assert s.parent_files is None and s.gone == 0 and s.churn is None
-    assert s.files == len(files) - 1 and s.new == 0 and s.modified == 0
-    # restic sends no size for an unchanged file: without a listing, lstat gives it.
-    ledger = str(files["ledger"])
-    assert guard.current().entries[ledger] == Entry(files["ledger"].stat().st_size, NOT_LOOKED)
+    assert s.files == len(files) - 1 and s.new == len(files) - 1 and s.modified == 0
+    assert guard.current().entries[str(files["ledger"])] == _entry(files["ledger"], OK)
 
 
 def test_ignored_paths_count_for_nothing(guard: Guard) -> None:
@@ -260,18 +269,21 @@ def test_vanished_links_and_fifos_are_unreadable_not_raised(guard: Guard) -> Non
     files["letter"].write_bytes(f.prose(21 * KiB))
     files["ledger"].write_bytes(f.csv_text(401))
     files["report"].write_bytes(f.office_zip("docx", 31 * KiB))
-    items = guard.restic.items()
-    # After restic read them: one deleted, one swapped for a link to a random file, one for
-    # a fifo.
-    files["letter"].unlink()
-    secret = _write(guard.root.parent / "elsewhere" / "secret.txt", os.urandom(8 * KiB))
-    files["ledger"].unlink()
-    files["ledger"].symlink_to(secret)
-    files["report"].unlink()
-    os.mkfifo(files["report"])
-    s = guard.backup(items=items)
-    # The fifo measures 0 bytes by lstat and is not read at all; the other two are tried.
-    assert s.modified == 3 and s.unreadable == 2 and s.sampled == 0
+
+    def swap() -> None:
+        # After the walk saw them: one deleted, one swapped for a link to a random file, one
+        # for a fifo.
+        files["letter"].unlink()
+        secret = _write(guard.root.parent / "elsewhere" / "secret.txt", os.urandom(8 * KiB))
+        files["ledger"].unlink()
+        files["ledger"].symlink_to(secret)
+        files["report"].unlink()
+        os.mkfifo(files["report"])
+
+    s = guard.backup(after_walk=swap)
+    # None of the three is read: the deleted one is gone, the link and the fifo are not
+    # followed or opened (O_NOFOLLOW, regular files only).
+    assert s.modified == 3 and s.unreadable == 3 and s.sampled == 0
     assert s.encrypted == 0 and s.bytes_read == 0 and s.hits == 0
 
 
@@ -376,27 +388,42 @@ def test_an_unknown_format_that_was_plain_and_is_random_now_is_encrypted(
 def test_a_plain_look_in_the_previous_listing_turns_random_into_encrypted(
         guard: Guard) -> None:
     path = _write(guard.root / "db" / "table.dat", os.urandom(16 * KiB))
+    # Listed without its lstat (inode 0: unsettled): compared as modified.
     previous = Listing("old", {str(path): Entry(16 * KiB, PLAIN)})
-    s = guard.backup(previous=previous, items=[Item("modified", str(path), 16 * KiB,
-                                                    16 * KiB)])
+    s = guard.backup(previous=previous)
     assert s.encrypted == 1 and s.random == 1 and s.hits == 1
 
 
-def test_an_unsampled_text_file_that_did_not_compress_is_incompressible(guard: Guard) -> None:
+def test_unsampled_text_files_whose_new_bytes_did_not_compress_are_incompressible(
+        guard: Guard) -> None:
     texts = [_write(guard.root / f"t{i}.txt", f.prose(8 * KiB, seed=i)) for i in range(3)]
     small = _write(guard.root / "small.txt", f.prose(2 * KiB))
     archive = _write(guard.root / "a.zip", f.random_zip(8 * KiB))
     guard.backup()
-    texts[0].write_bytes(os.urandom(8 * KiB))  # stored ~ size
-    texts[1].write_bytes(f.prose(8 * KiB, seed=99))  # compresses
+    for text in texts:
+        text.write_bytes(os.urandom(8 * KiB))  # stored ~ size
     small.write_bytes(os.urandom(2 * KiB))  # too small to say
     archive.write_bytes(os.urandom(archive.stat().st_size))  # a zip is random anyway
     s = guard.backup(limits=SampleLimits(files=0, bytes=32 * MiB, file_bytes=256 * KiB))
-    assert s.modified == 4 and s.sampled == 0
-    assert s.incompressible == 1 and s.hits == 1 and s.estimated == 0
+    assert s.modified == 5 and s.sampled == 0
+    assert s.stored_ratio is not None and s.stored_ratio >= 0.95
+    assert s.incompressible == 3 and s.hits == 3 and s.estimated == 0
     looks = guard.current().entries
-    assert looks[str(texts[0])].look == ENCRYPTED
-    assert looks[str(texts[1])].look == NOT_LOOKED
+    assert all(looks[str(t)].look == ENCRYPTED for t in texts)
+    assert looks[str(small)].look == looks[str(archive)].look == NOT_LOOKED
+
+
+def test_text_files_that_compress_are_not_incompressible(guard: Guard) -> None:
+    texts = [_write(guard.root / f"t{i}.txt", f.prose(8 * KiB, seed=i)) for i in range(3)]
+    archive = _write(guard.root / "a.zip", f.random_zip(8 * KiB))
+    guard.backup()
+    texts[0].write_bytes(os.urandom(8 * KiB))  # one random among plain edits
+    for i, text in enumerate(texts[1:]):
+        text.write_bytes(f.prose(8 * KiB, seed=99 + i))
+    archive.write_bytes(os.urandom(archive.stat().st_size))
+    s = guard.backup(limits=SampleLimits(files=0, bytes=32 * MiB, file_bytes=256 * KiB))
+    # restic's summary is one ratio for the whole backup: it does not single the file out.
+    assert s.modified == 4 and s.incompressible == 0 and s.hits == 0
 
 
 def test_a_clearly_hit_sample_stands_for_the_files_it_did_not_reach(guard: Guard) -> None:
@@ -422,9 +449,10 @@ def test_a_few_odd_files_in_a_large_sample_are_not_multiplied(guard: Guard) -> N
     texts[0].write_bytes(os.urandom(5 * KiB))
     s = guard.backup(limits=SampleLimits(files=20, bytes=32 * MiB, file_bytes=256 * KiB))
     assert s.sampled == 20 and s.modified == 40
-    # The odd file is sampled (encrypted) or not (its stored bytes say incompressible),
-    # depending on where the sample falls; never extrapolated.
-    assert s.encrypted + s.incompressible == 1 and s.estimated == 0 and s.hits == 1
+    # The odd file is sampled (encrypted) or not, depending on where the sample falls; never
+    # extrapolated, and the plain edits keep the backup's bytes compressible.
+    assert s.encrypted <= 1 and s.incompressible == 0 and s.estimated == 0
+    assert s.hits == s.encrypted
 
 
 # Property: a workload that only edits text (no random bytes, no notes, no ransomware names)
@@ -474,21 +502,99 @@ test_clean_edits_never_hit, test_clean_edits_never_hit_long = fuzz_pair(
     _clean_edits, _edits, examples=25)
 
 
-def test_with_a_listing_restic_need_not_name_unchanged_files(tmp_path: Path) -> None:
-    # restic's lines of unchanged files are dropped unread when a listing exists: the files
-    # it did not name are carried over when they are still there, gone when they are not.
-    kept = _write(tmp_path / "a" / "kept.txt", f.prose(6 * KiB))
-    lost = _write(tmp_path / "a" / "lost.txt", f.prose(6 * KiB, seed=2))
-    edited = _write(tmp_path / "b" / "edited.csv", f.csv_text(100))
-    previous = Listing("p" * 64, {str(kept): Entry(kept.stat().st_size, OK),
-                                  str(lost): Entry(lost.stat().st_size, OK),
-                                  str(edited): Entry(edited.stat().st_size, ENCRYPTED)})
+def test_unchanged_files_keep_their_entry_and_each_stat_field_makes_a_change(
+        guard: Guard) -> None:
+    kept = _write(guard.root / "a" / "kept.txt", f.prose(6 * KiB))
+    lost = _write(guard.root / "a" / "lost.txt", f.prose(6 * KiB, seed=2))
+    touched = _write(guard.root / "b" / "touched.csv", f.csv_text(100))
+    chmodded = _write(guard.root / "b" / "chmodded.csv", f.csv_text(100, seed=3))
+    replaced = _write(guard.root / "b" / "replaced.py", f.source_code(4 * KiB))
+    guard.backup()
+    before = guard.current().entries[str(kept)]
     lost.unlink()
-    edited.write_bytes(f.csv_text(120))
-    collector = Collector(previous)
-    assert not collector.wants_unchanged and Collector(None).wants_unchanged
-    collector.add(Item("modified", str(edited), edited.stat().st_size, 900))
-    s = collector.finish("c" * 64, data_added=0, data_added_packed=0, limits=LIMITS)
-    assert (s.files, s.modified, s.new, s.gone, s.parent_files) == (2, 1, 0, 1, 3)
-    assert collector.current.entries[str(kept)] == Entry(kept.stat().st_size, OK)
-    assert str(lost) not in collector.current.entries and s.prior_encrypted == 0
+    stamp = touched.stat()
+    os.utime(touched, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 1))  # mtime only
+    chmodded.chmod(0o600)  # ctime only: same bytes, same mtime
+    data = replaced.read_bytes()
+    replaced.unlink()
+    _write(replaced, data)  # a new inode (and ctime), same bytes and size
+    s = guard.backup()
+    assert (s.files, s.modified, s.new, s.gone, s.parent_files) == (4, 3, 0, 1, 5)
+    assert guard.current().entries[str(kept)] is before or \
+        guard.current().entries[str(kept)] == before
+    assert str(lost) not in guard.current().entries
+
+
+def test_a_file_changed_while_restic_ran_is_compared_again_next_time(
+        guard: Guard, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(signals, "UNSETTLED_SLACK_NS", 0)
+    early = _write(guard.root / "early.txt", f.prose(6 * KiB))
+    guard.backup()
+    time.sleep(0.05)  # past the file system clock's tick
+    started = time.time_ns()
+    late = _write(guard.root / "late.txt", f.prose(6 * KiB, seed=5))  # after restic began
+    s = guard.backup(started_ns=started)
+    assert (s.new, s.modified) == (1, 0)
+    assert guard.current().entries[str(late)].ino == 0  # unsettled
+    assert guard.current().entries[str(early)].ino == early.stat().st_ino
+    # Not touched since, but restic may have stored an older version: modified once more,
+    # then settled.
+    s = guard.backup()
+    assert (s.new, s.modified) == (0, 1)
+    s = guard.backup()
+    assert (s.new, s.modified) == (0, 0)
+
+
+def test_excluded_files_are_not_listed_and_not_gone_once_excluded(guard: Guard) -> None:
+    files = _office(guard.root)
+    cache = [_write(guard.root / "app" / ".cache" / f"c{i}.bin", os.urandom(KiB))
+             for i in range(4)]
+    tmp = _write(guard.root / "letters" / "draft.tmp", f.prose(2 * KiB))
+    full = guard.backup()
+    assert full.files == len(files) + len(cache) + 1
+    s = guard.backup(excludes=(".cache", "*.tmp"))
+    assert s.files == len(files) and s.gone == 0 and s.modified == 0
+    assert str(tmp) not in guard.current().entries
+
+
+def test_files_of_a_directory_that_cannot_be_listed_are_asked_one_by_one(
+        guard: Guard, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = _office(guard.root)
+    guard.backup()
+    minutes = str(guard.root / "minutes")
+    files["minutes0"].unlink()
+    real = os.open
+
+    def refusing_open(path: str, flags: int, *args: object, **kwargs: object) -> int:
+        if str(path) == minutes:
+            raise PermissionError(13, "Permission denied", path)
+        return real(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    s = guard.backup()
+    # The three left are there (lstat) and unchanged; the deleted one is gone.
+    assert (s.files, s.modified, s.new, s.gone) == (len(files) - 1, 0, 0, 1)
+
+
+@pytest.mark.parametrize("texts_random", [False, True])
+def test_the_listing_packed_beside_restic_is_the_one_saved_after_the_verdict(
+        guard: Guard, texts_random: bool) -> None:
+    texts = [_write(guard.root / f"t{i}.txt", f.prose(64 * KiB, seed=i)) for i in range(6)]
+    blob = _write(guard.root / "data" / "records.bin", f.csv_text(300))
+    guard.backup()
+    for i, text in enumerate(texts):
+        text.write_bytes(os.urandom(64 * KiB) if texts_random else f.prose(64 * KiB, seed=50 + i))
+    blob.write_bytes(f.csv_text(310))  # unsampled below: keeps its PLAIN look
+    collector = Collector(guard.previous())
+    limits = SampleLimits(files=0, bytes=32 * MiB, file_bytes=256 * KiB)
+    collector.prepare(Walk([str(guard.root)]), limits, started_ns=time.time_ns() + LATER)
+    assert collector.packed is not None
+    added, packed = guard.restic.summary()
+    s = collector.finish("f" * 64, data_added=added, data_added_packed=packed)
+    # Files marked by restic's summary after the packing: packed again at the save.
+    assert (collector.packed is None) == texts_random == (s.incompressible == len(texts))
+    listing.save(guard.listing_file, collector.current, packed=collector.packed)
+    saved = guard.previous()
+    assert saved is not None and saved.snapshot_id == "f" * 64
+    assert saved.entries == collector.current.entries
+    assert saved.entries[str(blob)].look == PLAIN
