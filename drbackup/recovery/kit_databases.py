@@ -32,7 +32,7 @@ PASSWORDS_DIR = "db-passwords"
 # What a database source's entry in the kit holds: where its server was and what it dumped;
 # never a password file (that is this host's), bin_dir or socket (host-specific).
 _PG_KEYS = ("dsn", "all", "exclude_databases", "globals")
-_MY_KEYS = ("database", "host", "port", "user")
+_MY_KEYS = ("host", "port", "user", "database", "all", "exclude_databases", "globals")
 
 
 def source_entry(source: Source) -> dict[str, Any]:
@@ -41,7 +41,8 @@ def source_entry(source: Source) -> dict[str, Any]:
                              "paths": [str(p) for p in getattr(source, "paths", [])]}
     if isinstance(source, PostgresSource | MysqlSource):
         keys = _PG_KEYS if isinstance(source, PostgresSource) else _MY_KEYS
-        entry.update({key: getattr(source, key) for key in keys})
+        entry.update({key: getattr(source, key) for key in keys
+                      if getattr(source, key) is not None})
     return entry
 
 
