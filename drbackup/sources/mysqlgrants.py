@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from drbackup.config.models import MysqlSource
+from drbackup.errors import DbRestoreRefusedError
 from drbackup.sources.base import DumpError
 
 HEADER = "-- drbackup MariaDB/MySQL users and grants v1\n"
@@ -53,8 +54,9 @@ _OBJECT_KINDS = {"TABLE", "FUNCTION", "PROCEDURE", "PACKAGE"}
 _REFUSED_WORDS = {"PROXY"}
 
 
-class GrantsDumpError(DumpError):
-    """The snapshot is not a users-and-grants dump drbackup would replay."""
+class GrantsDumpError(DbRestoreRefusedError):
+    """The snapshot is not a users-and-grants dump drbackup would replay (exit 31: refused
+    before anything changed)."""
 
 
 @dataclass(frozen=True)
@@ -371,8 +373,9 @@ def restore_grants(source: MysqlSource, feed: Feed) -> GrantsReplay:
         raise DumpError(
             f"{len(result.failed)} account(s) of the users-and-grants snapshot could not be "
             f"created: {'; '.join(result.failed[:5])} ({len(result.created)} created)",
-            "the failed accounts were dropped again; fix the cause (a missing authentication "
-            "plugin, a role) and restore --database _globals again: created ones are kept")
+            "the failed accounts were dropped again; fix the cause (a grant on a table or "
+            "routine needs the database restored first; a missing authentication plugin or "
+            "role) and restore --database _globals again: created ones are kept")
     return result
 
 
