@@ -145,7 +145,8 @@ def document_lines(recipient: Recipient, payload_summary: list[str], name: str,
         "  4. export DRBACKUP_CONFIG=DIR/drbackup.toml",
         "  5. drbackup snapshots --agency AGENCY",
         "  6. drbackup restore --agency AGENCY --source SOURCE --target /srv/restore",
-        "     (a database source gives its dump file: load it with pg_restore or mariadb)",
+        "     (databases: drbackup restore-db --agency AGENCY --source SOURCE --all-databases",
+        "      --target STANDBY, or --into NEW_FILE for SQLite)",
         "",
     ]
 
@@ -308,11 +309,11 @@ def render_config(payload: dict[str, Any], out_dir: Path) -> tuple[str, list[str
             lines.append(f"maintenance_host = {_toml(agency['maintenance_host'])}")
         lines.append("")
         for source in agency["sources"]:
-            if source.get("kind") in ("postgres", "mysql"):  # restore-db --target onto a standby
+            if source.get("kind") in kit_databases.DATABASE_KINDS:  # restore-db on a new host
                 lines += kit_databases.database_source_lines(source)
                 continue
             if source.get("kind") != "directory" or not source.get("paths"):
-                continue  # sqlite, dumpdir: `drbackup restore` finds them by their tags
+                continue  # dumpdir: `drbackup restore` finds them by their tags
             lines += ["[[agencies.sources]]",
                       f"id = {_toml(source['id'])}",
                       'kind = "directory"',

@@ -65,3 +65,13 @@ def test_unknown_keys_in_a_database_source_are_errors(tmp_path: Path) -> None:
         parse_config(config_text(tmp_path, {"id": "db", "kind": "sqlite", "path": "/x.db",
                                             "pasword_file": "/y"}), tmp_path / "c.toml")
     assert "unknown key" in caught.value.message
+
+
+def test_a_mysql_source_names_a_database_or_dumps_them_all(tmp_path: Path) -> None:
+    """#17 item 8: all = true needs no database; without it, one is required."""
+    every = MysqlSource.model_validate({"id": "m", "kind": "mysql", "all": True,
+                                        "exclude_databases": ["scratch"]})
+    assert every.database is None and every.globals
+    with pytest.raises(ConfigInvalid) as caught:
+        parse_config(config_text(tmp_path, {"id": "db", "kind": "mysql"}), tmp_path / "c.toml")
+    assert "all = true" in caught.value.message
