@@ -5,6 +5,7 @@ restore the agency's latest snapshot byte-identical. zh-CN and en must hold the 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -131,9 +132,6 @@ class Sandbox:
     pdf: Path  # the same kit, printable: instructions, QR codes, armored text
     identity: Path
     password_file: Path
-    mariadb: MariaDBServer
-    server_databases: tuple[str, ...]  # the MariaDB source's databases
-    server_user: str  # an account of that server with grants, as 'user'@'host'
     counter: list[int] = field(default_factory=lambda: [0])
 
     def fresh_dir(self, name: str) -> Path:
@@ -186,7 +184,7 @@ def _server_databases(server: MariaDBServer, suffix: str) -> tuple[tuple[str, ..
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory, s3_server: MotoServer,
-            restic_binary: str, mariadb_server: MariaDBServer) -> Iterator[Sandbox]:
+            restic_binary: str) -> Iterator[Sandbox]:
     root = tmp_path_factory.mktemp("runbooks")
     ws = Workspace(root / "ws")
     ws.config["daemon"]["restic"] = restic_binary
@@ -201,18 +199,6 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory, s3_server: MotoServer,
     database = permits_sqlite(root / "permits.sqlite", 500)
     ws.agency(AGENCY)["sources"].append({"id": DB_SOURCE, "kind": "sqlite",
                                          "path": str(database)})
-    others = sorted(set(mariadb_server.query("SELECT schema_name FROM information_schema."
-                                             "schemata").split()) - SYSTEM_DATABASES)
-    server_databases, server_user = _server_databases(mariadb_server, suffix)
-    my_password = str(ws.secret_file("mariadb.password", mariadb_server.password + "\n"))
-    ws.add_source(AGENCY, SERVER_DB_SOURCE, "mysql", all=True, exclude_databases=others,
-                  host="127.0.0.1", port=mariadb_server.port, user=DB_TEST_USER,
-                  password_file=my_password)
-    # The standby: here the same server, emptied of the source's databases and account before
-    # the full-recovery runbook (the database server was rebuilt empty).
-    ws.config["restore_targets"] = [{"name": DB_TARGET, "kind": "mysql", "host": "127.0.0.1",
-                                     "port": mariadb_server.port, "user": DB_TEST_USER,
-                                     "password_file": my_password}]
     _cli(ws, "repo", "init", "--store", "primary")
     _cli(ws, "backup", "--agency", AGENCY)
     _populate_replica(ws)
@@ -223,8 +209,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory, s3_server: MotoServer,
          "--include-s3-credentials", "--pdf", "--out", str(kits))
     yield Sandbox(root, ws, data, kits / "drbackup-recovery-kit-all.kit",
                   kits / "drbackup-recovery-kit-all.pdf", keys / "identity",
-                  Path(ws.agency(AGENCY)["password_file"]), mariadb_server, server_databases,
-                  server_user)
+                  Path(ws.agency(AGENCY)["password_file"]))
 
 
 def _populate_replica(ws: Workspace) -> None:
@@ -381,19 +366,55 @@ def _mariadb_state(server: MariaDBServer, databases: tuple[str, ...], account: s
     return state
 
 
-def test_full_recovery_on_a_fresh_host_is_byte_identical(sandbox: Sandbox) -> None:
-    """#17 item 10: the databases come back with drbackup commands from the kit alone: the
-    whole MariaDB server (its databases, users and grants) onto the standby, emptied first
-    (rebuilt after the disaster), and the SQLite file."""
-    server, databases = sandbox.mariadb, sandbox.server_databases
-    want = _mariadb_state(server, databases, sandbox.server_user)
+def _with_server_source(sandbox: Sandbox, server: MariaDBServer
+                        ) -> tuple[Sandbox, tuple[str, ...], str]:
+    """The sandbox's agency with a whole MariaDB server as one more source (all = true) and the
+    standby it is restored onto as a [[restore_targets]] entry, backed up, and a kit made of
+    that: only this runbook pays for the server. The standby is the same server, emptied of
+    the source's databases and account before the runbook (rebuilt empty after the
+    disaster). The shared workspace's config is left as it was."""
+    ws = sandbox.workspace
+    others = sorted(set(server.query("SELECT schema_name FROM information_schema.schemata"
+                                     ).split()) - SYSTEM_DATABASES)
+    databases, account = _server_databases(server, uuid.uuid4().hex[:10])
+    password = str(ws.secret_file(f"mariadb-{uuid.uuid4().hex[:6]}.password",
+                                  server.password + "\n"))
+    source = {"id": SERVER_DB_SOURCE, "kind": "mysql", "all": True,
+              "exclude_databases": others, "host": "127.0.0.1", "port": server.port,
+              "user": DB_TEST_USER, "password_file": password}
+    ws.agency(AGENCY)["sources"].append(source)
+    ws.config["restore_targets"] = [{"name": DB_TARGET, "kind": "mysql", "host": "127.0.0.1",
+                                     "port": server.port, "user": DB_TEST_USER,
+                                     "password_file": password}]
+    kits = sandbox.fresh_dir("kits")
+    try:
+        _cli(ws, "backup", "--agency", AGENCY, "--source", SERVER_DB_SOURCE)
+        _cli(ws, "recovery-kit", "create", "--recipient", str(sandbox.identity) + ".pub",
+             "--include-s3-credentials", "--out", str(kits))
+    finally:
+        ws.agency(AGENCY)["sources"].remove(source)
+        del ws.config["restore_targets"]
+        ws.write()
+    kit = dataclasses.replace(sandbox, kit=kits / "drbackup-recovery-kit-all.kit",
+                              counter=sandbox.counter)
+    return kit, databases, account
+
+
+def test_full_recovery_on_a_fresh_host_is_byte_identical(
+        sandbox: Sandbox, mariadb_server: MariaDBServer) -> None:
+    """#17 item 10: the databases come back with drbackup commands from the kit alone: a
+    whole MariaDB server (its databases, users and grants) onto the standby, emptied first,
+    and the SQLite file."""
+    server = mariadb_server
+    sandbox, databases, account = _with_server_source(sandbox, server)
+    want = _mariadb_state(server, databases, account)
     server.sql("".join(f"DROP DATABASE `{name}`; " for name in databases)
-               + f"DROP USER {sandbox.server_user};")
+               + f"DROP USER {account};")
     target, output = _run(sandbox, "full-recovery-from-kit.md")
     assert manifest(target / sandbox.data.relative_to("/")) == manifest(sandbox.data)
     assert sandbox.workspace.passwords[AGENCY] not in output
     assert server.password not in output
-    assert _mariadb_state(server, databases, sandbox.server_user) == want
+    assert _mariadb_state(server, databases, account) == want
     assert "restored 3 of 3 database(s)" in output
     assert permits_rows(target.parent / "permits-restored.sqlite") == (500, "holder 99")
 
