@@ -4,16 +4,19 @@ read back for a replay that can only ever create accounts and grant them rights.
 
 The snapshot is agency-controlled (whoever holds the repository password can write one tagged
 database=_globals), so a replay never sends its text to a server. Every statement is lexed and
-checked to be exactly `CREATE USER <one account> <options>` or `GRANT <privileges> ON <object>
-TO <one account> <options>` (or `GRANT <role> TO <one account>`): no second statement, no
-comment, no `OR REPLACE` / `IF NOT EXISTS`, no list of accounts, no PROXY, nothing but names,
-quoted strings, numbers and the punctuation of a grant. One statement that is not refuses the
-whole snapshot before anything runs. What is replayed is rebuilt from the checked tokens, in a
-session whose sql_mode quotes as the lexer does (mysqlreplay.QUOTING_RESET), UTF-8 only.
+checked to be exactly `CREATE USER <one account> <options>`, `GRANT <privileges> ON <object> TO
+<one account> <options>`, `GRANT <role> TO <one account>` or `SET DEFAULT ROLE <role> FOR <one
+account>`: no second statement, no comment, no `OR REPLACE` / `IF NOT EXISTS`, no list of
+accounts, no PROXY, nothing but names, quoted strings, numbers and the punctuation of a grant.
+One statement that is not refuses the whole snapshot before anything runs. What is replayed is
+rebuilt from the checked tokens, in a session whose sql_mode quotes as the lexer does
+(mysqlreplay.QUOTING_RESET), UTF-8 only, the client in --sandbox.
 
 Accounts that exist on the target are never changed (their statements are left out, named in one
 warning), nor the account the restore connects as; a GRANT is replayed only for an account this
-replay created. An account whose statements fail is dropped again and named."""
+replay created. An account whose statements fail is dropped again and named. Roles are not
+dumped (creating one would grant it to the restoring account): an account granted a role the
+target lacks fails that way, loudly."""
 
 from __future__ import annotations
 
@@ -100,7 +103,7 @@ def _unquote_string(text: str) -> str:
 
 @dataclass(frozen=True)
 class GrantStatement:
-    verb: str  # "CREATE USER" or "GRANT"
+    verb: str  # "CREATE USER", "GRANT" or "SET DEFAULT ROLE"
     account: Account
     sql: str  # rebuilt from the checked tokens
 
@@ -235,6 +238,11 @@ def _statement(tokens: list[Token], number: int) -> GrantStatement:
                           tokens)
         _check_options(tokens[after:], number)
         return GrantStatement("GRANT", account, _render(tokens))
+    if words[:3] == ["SET", "DEFAULT", "ROLE"] and len(tokens) == 8 and words[4] == "FOR" and (
+            tokens[3].kind in ("ident", "string") or words[3] == "NONE"):
+        # SHOW GRANTS' last line for an account with a default role (MariaDB).
+        account, _ = _account(tokens, 5, number)
+        return GrantStatement("SET DEFAULT ROLE", account, _render(tokens))
     raise _refuse(number, "is not CREATE USER or GRANT", tokens)
 
 

@@ -25,6 +25,7 @@ GRANT UPDATE (`a`, `b`) ON `d1`.`t` TO `app`@`%`;
 """ + ED + """
 GRANT EXECUTE ON PROCEDURE `d2`.`p` TO `ed`@`localhost`;
 GRANT `reader` TO `ed`@`localhost`;
+SET DEFAULT ROLE `reader` FOR `ed`@`localhost`;
 CREATE USER `lim`@`10.%` PASSWORD EXPIRE INTERVAL 30 DAY ACCOUNT LOCK;
 GRANT ALL PRIVILEGES ON *.* TO `lim`@`10.%` WITH GRANT OPTION MAX_QUERIES_PER_HOUR 10;
 """).encode()
@@ -37,7 +38,9 @@ def test_a_real_dump_parses_into_statements_per_account() -> None:
         ("GRANT", ("app", "%"))]
     assert statements[3].sql == "GRANT UPDATE ( `a` , `b` ) ON `d1`.`t` TO `app`@`%`"
     assert statements[6].sql == "GRANT `reader` TO `ed`@`localhost`"
-    assert len(statements) == 9
+    assert statements[7].verb == "SET DEFAULT ROLE" and statements[7].account == (
+        "ed", "localhost")
+    assert len(statements) == 10
 
 
 @pytest.mark.parametrize("statement", [
@@ -65,6 +68,9 @@ def test_a_real_dump_parses_into_statements_per_account() -> None:
     "GRANT SELECT ON *.* TO `a`@`%`; \\! touch /tmp/pwned\n;",
     "CREATE USER `a`@`%` IDENTIFIED BY 'x' -- \n; DROP USER `b`@`%`",
     "INSTALL SONAME 'ha_connect';",
+    "SET DEFAULT ROLE `r` FOR `a`@`%`, `b`@`%`;",
+    "SET DEFAULT ROLE `r` FOR `a`@`%` = 1;",
+    "SET PASSWORD = 'x';",
 ])
 def test_a_crafted_snapshot_is_refused_whole(statement: str) -> None:
     dump = REAL + statement.encode()
