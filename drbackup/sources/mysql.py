@@ -207,7 +207,7 @@ def plan_mysql(source: MysqlSource) -> list[BackupPlan]:
         plans = [_database_plan(conn, name, charset, index)
                  for index, (name, charset) in enumerate(databases)]
         if source.all and source.globals:
-            command = python_module("drbackup.sources.mysqlgrants", "--defaults-file",
+            command = python_module("drbackup.sources.mysqlgrants_dump", "--defaults-file",
                                     conn.defaults_file, "--client", conn.client_binary())
             plans.append(dump_plan(
                 command, workdir=conn.workdir, name="globals", min_size=1,

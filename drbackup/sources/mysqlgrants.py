@@ -20,11 +20,9 @@ target lacks fails that way, loudly."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import re
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO
@@ -262,6 +260,18 @@ def parse_grants(dump: bytes) -> list[GrantStatement]:
 # -- replay ---------------------------------------------------------------------------------
 
 
+def unescape_batch(value: str) -> str:
+    """A field of `mariadb -B` output (\\n, \\t, \\0, \\\\ escaped)."""
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "0": "\0"}.get(m.group(1),
+                                                                            m.group(1)), value)
+
+
+def quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+
+
 @dataclass
 class GrantsReplay:
     """What a replay did, by account (`user@host`)."""
@@ -355,10 +365,10 @@ def restore_grants(source: MysqlSource, feed: Feed) -> GrantsReplay:
     statements = parse_grants(read_bounded(feed))
     conn = mysql.connect(source)
     try:
-        user, _, host = _unescape_batch(conn.query("SELECT CURRENT_USER();")[0]).rpartition("@")
+        user, _, host = unescape_batch(conn.query("SELECT CURRENT_USER();")[0]).rpartition("@")
         existing: set[Account] = set()
         for row in conn.query("SELECT user, host FROM mysql.user;"):
-            fields = [_unescape_batch(v) for v in row.split("\t")]
+            fields = [unescape_batch(v) for v in row.split("\t")]
             if len(fields) == 2:
                 existing.add((fields[0], fields[1]))
         sandbox = mysql.sandbox_args(conn.client_binary())
@@ -372,7 +382,7 @@ def restore_grants(source: MysqlSource, feed: Feed) -> GrantsReplay:
 
         def drop(account: Account) -> None:
             with contextlib.suppress(DumpError):
-                conn.query(f"DROP USER IF EXISTS {_quote(account[0])}@{_quote(account[1])};")
+                conn.query(f"DROP USER IF EXISTS {quote(account[0])}@{quote(account[1])};")
 
         result = replay_grants(statements, existing, (user, host), run, drop)
     finally:
@@ -385,75 +395,3 @@ def restore_grants(source: MysqlSource, feed: Feed) -> GrantsReplay:
             "routine needs the database restored first; a missing authentication plugin or "
             "role) and restore --database _globals again: created ones are kept")
     return result
-
-
-# -- the dump (run by the dump guard: python -m drbackup.sources.mysqlgrants) ---------------
-
-
-def _unescape_batch(value: str) -> str:
-    """A field of `mariadb -B` output (\\n, \\t, \\0, \\\\ escaped)."""
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "0": "\0"}.get(m.group(1),
-                                                                            m.group(1)), value)
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def dump_grants(query: Callable[[str], list[str]], *, mysql: bool) -> str:
-    """The dump: HEADER, then each non-system account's SHOW CREATE USER and SHOW GRANTS rows,
-    one statement each ending in ';' (PROXY grants left out: a replay refuses them). Raises
-    DumpError when the server cannot be asked."""
-    excluded = ", ".join(_quote(user) for user in SYSTEM_USERS)
-    listing = f"SELECT user, host FROM mysql.user WHERE user NOT IN ({excluded})"  # noqa: S608
-    try:
-        rows = query(listing + " AND is_role <> 'Y' ORDER BY user, host;")
-    except DumpError:
-        rows = query(listing + " ORDER BY user, host;")  # MySQL: no is_role column
-    accounts = [tuple(_unescape_batch(v) for v in row.split("\t")) for row in rows]
-    out = [HEADER]
-    if accounts:
-        shows = "".join(f"SHOW CREATE USER {_quote(a[0])}@{_quote(a[1])}; "
-                        f"SHOW GRANTS FOR {_quote(a[0])}@{_quote(a[1])};\n"
-                        for a in accounts if len(a) == 2)
-        prefix = "SET SESSION print_identified_with_as_hex = ON;\n" if mysql else ""
-        for row in query(prefix + shows):
-            statement = _unescape_batch(row)
-            if re.match(r"GRANT\s+PROXY\b", statement, re.IGNORECASE):
-                continue
-            out.append(statement + ";\n")
-    return "".join(out)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m drbackup.sources.mysqlgrants --defaults-file F --client BIN`: the dump on
-    stdout, a failure's cause on stderr (exit 1)."""
-    from drbackup.sources.dumps import last_line, run_tool
-    from drbackup.sources.mysqlreplay import client_argv, client_env
-
-    parser = argparse.ArgumentParser(prog="drbackup.sources.mysqlgrants")
-    parser.add_argument("--defaults-file", required=True)
-    parser.add_argument("--client", required=True)
-    args = parser.parse_args(argv)
-
-    def query(sql: str) -> list[str]:
-        done = run_tool(client_argv(args.client, args.defaults_file, "-N", "-B",
-                                    "--default-character-set=utf8mb4"),
-                        client_env(), input_text=sql)
-        if done.returncode != 0:
-            raise DumpError(last_line(done.stderr_tail))
-        return [line for line in done.stdout.splitlines() if line.strip()]
-
-    try:
-        version = query("SELECT VERSION();")
-        text = dump_grants(query, mysql=not any("mariadb" in v.lower() for v in version))
-    except DumpError as exc:
-        print(f"users and grants: {exc.message}", file=sys.stderr)
-        return 1
-    sys.stdout.write(text)
-    sys.stdout.flush()
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover - the dump guard runs it
-    sys.exit(main())

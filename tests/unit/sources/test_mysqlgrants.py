@@ -7,13 +7,8 @@ from __future__ import annotations
 import pytest
 
 from drbackup.sources.base import DumpError
-from drbackup.sources.mysqlgrants import (
-    HEADER,
-    GrantsDumpError,
-    dump_grants,
-    parse_grants,
-    replay_grants,
-)
+from drbackup.sources.mysqlgrants import HEADER, GrantsDumpError, parse_grants, replay_grants
+from drbackup.sources.mysqlgrants_dump import dump_grants
 
 ED = ("CREATE USER `ed`@`localhost` IDENTIFIED VIA unix_socket OR mysql_native_password "
       "USING '*B69027D44F6E5EDC07F1AEAD1477967B16F28227' REQUIRE SSL;")
