@@ -60,6 +60,9 @@ REGISTRY: list[tuple[str, str, str]] = [
     ("fleet_scale", "one daemon with 60 agencies x 3 sources: start-up, idle RSS/CPU, scrape "
      "p99, fairness when every source changes at once; extrapolated to 500 agencies",
      "bench.fleet_scale:run"),
+    ("fleet_report", "6 hosts x 10 agencies publishing into one S3 server: fleet report time, "
+     "requests and bytes per agency, unchanged by history; extrapolated to 500 agencies",
+     "bench.fleet_read:run"),
 ]
 
 

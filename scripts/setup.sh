@@ -78,6 +78,9 @@ if [ "$want_system" = 1 ]; then
   apt_install_missing systemd-container debootstrap
   # Offline media tests (#19): vfat/exFAT images (exfat-fuse where the kernel lacks exFAT).
   apt_install_missing dosfstools exfatprogs exfat-fuse
+  # The HTML city report (#20) is rendered in the distribution's headless Chromium; a CJK font
+  # so the zh-CN screenshot is legible.
+  apt_install_missing chromium-headless-shell fonts-wqy-microhei
   install_restic
 fi
 

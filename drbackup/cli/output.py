@@ -50,6 +50,10 @@ class Output:
         for a failure the command reports and goes on after."""
         print(f"drbackup: error: {text}", file=sys.stderr, flush=True)
 
+    def warning(self, text: str) -> None:
+        """One `drbackup: warning: ...` line on stderr (in JSON mode too): the command goes on."""
+        print(f"drbackup: warning: {text}", file=sys.stderr, flush=True)
+
     def line(self, text: str = "") -> None:
         """A line for people; suppressed in JSON mode."""
         if not self.json_mode and not self.quiet:

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drbackup.config.models import AgencyConfig, DirectorySource
+from drbackup.config.units import parse_duration
 from drbackup.engine import FindHit, LsNode, RestoreSummary, Snapshot
 from drbackup.engine.restic import ProgressCallback
 from drbackup.errors import DrBackupError, ExitCode, NotFoundError, TargetRefusedError, UsageError
@@ -82,13 +83,23 @@ def source_snapshots(rt: Runtime, agency: AgencyConfig, source_id: str, *,
     return snapshots
 
 
-def parse_at(text: str) -> datetime:
+def parse_at(text: str, *, now: datetime | None = None) -> datetime:
     """A point in time for --at: ISO-like "2026-11-20 14:00[:ss]" in local time, with an optional
-    zone: an offset ("+08:00", "Z") or a trailing zone name ("UTC", "Asia/Shanghai").
+    zone: an offset ("+08:00", "Z") or a trailing zone name ("UTC", "Asia/Shanghai"); or a
+    time before `now` (default: the current time): a duration ("2h", "1d12h") or the same
+    followed by "ago" ("2h ago").
 
     Raises DrBackupError (usage) when it cannot be read.
     """
     raw = " ".join(text.split())
+    relative = raw[:-4] if raw.lower().endswith(" ago") else raw
+    if relative[:1].isdigit() and relative[-1:].isalpha():  # "2h", "90m ago"; never a date
+        try:
+            back = parse_duration(relative)
+        except ValueError:
+            pass
+        else:
+            return (now or datetime.now(UTC)) - back
     zone: ZoneInfo | None = None
     head, _, tail = raw.rpartition(" ")
     if head and tail and (tail == "UTC" or "/" in tail):
@@ -103,8 +114,8 @@ def parse_at(text: str) -> datetime:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         raise UsageError(f"--at {text!r} is not a date and time",
-                         'write it like "2026-11-20 14:00" (local time) or '
-                         '"2026-11-20 14:00 UTC"') from None
+                         'write it like "2026-11-20 14:00" (local time), '
+                         '"2026-11-20 14:00 UTC" or "2h ago"') from None
     if value.tzinfo is not None:
         if zone is not None:
             raise UsageError(f"--at {text!r} gives both an offset and a zone name",

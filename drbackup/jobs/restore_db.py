@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 
@@ -25,15 +26,20 @@ from drbackup.jobs.recording import recorded_run
 from drbackup.jobs.restore import list_snapshots, pick_snapshot
 from drbackup.jobs.restore_db_server import (
     refuse_dsn_with_target,
+    refuse_partial_sql,
     restore_mysql_onto,
     restore_postgres_onto,
     retarget,
 )
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.tags import tag_id, tag_values
+from drbackup.sources.dbselect import PartialSelection
 from drbackup.sources.dumps import CountingSink
+from drbackup.sources.dumpsections import OnlyTables
 
 log = logging.getLogger(__name__)
+__all__ = ["DbRestoreOutcome", "PartialSelection", "choose_db_snapshot", "refuse_secret_target",
+           "restore_database"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,7 @@ class DbRestoreOutcome:
     moved_aside: tuple[str, ...] = ()  # SQLite in place: the previous file and its companions
     server: str | None = None  # another server restored onto (user@host:port), else None
     properties: int = 0  # PostgreSQL: database owner/settings/comment/grants statements applied
+    only: str = ""  # a partial restore: what it restored ("schema a, table b.c")
 
 
 
@@ -63,12 +70,35 @@ def refuse_secret_target(into: str | Path) -> None:
                          DSN_PASSWORD_HINT + "; give --into without the password")
 
 
-def choose_db_snapshot(rt: Runtime, agency: AgencyConfig, source: Source, snapshot: str = "latest",
-                       *, database: str | None = None, store_name: str | None = None
-                       ) -> Snapshot:
-    """The snapshot to restore: by id or "latest", of `database` when the source holds several.
+def refuse_selection(source: Source, selection: PartialSelection | None, *,
+                     clean: bool = False) -> None:
+    """What --schema/--table cannot mean for a source kind, refused in one line before
+    anything runs."""
+    if not selection:
+        return
+    if isinstance(source, MysqlSource) and clean:
+        raise UsageError("--clean drops and re-creates the whole MariaDB/MySQL database, not "
+                         "only the tables named with --table",
+                         "leave out --clean and pass --overwrite: the dump's own DROP TABLE "
+                         "IF EXISTS replaces each named table")
+    if isinstance(source, SqliteSource):
+        raise UsageError("a SQLite snapshot is restored whole: --schema/--table do not apply",
+                         "restore it into a new file with --into and copy the table from "
+                         "there (sqlite3 NEW.sqlite '.dump TABLE')")
+    if isinstance(source, MysqlSource) and (
+            selection.schemas or any(t.schema for t in selection.tables)):
+        raise UsageError("a MariaDB/MySQL dump holds one database and no schemas: --schema "
+                         "and --table SCHEMA.NAME do not apply",
+                         "name the tables as --table NAME")
 
-    Raises NotFoundError when none matches or the choice is ambiguous."""
+
+def choose_db_snapshot(rt: Runtime, agency: AgencyConfig, source: Source, snapshot: str = "latest",
+                       *, database: str | None = None, store_name: str | None = None,
+                       at: datetime | None = None) -> Snapshot:
+    """The snapshot to restore: by id or "latest" (with `at`: the newest taken at or before
+    it), of `database` when the source holds several.
+
+    Raises NotFoundError when none matches (none that old) or the choice is ambiguous."""
     snapshots = list_snapshots(rt, agency, source.id, store_name=store_name)
     if database is not None:
         snapshots = [s for s in snapshots if tag_id(s, "database") == database]
@@ -79,7 +109,7 @@ def choose_db_snapshot(rt: Runtime, agency: AgencyConfig, source: Source, snapsh
                 f"source {source.id!r} holds several databases ({', '.join(names)})",
                 "name one with --database")
         snapshots = [s for s in snapshots if tag_id(s, "database") != "_globals"] or snapshots
-    return pick_snapshot(snapshots, snapshot)
+    return pick_snapshot(snapshots, snapshot, at=at)
 
 
 def restore_database(rt: Runtime, agency: AgencyConfig, source: Source | str,
@@ -87,12 +117,16 @@ def restore_database(rt: Runtime, agency: AgencyConfig, source: Source | str,
                      overwrite: bool = False, clean: bool = False, database: str | None = None,
                      store_name: str | None = None, trigger: str = "cli",
                      target: RestoreTarget | None = None, no_owner: bool = False,
-                     no_privileges: bool = False) -> DbRestoreOutcome:
+                     no_privileges: bool = False, at: datetime | None = None,
+                     selection: PartialSelection | None = None) -> DbRestoreOutcome:
     """Restore a postgres, mysql or sqlite source's snapshot into `into` (a database name, a
     PostgreSQL DSN, or a SQLite file path), on the source's server or on `target` (there
     `into` defaults to the dumped database's name). PostgreSQL: `no_owner`/`no_privileges` are
     pg_restore's --no-owner/--no-privileges (MariaDB/MySQL always restore without either: the
-    DEFINERs become the restoring user and the dump holds no grants).
+    DEFINERs become the restoring user and the dump holds no grants). `at`: the newest snapshot
+    taken at or before it. `selection` (--schema/--table): only those objects; PostgreSQL from
+    the dump's table of contents, MariaDB/MySQL the named tables' sections of the dump; a
+    plain SQL dump and SQLite are refused.
 
     Raises UsageError (a password inside `into`, a target of another kind), TargetRefusedError
     (an existing non-empty target without overwrite, or a source kind that is not a database),
@@ -112,9 +146,12 @@ def restore_database(rt: Runtime, agency: AgencyConfig, source: Source | str,
         refuse_dsn_with_target(target_text)
     elif not target_text:
         raise TargetRefusedError("no restore target given", "pass --into")
+    refuse_selection(source, selection, clean=clean)
     rt.restic.require_supported()
     chosen = snapshot if isinstance(snapshot, Snapshot) else choose_db_snapshot(
-        rt, agency, source, snapshot, database=database, store_name=store_name)
+        rt, agency, source, snapshot, database=database, store_name=store_name, at=at)
+    if isinstance(source, PostgresSource) and chosen.tag("format") == "sql":
+        refuse_partial_sql(selection)
     if chosen.tag("source") != source.id or not chosen.paths:
         raise NotFoundError(f"snapshot {chosen.short_id} is not a dump of source {source.id!r}",
                             "list the source's snapshots with 'drbackup snapshots'")
@@ -126,11 +163,12 @@ def restore_database(rt: Runtime, agency: AgencyConfig, source: Source | str,
     server = target.describe() if target is not None else None
     name = store_name or agency.store
     repo = rt.target(agency, name)
+    only = {"only": selection.describe()} if selection else {}
     dump_path = chosen.paths[0]
     with recorded_run(rt, "restore-db", agency.id, source=source.id, store=name,
                       trigger=trigger, failure_details=lambda: {
                           "snapshot_id": chosen.id, "into": target_text,
-                          **({"server": server} if server else {})}) as run:
+                          **({"server": server} if server else {}), **only}) as run:
         run_id = run.run_id
         started = time.monotonic()
         fed: list[CountingSink] = []
@@ -153,7 +191,8 @@ def restore_database(rt: Runtime, agency: AgencyConfig, source: Source | str,
                 source if target is None else retarget(source, target),
                 target_text, feed, inspect, dump_format=chosen.tag("format") or FORMAT_CUSTOM,
                 overwrite=overwrite, clean=clean, no_owner=no_owner,
-                no_privileges=no_privileges, where=server or "the source's server")
+                no_privileges=no_privileges, where=server or "the source's server",
+                selection=selection)
             into_name, created, properties = pg.database, pg.created, pg.properties
         elif isinstance(source, MysqlSource) and tag_id(chosen, "database") == "_globals":
             from drbackup.sources.mysqlgrants import restore_grants
@@ -165,11 +204,13 @@ def restore_database(rt: Runtime, agency: AgencyConfig, source: Source | str,
         elif isinstance(source, MysqlSource):
             from drbackup.sources.mysql import recorded_charset
 
+            tables = OnlyTables(feed, [t.name for t in selection.tables]) if selection else None
             my = restore_mysql_onto(
                 source if target is None else retarget(source, target),
-                target_text, feed, overwrite=overwrite, clean=clean,
+                target_text, tables or feed, overwrite=overwrite, clean=clean,
                 charset=recorded_charset(tag_values(chosen, "charset"),
-                                         tag_values(chosen, "collation")))
+                                         tag_values(chosen, "collation")),
+                after_replay=tables.check if tables else None)
             into_name, created = my.database, my.created
         else:
             from drbackup.sources.sqlite import restore_sqlite
@@ -181,7 +222,7 @@ def restore_database(rt: Runtime, agency: AgencyConfig, source: Source | str,
         restored = sum(f.count for f in fed)
         run.finish("success", details={
             "snapshot_id": chosen.id, "into": into_name, "created": created, "bytes": restored,
-            "seconds": round(seconds, 3), "kind": source.kind,
+            "seconds": round(seconds, 3), "kind": source.kind, **only,
             **({"server": server} if server else {}),
             **({"properties": properties} if properties else {}),
             **({"moved_aside": list(moved)} if moved else {})})
@@ -189,4 +230,5 @@ def restore_database(rt: Runtime, agency: AgencyConfig, source: Source | str,
                                          "job": "restore-db", "run_id": str(run_id)})
     return DbRestoreOutcome(run_id, agency.id, source.id, source.kind, chosen,
                             tag_id(chosen, "database"), into_name, created,
-                            restored, seconds, moved, server, properties)
+                            restored, seconds, moved, server, properties,
+                            selection.describe() if selection else "")

@@ -24,7 +24,10 @@ from drbackup.config.models import MysqlSource, PostgresSource, RestoreTarget
 from drbackup.errors import DbRestoreRefusedError, UsageError
 from drbackup.sources import mysql
 from drbackup.sources.base import DumpError
-from drbackup.sources.pgdumpinfo import DumpInfo, read_dump_info
+from drbackup.sources.dbselect import PartialSelection
+from drbackup.sources.dumps import PrivateDir
+from drbackup.sources.pgdumpinfo import DumpInfo, read_dump_head, read_dump_info
+from drbackup.sources.pgtoc import list_file, parse_listing, select_entries
 from drbackup.sources.postgres import (
     FORMAT_SQL,
     PgConnection,
@@ -94,16 +97,30 @@ def missing_roles_error(missing: set[str], info: DumpInfo, where: str, *, no_own
         "nothing was changed on the target server")
 
 
+def refuse_partial_sql(selection: PartialSelection | None) -> None:
+    """--schema/--table need an archive's table of contents; a plain SQL dump has none."""
+    if selection:
+        raise UsageError(
+            "a plain SQL dump cannot be restored partially; --schema/--table need a pg_dump "
+            "custom, tar or directory archive",
+            "restore it whole (without --schema/--table)")
+
+
 def restore_postgres_onto(source: PostgresSource, into: str, feed: Feed, inspect: Feed, *,
                           dump_format: str, overwrite: bool, clean: bool, no_owner: bool,
-                          no_privileges: bool, where: str) -> ServerRestoreResult:
+                          no_privileges: bool, where: str,
+                          selection: PartialSelection | None = None) -> ServerRestoreResult:
     """Restore a pg_dump (custom format) onto the server `source` names; `inspect` streams the
     same dump once more for its table of contents. A globals dump (SQL) is replayed as is.
+    With `selection`, only those schemas and tables (drbackup/sources/pgtoc.py), the names
+    checked against the dump before anything changes on the server.
 
-    Raises DbRestoreRefusedError (roles missing), TargetRefusedError, DumpError."""
+    Raises DbRestoreRefusedError (roles missing), NotFoundError (a name the dump does not
+    have), UsageError (a plain SQL dump with a selection), TargetRefusedError, DumpError."""
     extra = [*(["--no-owner"] if no_owner else []),
              *(["--no-privileges"] if no_privileges else [])]
     if dump_format == FORMAT_SQL:
+        refuse_partial_sql(selection)
         conn = connect(source)
         try:
             me = conn.psql(dsn_with_database(source.dsn, "postgres"), "SELECT current_user;")[0]
@@ -113,13 +130,24 @@ def restore_postgres_onto(source: PostgresSource, into: str, feed: Feed, inspect
                                 overwrite=overwrite, clean=clean)
         return ServerRestoreResult(done.database, done.created)
     conn = connect(source)
+    cleanups: list[Callable[[], None]] = []
     try:
         if "://" in into or "=" in into:
             target_dsn, name = into, dsn_database(into) or ""
         else:
             target_dsn, name = dsn_with_database(source.dsn, into), into
         admin = dsn_with_database(target_dsn, "postgres")
-        info = read_dump_info(conn.tool("pg_restore"), conn.child_env(), inspect)
+        head = _HeadCopy()
+        info = read_dump_info(conn.tool("pg_restore"), conn.child_env(),
+                              head.recording(inspect) if selection else inspect)
+        use_list = None
+        if selection:
+            listing = read_dump_head([conn.tool("pg_restore"), "--list", "--verbose"],
+                                     conn.child_env(), head.replay or inspect)
+            chosen = select_entries(parse_listing(listing), selection)
+            lists = PrivateDir("drbackup-pglist-")
+            cleanups.append(lists.cleanup)
+            use_list = str(lists.write_secret("toc.list", list_file(chosen)))
         present = set(conn.psql(admin, "SELECT rolname FROM pg_roles;"))
         missing = set(info.needed_roles(no_owner=no_owner, no_privileges=no_privileges)
                       ) - present
@@ -135,7 +163,8 @@ def restore_postgres_onto(source: PostgresSource, into: str, feed: Feed, inspect
             created = True
         try:
             done = restore_postgres(source, into, feed, dump_format=dump_format,
-                                    overwrite=overwrite, clean=clean, extra_args=extra)
+                                    overwrite=overwrite, clean=clean, extra_args=extra,
+                                    use_list=use_list)
             applied = 0
             if created:
                 skip = ({"owner", "role-setting"} if no_owner else set()) | (
@@ -152,6 +181,47 @@ def restore_postgres_onto(source: PostgresSource, into: str, feed: Feed, inspect
         return ServerRestoreResult(done.database, created or done.created, applied)
     finally:
         conn.cleanup()
+        for cleanup in cleanups:
+            cleanup()
+
+
+class _HeadCopy:
+    """The bytes of a dump pg_restore read for its table of contents (and a little more), kept
+    in memory up to LIMIT so a second look at the table of contents (the partial restore's
+    listing) needs no second `restic dump`; a larger head is streamed again."""
+
+    LIMIT = 64 << 20
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._sink: IO[bytes] | None = None
+        self.replay: Feed | None = None
+
+    def write(self, data: bytes) -> int:
+        if self._size <= self.LIMIT:
+            self._chunks.append(bytes(data))
+            self._size += len(data)
+        assert self._sink is not None
+        return self._sink.write(data)
+
+    def flush(self) -> None:
+        assert self._sink is not None
+        self._sink.flush()
+
+    def _write_copy(self, out: IO[bytes]) -> None:
+        out.write(b"".join(self._chunks))
+
+    def recording(self, inspect: Feed) -> Feed:
+        def recorded(sink: IO[bytes]) -> None:
+            self._sink = sink
+            try:
+                inspect(self)  # type: ignore[arg-type]  # write/flush is all a feed uses
+            finally:
+                self._sink = None
+                if self._size <= self.LIMIT:
+                    self.replay = self._write_copy
+        return recorded
 
 
 class _RoleLinesDropped:
@@ -211,11 +281,12 @@ def _drop_pg(conn: PgConnection, admin: str, name: str) -> bool:
 
 
 def restore_mysql_onto(source: MysqlSource, into: str, feed: Feed, *, overwrite: bool,
-                       clean: bool, charset: mysql.DatabaseCharset | None = None
+                       clean: bool, charset: mysql.DatabaseCharset | None = None,
+                       after_replay: Callable[[], None] | None = None
                        ) -> ServerRestoreResult:
     """Replay a MariaDB/MySQL dump onto the server `source` names, a database it creates made
     with the dump's recorded `charset`; a database that did not exist before is dropped again
-    when the replay fails.
+    when the replay fails, or `after_replay` (a check of a partial restore) raises.
 
     Raises TargetRefusedError, DumpError."""
     conn = mysql.connect(source)
@@ -224,7 +295,9 @@ def restore_mysql_onto(source: MysqlSource, into: str, feed: Feed, *, overwrite:
                                   f"schema_name = {mysql.quote_literal(into)};"))
         try:
             done = mysql.restore_mysql(source, into, feed, overwrite=overwrite, clean=clean,
-                                       charset=charset)
+                                       charset=charset, extra_args=source.restore_args)
+            if after_replay is not None:
+                after_replay()
         except BaseException as exc:
             if not existed:
                 try:

@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING
 
 from drbackup.config.models import AgencyConfig, Config, StoreConfig
 from drbackup.engine import RepoTarget, Restic, ResticSettings
+from drbackup.media.layout import repository
 from drbackup.state import StateDB
 from drbackup.state.health import record_store_health
 from drbackup.store import S3Location, read_credentials_file
 from drbackup.store.errors import StoreError
 
 if TYPE_CHECKING:
+    from drbackup.media.opened import OpenedMedium  # cryptography: loaded only for a medium
     from drbackup.store import S3Store, StoreHealth
 
 STATE_FILE = "state.db"
@@ -35,6 +37,9 @@ class Runtime:
     restic: Restic
     _state: StateDB | None = field(default=None, repr=False)
     _stores: dict[str, S3Store] = field(default_factory=dict, repr=False)
+    # `--from-media DIR` (#19 §4): the medium replaces every store for this runtime; set by
+    # jobs.media_read.open_medium once the agency's part of the medium has been checked.
+    medium: OpenedMedium | None = None
 
     @classmethod
     def create(cls, config: Config) -> Runtime:
@@ -85,6 +90,10 @@ class Runtime:
     def target(self, agency: AgencyConfig, store_name: str | None = None, *,
                maintenance: bool = False) -> RepoTarget:
         """The repository of `agency` in `store_name` (default: its primary store)."""
+        if self.medium is not None:
+            self.medium.require_agency(agency.id)
+            return RepoTarget(str(repository(self.medium.root, agency.id)), agency.password_file,
+                              label=f"{agency.id}@medium {self.medium.label}", no_lock=True)
         name = store_name or agency.store
         store = self.store_config(name)
         label = f"{agency.id}@{name}"
@@ -106,7 +115,9 @@ class Runtime:
     def check_store(self, name: str) -> StoreHealth | None:
         """Reach an S3 store with boto3 before restic is started, so an endpoint that is down
         or credentials that are wrong give a clear error fast (restic would retry for minutes).
-        None for local stores."""
+        None for local stores and a medium."""
+        if self.medium is not None:
+            return None
         store = self.s3_store(name)
         if store is None:
             return None

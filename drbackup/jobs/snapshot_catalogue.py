@@ -42,6 +42,10 @@ def repository_snapshots(rt: Runtime, agency: AgencyConfig, store_name: str, *,
     restic on the repository next (restore, ls, dump, drills) get that proof from restic
     itself."""
     target = rt.target(agency, store_name)
+    if rt.medium is not None:  # never cached: another medium may be mounted there next time
+        read = rt.restic.snapshots(target)
+        rt.medium.check_snapshot_ids(agency.id, ((s.id, s.original) for s in read))
+        return _tagged(read, tags)
     names = None if fresh else snapshot_names(rt, agency, store_name)
     if names is not None:
         cached = _load(rt, target)

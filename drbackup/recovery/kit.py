@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from drbackup.config.models import AgencyConfig, Config
-from drbackup.engine.environment import restic_env_file
 from drbackup.errors import ConfigError, TargetRefusedError
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.tags import contained
-from drbackup.recovery import kit_databases, qrparts
+from drbackup.recovery import kit_databases, offline, qrparts
+from drbackup.recovery.render import render_config, render_restic_env
 from drbackup.recovery.sealing import (
     BEGIN,
     Identity,
@@ -94,6 +94,7 @@ def build_payload(config: Config, agencies: list[AgencyConfig], *, include_s3_cr
             **({"maintenance_host": agency.maintenance_host} if agency.maintenance_host
                else {}),
             "sources": [kit_databases.source_entry(s) for s in agency.sources],
+            **({"offline": media} if (media := offline.entry(config, agency)) else {}),
         })
     return {"format": PAYLOAD_FORMAT, "version": PAYLOAD_VERSION, "created": created,
             "host": config.host_name(), "stores": stores, "agencies": entries,
@@ -147,6 +148,9 @@ def document_lines(recipient: Recipient, payload_summary: list[str], name: str,
         "  6. drbackup restore --agency AGENCY --source SOURCE --target /srv/restore",
         "     (databases: drbackup restore-db --agency AGENCY --source SOURCE --all-databases",
         "      --target STANDBY, or --into NEW_FILE for SQLite)",
+        "  Only an offline medium left (the stores gone): mount it (read-only is enough), do",
+        "  steps 3-4, then: drbackup restore --from-media /media/MEDIUM --agency AGENCY",
+        "  --all-sources --target /srv/restore (runbook: restore-from-offline-medium.md)",
         "",
     ]
 
@@ -196,6 +200,7 @@ def create_kit(rt: Runtime, recipient: Recipient, out_dir: Path, *,
                   f"snapshots: restore --all-sources; maintenance host {a['maintenance_host']})"
                   if a.get("maintenance_host") else "")
                for a in payload["agencies"]]
+    summary += [line for a in payload["agencies"] if (line := offline.summary(a))]
     summary.append("S3 credentials: " + ("included" if include_s3_credentials else
                                          "NOT included (bring read-only keys)"))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -263,88 +268,6 @@ class OpenOutcome:
     created: str
     signer: str | None = None  # fingerprint of the key that signed it; None: unsigned, allowed
     store_locations: list[str] = field(default_factory=list)  # "name: url or path", to show
-
-
-def _toml(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    raise TypeError(type(value))
-
-
-def render_config(payload: dict[str, Any], out_dir: Path) -> tuple[str, list[str]]:
-    """A minimal drbackup.toml for restores from the kit; also the credentials files it names
-    that the kit did not carry."""
-    lines = ["# Written by 'drbackup recovery-kit open' for an emergency restore.",
-             f"# Kit created {payload.get('created')} on host {payload.get('host')}.",
-             "[daemon]",
-             f"state_dir = {_toml(str(out_dir / 'state'))}",
-             f"cache_dir = {_toml(str(out_dir / 'cache'))}", ""]
-    missing: list[str] = []
-    for name, store in sorted(payload["stores"].items()):
-        lines.append(f"[stores.{name}]")
-        if "url" in store:
-            credentials = out_dir / "credentials" / f"{name}.credentials"
-            lines += [f"url = {_toml(store['url'])}",
-                      f"region = {_toml(store.get('region', 'us-east-1'))}",
-                      f"credentials_file = {_toml(str(credentials))}",
-                      "create_bucket = false"]
-            if "credentials" not in store:
-                missing.append(str(credentials))
-        else:
-            lines.append(f"path = {_toml(store['path'])}")
-        lines.append("")
-    for agency in payload["agencies"]:
-        password_file = out_dir / "passwords" / f"{agency['id']}.password"
-        lines += ["[[agencies]]",
-                  f"id = {_toml(agency['id'])}",
-                  f"password_file = {_toml(str(password_file))}",
-                  f"store = {_toml(agency['store'])}",
-                  f"replicas = {_toml(list(agency['replicas']))}"]
-        if agency.get("maintenance_host"):
-            # The restore host never becomes the maintenance host by opening a kit.
-            lines.append(f"maintenance_host = {_toml(agency['maintenance_host'])}")
-        lines.append("")
-        for source in agency["sources"]:
-            if source.get("kind") in kit_databases.DATABASE_KINDS:  # restore-db on a new host
-                lines += kit_databases.database_source_lines(source)
-                continue
-            if source.get("kind") != "directory" or not source.get("paths"):
-                continue  # dumpdir: `drbackup restore` finds them by their tags
-            lines += ["[[agencies.sources]]",
-                      f"id = {_toml(source['id'])}",
-                      'kind = "directory"',
-                      f"paths = {_toml(list(source['paths']))}",
-                      "watch = false", ""]
-    targets, missing_targets = kit_databases.restore_target_lines(payload, out_dir)
-    return "\n".join(lines + targets), missing + missing_targets
-
-
-def render_restic_env(payload: dict[str, Any], out_dir: Path) -> dict[str, str]:
-    """For the day drbackup cannot run on the restore host: per agency and store (primary and
-    replicas) a file `restic/<agency>@<store>.env` with what plain restic needs (engine's
-    `restic_env_file`: repository, password file, credentials file, region; no secret)."""
-    files: dict[str, str] = {}
-    for agency in payload["agencies"]:
-        password_file = out_dir / "passwords" / f"{agency['id']}.password"
-        for store_name in [agency["store"], *agency["replicas"]]:
-            store = payload["stores"][store_name]
-            title = (f"plain restic for agency {agency['id']} in store {store_name} "
-                     "(written by 'drbackup recovery-kit open')")
-            if "url" in store:
-                body = restic_env_file(
-                    title, S3Location.parse(store["url"]).child(agency["id"]).restic_url,
-                    password_file, out_dir / "cache",
-                    credentials_file=out_dir / "credentials" / f"{store_name}.credentials",
-                    region=store.get("region", "us-east-1"))
-            else:
-                body = restic_env_file(title, str(Path(store["path"]) / agency["id"]),
-                                       password_file, out_dir / "cache")
-            files[f"{agency['id']}@{store_name}.env"] = body
-    return files
 
 
 def _check_payload(payload: object) -> dict[str, Any]:
@@ -428,6 +351,12 @@ def open_kit(kit: Path, identity: Identity, out_dir: Path, *, signer: str | None
             if isinstance(creds, dict):
                 body = "[default]\n" + "".join(f"{k} = {v}\n" for k, v in creds.items())
                 _secret(contained(temp / "credentials", f"{name}.credentials"), body)
+        for agency in payload["agencies"]:
+            pem = offline.key_pem(agency)
+            if pem is not None:
+                path = offline.key_file(temp, agency["id"])
+                path.parent.mkdir(exist_ok=True)
+                contained(path.parent, path.name).write_bytes(pem)
         (temp / "drbackup.toml").write_text(text + "\n", encoding="utf-8")
         (temp / "restic").mkdir(mode=0o700)
         for name, body in render_restic_env(payload, out_dir).items():

@@ -35,9 +35,11 @@ PASSWORDS_DIR = "db-passwords"
 # never a password file (that is this host's), bin_dir or socket (host-specific).
 # A SQLite source's file path: restore-db on the fresh host needs the source, and writes a new
 # file (--into), never this path.
+# dump_args / restore_args are validated again (their allow-list) when the kit is opened.
 _KEYS: dict[str, tuple[str, ...]] = {
-    "postgres": ("dsn", "all", "exclude_databases", "globals"),
-    "mysql": ("host", "port", "user", "database", "all", "exclude_databases", "globals"),
+    "postgres": ("dsn", "all", "exclude_databases", "globals", "dump_args", "restore_args"),
+    "mysql": ("host", "port", "user", "database", "all", "exclude_databases", "globals",
+              "dump_args", "restore_args"),
     "sqlite": ("path",),
 }
 _MODELS: dict[str, type[PostgresSource | MysqlSource | SqliteSource]] = {

@@ -21,6 +21,7 @@ import drbackup.children as children
 from drbackup.config.models import MysqlSource
 from drbackup.errors import TargetRefusedError
 from drbackup.sources.base import BackupPlan, DumpError
+from drbackup.sources.dbargv import mariadb_dump_argv
 from drbackup.sources.dumps import (
     PrivateDir,
     dump_plan,
@@ -182,9 +183,7 @@ def list_databases(conn: MyConnection) -> list[tuple[str, DatabaseCharset | None
 def _database_plan(conn: MyConnection, database: str, charset: DatabaseCharset | None,
                    index: int) -> BackupPlan:
     source = conn.source
-    command = [conn.dump_binary(), f"--defaults-extra-file={conn.defaults_file}",
-               "--single-transaction", "--routines", "--events", "--triggers",
-               "--hex-blob", "--default-character-set=utf8mb4", "--", database]
+    command = mariadb_dump_argv(conn.dump_binary(), conn.defaults_file, source, database)
     return dump_plan(command, workdir=conn.workdir, name=f"db{index}", min_size=source.min_size,
                      timeout=source.timeout, stdin_filename=f"{database}.sql", env={},
                      tags=[f"database={database}", f"format={FORMAT_SQL}",

@@ -273,10 +273,21 @@ def read_dump_info(pg_restore: str, env: Mapping[str, str],
     """Run `pg_restore --create --schema-only --file=-` over the dump `feed` streams and parse it.
 
     Raises DumpError when pg_restore cannot read the dump."""
+    return parse_dump_sql(read_dump_head(
+        [pg_restore, "--create", "--schema-only", "--file=-"], env, feed, timeout=timeout))
+
+
+def read_dump_head(argv: list[str], env: Mapping[str, str],
+                   feed: Callable[[IO[bytes]], None], *, timeout: float = 600) -> str:
+    """The output of a pg_restore that reads only the dump's head (its table of contents:
+    `--schema-only`, `--list`) from the stream `feed` writes; the stream is cut when pg_restore
+    stops reading.
+
+    Raises DumpError when pg_restore cannot read the dump."""
+    pg_restore = argv[0]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as errlog:
         try:
-            process = children.start([pg_restore, "--create", "--schema-only", "--file=-"],
-                                     env=env, stdin="pipe", stdout=out, stderr=errlog)
+            process = children.start(argv, env=env, stdin="pipe", stdout=out, stderr=errlog)
         except FileNotFoundError:
             raise DumpError(f"{pg_restore} is not installed",
                             "install the PostgreSQL client tools or set bin_dir") from None
@@ -306,4 +317,4 @@ def read_dump_info(pg_restore: str, env: Mapping[str, str],
             raise DumpError(f"pg_restore cannot read the dump: {last_line(tail)}",
                             "check the snapshot with 'drbackup verify'", stderr_tail=tail)
         out.seek(0)
-        return parse_dump_sql(out.read().decode("utf-8", "replace"))
+        return out.read().decode("utf-8", "replace")

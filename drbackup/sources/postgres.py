@@ -17,6 +17,7 @@ from typing import IO
 from drbackup.config.models import PostgresSource
 from drbackup.errors import TargetRefusedError
 from drbackup.sources.base import BackupPlan, DumpError
+from drbackup.sources.dbargv import pg_dump_argv, pg_restore_argv
 from drbackup.sources.dumps import (
     PrivateDir,
     dump_plan,
@@ -147,8 +148,7 @@ def plan_postgres(source: PostgresSource) -> list[BackupPlan]:
         plans: list[BackupPlan] = []
         for index, database in enumerate(databases):
             dsn = dsn_with_database(source.dsn, database) if source.all else source.dsn
-            command = [conn.tool("pg_dump"), "--format=custom", f"--compress={source.compression}",
-                       "--no-password", f"--dbname={dsn}"]
+            command = pg_dump_argv(conn.tool("pg_dump"), source, dsn)
             plans.append(dump_plan(
                 command, workdir=workdir, name=f"db{index}", min_size=source.min_size,
                 timeout=source.timeout, stdin_filename=f"{database}.pgdump", env=conn.env,
@@ -196,13 +196,15 @@ def _target_dsn(source: PostgresSource, into: str) -> tuple[str, str]:
 
 def restore_postgres(source: PostgresSource, into: str, feed: Callable[[IO[bytes]], None], *,
                      dump_format: str = FORMAT_CUSTOM, overwrite: bool = False,
-                     clean: bool = False, extra_args: Sequence[str] = ()) -> PgRestoreResult:
+                     clean: bool = False, extra_args: Sequence[str] = (),
+                     use_list: str | None = None) -> PgRestoreResult:
     """Restore a custom-format dump streamed by `feed` into database `into` (created when
     missing) with pg_restore; a globals dump (SQL) is replayed with psql.
 
     `extra_args` go to pg_restore (e.g. --no-owner --no-privileges for a server that lacks
-    the dump's roles). Raises TargetRefusedError for an existing non-empty database without
-    overwrite, DumpError when pg_restore fails."""
+    the dump's roles), then the source's restore_args; `use_list` names a pg_restore list
+    file of the entries to restore (a partial restore). Raises TargetRefusedError for an
+    existing non-empty database without overwrite, DumpError when pg_restore fails."""
     conn = connect(source)
     try:
         target_dsn, name = _target_dsn(source, into)
@@ -235,11 +237,8 @@ def restore_postgres(source: PostgresSource, into: str, feed: Callable[[IO[bytes
                 "right on the server (COPY ... FROM PROGRAM, other databases); restore a dump "
                 "you do not trust as the database's owner role, not a superuser", name,
                 extra={"event": "restore_privileged"})
-        argv = [conn.tool("pg_restore"), "--no-password", "--exit-on-error",
-                "--single-transaction", f"--dbname={target_dsn}"]
-        if clean:
-            argv += ["--clean", "--if-exists"]
-        argv += list(extra_args)
+        argv = pg_restore_argv(conn.tool("pg_restore"), source, target_dsn, clean=clean,
+                               extra=extra_args, use_list=use_list)
         feed_tool(argv, conn.child_env(), feed, what=f"pg_restore into {name!r}")
         return PgRestoreResult(name, created)
     finally:

@@ -45,7 +45,10 @@ REQUIRED = ["restore-files.md", "restore-database.md", "full-recovery-from-kit.m
             "full-recovery-from-printed-kit.md", "primary-store-unreachable.md",
             "restic-without-drbackup.md",
             "restore-drill-failed.md", "ransomware-suspected.md",
-            "lost-repository-password.md", *[f"alerts/{name}.md" for name in ALERTS]]
+            "lost-repository-password.md", *[f"alerts/{name}.md" for name in ALERTS],
+            # offline media (#19 §6): executed in test_media_runbooks.py, a world of their own
+            "rotate-offline-media.md", "carry-into-internal-network.md",
+            "restore-from-offline-medium.md"]
 SECTIONS = {
     "en": ["## When to use it", "## Is this real?", "## Prerequisites", "## Steps",
            "## Verification", "## Escalation", "Owner:", "Last verified: 20"],
@@ -332,7 +335,8 @@ def _executable_runbooks() -> list[str]:
 
 
 # Runbooks that need a world of their own (an attack already happened).
-OWN_WORLD = {"ransomware-suspected.md"}
+OWN_WORLD = {"ransomware-suspected.md", "rotate-offline-media.md",
+             "carry-into-internal-network.md", "restore-from-offline-medium.md"}
 
 
 @pytest.mark.parametrize("name", [n for n in _executable_runbooks() if n not in FRESH_HOST

@@ -77,6 +77,27 @@ def pull(mountpoint: Path) -> None:
     _run("umount", "-l", str(mountpoint))
 
 
+@contextmanager
+def read_only(medium: Path, at: Path) -> Iterator[tuple[Path, bool]]:
+    """The medium as a host that may not write to it sees it (#19 §4): bind-mounted read-only
+    at `at`; (path, True). Where bind mounts cannot be made, the medium itself and False, with
+    a warning that says so."""
+    at.mkdir(parents=True, exist_ok=True)
+    bound = _run("mount", "--bind", str(medium), str(at))
+    made = bound if bound.returncode != 0 else _run("mount", "-o", "remount,bind,ro", str(at))
+    if made.returncode != 0:
+        if bound.returncode == 0:
+            _run("umount", str(at))
+        warnings.warn("read-only medium test on a writable directory: cannot bind-mount it "
+                      f"read-only: {made.stderr.strip()[:200]}", stacklevel=2)
+        yield medium, False
+        return
+    try:
+        yield at, True
+    finally:
+        _run("umount", "-l", str(at))
+
+
 def replug(mountpoint: Path, fs: str) -> bool:
     """The pulled medium plugged in again: its image (made by `medium`) mounted anew at the
     same mount point, after what was written into the bare mount point meanwhile is removed

@@ -1,4 +1,4 @@
-"""drbackup ls --agency A --source S [--snapshot ID] [PATH...]
+"""drbackup ls --agency A --source S [--snapshot ID] [--from-media DIR] [PATH...]
 drbackup find --agency A [--source S] PATTERN...   (a lost file, across all snapshots)"""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from drbackup.cli import medium as media_option
 from drbackup.cli.context import CliContext
 from drbackup.cli.output import human_bytes
 from drbackup.engine import FindHit
@@ -26,6 +27,7 @@ def register(commands: Any) -> None:
     ls.add_argument("--snapshot", default="latest", help="snapshot id or 'latest'")
     ls.add_argument("--at", metavar="TIME", help="newest snapshot at or before TIME")
     ls.add_argument("--store", help="read this store (e.g. a replica) instead of the primary")
+    media_option.add_arguments(ls)
     ls.add_argument("path", nargs="*", help="list only below these paths")
     ls.set_defaults(handler=list_now)
 
@@ -41,11 +43,11 @@ def register(commands: Any) -> None:
 
 def list_now(ctx: CliContext) -> int:
     agency = ctx.config.agency(ctx.args.agency)
-    snapshots = source_snapshots(ctx.runtime, agency, ctx.args.source, store_name=ctx.args.store)
+    store = media_option.open_if_asked(ctx, [agency]) or ctx.args.store
+    snapshots = source_snapshots(ctx.runtime, agency, ctx.args.source, store_name=store)
     at = parse_at(ctx.args.at) if ctx.args.at else None
     snapshot = pick_snapshot(snapshots, ctx.args.snapshot, at=at)
-    nodes = list_files(ctx.runtime, agency, snapshot, tuple(ctx.args.path),
-                       store_name=ctx.args.store)
+    nodes = list_files(ctx.runtime, agency, snapshot, tuple(ctx.args.path), store_name=store)
     if ctx.out.json_mode:
         ctx.out.result({"snapshot_id": snapshot.id, "time": snapshot.time, "entries": nodes})
         return 0

@@ -3,18 +3,23 @@
 `publish` signs this host's summary of every agency and writes it into the agency's stores
 (the daemon does it on [fleet] publish_schedule and after every verdict change).
 `report` reads every host's summaries from the stores with read-only credentials, judges them
-against a keyring of trusted host keys and prints the city table. Its exit code: the store's
+against a keyring of trusted host keys and prints the city table (`--html FILE`: the same
+report as one self-contained page, cli/fleet_html.py). Its exit code: the store's
 (7/8/9) when a store could not be read, else 30 (FLEET_NOT_ALL_GOOD) unless every agency meets
 its level and every file read is trusted, else 0."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from drbackup.cli.context import CliContext
+from drbackup.cli.fleet_html import DEFAULT_DRILL_LIMIT, render_html
+from drbackup.cli.fleet_html_text import LANGUAGES
 from drbackup.config.units import parse_duration
 from drbackup.errors import ExitCode, NotFoundError, UsageError
 from drbackup.fleet.city import UNPROTECTED, FleetReport, HostRow
@@ -44,6 +49,14 @@ def register(commands: Any) -> None:
     report.add_argument("--since", metavar="WHEN",
                         help="count summaries published before WHEN as stale: an ISO time "
                              "(2026-12-07T08:00Z) or a duration back from now (6h)")
+    report.add_argument("--html", type=Path, metavar="FILE",
+                        help="also write the report as one self-contained HTML page "
+                             "(no external resources; prints to A4)")
+    report.add_argument("--lang", choices=LANGUAGES, default="en",
+                        help="language of the HTML page (default en)")
+    report.add_argument("--drill-limit", metavar="DURATION", default=None,
+                        help="the drill age the HTML page's charts draw as the limit "
+                             "(default 8d, agencies.verify_max_age's default)")
     report.set_defaults(handler=report_cmd)
 
 
@@ -141,8 +154,39 @@ def render(ctx: CliContext, report: FleetReport) -> None:
                  f"{summary.untrusted_files} untrusted file(s)")
 
 
+def _drill_limit(text: str | None) -> float:
+    if text is None:
+        return DEFAULT_DRILL_LIMIT
+    try:
+        seconds = parse_duration(text).total_seconds()
+    except ValueError:
+        seconds = 0.0
+    if seconds <= 0:
+        raise UsageError(f"--drill-limit {text!r} is not a duration", "use e.g. 8d or 36h")
+    return seconds
+
+
+def write_html(target: Path, page: str) -> None:
+    """Write the page atomically (a reader never sees half of it). Raises UsageError."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(page)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as exc:
+        raise UsageError(f"cannot write the HTML report to {target}: {exc.strerror}",
+                         "check the directory exists and is writable") from None
+
+
 def report_cmd(ctx: CliContext) -> int:
     since = _since(ctx.args.since)
+    html_file: Path | None = getattr(ctx.args, "html", None)
+    drill_limit = _drill_limit(getattr(ctx.args, "drill_limit", None))
     keyring = Keyring.load(ctx.args.keyring)
     if not keyring.keys:
         raise NotFoundError(f"keyring {ctx.args.keyring} holds no *.pem key",
@@ -152,6 +196,11 @@ def report_cmd(ctx: CliContext) -> int:
     report, _ = build_fleet_report(ctx.runtime, keyring, stores=ctx.args.store,
                                    expected=expected, since=since)
     render(ctx, report)
+    if html_file is not None:
+        # The same report object as --json: the page shows nothing the JSON does not hold.
+        write_html(html_file, render_html(report, lang=getattr(ctx.args, "lang", "en"),
+                                          drill_limit_seconds=drill_limit))
+        ctx.out.line(f"HTML report written to {html_file}")
     ctx.out.result(report)
     if report.unreadable:
         code = report.unreadable[0].get("exit_code")

@@ -1,6 +1,7 @@
 """drbackup restore --agency A --source S [--snapshot ID|latest|--at TIME|--last-clean]
 (--target DIR | --in-place --yes) [--include P] [--exclude P] [--dry-run] [--from-replica R];
-drbackup restore --agency A --all-sources [--at TIME|--last-clean] [--target DIR] [--dry-run] ..."""
+drbackup restore --agency A --all-sources [--at TIME|--last-clean] [--target DIR] [--dry-run] ...;
+either from a medium instead of a store: --from-media DIR [--public-key PEM] (#19 §4)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from drbackup.cli import medium as media_option
 from drbackup.cli.context import CliContext
 from drbackup.cli.output import human_bytes
 from drbackup.cli.progress import ProgressPrinter
@@ -53,7 +55,8 @@ def register(commands: Any) -> None:
                              "judge come back from before the agency's retention freeze")
     parser.add_argument("--at", metavar="TIME",
                         help='newest snapshot at or before TIME, e.g. "2026-11-20 14:00" '
-                             '(local time; add "UTC", a zone name or an offset for another zone)')
+                             '(local time; add "UTC", a zone name or an offset for another zone) '
+                             'or "2h ago"')
     parser.add_argument("--target", type=Path,
                         help="directory to restore into (original paths are recreated below it); "
                              "default: ./drbackup-restore-AGENCY-SOURCE-SNAPSHOT")
@@ -72,6 +75,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--from-replica", metavar="STORE",
                         help="restore from this replica store (when the primary is gone); "
                              "the primary is not contacted")
+    media_option.add_arguments(parser)
     parser.add_argument("--verify", action="store_true",
                         help="read every restored file back and compare it with the snapshot "
                              "(restic restore --verify; reads the restored data once more)")
@@ -83,6 +87,9 @@ def register(commands: Any) -> None:
 
 def _store_name(ctx: CliContext) -> str | None:
     agency = ctx.config.agency(ctx.args.agency)
+    on_medium = media_option.open_if_asked(ctx, [agency])
+    if on_medium is not None:
+        return on_medium
     replica: str | None = ctx.args.from_replica
     if replica is None:
         return ctx.args.store  # type: ignore[no-any-return]
@@ -206,7 +213,7 @@ def _restore_one(ctx: CliContext, agency: AgencyConfig, source_id: str, snapshot
             ctx.out.line(f"{agency.id}/{source_id}: {choice.why}")
         ctx.out.line(f"{'dry run: ' if args.dry_run else ''}restoring snapshot {snapshot.id} "
                      f"({snapshot.time.astimezone():%Y-%m-%d %H:%M:%S %Z}) of "
-                     f"{agency.id}/{source_id} from store {store} into {target}")
+                     f"{agency.id}/{source_id} from {media_option.where(store)} into {target}")
     try:
         outcome = restore_snapshot(
             ctx.runtime, agency, snapshot, target, includes=includes, excludes=excludes,

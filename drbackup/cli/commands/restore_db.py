@@ -1,4 +1,5 @@
-"""drbackup restore-db --agency A --source S [--snapshot ID|latest] --into TARGET | --all-databases
+"""drbackup restore-db --agency A --source S [--snapshot ID|latest | --at TIME] --into TARGET
+[--schema NAME ...] [--table [SCHEMA.]NAME ...] | --all-databases
 [--target NAME | --target-host H [--target-port P] --target-user U --target-password-file F]
 [--no-owner] [--no-privileges]"""
 
@@ -24,7 +25,8 @@ from drbackup.config.models import (
 )
 from drbackup.config.models.restore_targets import ad_hoc_target
 from drbackup.errors import TargetRefusedError, UsageError
-from drbackup.jobs.restore_db import refuse_secret_target, restore_database
+from drbackup.jobs.restore import parse_at
+from drbackup.jobs.restore_db import PartialSelection, refuse_secret_target, restore_database
 from drbackup.jobs.restore_db_all import (
     DatabaseResult,
     plan_all_databases,
@@ -49,6 +51,15 @@ def register(commands: Any) -> None:
     parser.add_argument("--agency", required=True)
     parser.add_argument("--source", required=True)
     parser.add_argument("--snapshot", default="latest", help="snapshot id or 'latest'")
+    parser.add_argument("--at", metavar="TIME",
+                        help='the newest snapshot taken at or before TIME: "2026-11-20 14:00" '
+                             '(local time; add "UTC", a zone name or an offset), or "2h ago"')
+    parser.add_argument("--schema", action="append", default=[], metavar="NAME",
+                        help="PostgreSQL: restore only this schema, with everything in it "
+                             "(repeatable)")
+    parser.add_argument("--table", action="append", default=[], metavar="[SCHEMA.]NAME",
+                        help="restore only this table, with its data, indexes, constraints, "
+                             "triggers and grants (repeatable; PostgreSQL and MariaDB/MySQL)")
     parser.add_argument("--all-databases", action="store_true",
                         help="every database of the source's snapshots, each under its own "
                              "name: the globals (roles) first, one failure not stopping the rest")
@@ -144,16 +155,22 @@ def restore_db_now(ctx: CliContext) -> int:
     if target is None and not into:
         raise UsageError("--into is needed without a target server",
                          "name the database or file to restore into")
+    selection = PartialSelection.of(ctx.args.schema, ctx.args.table)
+    at = parse_at(ctx.args.at) if ctx.args.at else None
+    if at is not None and ctx.args.snapshot != "latest":
+        raise UsageError("--at and --snapshot exclude each other", "give one of them")
     _confirm(ctx)
     outcome = restore_database(ctx.runtime, agency, source, ctx.args.snapshot, into,
                                overwrite=ctx.args.overwrite, clean=ctx.args.clean,
                                database=ctx.args.database, store_name=ctx.args.store,
                                target=target, no_owner=ctx.args.no_owner,
-                               no_privileges=ctx.args.no_privileges)
+                               no_privileges=ctx.args.no_privileges, at=at,
+                               selection=selection or None)
     where = f" on {outcome.server}" if outcome.server else ""
     ctx.out.line(f"restored snapshot {outcome.snapshot.short_id} "
                  f"({outcome.snapshot.time:%Y-%m-%d %H:%M:%S %Z}) of {agency.id}/{source.id} "
-                 f"into {outcome.into}{where}{' (created)' if outcome.created else ''}: "
+                 f"into {outcome.into}{where}{' (created)' if outcome.created else ''}"
+                 f"{f' (only {outcome.only})' if outcome.only else ''}: "
                  f"{human_bytes(outcome.bytes)} in {outcome.seconds:.1f}s")
     if outcome.properties and outcome.kind == "mysql":  # the users-and-grants snapshot
         ctx.out.line(f"users and grants: {outcome.properties} account(s) created")
@@ -172,7 +189,8 @@ def _restore_all_databases(ctx: CliContext, agency: AgencyConfig, source: Source
     """Render each database's result as it comes and the summary; exit: the first failure's."""
     args = ctx.args
     for flag, given in (("--into", args.into), ("--database", args.database),
-                        ("--snapshot", args.snapshot != "latest")):
+                        ("--snapshot", args.snapshot != "latest"), ("--at", args.at),
+                        ("--schema", args.schema), ("--table", args.table)):
         if given:
             raise UsageError(f"{flag} applies to one database, not to --all-databases",
                              "restore that database on its own with --database")

@@ -1,12 +1,15 @@
 """drbackup snapshots [--agency A] [--source S]: with the ransomware guard's mark of each
 (GUARD: clean, SUSPECT, false-alarm, or - when this host's state has no verdict on it) and the
 host that made it: an agency's sources may be backed up by several hosts (docs/multi-host.md),
-and every one of their snapshots is listed, whatever this host's config names."""
+and every one of their snapshots is listed, whatever this host's config names. --from-media DIR
+lists those on an offline medium instead (#19 §4): of the configured agencies it holds a copy of.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from drbackup.cli import medium as media_option
 from drbackup.cli.context import CliContext
 from drbackup.cli.output import human_bytes
 from drbackup.jobs.restore import guard_verdict, list_snapshots
@@ -18,6 +21,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--agency", help="only this agency (default: all)")
     parser.add_argument("--source", help="only this source")
     parser.add_argument("--store", help="read this store (e.g. a replica) instead of the primary")
+    media_option.add_arguments(parser)
     parser.set_defaults(handler=show_snapshots)
 
 
@@ -43,9 +47,13 @@ def show_snapshots(ctx: CliContext) -> int:
     rows: list[list[str]] = []
     found: list[dict[str, object]] = []
     suspects = 0
-    for agency in ctx.agencies(ctx.args.agency):
+    agencies = ctx.agencies(ctx.args.agency)
+    store = media_option.open_if_asked(ctx, agencies, only_present=not ctx.args.agency)
+    if store is not None and ctx.runtime.medium is not None:
+        agencies = [a for a in agencies if a.id in ctx.runtime.medium.agencies]
+    for agency in agencies:
         for snap in list_snapshots(ctx.runtime, agency, ctx.args.source,
-                                   store_name=ctx.args.store, fresh=True):
+                                   store_name=store or ctx.args.store, fresh=True):
             verdict = guard_verdict(ctx.runtime, agency.id, snap)
             suspects += bool(verdict and verdict.suspect)
             size = snap.summary.total_bytes_processed if snap.summary else None

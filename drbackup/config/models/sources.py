@@ -10,6 +10,12 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from drbackup.config.models.base import AbsolutePath, Identifier, Schedule, StrictModel
+from drbackup.config.models.dbargs import (
+    MariadbDumpArgs,
+    MariadbRestoreArgs,
+    PgDumpArgs,
+    PgRestoreArgs,
+)
 from drbackup.config.units import ByteSize, Duration
 
 
@@ -165,6 +171,24 @@ class PostgresSource(DumpSourceBase):
         "PostgreSQL (the newest installed /usr/lib/postgresql/*/bin)", "postgresql",
         "a scratch database on the source's server; its user needs CREATEDB",
         _PG_AS_ROOT)
+    dump_args: PgDumpArgs = Field(
+        default_factory=list,
+        description=(
+            "Extra pg_dump flags from an allow-list of flags that only change what is dumped "
+            "(--no-comments, --exclude-table=PATTERN, --exclude-table-data=PATTERN, "
+            "--exclude-schema=PATTERN, --no-publications, --no-subscriptions, "
+            "--no-tablespaces, ...), each as one \"--flag\" or \"--flag=value\"; never "
+            "connection, output or format flags (an error when the config is loaded)."),
+        examples=[["--no-comments", "--exclude-table-data=audit_log"]],
+    )
+    restore_args: PgRestoreArgs = Field(
+        default_factory=list,
+        description=(
+            "Extra pg_restore flags for restore-db and drills, from an allow-list "
+            "(--no-comments, --no-publications, --no-subscriptions, --no-tablespaces, "
+            "--no-security-labels, --disable-triggers, ...); not --jobs: the dump is "
+            "streamed into pg_restore's stdin, where it cannot work in parallel."),
+    )
 
     @model_validator(mode="after")
     def _one_password_source(self) -> PostgresSource:
@@ -212,6 +236,24 @@ class MysqlSource(DumpSourceBase):
     drill_target: DrillTarget = _drill_target_field(
         "MariaDB server (mariadbd)", "mariadb-server",
         "a scratch database on the source's server; its user needs CREATE and DROP")
+    dump_args: MariadbDumpArgs = Field(
+        default_factory=list,
+        description=(
+            "Extra mariadb-dump/mysqldump flags from an allow-list of flags that only change "
+            "what is dumped (--skip-triggers, --skip-events, --ignore-table=DB.TABLE, "
+            "--ignore-table-data=DB.TABLE, --skip-comments, --order-by-primary, ...), each "
+            "as one \"--flag\" or \"--flag=value\"; never connection, output or "
+            "command-running flags (an error when the config is loaded). --skip-comments "
+            "leaves out the section headers restore-db --table needs."),
+        examples=[["--ignore-table-data=licences.audit_log"]],
+    )
+    restore_args: MariadbRestoreArgs = Field(
+        default_factory=list,
+        description=(
+            "Extra flags of the mariadb/mysql client replaying a dump, from an allow-list "
+            "(--max-allowed-packet=SIZE, --net-buffer-length=SIZE, --show-warnings); never "
+            "--force, --init-command or option files."),
+    )
 
     @model_validator(mode="after")
     def _database_or_all(self) -> MysqlSource:

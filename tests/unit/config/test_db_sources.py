@@ -67,6 +67,63 @@ def test_unknown_keys_in_a_database_source_are_errors(tmp_path: Path) -> None:
     assert "unknown key" in caught.value.message
 
 
+@pytest.mark.parametrize(("source", "flag", "why"), [
+    ({"kind": "postgres", "dsn": "dbname=p", "dump_args": ["--host=evil"]}, "--host",
+     "connection settings come from the source"),
+    ({"kind": "postgres", "dsn": "dbname=p", "dump_args": ["-f"]}, "-f",
+     "sets the format, output"),
+    ({"kind": "postgres", "dsn": "dbname=p", "dump_args": ["--file=/tmp/x"]}, "--file",
+     "sets the format, output"),
+    ({"kind": "postgres", "dsn": "dbname=p", "restore_args": ["--jobs=4"]}, "--jobs",
+     "cannot work in parallel"),
+    ({"kind": "postgres", "dsn": "dbname=p", "restore_args": ["--dbname=other"]}, "--dbname",
+     "connection settings"),
+    ({"kind": "mysql", "database": "d", "dump_args": ["--defaults-file=/etc/x.cnf"]},
+     "--defaults-file", "could run commands"),
+    ({"kind": "mysql", "database": "d", "restore_args": ["--init-command=SELECT 1"]},
+     "--init-command", "could run commands"),
+    ({"kind": "mysql", "database": "d", "restore_args": ["--force"]}, "--force",
+     "hide failures"),
+    ({"kind": "mysql", "database": "d", "dump_args": ["--plugin-dir=/tmp"]}, "--plugin-dir",
+     "could run commands"),
+    ({"kind": "mysql", "database": "d", "dump_args": ["--password=x"]}, "--password",
+     "connection settings"),
+    ({"kind": "mysql", "database": "d", "dump_args": ["--load-data-local-dir=/"]},
+     "--load-data-local-dir", "could run commands"),
+    ({"kind": "postgres", "dsn": "dbname=p", "dump_args": ["-Ox"]}, "-Ox", "allow-list"),
+])
+def test_a_forbidden_dump_or_restore_flag_is_refused_at_load_in_one_line(
+        tmp_path: Path, source: dict[str, object], flag: str, why: str) -> None:
+    with pytest.raises(ConfigInvalid) as caught:
+        parse_config(config_text(tmp_path, {"id": "db", **source}), tmp_path / "c.toml")
+    message = caught.value.message
+    assert "\n" not in message
+    key = "dump_args" if "dump_args" in source else "restore_args"
+    assert f"agencies[0].sources[0].{key}" in message
+    assert f"{flag!r} is not allowed" in message and why in message
+    assert "x.cnf" not in message or flag == "--defaults-file"
+
+
+def test_a_value_flag_must_carry_its_value_in_one_argument(tmp_path: Path) -> None:
+    with pytest.raises(ConfigInvalid) as caught:
+        parse_config(config_text(tmp_path, {"id": "db", "kind": "postgres", "dsn": "dbname=p",
+                                            "dump_args": ["--exclude-table", "audit"]}),
+                     tmp_path / "c.toml")
+    assert 'write --exclude-table with its value in one argument' in caught.value.message
+
+
+def test_allowed_dump_and_restore_args_load(tmp_path: Path) -> None:
+    config = parse_config(config_text(tmp_path, {
+        "id": "db", "kind": "postgres", "dsn": "dbname=p",
+        "dump_args": ["--no-comments", "--exclude-table-data=audit_log", "--no-publications"],
+        "restore_args": ["--no-tablespaces"]}), tmp_path / "c.toml")
+    source = config.agencies[0].sources[0]
+    assert isinstance(source, PostgresSource)
+    assert source.dump_args == ["--no-comments", "--exclude-table-data=audit_log",
+                                "--no-publications"]
+    assert source.restore_args == ["--no-tablespaces"]
+
+
 def test_a_mysql_source_names_a_database_or_dumps_them_all(tmp_path: Path) -> None:
     """#17 item 8: all = true needs no database; without it, one is required."""
     every = MysqlSource.model_validate({"id": "m", "kind": "mysql", "all": True,

@@ -184,6 +184,9 @@ TARGET = RepoTarget("s3:http://127.0.0.1:9/bucket/agency", Path("/etc/drbackup/a
                                  ("AWS_SESSION_TOKEN", TOKEN)),
                     label="agency@offsite", limit_upload_kib=256)
 SOURCE = RepoTarget("/srv/primary", Path("/etc/drbackup/primary.pw"), label="agency@local")
+# A repository on a medium mounted read-only (#19): restic must not try to write a lock.
+MEDIUM = RepoTarget("/media/usb/agencies/agency/repo", Path("/etc/drbackup/agency.pw"),
+                    label="agency@medium", no_lock=True)
 BIN = "/opt/restic"
 Call = tuple[list[str], dict[str, str]]
 
@@ -271,6 +274,17 @@ def test_no_secret_reaches_argv(name: str, call: Callable[[Restic], object],
         if name != "version":
             assert env["RESTIC_PASSWORD_FILE"] == str(TARGET.password_file)
             assert env["AWS_SECRET_ACCESS_KEY"] == SECRET
+
+
+def test_a_read_only_repository_is_read_without_a_lock() -> None:
+    """#19: a medium mounted read-only; restic's --no-lock goes with every reading verb."""
+    for call, words in ((lambda r: r.ls(MEDIUM, "latest"), ["ls", "latest"]),
+                        (lambda r: r.snapshots(MEDIUM), ["snapshots"])):
+        [(command, env)] = _run(call)
+        assert command == [BIN, "--json", "--no-lock", *words]
+        assert env["RESTIC_REPOSITORY"] == MEDIUM.url
+    [(command, _)] = _run(lambda r: r.ls(TARGET, "latest"))
+    assert "--no-lock" not in command
 
 
 def test_copy_and_init_name_the_source_in_the_environment() -> None:

@@ -59,3 +59,12 @@ def test_in_place_and_pattern_guards() -> None:
     check_patterns(("*.tmp", "/srv/data/a..b"), "exclude")
     with pytest.raises(TargetRefusedError):
         check_patterns(("/srv/data/../../etc",), "include")
+
+
+def test_parse_at_relative_forms() -> None:
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    assert parse_at("2h ago", now=now) == datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
+    assert parse_at("1d12h", now=now) == datetime(2026, 12, 6, 0, 0, tzinfo=UTC)
+    assert parse_at("90m  AGO", now=now) == datetime(2026, 12, 7, 10, 30, tzinfo=UTC)
+    with pytest.raises(DrBackupError):
+        parse_at("2 fortnights ago", now=now)

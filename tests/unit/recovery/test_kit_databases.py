@@ -13,8 +13,9 @@ import tomli_w
 
 from drbackup.config.loader import parse_config
 from drbackup.config.models import MysqlSource, PostgresSource, SqliteSource
-from drbackup.recovery.kit import build_payload, render_config
+from drbackup.recovery.kit import build_payload
 from drbackup.recovery.kit_databases import restore_target_secrets
+from drbackup.recovery.render import render_config
 from drbackup.recovery.sealing import RecoveryKitError
 
 
@@ -30,7 +31,8 @@ def config(tmp_path: Path) -> str:
         "agencies": [{"id": "records", "password_file": str(_secret(tmp_path / "r.pw", "rp\n")),
                       "sources": [
             {"id": "permits", "kind": "postgres", "dsn": "postgresql://backup@db-a/permits",
-             "password_file": str(_secret(tmp_path / "a.pw", "source-secret\n"))},
+             "password_file": str(_secret(tmp_path / "a.pw", "source-secret\n")),
+             "dump_args": ["--no-comments"], "restore_args": ["--no-tablespaces"]},
             {"id": "licences", "kind": "mysql", "database": "licences", "host": "db-m",
              "user": "backup"},
             {"id": "server", "kind": "mysql", "all": True, "exclude_databases": ["scratch"],
@@ -61,6 +63,7 @@ def test_the_opened_kit_config_holds_the_db_sources_and_targets(tmp_path: Path) 
     pg, my = agency.source("permits"), agency.source("licences")
     assert isinstance(pg, PostgresSource) and pg.dsn == "postgresql://backup@db-a/permits"
     assert pg.password_file is None
+    assert (pg.dump_args, pg.restore_args) == (["--no-comments"], ["--no-tablespaces"])
     assert isinstance(my, MysqlSource) and (my.host, my.database) == ("db-m", "licences")
     # #17 items 8, 10: a whole MariaDB server (all = true) and a SQLite file come back with
     # restore-db --all-databases --target / --into on the fresh host.
@@ -79,6 +82,7 @@ def test_the_opened_kit_config_holds_the_db_sources_and_targets(tmp_path: Path) 
     lambda p: p["restore_targets"][0].update(name="../../etc"),
     lambda p: p["restore_targets"][0].update(password="a\nb"),
     lambda p: p["agencies"][0]["sources"][0].update(dsn="postgresql://u:pw@db/x"),
+    lambda p: p["agencies"][0]["sources"][0].update(restore_args=["--dbname=other"]),
     lambda p: p["agencies"][0]["sources"][2].update(all=False),  # neither database nor all
     lambda p: p["agencies"][0]["sources"][3].update(path="relative/x.sqlite"),
 ])
