@@ -43,7 +43,8 @@ class ExitCode(IntEnum):
     REPLICATION_CUT = 28  # a copy stopped by its replica's time window (#18): resumes next run
     MAINTENANCE_REFUSED = 29  # forget/prune/check: another host owns the agency's maintenance
     FLEET_NOT_ALL_GOOD = 30  # fleet report (#20): an agency not meeting, unknown, unprotected
-    DB_RESTORE_REFUSED = 31  # restore-db (#17): the target server lacks what the dump needs
+    DB_RESTORE_REFUSED = 31  # restore-db (#17): the target server lacks what the dump needs, or
+    # a users-and-grants snapshot holds a statement drbackup does not replay
     INTERRUPTED = 130
 
 

@@ -194,6 +194,13 @@ def restore_database(rt: Runtime, agency: AgencyConfig, source: Source | str,
                 no_privileges=no_privileges, where=server or "the source's server",
                 selection=selection)
             into_name, created, properties = pg.database, pg.created, pg.properties
+        elif isinstance(source, MysqlSource) and tag_id(chosen, "database") == "_globals":
+            from drbackup.sources.mysqlgrants import restore_grants
+
+            # Users and grants (#17 item 8): each statement checked, existing accounts kept.
+            grants = restore_grants(source if target is None else retarget(source, target),
+                                    feed)
+            into_name, created, properties = "mysql", False, len(grants.created)
         elif isinstance(source, MysqlSource):
             from drbackup.sources.mysql import recorded_charset
 

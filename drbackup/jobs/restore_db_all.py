@@ -1,9 +1,10 @@
 """`restore-db --all-databases` (#17 item 8): every database a source's snapshots hold, each
-under its own name, on the source's server or another: the globals (roles, tablespaces) first so
-the databases find their owners, then each database from its latest dump. A plan, then its
-execution: the CLI renders each database's result and the summary; one database's failure does
-not stop the others (in a disaster everything that can come back should), and the run's exit
-code is the first failure's.
+under its own name, on the source's server or another. PostgreSQL's globals (roles,
+tablespaces) come first so the databases find their owners; MariaDB/MySQL's users and grants
+last, as their grants on tables and routines need those to exist. A plan, then its execution:
+the CLI renders each database's result and the summary; one database's failure does not stop
+the others (in a disaster everything that can come back should), and the run's exit code is
+the first failure's.
 
 A snapshot whose tags are not trusted (tags.tag_problem) is left out of the plan and reported."""
 
@@ -21,25 +22,30 @@ from drbackup.jobs.restore_db import restore_database
 from drbackup.jobs.runtime import Runtime
 from drbackup.jobs.tags import tag_id, tag_problem
 
-GLOBALS = "_globals"  # the database= tag of pg_dumpall --globals-only (sources/postgres.py)
+GLOBALS = "_globals"  # the database= tag of the globals / users-and-grants (sources/postgres.py,
+# sources/mysql.py)
 
 
 @dataclass(frozen=True)
 class PlannedDatabase:
     database: str
     snapshot: Snapshot
+    kind: str = "postgres"  # the source's kind
 
     @property
     def into(self) -> str:
-        """Where it goes: the globals through the maintenance database, others by name."""
-        return "postgres" if self.database == GLOBALS else self.database
+        """Where it goes: PostgreSQL's globals through the maintenance database, MariaDB's
+        users and grants into its `mysql` system database, others by name."""
+        if self.database != GLOBALS:
+            return self.database
+        return "postgres" if self.kind == "postgres" else "mysql"
 
 
 @dataclass(frozen=True)
 class AllDatabasesPlan:
     agency: str
     source: str
-    items: tuple[PlannedDatabase, ...]  # globals first, then by name
+    items: tuple[PlannedDatabase, ...]  # by name; globals first (PostgreSQL) or last (MySQL)
     refused: tuple[str, ...] = ()  # problems of snapshots left out (untrusted tags)
 
 
@@ -92,9 +98,13 @@ def plan_all_databases(rt: Runtime, agency: AgencyConfig, source: PostgresSource
     if not latest:
         raise NotFoundError(f"source {source.id!r} of agency {agency.id!r} has no database "
                             "snapshot", "back it up first, or check --store")
-    names = sorted(latest, key=lambda name: (name != GLOBALS, name))
-    return AllDatabasesPlan(agency.id, source.id,
-                            tuple(PlannedDatabase(n, latest[n]) for n in names), tuple(refused))
+    # PostgreSQL's globals first: the databases' objects name their owner roles. MariaDB/MySQL's
+    # users and grants last: a grant on a table or routine needs it to exist, and no object of
+    # a replayed dump names an account (every DEFINER becomes the restoring user).
+    last = source.kind != "postgres"
+    names = sorted(latest, key=lambda name: ((name == GLOBALS) == last, name))
+    items = tuple(PlannedDatabase(n, latest[n], source.kind) for n in names)
+    return AllDatabasesPlan(agency.id, source.id, items, tuple(refused))
 
 
 def restore_all_databases(rt: Runtime, agency: AgencyConfig,

@@ -1,7 +1,8 @@
-"""The database part of the recovery kit (#17 item 7): the agency's PostgreSQL and MariaDB/MySQL
-sources (their connection settings, no password) and the `[[restore_targets]]` (with their
-passwords), so that a host opened from the kit can run `drbackup restore-db --target NAME`
-onto the standby server without anything else.
+"""The database part of the recovery kit (#17 items 7, 10): the agency's PostgreSQL and
+MariaDB/MySQL sources (their connection settings, no password), its SQLite sources (their path)
+and the `[[restore_targets]]` (with their passwords), so that a host opened from the kit can run
+`drbackup restore-db --target NAME` (or `--all-databases --target NAME`) onto the standby server,
+or `restore-db --into FILE` for SQLite, without anything else.
 
 What comes out of a kit is checked like the rest of it: every entry must validate as the config
 model it becomes, names must be ids (they name files under --out), and nothing is written into
@@ -22,6 +23,7 @@ from drbackup.config.models import (
     PostgresSource,
     RestoreTarget,
     Source,
+    SqliteSource,
     is_identifier,
 )
 from drbackup.recovery.sealing import RecoveryKitError
@@ -31,18 +33,28 @@ log = logging.getLogger(__name__)
 PASSWORDS_DIR = "db-passwords"
 # What a database source's entry in the kit holds: where its server was and what it dumped;
 # never a password file (that is this host's), bin_dir or socket (host-specific).
+# A SQLite source's file path: restore-db on the fresh host needs the source, and writes a new
+# file (--into), never this path.
 # dump_args / restore_args are validated again (their allow-list) when the kit is opened.
-_PG_KEYS = ("dsn", "all", "exclude_databases", "globals", "dump_args", "restore_args")
-_MY_KEYS = ("database", "host", "port", "user", "dump_args", "restore_args")
+_KEYS: dict[str, tuple[str, ...]] = {
+    "postgres": ("dsn", "all", "exclude_databases", "globals", "dump_args", "restore_args"),
+    "mysql": ("host", "port", "user", "database", "all", "exclude_databases", "globals",
+              "dump_args", "restore_args"),
+    "sqlite": ("path",),
+}
+_MODELS: dict[str, type[PostgresSource | MysqlSource | SqliteSource]] = {
+    "postgres": PostgresSource, "mysql": MysqlSource, "sqlite": SqliteSource}
+DATABASE_KINDS = tuple(_KEYS)
 
 
 def source_entry(source: Source) -> dict[str, Any]:
     """A source as the kit's payload lists it."""
     entry: dict[str, Any] = {"id": source.id, "kind": source.kind,
                              "paths": [str(p) for p in getattr(source, "paths", [])]}
-    if isinstance(source, PostgresSource | MysqlSource):
-        keys = _PG_KEYS if isinstance(source, PostgresSource) else _MY_KEYS
-        entry.update({key: getattr(source, key) for key in keys})
+    for key in _KEYS.get(source.kind, ()):
+        value = getattr(source, key)
+        if value is not None:
+            entry[key] = str(value) if key == "path" else value
     return entry
 
 
@@ -83,14 +95,17 @@ def _kit_error(what: str) -> RecoveryKitError:
 
 
 def database_source_lines(entry: dict[str, Any]) -> list[str]:
-    """The `[[agencies.sources]]` lines of a postgres/mysql entry; [] for an entry of an older
-    kit without connection settings. Raises RecoveryKitError for an entry that does not
-    validate."""
-    keys = _PG_KEYS if entry.get("kind") == "postgres" else _MY_KEYS
+    """The `[[agencies.sources]]` lines of a postgres/mysql/sqlite entry; [] for an entry of
+    an older kit without connection settings. Raises RecoveryKitError for an entry that does
+    not validate."""
+    kind = str(entry.get("kind"))
+    keys = _KEYS.get(kind)
+    if keys is None:
+        return []
     settings = {key: entry[key] for key in keys if key in entry}
     if keys[0] not in settings:
         return []
-    model = PostgresSource if entry.get("kind") == "postgres" else MysqlSource
+    model = _MODELS[kind]
     try:
         model.model_validate({"id": entry.get("id"), "kind": entry.get("kind"), **settings})
     except ValidationError:

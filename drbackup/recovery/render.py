@@ -57,11 +57,11 @@ def render_config(payload: dict[str, Any], out_dir: Path) -> tuple[str, list[str
         lines.append("")
         lines += offline.config_lines(agency, out_dir)
         for source in agency["sources"]:
-            if source.get("kind") in ("postgres", "mysql"):  # restore-db --target onto a standby
+            if source.get("kind") in kit_databases.DATABASE_KINDS:  # restore-db on a new host
                 lines += kit_databases.database_source_lines(source)
                 continue
             if source.get("kind") != "directory" or not source.get("paths"):
-                continue  # sqlite, dumpdir: `drbackup restore` finds them by their tags
+                continue  # dumpdir: `drbackup restore` finds them by their tags
             lines += ["[[agencies.sources]]",
                       f"id = {_toml(source['id'])}",
                       'kind = "directory"',

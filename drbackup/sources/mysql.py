@@ -27,6 +27,7 @@ from drbackup.sources.dumps import (
     dump_plan,
     find_binary,
     last_line,
+    python_module,
     read_password_file,
     run_tool,
 )
@@ -159,25 +160,67 @@ def database_charset(conn: MyConnection, database: str) -> DatabaseCharset | Non
     return DatabaseCharset.of(charset, collation)
 
 
-def plan_mysql(source: MysqlSource) -> list[BackupPlan]:
-    """The dump of the source's database, tagged with its character set and collation.
+GLOBALS = "_globals"  # the database= tag of the users-and-grants snapshot (as PostgreSQL's)
+FORMAT_GRANTS = "grants"
+# Databases of the server itself: never dumped by all = true.
+SYSTEM_DATABASES = ("information_schema", "performance_schema", "sys", "mysql")
 
-    Raises DumpError when the server cannot be asked for them (it could not be dumped
-    either)."""
+
+def list_databases(conn: MyConnection) -> list[tuple[str, DatabaseCharset | None]]:
+    """Every database of the server but the system ones and the source's exclude_databases,
+    with its character set. Raises DumpError when the server cannot be asked."""
+    excluded = {*SYSTEM_DATABASES, *conn.source.exclude_databases}
+    found = []
+    for row in conn.query("SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME, "
+                          "DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA "
+                          "ORDER BY SCHEMA_NAME;"):
+        name, charset, collation = [*row.split("\t"), "", ""][:3]
+        if name not in excluded:
+            found.append((name, DatabaseCharset.of(charset, collation)))
+    return found
+
+
+def _database_plan(conn: MyConnection, database: str, charset: DatabaseCharset | None,
+                   index: int) -> BackupPlan:
+    source = conn.source
+    command = mariadb_dump_argv(conn.dump_binary(), conn.defaults_file, source, database)
+    return dump_plan(command, workdir=conn.workdir, name=f"db{index}", min_size=source.min_size,
+                     timeout=source.timeout, stdin_filename=f"{database}.sql", env={},
+                     tags=[f"database={database}", f"format={FORMAT_SQL}",
+                           *(charset.tags() if charset else [])],
+                     label=f"dump of database {database!r}")
+
+
+def plan_mysql(source: MysqlSource) -> list[BackupPlan]:
+    """The dump of the source's database, tagged with its character set and collation; with
+    all = true one per database of the server, plus its users and grants (sources/mysqlgrants).
+
+    Raises DumpError when the server cannot be asked (it could not be dumped either)."""
     conn = connect(source)
     try:
-        charset = database_charset(conn, source.database)
+        if source.all:
+            databases = list_databases(conn)
+        else:
+            assert source.database is not None  # the model requires one without all
+            databases = [(source.database, database_charset(conn, source.database))]
+        plans = [_database_plan(conn, name, charset, index)
+                 for index, (name, charset) in enumerate(databases)]
+        if source.all and source.globals:
+            command = python_module("drbackup.sources.mysqlgrants_dump", "--defaults-file",
+                                    conn.defaults_file, "--client", conn.client_binary())
+            plans.append(dump_plan(
+                command, workdir=conn.workdir, name="globals", min_size=1,
+                timeout=source.timeout, stdin_filename="users-and-grants.sql", env={},
+                tags=[f"database={GLOBALS}", f"format={FORMAT_GRANTS}"],
+                label="users and grants"))
     except BaseException:
         conn.cleanup()
         raise
-    command = mariadb_dump_argv(conn.dump_binary(), conn.defaults_file, source, source.database)
-    plan = dump_plan(command, workdir=conn.workdir, name="db", min_size=source.min_size,
-                     timeout=source.timeout, stdin_filename=f"{source.database}.sql", env={},
-                     tags=[f"database={source.database}", f"format={FORMAT_SQL}",
-                           *(charset.tags() if charset else [])],
-                     label=f"dump of database {source.database!r}")
-    plan.cleanup.append(conn.cleanup)
-    return [plan]
+    if plans:
+        plans[-1].cleanup.append(conn.cleanup)
+    else:
+        conn.cleanup()
+    return plans
 
 
 def grant_ident(database: str) -> str:

@@ -113,9 +113,9 @@ def test_bad_kits_fail_clearly_and_write_nothing(kit: tuple[Workspace, Path, Pat
 
 def test_a_database_dump_restores_on_a_host_opened_from_the_kit(workspace: Workspace,
                                                                tmp_path: Path) -> None:
-    """The kit's config carries directory sources only (a database source needs connection
-    settings of the new host), yet its dumps must come back: `restore` and `ls` find a source
-    by its snapshots' tag; a source nobody knows is still one clear error."""
+    """The kit's config carries the SQLite source (#17 item 10: `restore-db --into` on the
+    new host), and its dump file comes back with `restore` and `ls` too; a source nobody
+    knows is still one clear error."""
     database = permits_sqlite(tmp_path / "permits.sqlite", 300)
     workspace.add_agency("roads")
     workspace.add_source("roads", "permits-db", "sqlite", path=str(database))
@@ -131,12 +131,17 @@ def test_a_database_dump_restores_on_a_host_opened_from_the_kit(workspace: Works
                   "--signer-fingerprint",
                   printed_signer(tmp_path / "kits" / "drbackup-recovery-kit-all.txt"),
                   check=True)
-    assert "permits-db" not in (out / "drbackup.toml").read_text()
+    assert 'id = "permits-db"\nkind = "sqlite"' in (out / "drbackup.toml").read_text()
     env = {**workspace.env(), "DRBACKUP_CONFIG": str(out / "drbackup.toml")}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "drbackup", *args], env=env,
                               capture_output=True, text=True, check=False)
+
+    again = cli("restore-db", "--agency", "roads", "--source", "permits-db", "--into",
+                str(tmp_path / "again.sqlite"))
+    assert again.returncode == 0, again.stderr
+    assert permits_rows(tmp_path / "again.sqlite") == (300, "holder 99")
 
     listed = cli("ls", "--agency", "roads", "--source", "permits-db")
     assert listed.returncode == 0, listed.stderr

@@ -5,6 +5,7 @@ restore the agency's latest snapshot byte-identical. zh-CN and en must hold the 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -32,7 +33,7 @@ from tests.runbooks.markdown import (
 )
 from tests.support.dbcheck import permits_rows, permits_sqlite
 from tests.support.kits import printed_signer
-from tests.support.servers import TEST_SECRET_KEY, MotoServer
+from tests.support.servers import DB_TEST_USER, TEST_SECRET_KEY, MariaDBServer, MotoServer
 from tests.support.trees import make_mixed_tree, manifest, office_tree
 from tests.support.workspace import Workspace
 
@@ -55,6 +56,9 @@ SECTIONS = {
               "负责人：", "最后验证：20"],
 }
 AGENCY, SOURCE, REPLICA, DB_SOURCE = "planning", "documents", "offsite", "permits-db"
+# #17 item 10: a whole MariaDB server (all = true) and the standby it is restored onto.
+SERVER_DB_SOURCE, DB_TARGET = "records-db", "standby"
+SYSTEM_DATABASES = {"information_schema", "performance_schema", "sys", "mysql"}
 RULES_FILE = Path(__file__).resolve().parents[2] / "config" / "prometheus" / "drbackup-rules.yml"
 
 
@@ -159,6 +163,26 @@ def _cli(ws: Workspace, *args: str) -> None:
     """Sandbox set-up through the CLI, in-process (the runbooks themselves run as subprocesses)."""
     ws.write()
     assert main(["--config", str(ws.config_path), *args]) == 0, args
+
+
+def _server_databases(server: MariaDBServer, suffix: str) -> tuple[tuple[str, ...], str]:
+    """Two small databases (a table with Chinese text, a view, a trigger, a procedure; another
+    character set) and an account with grants on them, on the shared MariaDB server."""
+    licences, permits = f"rb_licences_{suffix}", f"rb_permits_{suffix}"
+    account = f"'rb_clerk_{suffix}'@'%'"
+    server.sql(f"CREATE DATABASE `{licences}`; CREATE DATABASE `{permits}` CHARACTER SET utf8mb4 "
+               "COLLATE utf8mb4_unicode_ci;")
+    server.sql("CREATE TABLE licences (id INT PRIMARY KEY, holder VARCHAR(32)) CHARSET utf8mb4; "
+               "CREATE TABLE audit (id INT); CREATE TRIGGER audited AFTER INSERT ON licences "
+               "FOR EACH ROW INSERT INTO audit VALUES (NEW.id); INSERT INTO licences VALUES "
+               "(1, '张三'), (2, '李四'); CREATE VIEW holders AS SELECT holder FROM licences; "
+               "CREATE PROCEDURE renew() UPDATE licences SET holder = holder;", licences)
+    server.sql("CREATE TABLE permits (id INT PRIMARY KEY, kind VARCHAR(16)); "
+               "INSERT INTO permits VALUES (1, 'shop'), (2, 'taxi');", permits)
+    server.sql(f"CREATE USER {account} IDENTIFIED BY 'clerk-{suffix}'; "
+               f"GRANT SELECT, INSERT ON `{licences}`.* TO {account}; "
+               f"GRANT SELECT ON `{permits}`.permits TO {account};")
+    return (licences, permits), account
 
 
 @pytest.fixture(scope="module")
@@ -277,7 +301,8 @@ def _run(sandbox: Sandbox, name: str) -> tuple[Path, str]:
            "HOME": str(home), "LANG": "C.UTF-8", "AGENCY": AGENCY, "SOURCE": SOURCE,
            "REPLICA": REPLICA, "FILE_PATTERN": "*.docx", "TARGET": str(target),
            "SCRATCH": str(work / "scratch"), "RECOVERY_DIR": str(work / "recovery"),
-           "DB_SOURCE": DB_SOURCE, "NEW_DB": str(work / "permits-restored.sqlite")}
+           "DB_SOURCE": DB_SOURCE, "NEW_DB": str(work / "permits-restored.sqlite"),
+           "SERVER_DB_SOURCE": SERVER_DB_SOURCE, "DB_TARGET": DB_TARGET}
     for passed in ("TMPDIR", "PYTHONPATH"):  # PYTHONPATH: a worktree runs its own code
         if passed in os.environ:
             env[passed] = os.environ[passed]
@@ -333,12 +358,69 @@ def test_lost_password_runbook_puts_the_password_back(sandbox: Sandbox) -> None:
     assert sandbox.password_file.stat().st_mode & 0o777 == 0o600
 
 
-def test_full_recovery_on_a_fresh_host_is_byte_identical(sandbox: Sandbox) -> None:
+def _mariadb_state(server: MariaDBServer, databases: tuple[str, ...], account: str
+                   ) -> dict[str, str]:
+    state = {"grants": server.query(f"SHOW GRANTS FOR {account}")}
+    for name in databases:
+        state[name] = subprocess.run(
+            ["mariadb-dump", f"--defaults-extra-file={server.defaults_file()}",
+             "--skip-dump-date", "--routines", "--events", "--triggers", "--", name],
+            capture_output=True, text=True, check=True).stdout
+        state[f"{name} charset"] = server.query(f"SHOW CREATE DATABASE `{name}`")
+    return state
+
+
+def _with_server_source(sandbox: Sandbox, server: MariaDBServer
+                        ) -> tuple[Sandbox, tuple[str, ...], str]:
+    """The sandbox's agency with a whole MariaDB server as one more source (all = true) and the
+    standby it is restored onto as a [[restore_targets]] entry, backed up, and a kit made of
+    that: only this runbook pays for the server. The standby is the same server, emptied of
+    the source's databases and account before the runbook (rebuilt empty after the
+    disaster). The shared workspace's config is left as it was."""
+    ws = sandbox.workspace
+    others = sorted(set(server.query("SELECT schema_name FROM information_schema.schemata"
+                                     ).split()) - SYSTEM_DATABASES)
+    databases, account = _server_databases(server, uuid.uuid4().hex[:10])
+    password = str(ws.secret_file(f"mariadb-{uuid.uuid4().hex[:6]}.password",
+                                  server.password + "\n"))
+    source = {"id": SERVER_DB_SOURCE, "kind": "mysql", "all": True,
+              "exclude_databases": others, "host": "127.0.0.1", "port": server.port,
+              "user": DB_TEST_USER, "password_file": password}
+    ws.agency(AGENCY)["sources"].append(source)
+    ws.config["restore_targets"] = [{"name": DB_TARGET, "kind": "mysql", "host": "127.0.0.1",
+                                     "port": server.port, "user": DB_TEST_USER,
+                                     "password_file": password}]
+    kits = sandbox.fresh_dir("kits")
+    try:
+        _cli(ws, "backup", "--agency", AGENCY, "--source", SERVER_DB_SOURCE)
+        _cli(ws, "recovery-kit", "create", "--recipient", str(sandbox.identity) + ".pub",
+             "--include-s3-credentials", "--out", str(kits))
+    finally:
+        ws.agency(AGENCY)["sources"].remove(source)
+        del ws.config["restore_targets"]
+        ws.write()
+    kit = dataclasses.replace(sandbox, kit=kits / "drbackup-recovery-kit-all.kit",
+                              counter=sandbox.counter)
+    return kit, databases, account
+
+
+def test_full_recovery_on_a_fresh_host_is_byte_identical(
+        sandbox: Sandbox, mariadb_server: MariaDBServer) -> None:
+    """#17 item 10: the databases come back with drbackup commands from the kit alone: a
+    whole MariaDB server (its databases, users and grants) onto the standby, emptied first,
+    and the SQLite file."""
+    server = mariadb_server
+    sandbox, databases, account = _with_server_source(sandbox, server)
+    want = _mariadb_state(server, databases, account)
+    server.sql("".join(f"DROP DATABASE `{name}`; " for name in databases)
+               + f"DROP USER {account};")
     target, output = _run(sandbox, "full-recovery-from-kit.md")
     assert manifest(target / sandbox.data.relative_to("/")) == manifest(sandbox.data)
     assert sandbox.workspace.passwords[AGENCY] not in output
-    # The database source is not in the kit's config; its dump file comes back all the same.
-    assert permits_rows(Path(f"{target}-db") / "permits.sqlite") == (500, "holder 99")
+    assert server.password not in output
+    assert _mariadb_state(server, databases, account) == want
+    assert "restored 3 of 3 database(s)" in output
+    assert permits_rows(target.parent / "permits-restored.sqlite") == (500, "holder 99")
 
 
 def test_full_recovery_from_the_printed_kit_alone_is_byte_identical(sandbox: Sandbox) -> None:

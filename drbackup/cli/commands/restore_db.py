@@ -172,7 +172,9 @@ def restore_db_now(ctx: CliContext) -> int:
                  f"into {outcome.into}{where}{' (created)' if outcome.created else ''}"
                  f"{f' (only {outcome.only})' if outcome.only else ''}: "
                  f"{human_bytes(outcome.bytes)} in {outcome.seconds:.1f}s")
-    if outcome.properties:
+    if outcome.properties and outcome.kind == "mysql":  # the users-and-grants snapshot
+        ctx.out.line(f"users and grants: {outcome.properties} account(s) created")
+    elif outcome.properties:
         ctx.out.line(f"the database's owner, settings and grants: {outcome.properties} "
                      "statement(s) of the dump applied")
     if outcome.moved_aside:

@@ -200,7 +200,22 @@ class PostgresSource(DumpSourceBase):
 class MysqlSource(DumpSourceBase):
     kind: Literal["mysql"] = Field(
         description="A MySQL or MariaDB database, dumped with mariadb-dump/mysqldump.")
-    database: str = Field(description="Database to dump.", examples=["licences"])
+    database: str | None = Field(
+        None, description="Database to dump (required unless all = true).",
+        examples=["licences"])
+    all: bool = Field(
+        False,
+        description=(
+            "Dump every database of the server (one snapshot each, tagged database=<name>; "
+            "not information_schema, performance_schema, sys, mysql) plus its users and grants "
+            "(SHOW CREATE USER / SHOW GRANTS, snapshot database=_globals)."))
+    exclude_databases: list[str] = Field(
+        default_factory=list, description="With all = true: databases not to dump.")
+    globals: bool = Field(
+        True,
+        description=(
+            "With all = true: also dump the server's users and grants (every account but root, "
+            "the system accounts and roles); the user needs SELECT on mysql.user."))
     host: str = Field("localhost", description="Server host name or address.")
     port: int = Field(3306, ge=1, le=65535, description="Server TCP port.")
     socket: AbsolutePath | None = Field(
@@ -239,6 +254,12 @@ class MysqlSource(DumpSourceBase):
             "(--max-allowed-packet=SIZE, --net-buffer-length=SIZE, --show-warnings); never "
             "--force, --init-command or option files."),
     )
+
+    @model_validator(mode="after")
+    def _database_or_all(self) -> MysqlSource:
+        if self.database is None and not self.all:
+            raise ValueError("give the database to dump, or all = true for every database")
+        return self
 
 
 class SqliteSource(DumpSourceBase):

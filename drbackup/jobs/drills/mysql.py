@@ -65,7 +65,7 @@ def drop_scratch_database(source: Source, note: Mapping[str, object]) -> None:
 def _instance_my_source(source: MysqlSource, instance: LocalInstance) -> MysqlSource:
     """The drill's local instance as a MysqlSource: its socket, root without a password."""
     return MysqlSource.model_validate({
-        "id": source.id, "kind": "mysql", "database": source.database,
+        "id": source.id, "kind": "mysql", "database": source.database, "all": source.all,
         "socket": str(instance.socket), "user": "root",
         "client_binary": source.client_binary})
 
@@ -80,7 +80,7 @@ def _restore_dump(job: DumpJob[MysqlSource]) -> float:
     name = scratch_database_name(job.run_id, job.index)
     entry["scratch_database"] = name
     entry["format"] = "sql"
-    label = job.database or source.database
+    label = job.database or source.database or name
     expected = [t.split(".", 1)[1] for t in sql_tables(dump, "_")]
     started = time.monotonic()
     admin = my.connect(server)

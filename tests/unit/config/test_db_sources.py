@@ -122,3 +122,13 @@ def test_allowed_dump_and_restore_args_load(tmp_path: Path) -> None:
     assert source.dump_args == ["--no-comments", "--exclude-table-data=audit_log",
                                 "--no-publications"]
     assert source.restore_args == ["--no-tablespaces"]
+
+
+def test_a_mysql_source_names_a_database_or_dumps_them_all(tmp_path: Path) -> None:
+    """#17 item 8: all = true needs no database; without it, one is required."""
+    every = MysqlSource.model_validate({"id": "m", "kind": "mysql", "all": True,
+                                        "exclude_databases": ["scratch"]})
+    assert every.database is None and every.globals
+    with pytest.raises(ConfigInvalid) as caught:
+        parse_config(config_text(tmp_path, {"id": "db", "kind": "mysql"}), tmp_path / "c.toml")
+    assert "all = true" in caught.value.message

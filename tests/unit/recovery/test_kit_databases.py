@@ -12,7 +12,7 @@ import pytest
 import tomli_w
 
 from drbackup.config.loader import parse_config
-from drbackup.config.models import MysqlSource, PostgresSource
+from drbackup.config.models import MysqlSource, PostgresSource, SqliteSource
 from drbackup.recovery.kit import build_payload
 from drbackup.recovery.kit_databases import restore_target_secrets
 from drbackup.recovery.render import render_config
@@ -34,7 +34,10 @@ def config(tmp_path: Path) -> str:
              "password_file": str(_secret(tmp_path / "a.pw", "source-secret\n")),
              "dump_args": ["--no-comments"], "restore_args": ["--no-tablespaces"]},
             {"id": "licences", "kind": "mysql", "database": "licences", "host": "db-m",
-             "user": "backup"}]}],
+             "user": "backup"},
+            {"id": "server", "kind": "mysql", "all": True, "exclude_databases": ["scratch"],
+             "host": "db-m", "user": "backup"},
+            {"id": "registry", "kind": "sqlite", "path": "/srv/registry/registry.sqlite"}]}],
         "restore_targets": [
             {"name": "standby", "kind": "postgres", "host": "db-b", "user": "restore",
              "password_file": str(_secret(tmp_path / "b.pw", "target-secret\n"))},
@@ -62,6 +65,13 @@ def test_the_opened_kit_config_holds_the_db_sources_and_targets(tmp_path: Path) 
     assert pg.password_file is None
     assert (pg.dump_args, pg.restore_args) == (["--no-comments"], ["--no-tablespaces"])
     assert isinstance(my, MysqlSource) and (my.host, my.database) == ("db-m", "licences")
+    # #17 items 8, 10: a whole MariaDB server (all = true) and a SQLite file come back with
+    # restore-db --all-databases --target / --into on the fresh host.
+    server, registry = agency.source("server"), agency.source("registry")
+    assert isinstance(server, MysqlSource) and server.all and server.database is None
+    assert server.exclude_databases == ["scratch"] and server.globals
+    assert isinstance(registry, SqliteSource)
+    assert str(registry.path) == "/srv/registry/registry.sqlite"
     standby = opened.restore_target("standby")
     assert standby.password_file == out / "db-passwords" / "standby.password"
     assert opened.restore_target("standby-my").describe() == "restore@db-n:3307"
@@ -73,6 +83,8 @@ def test_the_opened_kit_config_holds_the_db_sources_and_targets(tmp_path: Path) 
     lambda p: p["restore_targets"][0].update(password="a\nb"),
     lambda p: p["agencies"][0]["sources"][0].update(dsn="postgresql://u:pw@db/x"),
     lambda p: p["agencies"][0]["sources"][0].update(restore_args=["--dbname=other"]),
+    lambda p: p["agencies"][0]["sources"][2].update(all=False),  # neither database nor all
+    lambda p: p["agencies"][0]["sources"][3].update(path="relative/x.sqlite"),
 ])
 def test_a_kit_entry_that_does_not_validate_is_refused(tmp_path: Path, damage: object) -> None:
     source_config = parse_config(config(tmp_path), tmp_path / "c.toml")
