@@ -120,17 +120,17 @@ def _fresh_host_with_the_kit_restores_from_a_read_only_medium(
         assert not list((world.medium / "agencies" / AGENCY / "repo" / "locks").iterdir())
 
 
-def _last_clean_on_the_exporting_host_finds_the_clean_snapshot_by_its_original(
+def _last_clean_on_the_exporting_host_finds_the_clean_snapshot_on_the_medium(
         world: World, capsys: pytest.CaptureFixture[str]) -> None:
-    """The exporting host's guard judged the source snapshot; the medium holds its copy (another
-    id, naming it as `original`): --last-clean takes that copy, its store gone."""
+    """The exporting host's guard judged the source snapshot; the medium, a mirror of the
+    repository, holds that very snapshot (the same id): --last-clean takes it, its store gone."""
     target = world.root / "last-clean"
     result = _here(capsys, world.exporter, "restore", "--from-media", str(world.medium),
                    "--agency", AGENCY, "--source", SOURCE, "--last-clean", "--target",
                    str(target), "--no-progress")
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"last clean snapshot {world.snapshots[0][:8]}" in result.stdout
-    assert "its copy" in result.stdout and "in store 'media:safe-a'" in result.stdout
+    assert f"from snapshot {world.snapshots[0][:8]}" in result.stdout
     assert manifest(target / world.data.relative_to("/")) == manifest(world.data)
 
 
@@ -210,7 +210,7 @@ def test_a_fresh_host_reads_a_read_only_medium_and_refuses_a_bad_one(
         world: World, tmp_path: Path, restic_binary: str,
         capsys: pytest.CaptureFixture[str]) -> None:
     _fresh_host_with_the_kit_restores_from_a_read_only_medium(world, capsys)
-    _last_clean_on_the_exporting_host_finds_the_clean_snapshot_by_its_original(world, capsys)
+    _last_clean_on_the_exporting_host_finds_the_clean_snapshot_on_the_medium(world, capsys)
     _without_a_known_key_it_reads_and_says_the_signature_was_not_checked(
         world, tmp_path, restic_binary, capsys)
     _an_incomplete_medium_is_refused_with_27(world, tmp_path / "27", capsys)
