@@ -159,6 +159,21 @@ def test_missing_database_fails_without_snapshot(workspace: Workspace,
     assert run.result == "failed" and "Unknown database" in run.details["stderr_tail"]
 
 
+def test_a_password_in_the_restore_target_is_refused_for_mariadb_too(
+        workspace: Workspace, mariadb_server: MariaDBServer) -> None:
+    """issue 17 item 5 for MariaDB/MySQL: `--into mysql://user:s3cret@host/db` is refused in one
+    line before anything runs or is recorded (the check is the config's dsn check)."""
+    _mysql_agency(workspace, mariadb_server, "no_such_db")
+    target = f"mysql://{DB_TEST_USER}:s3cret@127.0.0.1:{mariadb_server.port}/restored"
+    refused = workspace.cli("restore-db", "--agency", "records", "--source", "db",
+                            "--into", target, "--yes")
+    assert refused.returncode == ExitCode.USAGE, refused.stderr
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "password" in lines[0], refused.stderr
+    assert "s3cret" not in refused.stdout + refused.stderr
+    assert runs(workspace.state_dir, agency="records", job="restore-db") == []
+
+
 def test_dump_killed_midway_makes_no_snapshot(workspace: Workspace,
                                               mariadb_server: MariaDBServer,
                                               my_database: str) -> None:

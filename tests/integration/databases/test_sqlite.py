@@ -93,6 +93,8 @@ def test_missing_database_file_is_an_error(workspace: Workspace, tmp_path: Path)
     result = workspace.cli("backup", "--agency", "records")
     assert result.returncode == ExitCode.SOURCE_MISSING
     assert "does not exist" in result.stderr
+    assert local_snapshots(workspace.state_dir, "records",
+                           Path(workspace.agency("records")["password_file"])) == []
 
 
 # Deletes half the rows and writes one, then stays open (prints "ready") until stdin closes, and
