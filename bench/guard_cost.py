@@ -117,7 +117,7 @@ def run(work_dir: Path) -> list[BenchResult]:
     arms = {"restic": bench.backup_raw, ON: bench.backup_job(ON), OFF: bench.backup_job(OFF)}
     results: list[BenchResult] = []
 
-    first = _rounds(arms, repeats(3), bench.fresh)
+    first = _rounds(arms, repeats(9), bench.fresh)
     first_read = list(bench.read)
     first_guard = list(bench.guard_seconds)
     first_walk = list(bench.walk_seconds)
@@ -125,7 +125,7 @@ def run(work_dir: Path) -> list[BenchResult]:
     bench.guard_seconds.clear()
     bench.walk_seconds.clear()
     rng = random.Random(11)
-    incremental = _rounds(arms, repeats(5), lambda: mutate(bench.data, rng))
+    incremental = _rounds(arms, repeats(9), lambda: mutate(bench.data, rng))
     for label, samples, read, guard, walk in (
             ("first backup", first, first_read, first_guard, first_walk),
             ("incremental backup (1 % changed)", incremental, bench.read, bench.guard_seconds,
