@@ -41,7 +41,7 @@ def _tar(members: list[tuple[str, bytes]]) -> bytes:
 PG_TAR = _tar([("toc.dat", HEADER + b"\x03" + b"\0" * 40), ("3001.dat", b"1\tx\n\\.\n"),
                ("restore.sql", b"--\n")])
 DIR_TAR = _tar([(DIRECTORY_MARKER, b"note\n"), ("toc.dat", HEADER + b"\x03" + b"\0" * 40),
-                ("3001.dat.gz", gzip.compress(b"1\tx\n"))])
+                ("3001.dat.gz", gzip.compress(b"1\tx\n", mtime=0))])
 
 
 @pytest.mark.parametrize(("data", "expected"), [
@@ -50,9 +50,9 @@ DIR_TAR = _tar([(DIRECTORY_MARKER, b"note\n"), ("toc.dat", HEADER + b"\x03" + b"
     (DIR_TAR, DumpFormat("directory")),
     (PLAIN, DumpFormat("sql")),
     (b"\xef\xbb\xbf/* made by hand */\nBEGIN;\nINSERT INTO t VALUES (1);\n", DumpFormat("sql")),
-    (gzip.compress(PLAIN), DumpFormat("sql", gzip=True)),
-    (gzip.compress(PG_TAR), DumpFormat("tar", gzip=True)),
-    (gzip.compress(HEADER + b"\x01"), DumpFormat("custom", gzip=True)),
+    (gzip.compress(PLAIN, mtime=0), DumpFormat("sql", gzip=True)),
+    (gzip.compress(PG_TAR, mtime=0), DumpFormat("tar", gzip=True)),
+    (gzip.compress(HEADER + b"\x01", mtime=0), DumpFormat("custom", gzip=True)),
 ])
 def test_formats_are_told_from_content(tmp_path: Path, data: bytes,
                                        expected: DumpFormat) -> None:
@@ -66,7 +66,7 @@ def test_formats_are_told_from_content(tmp_path: Path, data: bytes,
     (b"hello, this is a letter, not SQL\n", "not a pg_dump"),
     (b"-- MariaDB dump 10.19\n--\nCREATE TABLE t (id int);\n", "a MariaDB/MySQL dump"),
     (_tar([("README", b"x")]), "not a pg_dump"),
-    (gzip.compress(gzip.compress(PLAIN)), "(gzip) is not a pg_dump"),
+    (gzip.compress(gzip.compress(PLAIN, mtime=0), mtime=0), "(gzip) is not a pg_dump"),
     (b"CREATE TABLE t (id integer);\0\0binary", "not a pg_dump"),
     (b"", "starts with nothing"),
 ])
@@ -100,7 +100,7 @@ def test_damaged_gzip_is_damage_not_an_unknown_format(tmp_path: Path) -> None:
         prepare(path, tmp_path)
     assert not isinstance(caught.value, UnsupportedFormatError)
     truncated = tmp_path / "cut.sql.gz"
-    truncated.write_bytes(gzip.compress(PLAIN * 50)[:-20])
+    truncated.write_bytes(gzip.compress(PLAIN * 50, mtime=0)[:-20])
     work = tmp_path / "work"
     work.mkdir()
     with pytest.raises(DumpError, match="does not decompress"):
@@ -109,14 +109,14 @@ def test_damaged_gzip_is_damage_not_an_unknown_format(tmp_path: Path) -> None:
 
 def test_gunzip_stops_at_its_limit(tmp_path: Path) -> None:
     path = tmp_path / "zeros.sql.gz"
-    path.write_bytes(gzip.compress(b"\0" * (4 << 20)))
+    path.write_bytes(gzip.compress(b"\0" * (4 << 20), mtime=0))
     with pytest.raises(DumpError, match="too little room"):
         gunzip(path, tmp_path / "out", limit=1 << 20)
 
 
 def test_prepare_unpacks_a_directory_dump_and_gunzips(tmp_path: Path) -> None:
     archive = tmp_path / "dump"
-    archive.write_bytes(gzip.compress(DIR_TAR))
+    archive.write_bytes(gzip.compress(DIR_TAR, mtime=0))
     work = tmp_path / "work"
     work.mkdir()
     prepared = prepare(archive, work)
