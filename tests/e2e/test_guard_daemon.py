@@ -45,6 +45,9 @@ def test_the_daemon_flags_an_attack_on_a_watched_source(workspace: Workspace,
             daemon.log_text()
         assert value("drbackup_guard_frozen", '{agency="planning"}') == 1
         assert value("drbackup_guard_last_clean_timestamp_seconds")
-        assert any("is SUSPECT" in str(line.get("msg")) for line in daemon.logs())
+        # The verdict reaches the state (and so the metrics) before the listing is saved and
+        # the line is logged: wait for the line rather than read the log at once.
+        assert wait_for(lambda: any("is SUSPECT" in str(line.get("msg"))
+                                    for line in daemon.logs()) or None, timeout=30)
     finally:
         daemon.stop()
