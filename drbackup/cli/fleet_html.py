@@ -17,6 +17,7 @@ from html import escape
 
 from drbackup.cli.fleet_html_charts import history_charts
 from drbackup.cli.fleet_html_text import LANGUAGES, TEXT
+from drbackup.cli.output import short_duration
 from drbackup.fleet.city import AgencyRow, FleetReport, HostRow
 from drbackup.jobs.evidence import utc_iso
 
@@ -94,18 +95,6 @@ def _e(value: object) -> str:
     return escape(str(value), quote=True)
 
 
-def duration(seconds: float | None) -> str:
-    """A short, language-neutral duration: 42s, 5m, 3.2h, 4.1d; '-' when unknown."""
-    if seconds is None:
-        return "-"
-    if seconds >= 2 * 86400:
-        return f"{seconds / 86400:.1f}d"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f}h"
-    if seconds >= 60:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds:.0f}s"
-
 
 def _level(value: int | None) -> str:
     return "-" if value is None else str(value)
@@ -123,7 +112,7 @@ def _bar(y: int, label: str, measured: float | None, target: float | None,
     size = max(1.0, measured / full * width)
     mark = left + target / full * width
     colour = "#c0392b" if measured > target else "#2e7d32"
-    tip = f"{label}: {duration(measured)} / {duration(target)}"
+    tip = f"{label}: {short_duration(measured)} / {short_duration(target)}"
     return (head + f'<rect x="{left}" y="{y + 1}" width="{size:.1f}" height="9" '
             f'fill="{colour}"><title>{_e(tip)}</title></rect>'
             f'<line x1="{mark:.1f}" x2="{mark:.1f}" y1="{y}" y2="{y + 11}" stroke="#000" '
@@ -147,7 +136,7 @@ def _chart(row: HostRow, words: dict[str, str], drill_limit: float) -> str:
 
 
 def _replicas(row: HostRow) -> str:
-    parts = [f"{r['store']} ({duration(r['lag_seconds'])})"  # type: ignore[arg-type]
+    parts = [f"{r['store']} ({short_duration(r['lag_seconds'])})"  # type: ignore[arg-type]
              for r in row.replicas]
     return ", ".join(parts) or "-"
 
@@ -161,13 +150,13 @@ def _host_cells(row: HostRow, words: dict[str, str], drill_limit: float) -> str:
             f'<td class="hv-{_e(row.verdict)} says">{_e(says)}</td>'
             f'<td class="{trust_class}">{_e(words.get(row.trust, row.trust))}</td>'
             f'<td class="num level">{_level(row.level_met)} / {_level(row.level_required)}</td>'
-            f'<td class="num rpo">{duration(row.rpo_seconds)} / '
-            f'{duration(row.rpo_target_seconds)}</td>'
-            f'<td class="num rto">{duration(row.rto_estimate_seconds)} / '
-            f'{duration(row.rto_target_seconds)}</td>'
-            f'<td class="num drill">{duration(row.last_good_drill_age_seconds)}</td>'
+            f'<td class="num rpo">{short_duration(row.rpo_seconds)} / '
+            f'{short_duration(row.rpo_target_seconds)}</td>'
+            f'<td class="num rto">{short_duration(row.rto_estimate_seconds)} / '
+            f'{short_duration(row.rto_target_seconds)}</td>'
+            f'<td class="num drill">{short_duration(row.last_good_drill_age_seconds)}</td>'
             f'<td class="replicas">{_e(_replicas(row))}</td>'
-            f'<td class="num published">{duration(row.age_seconds)}</td>'
+            f'<td class="num published">{short_duration(row.age_seconds)}</td>'
             f'<td class="chart">{_chart(row, words, drill_limit)}</td>')
 
 
@@ -224,7 +213,7 @@ def _table(report: FleetReport, words: dict[str, str], drill_limit: float) -> st
             f'</button><button type="button" data-sort="agency" hidden>'
             f'{_e(words["sort_agency"])}</button>')
     bodies = "".join(_agency_body(a, words, drill_limit) for a in report.agencies)
-    note = words["chart_note"].format(limit=duration(drill_limit))
+    note = words["chart_note"].format(limit=short_duration(drill_limit))
     return (f'<section id="agencies"><h2>{_e(words["table"])}{sort}</h2>'
             f'<table id="city" data-sorted="verdict"><thead><tr>{cells}</tr></thead>{bodies}'
             f'</table><p class="note" id="chart-note">{_e(note)}</p></section>')

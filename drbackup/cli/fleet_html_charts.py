@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from html import escape
 
+from drbackup.cli.output import short_duration
 from drbackup.fleet.history import RPO_SLICES, SourceHistory
 from drbackup.fleet.summary import SourceStatus
 from drbackup.jobs.evidence import utc_iso
@@ -29,17 +30,6 @@ COLOURS = {"ok": "#2e7d32", "failed": "#c0392b", "suspect": "#e67e00"}
 def _e(value: object) -> str:
     return escape(str(value), quote=True)
 
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds >= 2 * 86400:
-        return f"{seconds / 86400:.1f}d"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f}h"
-    if seconds >= 60:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds:.0f}s"
 
 
 def _x(at: float, start: float, window: float) -> float:
@@ -78,11 +68,12 @@ def rpo_chart(source: SourceStatus, history: SourceHistory, published_at: float,
         x = _x(end, start, window) - slice_width
         y = _y(worst, top)
         colour = COLOURS["failed"] if worst > target else COLOURS["ok"]
-        tip = f"{utc_iso(end)[:10]}: {words['chart_rpo']} {_duration(worst)} / {_duration(target)}"
+        tip = (f"{utc_iso(end)[:10]}: {words['chart_rpo']} {short_duration(worst)} / "
+               f"{short_duration(target)}")
         bars.append(f'<rect class="pt rpo-pt" x="{max(LEFT, x) + 0.5:.1f}" y="{y:.1f}" '
                     f'width="{max(1.0, slice_width - 1):.1f}" height="{HEIGHT - 1 - y:.1f}" '
                     f'fill="{colour}"><title>{_e(tip)}</title></rect>')
-    label = words["chart_rpo_history"].format(source=source.source, window=_duration(window))
+    label = words["chart_rpo_history"].format(source=source.source, window=short_duration(window))
     return _frame("rpo", source.source, len(bars), label, words["chart_rpo"],
                   "".join(bars) + _target_line(target, top))
 
@@ -99,9 +90,9 @@ def drill_chart(source: SourceStatus, history: SourceHistory, published_at: floa
         assert isinstance(at, int | float) and isinstance(code, str)
         x = _x(at, start, window)
         y = HEIGHT - 3.5 if not isinstance(rto, int | float) else _y(float(rto), top)
-        measured = _duration(float(rto)) if isinstance(rto, int | float) else "-"
+        measured = short_duration(float(rto)) if isinstance(rto, int | float) else "-"
         tip = (f"{utc_iso(at)[:16]}Z: {words['drill_' + code]}, {words['chart_rto']} "
-               f"{measured} / {_duration(target)}")
+               f"{measured} / {short_duration(target)}")
         dots.append(f'<circle class="pt drill-pt drill-{code}" cx="{x:.1f}" cy="{y:.1f}" '
                     f'r="2.5" fill="{COLOURS[code]}"><title>{_e(tip)}</title></circle>')
     mark = ""
@@ -109,7 +100,7 @@ def drill_chart(source: SourceStatus, history: SourceHistory, published_at: floa
         x = _x(published_at - limit, start, window)
         mark = (f'<line class="limit" x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{HEIGHT}" '
                 'stroke="#555" stroke-width="1" stroke-dasharray="1,2"/>')
-    label = words["chart_drill_history"].format(source=source.source, window=_duration(window))
+    label = words["chart_drill_history"].format(source=source.source, window=short_duration(window))
     return _frame("drills", source.source, len(dots), label, words["chart_drill"],
                   mark + _target_line(target, top) + "".join(dots))
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from drbackup.cli.fleet_html import RANK, duration, verdict_label
+from drbackup.cli.fleet_html import RANK, verdict_label
+from drbackup.cli.output import short_duration
 from drbackup.errors import ExitCode
 from drbackup.fleet.history import SourceHistory
 from drbackup.fleet.summary import AgencySummary, ReplicaStatus, SourceStatus, summary_key
@@ -206,11 +207,11 @@ def test_the_page_shows_the_json_rows_and_runs_clean_in_chromium(
             assert cells["says"] == verdict_label(host["verdict"], lang)
             assert cells["trust"] == verdict_label(host["trust"], lang)
             assert row["trust"] == host["trust"]
-            assert cells["rpo"] == (f"{duration(host['rpo_seconds'])} / "
-                                    f"{duration(host['rpo_target_seconds'])}")
-            assert cells["rto"] == (f"{duration(host['rto_estimate_seconds'])} / "
-                                    f"{duration(host['rto_target_seconds'])}")
-            assert cells["drill"] == duration(host["last_good_drill_age_seconds"])
+            assert cells["rpo"] == (f"{short_duration(host['rpo_seconds'])} / "
+                                    f"{short_duration(host['rpo_target_seconds'])}")
+            assert cells["rto"] == (f"{short_duration(host['rto_estimate_seconds'])} / "
+                                    f"{short_duration(host['rto_target_seconds'])}")
+            assert cells["drill"] == short_duration(host["last_good_drill_age_seconds"])
             assert cells["level"] == (f"{host['level_met'] or '-'} / "
                                       f"{host['level_required'] or '-'}")
             # History charts (RPO, drills) for each source with history, as many points

@@ -20,6 +20,7 @@ from typing import Any
 from drbackup.cli.context import CliContext
 from drbackup.cli.fleet_html import DEFAULT_DRILL_LIMIT, render_html
 from drbackup.cli.fleet_html_text import LANGUAGES
+from drbackup.cli.output import short_duration
 from drbackup.config.units import parse_duration
 from drbackup.errors import ExitCode, NotFoundError, UsageError
 from drbackup.fleet.city import UNPROTECTED, FleetReport, HostRow
@@ -93,29 +94,19 @@ def _since(text: str | None) -> float | None:
     return moment.timestamp()
 
 
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value >= 2 * 86400:
-        return f"{value / 86400:.1f}d"
-    if value >= 3600:
-        return f"{value / 3600:.1f}h"
-    if value >= 60:
-        return f"{value / 60:.0f}m"
-    return f"{value:.0f}s"
-
 
 def _pair(measured: float | None, target: float | None) -> str:
-    return f"{_seconds(measured)}/{_seconds(target)}"
+    return f"{short_duration(measured)}/{short_duration(target)}"
 
 
 def _host_cells(row: HostRow) -> list[str]:
-    replicas = " ".join(f"{r['store']}:{_seconds(r['lag_seconds'])}"  # type: ignore[arg-type]
+    replicas = " ".join(f"{r['store']}:{short_duration(r['lag_seconds'])}"  # type: ignore[arg-type]
                         for r in row.replicas) or "-"
     return [row.host, row.verdict, f"{row.level_met or '-'}/{row.level_required or '-'}",
             _pair(row.rpo_seconds, row.rpo_target_seconds),
             _pair(row.rto_estimate_seconds, row.rto_target_seconds),
-            _seconds(row.last_good_drill_age_seconds), replicas, _seconds(row.age_seconds)]
+            short_duration(row.last_good_drill_age_seconds), replicas,
+            short_duration(row.age_seconds)]
 
 
 def render(ctx: CliContext, report: FleetReport) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drbackup.cli.context import CliContext
+from drbackup.cli.output import short_duration
 from drbackup.jobs.dr_report import Objective, build_report
 
 
@@ -15,21 +16,10 @@ def register(commands: Any) -> None:
     parser.set_defaults(handler=report_now)
 
 
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value >= 2 * 86400:
-        return f"{value / 86400:.1f}d"
-    if value >= 3600:
-        return f"{value / 3600:.1f}h"
-    if value >= 60:
-        return f"{value / 60:.0f}m"
-    return f"{value:.0f}s"
-
 
 def _objective(value: Objective) -> str:
     mark = {True: "ok", False: "OVER", None: "?"}[value.met]
-    return f"{_seconds(value.measured_seconds)}/{_seconds(value.target_seconds)} {mark}"
+    return f"{short_duration(value.measured_seconds)}/{short_duration(value.target_seconds)} {mark}"
 
 
 def report_now(ctx: CliContext) -> int:
