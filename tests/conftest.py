@@ -8,6 +8,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -85,49 +86,42 @@ def workspace(tmp_path: Path, restic_binary: str) -> Workspace:
     return ws
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """One throwaway PostgreSQL 15 cluster for the session; tests use their own databases."""
-    server = PostgresServer()
+_Server = TypeVar("_Server", PostgresServer, MariaDBServer)
+
+
+def _running(server: _Server) -> Iterator[_Server]:
+    """Start a throwaway database server for a fixture and destroy it afterwards, however the
+    tests ended."""
     try:
         server.start()
         yield server
     finally:
         server.destroy()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL 15 cluster for the session; tests use their own databases."""
+    yield from _running(PostgresServer())
 
 
 @pytest.fixture(scope="session")
 def mariadb_server() -> Iterator[MariaDBServer]:
     """One throwaway MariaDB for the session; tests use their own databases."""
-    server = MariaDBServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.destroy()
+    yield from _running(MariaDBServer())
 
 
 @pytest.fixture(scope="session")
 def postgres_server_b() -> Iterator[PostgresServer]:
     """A second PostgreSQL cluster: the "other server" restores go onto (the disaster case).
     Started only by the tests that ask for it."""
-    server = PostgresServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.destroy()
+    yield from _running(PostgresServer())
 
 
 @pytest.fixture(scope="session")
 def mariadb_server_b() -> Iterator[MariaDBServer]:
     """A second MariaDB: the "other server" restores go onto. Started only when asked for."""
-    server = MariaDBServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.destroy()
+    yield from _running(MariaDBServer())
 
 
 @pytest.fixture
