@@ -17,7 +17,7 @@ from html import escape
 
 from drbackup.cli.fleet_html_charts import history_charts
 from drbackup.cli.fleet_html_text import LANGUAGES, TEXT
-from drbackup.cli.output import short_duration
+from drbackup.config.units import short_duration
 from drbackup.fleet.city import AgencyRow, FleetReport, HostRow
 from drbackup.jobs.evidence import utc_iso
 

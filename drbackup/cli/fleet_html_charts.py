@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from html import escape
 
-from drbackup.cli.output import short_duration
+from drbackup.config.units import short_duration
 from drbackup.fleet.history import RPO_SLICES, SourceHistory
 from drbackup.fleet.summary import SourceStatus
 from drbackup.jobs.evidence import utc_iso

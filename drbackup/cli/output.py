@@ -31,19 +31,6 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def short_duration(seconds: float | None) -> str:
-    """A short, language-neutral duration: 42s, 5m, 3.2h, 4.1d; '-' when unknown."""
-    if seconds is None:
-        return "-"
-    if seconds >= 2 * 86400:
-        return f"{seconds / 86400:.1f}d"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f}h"
-    if seconds >= 60:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds:.0f}s"
-
-
 def human_bytes(count: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(count) < 1024 or unit == "TiB":

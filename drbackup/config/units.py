@@ -76,6 +76,19 @@ def format_duration(value: timedelta) -> str:
     return "".join(parts)
 
 
+def short_duration(seconds: float | None) -> str:
+    """A short, language-neutral duration: 42s, 5m, 3.2h, 4.1d; '-' when unknown."""
+    if seconds is None:
+        return "-"
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.1f}d"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f}h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds:.0f}s"
+
+
 def parse_size(value: object) -> int:
     """Parse "1KiB", "200MB", "5G" or a number of bytes. Raises ValueError on anything else."""
     if isinstance(value, bool):

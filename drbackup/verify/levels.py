@@ -25,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from drbackup.config.units import short_duration
+
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 
@@ -128,11 +130,4 @@ def highest_level_met(measured: Measured) -> tuple[DrLevel | None, list[str]]:
 
 
 def _h(value: timedelta) -> str:
-    seconds = value.total_seconds()
-    if seconds >= 2 * 86400:
-        return f"{seconds / 86400:.1f}d"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f}h"
-    if seconds >= 60:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds:.0f}s"
+    return short_duration(value.total_seconds())

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from drbackup.cli.fleet_html import RANK, verdict_label
-from drbackup.cli.output import short_duration
+from drbackup.config.units import short_duration
 from drbackup.errors import ExitCode
 from drbackup.fleet.history import SourceHistory
 from drbackup.fleet.summary import AgencySummary, ReplicaStatus, SourceStatus, summary_key

@@ -20,8 +20,7 @@ from typing import Any
 from drbackup.cli.context import CliContext
 from drbackup.cli.fleet_html import DEFAULT_DRILL_LIMIT, render_html
 from drbackup.cli.fleet_html_text import LANGUAGES
-from drbackup.cli.output import short_duration
-from drbackup.config.units import parse_duration
+from drbackup.config.units import parse_duration, short_duration
 from drbackup.errors import ExitCode, NotFoundError, UsageError
 from drbackup.fleet.city import UNPROTECTED, FleetReport, HostRow
 from drbackup.fleet.inventory import load_inventory

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drbackup.cli.context import CliContext
-from drbackup.cli.output import short_duration
+from drbackup.config.units import short_duration
 from drbackup.jobs.dr_report import Objective, build_report
 
 
