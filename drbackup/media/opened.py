@@ -11,15 +11,14 @@ its content's hash and which the manifest lists, cannot be added, dropped or swa
 
 from __future__ import annotations
 
-import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from drbackup.media.errors import MediaInvalidError
-from drbackup.media.layout import AGENCIES, REPO, is_lock
+from drbackup.media.layout import AGENCIES, REPO
 from drbackup.media.manifest import Manifest
-from drbackup.media.readback import Problem, hash_file, walk
+from drbackup.media.readback import Problem, compare
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -31,28 +30,8 @@ def _is_pack(relative: str) -> bool:
 
 def agency_problems(manifest: Manifest, medium: Path, agency: str) -> list[Problem]:
     """What differs between the agency's part of the medium and its manifest (see module doc)."""
-    prefix = f"{AGENCIES}/{agency}/"
-    listed = {p: f for p, f in manifest.files.items() if p.startswith(prefix)}
-    problems: list[Problem] = []
-    seen: set[str] = set()
-    for relative, info in sorted(walk(medium)):
-        if not relative.startswith(prefix) or is_lock(relative):
-            continue
-        expected = listed.get(relative)
-        if expected is None:
-            problems.append(Problem(relative, "extra (not in the manifest)"))
-            continue
-        seen.add(relative)
-        if not stat.S_ISREG(info.st_mode):
-            problems.append(Problem(relative, "not a plain file"))
-        elif info.st_size != expected.size:
-            problems.append(Problem(relative, f"truncated or grown ({info.st_size} bytes, "
-                                              f"manifest says {expected.size})"))
-        elif not _is_pack(relative) and hash_file(medium / relative) != (expected.size,
-                                                                         expected.sha256):
-            problems.append(Problem(relative, "altered (SHA-256 differs from the manifest)"))
-    problems += [Problem(p, "missing") for p in sorted(set(listed) - seen)]
-    return problems
+    return compare(manifest, medium, cold=False, prefix=f"{AGENCIES}/{agency}/",
+                   unhashed=_is_pack)
 
 
 @dataclass

@@ -13,7 +13,7 @@ import hashlib
 import os
 import stat
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,15 +108,19 @@ def inventory(medium: Path, *, agencies: set[str], cold: bool = True
     return {p: FileEntry(*hashed[p]) for p in regular}, problems
 
 
-def compare(manifest: Manifest, medium: Path, *, cold: bool = True) -> list[Problem]:
-    """What differs between the medium and its manifest, one Problem each."""
+def compare(manifest: Manifest, medium: Path, *, cold: bool = True, prefix: str = "",
+            unhashed: Callable[[str], bool] | None = None) -> list[Problem]:
+    """What differs between the medium (the part under `prefix`) and its manifest, one Problem
+    each, in path order, missing files last. Files `unhashed` selects are checked by name and
+    size only."""
+    listed = {p: f for p, f in manifest.files.items() if p.startswith(prefix)}
     problems: list[Problem] = []
     seen: set[str] = set()
     to_hash: list[str] = []
     for relative, info in sorted(walk(medium)):
-        if is_lock(relative):
+        if not relative.startswith(prefix) or is_lock(relative):
             continue
-        expected = manifest.files.get(relative)
+        expected = listed.get(relative)
         if expected is None:
             problems.append(Problem(relative, "extra (not in the manifest)"))
             continue
@@ -128,13 +132,14 @@ def compare(manifest: Manifest, medium: Path, *, cold: bool = True) -> list[Prob
             problems.append(Problem(relative, f"truncated or grown ({info.st_size} bytes, "
                                               f"manifest says {expected.size})"))
             continue
-        to_hash.append(relative)
+        if unhashed is None or not unhashed(relative):
+            to_hash.append(relative)
     hashed = hash_files(medium, to_hash, cold=cold)
     for relative in to_hash:
-        expected = manifest.files[relative]
+        expected = listed[relative]
         if hashed[relative] != (expected.size, expected.sha256):
             problems.append(Problem(relative, "altered (SHA-256 differs from the manifest)"))
     problems.sort(key=lambda p: p.path)
-    for relative in sorted(set(manifest.files) - seen):
+    for relative in sorted(set(listed) - seen):
         problems.append(Problem(relative, "missing"))
     return problems
