@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import pytest
 
 from drbackup.cli.main import main
 from tests.runbooks.markdown import RUNBOOKS
-from tests.runbooks.test_runbooks import _script, _unmet_expectations
+from tests.runbooks.test_runbooks import execute
 from tests.support.kits import printed_signer
 from tests.support.media import read_only
 from tests.support.offsite import small_tree
@@ -81,15 +80,7 @@ def _run(world: World, name: str, extra: dict[str, str]) -> str:
     for passed in ("TMPDIR", "PYTHONPATH"):
         if passed in os.environ:
             env[passed] = os.environ[passed]
-    script = work / "runbook.sh"
-    script.write_text(_script(path))
-    result = subprocess.run(["bash", "-euo", "pipefail", str(script)], cwd=work, env=env,
-                            capture_output=True, text=True, timeout=600, check=False)
-    output = f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
-    assert result.returncode == 0, f"runbook {name} failed (exit {result.returncode})\n{output}"
-    unmet = _unmet_expectations(path, result.stdout)
-    assert not unmet, "\n".join(unmet)
-    return result.stdout
+    return execute(path, work, env)[0]
 
 
 def _rotation_brings_a_blank_medium_into_the_set(world: World) -> None:

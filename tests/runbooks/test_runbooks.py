@@ -257,6 +257,21 @@ def _unmet_expectations(path: Path, output: str) -> list[str]:
     return unmet
 
 
+def execute(path: Path, work: Path, env: dict[str, str]) -> tuple[str, str]:
+    """Run the runbook's executable blocks as one bash script in `work`; assert it exits 0 and
+    prints what its "Expected:" sentences say. (stdout, stdout and stderr for messages)."""
+    script = work / "runbook.sh"
+    script.write_text(_script(path))
+    result = subprocess.run(["bash", "-euo", "pipefail", str(script)], cwd=work, env=env,
+                            capture_output=True, text=True, timeout=600, check=False)
+    output = f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+    assert result.returncode == 0, (f"runbook {path.name} failed (exit {result.returncode})"
+                                    f"\n{output}")
+    unmet = _unmet_expectations(path, result.stdout)
+    assert not unmet, "\n".join(unmet)
+    return result.stdout, output
+
+
 def _bring_kit_file(sandbox: Sandbox, host: Path) -> dict[str, str]:
     """The .kit file (from a USB stick, or downloaded from a store's _recovery-kit/)."""
     shutil.copy(sandbox.kit, host / "kit.kit")
@@ -318,15 +333,7 @@ def _run(sandbox: Sandbox, name: str) -> tuple[Path, str]:
                    DRBACKUP_CONFIG=str(sandbox.workspace.config_path),
                    PASSWORD_FILE=str(sandbox.password_file),
                    STATE_DIR=str(sandbox.workspace.state_dir))
-    script = work / "runbook.sh"
-    script.write_text(_script(path))
-    result = subprocess.run(["bash", "-euo", "pipefail", str(script)], cwd=work, env=env,
-                            capture_output=True, text=True, timeout=600, check=False)
-    output = f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
-    assert result.returncode == 0, f"runbook {name} failed (exit {result.returncode})\n{output}"
-    unmet = _unmet_expectations(path, result.stdout)
-    assert not unmet, "\n".join(unmet)
-    return target, output
+    return target, execute(path, work, env)[1]
 
 
 def _executable_runbooks() -> list[str]:
