@@ -2,10 +2,12 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
-# Three workers on 2 cores: most tests wait on servers, debounce windows and restic (with two
-# the suite used ~1.4 cores and took 14-15 min of wall time). Long trials
-# (@pytest.mark.slow) run in `make test-long`.
-PYTEST_WORKERS ?= 3
+# Four workers on 2 cores: most tests wait on servers, debounce windows and restic (with three
+# the suite used ~1.6 cores and took 15.5 min of wall time on an idle machine). worksteal: an
+# idle worker takes queued tests from a busy one, so the minute-long trials do not end the run
+# on one worker while the others wait. Long trials (@pytest.mark.slow) run in `make test-long`.
+PYTEST_WORKERS ?= 4
+PYTEST_DIST ?= worksteal
 
 .PHONY: setup demo test lint typecheck unit test-long test-systemd bench example clean
 
@@ -24,7 +26,7 @@ typecheck: setup
 test: setup
 	$(VENV)/bin/ruff check drbackup tests scripts bench
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist $(PYTEST_DIST) -m "not slow" $(PYTEST_ARGS)
 
 test-long: setup
 	DRBACKUP_LONG=1 $(PY) -m pytest -q -m "slow and not systemd" $(PYTEST_ARGS)

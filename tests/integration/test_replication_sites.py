@@ -129,7 +129,6 @@ def test_cross_credential_replica_checks_restores_alone_and_keys_stay_home(
         assert not any(s in text for s in secrets)
 
 
-@pytest.mark.slow  # ~20 s: make test-long
 def test_copy_cut_by_its_window_resumes_next_run_with_the_lag_right(
         workspace: Workspace, sites: tuple[IamS3, IamS3], bucket: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -220,7 +219,6 @@ def test_a_replica_that_is_the_primary_or_another_agencys_is_refused(
         "KeyCount"] == 1  # only parks' snapshot: nothing was copied
 
 
-@pytest.mark.slow  # ~20 s: make test-long
 def test_private_cas_on_both_sites_are_trusted_through_ca_file(
         workspace: Workspace, sites: tuple[IamS3, IamS3], bucket: str, tmp_path: Path) -> None:
     """Each store behind TLS signed by its own private CA: boto3 (verify=ca_file), restic
@@ -260,7 +258,6 @@ def test_private_cas_on_both_sites_are_trusted_through_ca_file(
         dr_tls.stop()
 
 
-@pytest.mark.slow  # ~40 s: make test-long
 def test_copy_cut_by_the_replica_site_going_away_resumes_with_the_lag_right(
         workspace: Workspace, sites: tuple[IamS3, IamS3], bucket: str, tmp_path: Path) -> None:
     """The DR centre disappears mid-copy (every connection refused: the site is down for this

@@ -232,6 +232,13 @@ def _check_plain_progress(stderr: str) -> int:
     return len(elapsed)
 
 
+def _sigint_default() -> None:
+    """A shell's background job (`make test &`) starts with SIGINT ignored, which Python keeps
+    and its children inherit: the Ctrl-C below would never arrive. A terminal's Ctrl-C reaches
+    drbackup with SIGINT at its default, as here."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_progress_lines_and_json_lines(workspace: Workspace, tmp_path: Path) -> None:
     """16 MiB read at 2 MiB/s (restic --limit-download) lasts ~8 s: long enough for several
     status messages (every 2 s) without a big data set, and to interrupt one; the 500 MB run
@@ -267,7 +274,7 @@ def test_progress_lines_and_json_lines(workspace: Workspace, tmp_path: Path) -> 
                "--target", str(target), "--no-progress"]
     running = subprocess.Popen([*restore, "--limit-download", "512"], env=workspace.env(),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=_sigint_default)
     try:
         wait_until(lambda: (target / data.relative_to("/")).is_dir(), what="the restore to start")
         os.killpg(running.pid, signal.SIGINT)
