@@ -16,7 +16,6 @@ from drbackup.engine.errors import (
     WrongPassword,
 )
 from drbackup.engine.models import (
-    BackupItem,
     BackupResult,
     BackupSummary,
     CheckResult,
@@ -40,7 +39,6 @@ __all__ = [
     "BackendAccessDenied",
     "BackendCredentialsRejected",
     "BackendUnreachable",
-    "BackupItem",
     "BackupResult",
     "BackupSummary",
     "CheckResult",

@@ -71,19 +71,10 @@ def backup_args(
     stdin_filename: str | None = None,
     time: datetime | None = None,
     skip_if_unchanged: bool = False,
-    list_items: bool = False,
-    parent: str | None = None,
 ) -> Argv:
     """`backup` of paths, or of a command's stdout (`--stdin-from-command`, which replaces the
-    paths). Each tag is its own --tag, as given (restic splits a --tag value on commas).
-    list_items: `--verbose=2`, under which restic's --json output holds one `verbose_status`
-    line per file and directory (new, modified or unchanged, with its size and stored size).
-    parent: the snapshot restic compares with (--parent) instead of the newest one it finds."""
+    paths). Each tag is its own --tag, as given (restic splits a --tag value on commas)."""
     args = ["backup"]
-    if list_items:
-        args.append("--verbose=2")
-    if parent:
-        args += ["--parent", parent]
     for tag in tags:
         args += ["--tag", tag]
     if host:

@@ -71,7 +71,6 @@ class Invoker:
         cwd: str | None = None,
         env_extra: dict[str, str] | None = None,
         lock_retry: bool = False,
-        skip_prefix: bytes | None = None,
         pass_fds: tuple[int, ...] = (),
         cacerts: tuple[Path, ...] = (),
         limit_download_kib: int | None = None,
@@ -96,8 +95,7 @@ class Invoker:
 
             def attempt(command: list[str]) -> ProcessResult:
                 return run_process(command, env, timeout=limit, on_message=on_message,
-                                   stdout_sink=stdout_sink, cwd=cwd, skip_prefix=skip_prefix,
-                                   **fds)
+                                   stdout_sink=stdout_sink, cwd=cwd, **fds)
 
             result = attempt(cmd)
             if lock_retry and target is not None:

@@ -145,35 +145,6 @@ class BackupSummary:
         )
 
 
-ITEM_ACTIONS = frozenset({"new", "modified", "unchanged"})
-
-
-@dataclass(frozen=True)
-class BackupItem:
-    """One file of a backup, from restic's `verbose_status` line (`backup --verbose=2`):
-    `action` new, modified or unchanged; `size` restic's data_size, the bytes of the file's
-    chunks that were new to the repository (not the file's size: 0 when every chunk was
-    already there, and for an unchanged file); `stored` what those chunks took in the
-    repository after compression and encryption."""
-
-    action: str
-    path: str
-    size: int
-    stored: int
-
-    @classmethod
-    def from_json(cls, message: JsonObject) -> BackupItem | None:
-        """The file this line names, or None for directories (item ending in "/"), the
-        scan_finished line and anything malformed."""
-        action = message.get("action")
-        item = message.get("item")
-        if action not in ITEM_ACTIONS or not isinstance(item, str) or not item \
-                or item.endswith("/"):
-            return None
-        return cls(str(action), item, max(0, as_int(message.get("data_size"))),
-                   max(0, as_int(message.get("data_size_in_repo"))))
-
-
 @dataclass(frozen=True)
 class BackupResult:
     """A backup that made a snapshot. `unreadable` lists files restic could not read (exit 3):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,7 +21,6 @@ from drbackup.engine.jsonlines import (
     error_text,
 )
 from drbackup.engine.models import (
-    BackupItem,
     BackupResult,
     BackupSummary,
     CheckResult,
@@ -49,26 +47,11 @@ from drbackup.engine.version import (
 )
 
 # Names other modules and tests import from here.
-__all__ = ["MINIMUM_VERSION", "ItemCallback", "ProgressCallback", "Restic", "ResticSettings",
-           "redact"]
+__all__ = ["MINIMUM_VERSION", "ProgressCallback", "Restic", "ResticSettings", "redact"]
 
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[Progress], None]
-ItemCallback = Callable[[BackupItem], None]
-
-
-_SNAPSHOT_ID = re.compile(r"[0-9a-f]{64}")
-# How restic 0.17/0.18 start the line of an unchanged file (its Go struct's field order); a
-# restic that orders them otherwise has its lines read, which costs time, not correctness.
-_UNCHANGED_LINE = b'{"message_type":"verbose_status","action":"unchanged",'
-
-
-def _parent_missing(result: ProcessResult, parent: str) -> bool:
-    """restic's exit error for a --parent it cannot load: "failed to load snapshot <id8>"."""
-    errors = [error_text(m) for m in result.stdout.of_type("exit_error")]
-    errors += [error_text(m) for m in result.stderr.of_type("exit_error")]
-    return any(f"failed to load snapshot {parent[:8]}" in text for text in errors)
 
 
 def local_repository_present(target: RepoTarget) -> bool:
@@ -184,46 +167,20 @@ class Restic:
         on_progress: ProgressCallback | None = None,
         cwd: str | None = None,
         command_env: dict[str, str] | None = None,
-        on_item: ItemCallback | None = None,
-        parent: str | None = None,
-        unchanged_items: bool = True,
     ) -> BackupResult:
         """Back up paths (or a command's stdout). Exit 3 (unreadable files) is a partial result,
-        not an error. With stdin_command, restic makes no snapshot when the command fails.
-        on_item: called with every file restic saved or found unchanged, as it goes (restic
-        runs with --verbose=2; the lines are handed over, never kept).
-        parent: compare with this snapshot; when restic cannot load it (forgotten), the backup
-        runs again without it, against restic's own choice of parent.
-        unchanged_items: False drops the lines of unchanged files unread (one per file of the
-        source; a caller that knows the previous file set needs only what changed)."""
-        if parent is not None and not _SNAPSHOT_ID.fullmatch(parent):
-            parent = None
+        not an error. With stdin_command, restic makes no snapshot when the command fails."""
         args = argv.backup_args(
             paths, tags=tags, host=host, excludes=excludes, one_file_system=one_file_system,
             stdin_command=stdin_command, stdin_filename=stdin_filename, time=time,
-            skip_if_unchanged=skip_if_unchanged, list_items=on_item is not None, parent=parent)
+            skip_if_unchanged=skip_if_unchanged)
 
         def handle(message: JsonObject) -> None:
-            kind = message.get("message_type")
-            if on_progress is not None and kind == "status":
+            if on_progress is not None and message.get("message_type") == "status":
                 on_progress(Progress.from_json(message))
-            elif on_item is not None and kind == "verbose_status":
-                item = BackupItem.from_json(message)
-                if item is not None:
-                    on_item(item)
 
         result = self._run(target, args, on_message=handle, timeout=timeout, cwd=cwd,
-                           env_extra=command_env, lock_retry=True,
-                           skip_prefix=None if unchanged_items else _UNCHANGED_LINE)
-        if parent is not None and result.returncode == 1 and _parent_missing(result, parent):
-            log.warning("restic backup on %s: parent snapshot %s is gone; backing up against "
-                        "restic's own parent", target.display, parent[:8])
-            return self.backup(target, paths, tags=tags, host=host, excludes=excludes,
-                               one_file_system=one_file_system, stdin_command=stdin_command,
-                               stdin_filename=stdin_filename, time=time,
-                               skip_if_unchanged=skip_if_unchanged, timeout=timeout,
-                               on_progress=on_progress, cwd=cwd, command_env=command_env,
-                               on_item=on_item, unchanged_items=unchanged_items)
+                           env_extra=command_env, lock_retry=True)
         raise_for(result, target, "backup", ok_codes=(0, 3))
         summary_message = result.stdout.last_of_type("summary")
         if summary_message is None:

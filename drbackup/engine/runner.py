@@ -123,7 +123,7 @@ def _deadline(process: subprocess.Popen[bytes], timeout: float | None,
         timer.cancel()
 
 
-# Progress, and the per-file lines of `backup --verbose=2`: one per file of the source.
+# Progress lines (and restic's per-file verbose lines): delivered, not kept.
 _DELIVERED_ONLY = frozenset({"status", "verbose_status"})
 
 
@@ -135,7 +135,6 @@ def run_process(
     on_message: Callable[[JsonObject], None] | None = None,
     stdout_sink: IO[bytes] | None = None,
     cwd: str | None = None,
-    skip_prefix: bytes | None = None,
     pass_fds: tuple[int, ...] = (),
 ) -> ProcessResult:
     """Run argv to completion. stdout is parsed as JSON lines (each object handed to on_message
@@ -165,8 +164,6 @@ def run_process(
                     stdout_sink.write(chunk)
             else:
                 for raw in iter(process.stdout.readline, b""):
-                    if skip_prefix is not None and raw.startswith(skip_prefix):
-                        continue  # lines the caller does not want (one per unchanged file)
                     line = raw.decode("utf-8", errors="replace")
                     message = parse_line(line)
                     if message is not None and message.get("message_type") in _DELIVERED_ONLY:

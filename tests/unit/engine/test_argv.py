@@ -72,14 +72,6 @@ def test_backup_of_paths() -> None:
         "--time", "2026-12-06 19:35:07", "--skip-if-unchanged", "--", "/srv/a", "-odd")
 
 
-def test_backup_listing_items_asks_for_verbosity_two() -> None:
-    # restic's --json output has a verbose_status line per file only at --verbose=2.
-    assert argv.backup_args(["/srv/a"], list_items=True) == (
-        "backup", "--verbose=2", "--", "/srv/a")
-    assert argv.backup_args(["/srv/a"], list_items=True, parent="ab" * 32) == (
-        "backup", "--verbose=2", "--parent", "ab" * 32, "--", "/srv/a")
-
-
 def test_backup_tags_go_as_given_one_per_option() -> None:
     # No escaping: each tag is its own --tag word, exactly as the caller gave it.
     assert argv.backup_args(["/x"], tags=["a,b", "c"]) == (
@@ -194,8 +186,7 @@ Call = tuple[list[str], dict[str, str]]
 def _recording(calls: list[Call]) -> Callable[..., ProcessResult]:
     def run(argv: Sequence[str], env: Mapping[str, str], *, timeout: float | None,
             on_message: Callable[[JsonObject], None] | None = None,
-            stdout_sink: IO[bytes] | None = None, cwd: str | None = None,
-            skip_prefix: bytes | None = None) -> ProcessResult:
+            stdout_sink: IO[bytes] | None = None, cwd: str | None = None) -> ProcessResult:
         calls.append((list(argv), dict(env)))
         out = ['{"message_type":"summary","snapshot_id":"' + "ab" * 32 + '"}']
         if "snapshots" in argv or "forget" in argv:

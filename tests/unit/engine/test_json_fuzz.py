@@ -98,8 +98,7 @@ def _fake_runner(stdout: list[str], stderr: list[str], returncode: int, timed_ou
 
     def run(argv: Sequence[str], env: Mapping[str, str], *, timeout: float | None,
             on_message: Callable[[JsonObject], None] | None = None,
-            stdout_sink: IO[bytes] | None = None, cwd: str | None = None,
-            skip_prefix: bytes | None = None) -> ProcessResult:
+            stdout_sink: IO[bytes] | None = None, cwd: str | None = None) -> ProcessResult:
         kept = []
         for line in stdout:
             if stdout_sink is not None:
