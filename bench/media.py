@@ -1,14 +1,14 @@
 """Offline media (#19): `drbackup media export` and `drbackup media verify` against the raw
 copy and the raw read of the same files on the same file system, interleaved, medians.
 
-- export, also against `cp -r` + `sync` followed by restic check --read-data of the copy: the
-  least an export that meets §1 does (not judged);
 - export: the export job (export_media, in-process: the file-for-file mirror of the
   repository, hashed while written, the read-back of every file beside restic snapshots and
   restic check --read-data of the medium, the signed manifest) onto a blank directory, against
   `cp -r` of the agency's local repository onto a blank directory of the same file system
   followed by `sync` (a copy to a medium is not done before it is on it; the export's files
   are fsync'd);
+- export, also against `cp -r` + `sync` followed by restic check --read-data of the copy: the
+  least an export that meets §1 does (not judged);
 - verify (station): `media verify` as the transfer station runs it (no password: signature,
   every file hashed from the medium, page cache dropped per file), against `cat` of the same
   files into /dev/null, their page cache dropped before (not timed);
