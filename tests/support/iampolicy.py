@@ -20,6 +20,7 @@ import base64
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from fnmatch import fnmatchcase
@@ -110,10 +111,11 @@ class Request:
 
 
 def read_recording(path: Path) -> list[Request]:
-    """moto's recording file (one JSON request a line) -> requests, moto's own API left out."""
+    """moto's recording file -> requests, moto's own API left out. moto writes each entry and
+    its newline in two writes from its server threads, so two entries can share a line: the
+    file is read as a stream of JSON values, not one per line."""
     requests = []
-    for line in path.read_text().splitlines():
-        entry = json.loads(line)
+    for entry in _json_stream(path.read_text()):
         split = urlsplit(entry["url"])
         if split.path.startswith("/moto-api"):
             continue
@@ -123,6 +125,17 @@ def read_recording(path: Path) -> list[Request]:
                                 parse_qs(split.query, keep_blank_values=True),
                                 {k.lower(): str(v) for k, v in entry["headers"].items()}, raw))
     return requests
+
+
+def _json_stream(text: str) -> Iterator[dict[str, Any]]:
+    decoder, at = json.JSONDecoder(), 0
+    while True:
+        while at < len(text) and text[at].isspace():
+            at += 1
+        if at == len(text):
+            return
+        value, at = decoder.raw_decode(text, at)
+        yield value
 
 
 # Bucket sub-resources: (method, query key) -> action.
