@@ -1,5 +1,5 @@
-"""Cross-credential replication throughput (#18): drbackup's `restic copy` whose source is read
-through restic's rclone backend (the source store has other keys than the replica) against a
+"""Cross-credential replication throughput (#18): drbackup's `restic copy` whose destination is
+written through restic's rclone backend (the source store has other keys than the replica) against a
 plain same-key `restic copy` of the same snapshots between the same two moto servers, both sides
 on restic's own S3 backend. Each repetition copies into a fresh replica repository created with
 the primary's chunker parameters (not timed); the two ways alternate; medians. moto in its
@@ -86,4 +86,4 @@ def run(work_dir: Path) -> list[BenchResult]:
         baseline_name="same-key restic copy", goal=1.10, goal_text="ratio ≤ 1.10",
         note=f"throughput {total / sorted(cross)[len(cross) // 2]:.1f} MiB/s cross-credential "
              f"vs {total / sorted(same)[len(same) // 2]:.1f} MiB/s same-key; source read "
-             "through rclone (memfd config), destination on restic's S3 backend")]
+             "on restic's S3 backend, destination written through rclone (memfd config)")]

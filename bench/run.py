@@ -53,7 +53,7 @@ REGISTRY: list[tuple[str, str, str]] = [
      "bench.adapters:db_dump"),
     ("guard", "ransomware guard: detection and false alarms per scenario; its cost on backups",
      "bench.guard:run"),
-    ("replication", "cross-credential replication (source through rclone) vs same-key "
+    ("replication", "cross-credential replication (replica written through rclone) vs same-key "
      "restic copy of the same snapshots", "bench.replication:run"),
     ("media", "offline media: export vs cp -r, verify vs a raw read of the same files",
      "bench.media:run"),

@@ -1,9 +1,9 @@
 """Replication across sites (#18) against two real IAM-enforcing moto servers, each accepting only
-its own keys, and real restic: backup on one, replicate to the other (source read through restic's
-rclone backend with an in-memory rclone config), `restic check` on the replica, a byte-identical
-restore from the replica alone; each server's request log holds only its own key; no secret in
-argv or logs; a copy cut by its time window (with a bandwidth limit) resumes and the lag is right;
-wrong-site replicas are refused in one line."""
+its own keys, and real restic: backup on one, replicate to the other (the replica written through
+restic's rclone backend with an in-memory rclone config), `restic check` on the replica, a
+byte-identical restore from the replica alone; each server's request log holds only its own
+key; no secret in argv or logs; a copy cut by its time window (with a bandwidth limit) resumes
+and the lag is right; wrong-site replicas are refused in one line."""
 
 from __future__ import annotations
 
@@ -53,11 +53,14 @@ def _secrets(*keys: S3Credentials) -> list[str]:
 
 def _watch_processes(stop: threading.Event, seen: list[tuple[list[str], dict[str, str]]]
                      ) -> None:
-    """Every restic/rclone process's argv and environment while replication runs."""
+    """Every restic/rclone process this test started (not another xdist worker's), with its
+    argv and environment, while replication runs."""
+    me = os.getpid()
     while not stop.is_set():
         for proc in psutil.process_iter(["name", "cmdline"]):
             try:
-                if proc.info["name"] in ("restic", "rclone"):
+                if (proc.info["name"] in ("restic", "rclone")
+                        and any(p.pid == me for p in proc.parents())):
                     seen.append((list(proc.info["cmdline"] or []), proc.environ()))
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
@@ -121,10 +124,10 @@ def test_cross_credential_replica_checks_restores_alone_and_keys_stay_home(
     for argv, _env in seen:
         assert not any(s in word for s in secrets for word in argv)
     for _argv, env in copies:
-        # The copy's environment holds the destination's key only; the source's is in a memfd.
-        assert city.admin.secret_access_key not in env.values()
-        assert env["RCLONE_CONFIG"].startswith("/dev/fd/")
-        assert env["RESTIC_FROM_REPOSITORY"].startswith("rclone:")
+        # The copy's environment holds the source's key only; the replica's is in a memfd.
+        assert dr.admin.secret_access_key not in env.values()
+        assert env.get("RCLONE_CONFIG", "").startswith("/dev/fd/"), sorted(env)
+        assert env["RESTIC_REPOSITORY"].startswith("rclone:")
     for text in (result.stdout, result.stderr):
         assert not any(s in text for s in secrets)
 
@@ -222,7 +225,7 @@ def test_a_replica_that_is_the_primary_or_another_agencys_is_refused(
 def test_private_cas_on_both_sites_are_trusted_through_ca_file(
         workspace: Workspace, sites: tuple[IamS3, IamS3], bucket: str, tmp_path: Path) -> None:
     """Each store behind TLS signed by its own private CA: boto3 (verify=ca_file), restic
-    (--cacert) and the rclone child reading the source (RCLONE_CA_CERT) each trust it."""
+    (--cacert) and the rclone child writing the replica (RCLONE_CA_CERT) each trust it."""
     city, dr = sites
     city_tls = TlsProxy(city.server.port, tmp_path / "pki", "city").start()
     dr_tls = TlsProxy(dr.server.port, tmp_path / "pki", "dr").start()
