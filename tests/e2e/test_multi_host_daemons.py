@@ -16,8 +16,9 @@ the rotating data check on tight schedules. Then:
   source's newest snapshot, whichever host made it, byte-identical;
 - a second host configured as maintenance host is refused in one line.
 
-`make test` runs a 20 s trial; `make test-long` a 5-minute one in which drills run on host-b
-and a second owner's daemon (host-d) runs beside them and is refused at every turn. Timeouts
+Both trials run drills on host-b and a second owner's daemon (host-d) beside them, refused at
+every turn: `make test` for 2.5 minutes (the acceptance's "several minutes", in CI),
+`make test-long` for 5. Timeouts
 are polling limits, never asserted durations."""
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ PASSWORD = "one-password-for-the-agency"
 EXCLUSIVE = {"forget", "prune", "check", "tag"}
 MAINTENANCE = {"forget": "every 5s", "prune": "every 7s", "check": "every 9s"}
 SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "schemas" / "report.schema.json"
-SHORT_TRIAL = 20.0
+SHORT_TRIAL = 150.0
 LONG_TRIAL = 300.0
 
 
@@ -285,7 +286,7 @@ def _second_owner_refused(fleet: Fleet) -> None:
 
 
 def test_three_hosts_back_up_one_agency_while_the_owner_maintains(fleet: Fleet) -> None:
-    _trial(fleet, SHORT_TRIAL)
+    _trial(fleet, SHORT_TRIAL, second_owner=True)
 
 
 @pytest.mark.slow
