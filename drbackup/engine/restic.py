@@ -291,11 +291,8 @@ class Restic:
         if not (tolerate_errors and errors and result.returncode == 1
                 and not result.timed_out and not result.terminated):
             raise_for(result, target, "restore")
+        # A dry run's summary counts what it would restore (restic >= 0.17).
         summary = result.stdout.last_of_type("summary") or {}
-        if dry_run:
-            planned = [m for m in result.stdout.of_type("verbose_status")]
-            summary = {**summary,
-                       "files_restored": summary.get("files_restored", len(planned))}
         return RestoreSummary.from_json(summary, errors)
 
     # -- maintenance ------------------------------------------------------------------------

@@ -123,7 +123,8 @@ def _deadline(process: subprocess.Popen[bytes], timeout: float | None,
         timer.cancel()
 
 
-# Progress lines (and restic's per-file verbose lines): delivered, not kept.
+# Progress lines: delivered, not kept (verbose_status too, should a caller ever pass -vv: a
+# line per file would otherwise be held in memory).
 _DELIVERED_ONLY = frozenset({"status", "verbose_status"})
 
 
