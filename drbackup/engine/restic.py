@@ -12,7 +12,7 @@ from typing import IO, Any
 
 import drbackup.engine.argv as argv
 from drbackup.engine.classify import half_initialised, raise_for, redact
-from drbackup.engine.crossrepo import source_access
+from drbackup.engine.crossrepo import copy_access
 from drbackup.engine.errors import CopyCut, ResticError, ResticNotInstalled, ResticTooOld
 from drbackup.engine.invoke import Invoker, ResticSettings
 from drbackup.engine.jsonlines import (
@@ -127,7 +127,7 @@ class Restic:
         if copy_chunker_params_from is None:
             result = self._run(target, args, timeout=timedelta(minutes=10))
         else:
-            with source_access(copy_chunker_params_from, target) as access:
+            with copy_access(copy_chunker_params_from, target) as access:
                 result = self._run(target, args, env_extra=access.env,
                                    pass_fds=access.pass_fds, cacerts=access.cacerts,
                                    options=access.options, timeout=timedelta(minutes=10))
@@ -349,7 +349,7 @@ class Restic:
         if destination.no_lock:
             raise ResticError(f"restic copy cannot write to {destination.display} without "
                               "its lock", "open the destination with its lock")
-        with source_access(source, destination) as access:
+        with copy_access(source, destination) as access:
             options = (("--no-lock",) if source.no_lock else ()) + access.options
             result = self._run(destination, argv.copy_args(snapshot_ids), json_output=False,
                                env_extra=access.env, pass_fds=access.pass_fds,

@@ -18,8 +18,7 @@ the rotating data check on tight schedules. Then:
 
 Both trials run drills on host-b and a second owner's daemon (host-d) beside them, refused at
 every turn: `make test` for 2.5 minutes (the acceptance's "several minutes", in CI),
-`make test-long` for 5. Timeouts
-are polling limits, never asserted durations."""
+`make test-long` for 5. Timeouts are polling limits, never asserted durations."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """restic copy opens two repositories in one process: which side gets which credentials
-(engine/crossrepo.py). Two S3 stores with different keys: the source goes through rclone with
+(engine/crossrepo.py). Two S3 stores with different keys: the destination goes through rclone
 (restic copy writes whole packs there; relaying those costs less than relaying the source's
 ranged reads) with its config in a memfd, never in the environment, argv or a file; the
 source's keys are restic's own environment."""
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from drbackup.engine import RepoTarget
 from drbackup.engine.argv import command
-from drbackup.engine.crossrepo import needs_rclone, rclone_remote, source_access
+from drbackup.engine.crossrepo import copy_access, needs_rclone, rclone_remote
 
 
 def s3(label: str, key: str, secret: str, region: str = "us-east-1",
@@ -26,16 +26,16 @@ LOCAL = RepoTarget("/srv/repo", Path("/pw"), label="local")
 
 
 def test_same_key_on_both_sides_shares_the_process_environment() -> None:
-    with source_access(s3("a", "k", "s"), s3("b", "k", "s")) as access:
+    with copy_access(s3("a", "k", "s"), s3("b", "k", "s")) as access:
         assert access.env == {"RESTIC_FROM_REPOSITORY": "s3:https://h.example:9000/a/planning",
                               "RESTIC_FROM_PASSWORD_FILE": "/pw"}
         assert not access.through_rclone and access.pass_fds == ()
 
 
 def test_local_source_needs_no_key_and_s3_source_to_local_brings_its_own() -> None:
-    with source_access(LOCAL, s3("b", "k", "s")) as access:
+    with copy_access(LOCAL, s3("b", "k", "s")) as access:
         assert "AWS_ACCESS_KEY_ID" not in access.env
-    with source_access(s3("a", "k", "secret-a"), LOCAL) as access:
+    with copy_access(s3("a", "k", "secret-a"), LOCAL) as access:
         assert access.env["AWS_SECRET_ACCESS_KEY"] == "secret-a"
 
 
@@ -49,7 +49,7 @@ def test_the_rclone_config_lives_in_a_memfd_closed_afterwards(tmp_path: Path) ->
     city_ca, dr_ca = tmp_path / "city.pem", tmp_path / "dr.pem"
     source = s3("a", "key-one", "secret-one", ca=city_ca)
     destination = s3("b", "key-two", "secret-two", "gov-1", ca=dr_ca)
-    with source_access(source, destination) as access:
+    with copy_access(source, destination) as access:
         [fd] = access.pass_fds
         assert access.env["RCLONE_CONFIG"] == f"/dev/fd/{fd}"
         assert access.env["RESTIC_REPOSITORY"] == "rclone:drbackup-destination:b/planning"
@@ -78,7 +78,7 @@ def test_a_session_token_of_the_destination_only_is_emptied_for_restic() -> None
                              backend_env=(("AWS_ACCESS_KEY_ID", "k2"),
                                           ("AWS_SECRET_ACCESS_KEY", "s2"),
                                           ("AWS_SESSION_TOKEN", "token-two")))
-    with source_access(s3("a", "k1", "s1"), destination) as access:
+    with copy_access(s3("a", "k1", "s1"), destination) as access:
         assert access.env["AWS_SESSION_TOKEN"] == ""
         assert "session_token = token-two" in Path(
             f"/proc/self/fd/{access.pass_fds[0]}").read_text()
