@@ -33,8 +33,18 @@ def grants(server: MariaDBServer, account: str) -> list[str]:
 def test_all_databases_with_users_and_grants_onto_another_server(
         workspace: Workspace, mariadb_server: MariaDBServer,
         mariadb_server_b: MariaDBServer) -> None:
-    a, b = mariadb_server, mariadb_server_b
     tag = uuid.uuid4().hex[:8]
+    names = [f"{n}_{tag}" for n in ("licences", "permits", "skipped", "broken")]
+    accounts = [f"'clerk_{tag}'@'10.0.%'", f"'keep_{tag}'@'%'", f"'evil_{tag}'@'%'"]
+    try:
+        _all_databases_onto_another_server(workspace, mariadb_server, mariadb_server_b, tag)
+    finally:  # the servers are shared by the worker's later tests
+        for server in (mariadb_server, mariadb_server_b):
+            server.drop(names, accounts)
+
+
+def _all_databases_onto_another_server(workspace: Workspace, a: MariaDBServer,
+                                       b: MariaDBServer, tag: str) -> None:
     licences, permits, skipped, broken = (f"{n}_{tag}" for n in (
         "licences", "permits", "skipped", "broken"))
     others = sorted(schemata(a) - SYSTEM)  # what other tests left on the shared server
