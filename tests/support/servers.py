@@ -337,15 +337,16 @@ class MariaDBServer:
         return name
 
     def drop_database(self, name: str) -> None:
-        self.sql(f"DROP DATABASE IF EXISTS `{name}`")
+        self.drop([name])
 
     def drop(self, databases: Iterable[str] = (), accounts: Iterable[str] = ()) -> None:
         """What a test made on the shared server, gone again: a later test that dumps the
         whole server (all = true, its users and grants) must not find another test's account
         with a grant on a table it excluded (that grant cannot be replayed elsewhere)."""
-        self.sql("".join([*(f"DROP DATABASE IF EXISTS `{name}`; " for name in databases),
-                          *(f"DROP USER IF EXISTS {account}; " for account in accounts)])
-                 or "SELECT 1")
+        statements = [*(f"DROP DATABASE IF EXISTS `{name}`;" for name in databases),
+                      *(f"DROP USER IF EXISTS {account};" for account in accounts)]
+        if statements:
+            self.sql(" ".join(statements))
 
 
 IAM_BOOTSTRAP_ACTIONS = 3  # create_user, create_access_key, put_user_policy (the admin)

@@ -9,7 +9,10 @@ account B already had left as it was. A crafted users-and-grants snapshot runs n
 
 from __future__ import annotations
 
+import functools
 import uuid
+
+import pytest
 
 from drbackup.config import load_config
 from drbackup.errors import ExitCode
@@ -32,21 +35,14 @@ def grants(server: MariaDBServer, account: str) -> list[str]:
 
 def test_all_databases_with_users_and_grants_onto_another_server(
         workspace: Workspace, mariadb_server: MariaDBServer,
-        mariadb_server_b: MariaDBServer) -> None:
+        mariadb_server_b: MariaDBServer, request: pytest.FixtureRequest) -> None:
+    a, b = mariadb_server, mariadb_server_b
     tag = uuid.uuid4().hex[:8]
-    names = [f"{n}_{tag}" for n in ("licences", "permits", "skipped", "broken")]
-    accounts = [f"'clerk_{tag}'@'10.0.%'", f"'keep_{tag}'@'%'", f"'evil_{tag}'@'%'"]
-    try:
-        _all_databases_onto_another_server(workspace, mariadb_server, mariadb_server_b, tag)
-    finally:  # the servers are shared by the worker's later tests
-        for server in (mariadb_server, mariadb_server_b):
-            server.drop(names, accounts)
-
-
-def _all_databases_onto_another_server(workspace: Workspace, a: MariaDBServer,
-                                       b: MariaDBServer, tag: str) -> None:
-    licences, permits, skipped, broken = (f"{n}_{tag}" for n in (
+    names = licences, permits, skipped, broken = tuple(f"{n}_{tag}" for n in (
         "licences", "permits", "skipped", "broken"))
+    clerk, keep, evil = f"'clerk_{tag}'@'10.0.%'", f"'keep_{tag}'@'%'", f"'evil_{tag}'@'%'"
+    for shared in (a, b):  # the servers are shared by the worker's later tests
+        request.addfinalizer(functools.partial(shared.drop, names, (clerk, keep, evil)))
     others = sorted(schemata(a) - SYSTEM)  # what other tests left on the shared server
     a.sql(f"CREATE DATABASE `{licences}`; CREATE DATABASE `{permits}` CHARACTER SET utf8mb4 "
           f"COLLATE utf8mb4_unicode_ci; CREATE DATABASE `{skipped}`; CREATE DATABASE `{broken}`;")
@@ -55,7 +51,6 @@ def _all_databases_onto_another_server(workspace: Workspace, a: MariaDBServer,
           "VALUES (1, '张三'), (2, '李四');", permits)
     a.sql("CREATE TABLE t (x INT); CREATE TABLE kept (x INT); CREATE VIEW v AS SELECT x FROM t; "
           "DROP TABLE t;", broken)  # a view on a dropped table: mariadb-dump fails on it
-    clerk, keep = f"'clerk_{tag}'@'10.0.%'", f"'keep_{tag}'@'%'"
     a.sql(f"CREATE USER {clerk} IDENTIFIED BY 'c-{tag}' WITH MAX_QUERIES_PER_HOUR 100; "
           f"GRANT SELECT, INSERT ON `{licences}`.* TO {clerk}; "
           f"GRANT UPDATE (note) ON `{licences}`.licences TO {clerk}; "
@@ -101,7 +96,7 @@ def _all_databases_onto_another_server(workspace: Workspace, a: MariaDBServer,
     # A crafted users-and-grants snapshot (the repository password is all it takes): refused
     # whole, exit 31; neither its account nor its DROP reaches server B.
     forged = workspace.root / "forged.sql"
-    forged.write_text(f"CREATE USER 'evil_{tag}'@'%';\nGRANT ALL ON *.* TO 'evil_{tag}'@'%';\n"
+    forged.write_text(f"CREATE USER {evil};\nGRANT ALL ON *.* TO {evil};\n"
                       f"DROP DATABASE `{permits}`;\n")
     rt = Runtime.create(load_config(workspace.write()))
     try:
