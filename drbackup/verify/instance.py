@@ -186,7 +186,8 @@ def _tail(path: Path, fallback: str = "") -> str:
                  if ln.strip()]
     except OSError:
         lines = []
-    errors = [ln for ln in lines if "ERROR" in ln or "FATAL" in ln or "[ERROR]" in ln]
+    errors = [ln for ln in lines if ("ERROR" in ln or "FATAL" in ln)
+              and not ln.endswith("[ERROR] Aborting")]  # MariaDB's last line: no cause
     chosen = errors or lines
     return chosen[-1][-300:] if chosen else fallback
 
@@ -357,11 +358,14 @@ def mariadb_instance(directory: Path) -> Iterator[LocalInstance]:
     (directory / "tmp").mkdir(mode=0o700)
     (directory / "files").mkdir(mode=0o700)  # the only place LOAD_FILE / INTO OUTFILE reach
     (directory / "plugins").mkdir(mode=0o700)  # empty: INSTALL SONAME/PLUGIN loads nothing
-    # Native AIO contexts are a host-wide quota (fs.aio-max-nr); a drill needs none.
+    # Native AIO contexts are a host-wide quota (fs.aio-max-nr); a drill needs none. The
+    # private tmpdir matters for install-db too: a MariaDB server removes every #sql* file in
+    # its tmpdir when it starts, so a bootstrap sharing /tmp with another starting server
+    # (another drill, the host's own) loses its temporary tables and aborts.
     _run([*without_capabilities([install_db]), "--no-defaults",
           f"--datadir={directory / 'data'}", f"--user={user}",
           "--auth-root-authentication-method=normal", "--skip-test-db",
-          "--innodb-use-native-aio=0"],
+          "--innodb-use-native-aio=0", f"--tmpdir={directory / 'tmp'}"],
          "mariadb-install-db for the drill's MariaDB instance", directory, log_path)
     instance = LocalInstance("mariadb", directory, socket_path,
                              _version([mariadbd, "--version"]), None, user)

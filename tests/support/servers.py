@@ -270,12 +270,16 @@ class MariaDBServer:
         user = "root" if os.geteuid() == 0 else getpass.getuser()
         self.root = Path(tempfile.mkdtemp(prefix="drbackup-mariadb-"))
         data = self.root / "data"
+        tmp = self.root / "tmp"
+        tmp.mkdir()
         # Native AIO contexts are a host-wide quota (fs.aio-max-nr) that several InnoDB
-        # instances (parallel test workers) can exhaust; the tests need no AIO.
+        # instances (parallel test workers) can exhaust; the tests need no AIO. A private
+        # tmpdir: a starting mariadbd removes every #sql* file in its tmpdir, another
+        # worker's temporary tables in a shared /tmp included.
         install = subprocess.run(
             ["mariadb-install-db", "--no-defaults", f"--datadir={data}", f"--user={user}",
              "--auth-root-authentication-method=normal", "--skip-test-db",
-             "--innodb-use-native-aio=0"],
+             "--innodb-use-native-aio=0", f"--tmpdir={tmp}"],
             check=False, capture_output=True, cwd=self.root)
         if install.returncode != 0:
             raise RuntimeError("mariadb-install-db failed: "
@@ -286,7 +290,7 @@ class MariaDBServer:
              f"--port={self.port}", "--bind-address=127.0.0.1", f"--user={user}",
              f"--pid-file={self.root / 'mariadbd.pid'}", "--skip-name-resolve",
              "--innodb-flush-log-at-trx-commit=0", "--innodb-buffer-pool-size=64M",
-             "--skip-log-bin", "--innodb-use-native-aio=0",
+             "--skip-log-bin", "--innodb-use-native-aio=0", f"--tmpdir={tmp}",
              f"--log-error={self.root / 'error.log'}"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.root)
         deadline = time.monotonic() + 60

@@ -156,3 +156,18 @@ def test_config_check_names_the_source_whose_server_package_is_missing(
     assert "postgresql package" in problems[0][1] and "mariadb-server" in problems[1][1]
     monkeypatch.undo()
     assert missing_server_programs(config) == []  # both installed on the test machine
+
+
+def test_the_error_named_for_a_failed_server_start_is_the_cause_not_mariadbs_aborting(
+        tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    log.write_text("Installing MariaDB/MySQL system tables in '/x/data' ...\n"
+                   "2026-12-08  4:57:45 1 [Warning] Could not remove temporary table\n"
+                   "ERROR: 1051  Unknown table 'mysql.tmp_user_sys'\n"
+                   "2026-12-08  4:57:45 0 [ERROR] Aborting\n\n")
+    assert instance._tail(log) == "ERROR: 1051  Unknown table 'mysql.tmp_user_sys'"
+    log.write_text("2026-12-08  4:57:45 0 [ERROR] Aborting\n")
+    assert instance._tail(log) == "2026-12-08  4:57:45 0 [ERROR] Aborting"
+    log.write_text("starting\nready\n")
+    assert instance._tail(log) == "ready"
+    assert instance._tail(tmp_path / "absent", "no log") == "no log"
